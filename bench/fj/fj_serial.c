@@ -1,0 +1,98 @@
+/* Serial twins: the fork-join workloads with spawn and sync removed (the
+ * "serial elision"), run on the calling thread.
+ *
+ * Built twice. fj-serial lets gcc inline and unroll the recursion as it
+ * likes: the speedups T_serial / T_P are quoted against it. fj-serial-noinline
+ * (BENCH_NOINLINE) keeps one real call per recursive step, so that
+ * T1 - T_serial_noinline isolates what spawn and sync cost on top of a call:
+ * ns per spawn is quoted against it. */
+#include "bench.h"
+#include "kernels.h"
+#include "uts.h"
+
+#ifdef BENCH_NOINLINE
+#define REC __attribute__((noinline))
+#define IMPL "serial-noinline"
+#else
+#define REC
+#define IMPL "serial"
+#endif
+
+static REC long fib(int n)
+{
+    if (n < 2)
+        return n;
+    return fib(n - 1) + fib(n - 2);
+}
+
+static REC long nqueens(int n, int row, const char *board)
+{
+    if (row == n)
+        return 1;
+    long s = 0;
+    for (int col = 0; col < n; col++) {
+        if (!nq_ok(board, row, col))
+            continue;
+        char child[NQ_MAX]; /* the copy a child task would get */
+        memcpy(child, board, (size_t)row);
+        child[row] = (char)col;
+        s += nqueens(n, row + 1, child);
+    }
+    return s;
+}
+
+static REC uts_count uts_geo(uint64_t s, int depth, int max_depth)
+{
+    int nc = uts_geo_children(s, depth, max_depth);
+    uts_count count = 1;
+    for (int i = 0; i < nc; i++)
+        count += uts_geo(uts_child(s, i), depth + 1, max_depth);
+    return count;
+}
+
+static REC uts_count uts_bin(uint64_t s)
+{
+    int nc = uts_bin_children(s);
+    uts_count count = 1;
+    for (int i = 0; i < nc; i++)
+        count += uts_bin(uts_child(s, i));
+    return count;
+}
+
+static bench_check run_fib(long n) { return (bench_check)fib((int)n); }
+
+static bench_check run_nqueens(long n)
+{
+    char board[NQ_MAX];
+    return n > NQ_MAX ? 0 : (bench_check)nqueens((int)n, 0, board);
+}
+
+static bench_check run_uts_geo(long depth)
+{
+    return uts_geo(uts_root(UTS_GEO_SEED), 0, (int)depth);
+}
+
+static bench_check run_uts_bin(long b0)
+{
+    uint64_t root = uts_root(UTS_BIN_SEED);
+    uts_count count = 1;
+    for (long i = 0; i < b0; i++)
+        count += uts_bin(uts_child(root, (int)i));
+    return count;
+}
+
+/* The best serial loop, not an elision of the recursive split. */
+static bench_check run_skew(long n) { return skew_range(0, n, n); }
+
+static const bench_workload workloads[] = {
+    { "fib", run_fib },         { "nqueens", run_nqueens },
+    { "uts-geo", run_uts_geo }, { "uts-bin", run_uts_bin },
+    { "skew", run_skew },
+};
+
+int main(int argc, char **argv)
+{
+    static const bench_impl impl = { IMPL, 1, NULL, NULL };
+    return bench_main(argc, argv, &impl, workloads,
+                      (int)(sizeof workloads / sizeof workloads[0]));
+}

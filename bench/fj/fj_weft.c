@@ -1,0 +1,301 @@
+/* The fork-join workloads on weft, written only against <weft.h>.
+ *
+ * Built twice from this file: fj-weft syncs with weft_sync_fn() (the
+ * compiler sees the child's function and can inline it) and
+ * fj-weft-generic with weft_sync() (an indirect call through the frame),
+ * so the table shows what the fast form buys. Everything else is the
+ * same code.
+ *
+ * Frames are structs on the spawning task's stack whose first member is
+ * the weft_task, so a task function recovers its frame with a cast. */
+#include "bench.h"
+#include "kernels.h"
+#include "uts.h"
+
+#include <weft.h>
+
+#ifdef BENCH_WEFT_GENERIC
+#define IMPL "weft-generic"
+#define SYNC(t, fn) weft_sync(t)
+#else
+#define IMPL "weft"
+#define SYNC(t, fn) weft_sync_fn((t), (fn))
+#endif
+
+/* ---- fib: spawn fib(n-1), compute fib(n-2) inline. */
+
+struct fib_frame {
+    weft_task task;
+    int n;
+    long r;
+};
+
+static long fib(int n);
+
+static void fib_task(weft_task *t)
+{
+    struct fib_frame *f = (struct fib_frame *)t;
+    f->r = fib(f->n);
+}
+
+static long fib(int n)
+{
+    if (n < 2)
+        return n;
+    struct fib_frame a;
+    a.n = n - 1;
+    weft_spawn(&a.task, fib_task);
+    long b = fib(n - 2);
+    SYNC(&a.task, fib_task);
+    return a.r + b;
+}
+
+/* ---- nqueens: one child per queen that fits in the next row. */
+
+struct nq_frame {
+    weft_task task;
+    int n, row;
+    long r;
+    char board[NQ_MAX];
+};
+
+static long nqueens(int n, int row, const char *board);
+
+static void nq_task(weft_task *t)
+{
+    struct nq_frame *f = (struct nq_frame *)t;
+    f->r = nqueens(f->n, f->row, f->board);
+}
+
+static long nqueens(int n, int row, const char *board)
+{
+    if (row == n)
+        return 1;
+    struct nq_frame kids[NQ_MAX];
+    int k = 0;
+    for (int col = 0; col < n; col++) {
+        if (!nq_ok(board, row, col))
+            continue;
+        struct nq_frame *c = &kids[k++];
+        memcpy(c->board, board, (size_t)row);
+        c->board[row] = (char)col;
+        c->n = n;
+        c->row = row + 1;
+        weft_spawn(&c->task, nq_task);
+    }
+    long s = 0;
+    while (k-- > 0) { /* syncs in reverse order of the spawns */
+        SYNC(&kids[k].task, nq_task);
+        s += kids[k].r;
+    }
+    return s;
+}
+
+/* ---- UTS: one child task per tree node; the child hashes its own state,
+ * so the per-node work runs in parallel too. */
+
+struct uts_frame {
+    weft_task task;
+    uint64_t parent;
+    int i, depth, max_depth;
+    uts_count r;
+};
+
+static uts_count uts_geo(uint64_t s, int depth, int max_depth);
+static uts_count uts_bin(uint64_t s, int nc);
+
+static void geo_task(weft_task *t)
+{
+    struct uts_frame *f = (struct uts_frame *)t;
+    f->r = uts_geo(uts_child(f->parent, f->i), f->depth, f->max_depth);
+}
+
+static void bin_task(weft_task *t)
+{
+    struct uts_frame *f = (struct uts_frame *)t;
+    uint64_t s = uts_child(f->parent, f->i);
+    f->r = uts_bin(s, uts_bin_children(s));
+}
+
+/* Spawn the nc children of node s (frames in kids[]) and sum their counts
+ * into the node's own. */
+static uts_count uts_fork(struct uts_frame *kids, int nc, uint64_t s,
+                          int depth, int max_depth, weft_task_fn fn)
+{
+    for (int i = 0; i < nc; i++) {
+        kids[i].parent = s;
+        kids[i].i = i;
+        kids[i].depth = depth + 1;
+        kids[i].max_depth = max_depth;
+        weft_spawn(&kids[i].task, fn);
+    }
+    uts_count count = 1;
+    for (int i = nc - 1; i >= 0; i--) {
+        SYNC(&kids[i].task, fn);
+        count += kids[i].r;
+    }
+    return count;
+}
+
+static uts_count uts_geo(uint64_t s, int depth, int max_depth)
+{
+    int nc = uts_geo_children(s, depth, max_depth);
+    if (nc == 0)
+        return 1;
+    struct uts_frame kids[nc];
+    return uts_fork(kids, nc, s, depth, max_depth, geo_task);
+}
+
+/* The node with state s has nc children (the root b0, the others
+ * uts_bin_children()). */
+static uts_count uts_bin(uint64_t s, int nc)
+{
+    if (nc == 0)
+        return 1;
+    struct uts_frame kids[nc];
+    return uts_fork(kids, nc, s, 0, 0, bin_task);
+}
+
+/* ---- skew: split the range in halves down to SKEW_GRAIN iterations. */
+
+struct skew_frame {
+    weft_task task;
+    long lo, hi, n;
+    uint64_t r;
+};
+
+static uint64_t skew(long lo, long hi, long n);
+
+static void skew_task(weft_task *t)
+{
+    struct skew_frame *f = (struct skew_frame *)t;
+    f->r = skew(f->lo, f->hi, f->n);
+}
+
+static uint64_t skew(long lo, long hi, long n)
+{
+    if (hi - lo <= SKEW_GRAIN)
+        return skew_range(lo, hi, n);
+    struct skew_frame a;
+    a.lo = lo;
+    a.hi = lo + (hi - lo) / 2;
+    a.n = n;
+    weft_spawn(&a.task, skew_task);
+    uint64_t b = skew(a.hi, hi, n);
+    SYNC(&a.task, skew_task);
+    return a.r + b;
+}
+
+/* ---- the driver: each run is one root task submitted with weft_run. */
+
+static weft_runtime *rt;
+
+struct job {
+    long size;
+    bench_check result;
+};
+
+static int fib_root(void *arg)
+{
+    struct job *j = arg;
+    j->result = (bench_check)fib((int)j->size);
+    return 0;
+}
+
+static int nq_root(void *arg)
+{
+    struct job *j = arg;
+    char board[NQ_MAX];
+    j->result = j->size > NQ_MAX ? 0 : (bench_check)nqueens((int)j->size, 0, board);
+    return 0;
+}
+
+static int geo_root(void *arg)
+{
+    struct job *j = arg;
+    j->result = uts_geo(uts_root(UTS_GEO_SEED), 0, (int)j->size);
+    return 0;
+}
+
+static int bin_root(void *arg)
+{
+    struct job *j = arg;
+    j->result = uts_bin(uts_root(UTS_BIN_SEED), (int)j->size);
+    return 0;
+}
+
+static int skew_root(void *arg)
+{
+    struct job *j = arg;
+    j->result = skew(0, j->size, j->size);
+    return 0;
+}
+
+static bench_check run_root(int (*root)(void *), long size)
+{
+    struct job j = { size, 0 };
+    int rc = weft_run(rt, root, &j);
+    if (rc != 0) {
+        fprintf(stderr, "fj-" IMPL ": weft_run failed: %s\n", strerror(-rc));
+        exit(1);
+    }
+    return j.result;
+}
+
+static bench_check run_fib(long n) { return run_root(fib_root, n); }
+static bench_check run_nqueens(long n) { return run_root(nq_root, n); }
+static bench_check run_uts_geo(long d) { return run_root(geo_root, d); }
+static bench_check run_uts_bin(long b0) { return run_root(bin_root, b0); }
+static bench_check run_skew(long n) { return run_root(skew_root, n); }
+
+static int setup(int workers)
+{
+    weft_config cfg = weft_config_default();
+    cfg.workers = workers;
+    int rc = weft_runtime_create(&rt, &cfg);
+    if (rc != 0)
+        return rc;
+    int got = weft_runtime_workers(rt);
+    if (got != workers) /* WEFT_WORKERS overrides cfg.workers */
+        fprintf(stderr, "fj-" IMPL ": asked for %d workers, runtime has %d "
+                        "(WEFT_WORKERS set?)\n", workers, got);
+    return 0;
+}
+
+/* -v: what each worker did over all runs, to explain a surprising time. */
+static void print_stats(void)
+{
+    weft_worker_stats st[64];
+    int n = weft_stats_workers(rt, st, 64);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr,
+                "STATS worker=%d cpu=%d spawns=%llu steals=%llu/%llu "
+                "parks=%llu busy_ms=%.1f spin_ms=%.1f parked_ms=%.1f "
+                "misuses=%llu\n",
+                st[i].worker, st[i].cpu, (unsigned long long)st[i].spawns,
+                (unsigned long long)st[i].steals_won,
+                (unsigned long long)st[i].steals_tried,
+                (unsigned long long)st[i].parks, st[i].busy_ns / 1e6,
+                st[i].spin_ns / 1e6, st[i].parked_ns / 1e6,
+                (unsigned long long)st[i].misuses);
+}
+
+static void teardown(int verbose)
+{
+    if (verbose)
+        print_stats();
+    weft_runtime_destroy(&rt);
+}
+
+static const bench_workload workloads[] = {
+    { "fib", run_fib },         { "nqueens", run_nqueens },
+    { "uts-geo", run_uts_geo }, { "uts-bin", run_uts_bin },
+    { "skew", run_skew },
+};
+
+int main(int argc, char **argv)
+{
+    static const bench_impl impl = { IMPL, 0, setup, teardown };
+    return bench_main(argc, argv, &impl, workloads,
+                      (int)(sizeof workloads / sizeof workloads[0]));
+}

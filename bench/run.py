@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Run the fork-join benchmarks and print one table of ratios.
+
+    python3 bench/run.py --build-dir BUILDDIR [--runs 5] [--workers 1,2]
+                         [--quick]
+
+Every program BUILDDIR/bench/fj-IMPL (serial, serial-noinline, weft,
+weft-generic, tbb, omp) runs every workload at every worker count, in this
+one invocation, so all ratios come from one run on one machine. A program
+that was not built is skipped with a note. Each program runs the workload
+RUNS + 1 times in one process; the first run is a warm-up and is dropped
+(it pays for first-touch page faults and for lazily started threads).
+Times are medians; the spread is (max - min) / median over the kept runs.
+
+Every implementation's answer must equal the serial one; any difference
+is printed as WRONG and the exit status is 1. The table is also written as
+markdown to BUILDDIR/bench-results.md. Python standard library only.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# (name, full size, quick size, what the size means)
+WORKLOADS = [
+    ("fib", 35, 30, "n"),
+    ("nqueens", 12, 11, "board"),
+    ("uts-geo", 13, 11, "depth cutoff"),
+    ("uts-bin", 2000, 700, "root children"),
+    ("skew", 65536, 16384, "iterations"),
+]
+SERIAL = "serial"
+NOINLINE = "serial-noinline"
+WEFT = "weft"
+PARALLEL = ["weft", "weft-generic", "tbb", "omp"]
+# weft's targets on a 2-core machine (issue "Benchmarks"), printed next to
+# the measured values.
+TARGETS = {
+    "fib T1/Ts": "<= 1.5", "fib Ts/T2": ">= 1.15", "fib ns/spawn": "< 1.2",
+    "uts-geo Ts/T2": ">= 1.85", "uts-bin Ts/T2": ">= 1.95",
+    "fib rss": "< 8 MiB", "8 vs 2 workers": "<= 1.3",
+    "busy neighbour": "<= 1.2",
+}
+# Environment variables that would override what the runner asks for.
+OVERRIDES = ("WEFT_WORKERS", "WEFT_TOPOLOGY", "OMP_NUM_THREADS")
+
+
+class Failure(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- running
+
+def find_program(build_dir, impl):
+    for sub in ("bench", "."):
+        path = os.path.join(build_dir, sub, "fj-" + impl)
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def child_env():
+    env = dict(os.environ)
+    for name in OVERRIDES:
+        env.pop(name, None)
+    return env
+
+
+def parse_results(text):
+    """RESULT lines -> list of dicts (numbers converted)."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("RESULT "):
+            continue
+        fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+        out.append({
+            "seconds": float(fields["seconds"]),
+            "check": fields["check"],
+            "rss_kb": int(fields["rss_kb"]),
+            "workers": int(fields["workers"]),
+        })
+    return out
+
+
+def run_program(exe, workload, size, workers, runs, timeout):
+    """Kept runs (the warm-up dropped) of one program invocation."""
+    cmd = [exe, "-k", workload, "-n", str(size), "-w", str(workers),
+           "-r", str(runs + 1)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout, env=child_env())
+    except subprocess.TimeoutExpired as e:
+        done = len(parse_results(e.stdout or ""))
+        raise Failure("%s: timed out after %ds (%d of %d runs done)"
+                      % (" ".join(cmd), timeout, done, runs + 1))
+    results = parse_results(p.stdout)
+    if p.returncode != 0 or len(results) != runs + 1:
+        raise Failure("%s: exit %d, %d of %d runs\n%s"
+                      % (" ".join(cmd), p.returncode, len(results), runs + 1,
+                         p.stderr.strip()))
+    if p.stderr.strip():
+        note(p.stderr.strip())
+    return results[1:]
+
+
+class BusyNeighbour:
+    """A CPU-bound process beside the benchmark, for as long as `with`."""
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"])
+        time.sleep(0.3)  # let the scheduler see it as a CPU hog
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def cpu_busy_fraction(seconds=1.0):
+    """Fraction of the machine's CPU time not idle over `seconds`."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
+
+
+def note(msg):
+    print("# " + msg.replace("\n", "\n# "), file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- numbers
+
+class Sample:
+    def __init__(self, results):
+        times = [r["seconds"] for r in results]
+        self.median = statistics.median(times)
+        self.spread = (max(times) - min(times)) / self.median * 100 \
+            if self.median > 0 else 0.0
+        self.checks = {r["check"] for r in results}
+        self.rss_kb = max(r["rss_kb"] for r in results)
+
+    def text(self):
+        return "%s [%.0f%%]" % (fmt_time(self.median), self.spread)
+
+
+def fmt_time(s):
+    if s >= 1:
+        return "%.2f s" % s
+    return "%.1f ms" % (s * 1e3) if s >= 0.01 else "%.2f ms" % (s * 1e3)
+
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a is not None and b else "-"
+
+
+def fib_spawns(n):
+    """Spawns in fib(n) with one spawn per call with n >= 2."""
+    calls = [0, 0]  # spawns of fib(0), fib(1)
+    for k in range(2, n + 1):
+        calls.append(1 + calls[k - 1] + calls[k - 2])
+    return calls[n]
+
+
+# ---------------------------------------------------------------- the runs
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.samples = {}  # (workload, impl, workers) -> Sample
+        self.answer = {}   # workload -> serial check
+        self.wrong = []
+        self.programs = {}
+        for impl in [SERIAL, NOINLINE] + PARALLEL:
+            exe = find_program(args.build_dir, impl)
+            if exe is None:
+                note("fj-%s not built: skipped" % impl)
+            else:
+                self.programs[impl] = exe
+
+    def size(self, workload):
+        for name, full, quick, _ in WORKLOADS:
+            if name == workload:
+                return quick if self.args.quick else full
+        raise KeyError(workload)
+
+    def measure(self, workload, impl, workers, key=None, why=""):
+        """Run and record one sample; key defaults to (wl, impl, workers)."""
+        exe = self.programs.get(impl)
+        if exe is None:
+            return None
+        key = key or (workload, impl, workers)
+        note("%s %s -w %d%s" % (workload, impl, workers, why))
+        try:
+            res = run_program(exe, workload, self.size(workload), workers,
+                              self.args.runs, self.args.timeout)
+        except Failure as e:
+            self.wrong.append(str(e))
+            note("FAILED: " + str(e))
+            return None
+        s = Sample(res)
+        self.samples[key] = s
+        self.verify(workload, impl, workers, s)
+        return s
+
+    def verify(self, workload, impl, workers, s):
+        if impl == SERIAL and len(s.checks) == 1:
+            self.answer[workload] = next(iter(s.checks))
+        want = self.answer.get(workload)
+        if len(s.checks) != 1 or (want is not None and s.checks != {want}):
+            msg = "WRONG: %s %s -w %d answered %s, serial %s" % (
+                workload, impl, workers, sorted(s.checks), want)
+            self.wrong.append(msg)
+            note(msg)
+
+    def get(self, workload, impl, workers):
+        return self.samples.get((workload, impl, workers))
+
+    def run_matrix(self):
+        for workload, *_ in WORKLOADS:
+            self.measure(workload, SERIAL, 1)
+            if workload == "fib":
+                self.measure(workload, NOINLINE, 1)
+            for impl in PARALLEL:
+                for w in self.args.workers:
+                    self.measure(workload, impl, w)
+
+    def run_sharing(self):
+        """8 workers on the cores, and 2 workers beside a busy process."""
+        for workload in ("fib", "uts-geo", "uts-bin"):
+            if self.get(workload, WEFT, 8) is None:
+                self.measure(workload, WEFT, 8)
+            if self.get(workload, WEFT, 1) is None:
+                self.measure(workload, WEFT, 1)
+            if self.get(workload, WEFT, 2) is None:
+                self.measure(workload, WEFT, 2)
+            if WEFT in self.programs:
+                with BusyNeighbour():
+                    self.measure(workload, WEFT, 2, key=(workload, "busy", 2),
+                                 why=" beside a busy process")
+
+
+# ---------------------------------------------------------------- the report
+
+class Section:
+    def __init__(self, title, header, rows, notes=()):
+        self.title, self.header, self.rows = title, header, rows
+        self.notes = list(notes)
+
+
+def main_table(b):
+    ws = b.args.workers
+    pw = 2 if 2 in ws else ws[-1]  # worker count for the peer comparison
+    header = ["workload", "impl"] + ["T(%d)" % w for w in ws]
+    header += ["T1/Ts"] + ["Ts/T%d" % w for w in ws if w != 1]
+    header += ["T%d/weft" % pw]
+    rows = []
+    for workload, *_ in WORKLOADS:
+        label = "%s(%s)" % (workload, b.size(workload))
+        serial = b.get(workload, SERIAL, 1)
+        ts = serial.median if serial else None
+        impls = [SERIAL] + ([NOINLINE] if workload == "fib" else [])
+        for impl in impls + PARALLEL:
+            if impl not in b.programs:
+                continue
+            rows.append(impl_row(b, workload, label, impl, ts, ws, pw))
+            label = ""
+    notes = [
+        "T(w): median of %d runs at w workers [spread: (max - min) / "
+        "median]. Ts: the serial twin." % b.args.runs,
+        "T1/Ts: the cost of spawn and sync on one worker. Ts/Tw: speedup "
+        "over the plain serial code.",
+        "T%d/weft = this impl's time / weft's at %d workers "
+        "(> 1: weft is faster)." % (pw, pw),
+        "Sizes: " + ", ".join("%s(%s)" % (w, meaning)
+                              for w, _, _, meaning in WORKLOADS) + ".",
+    ]
+    return Section("Fork-join workloads", header, rows, notes)
+
+
+def impl_row(b, workload, label, impl, ts, ws, pw):
+    serial_impl = impl in (SERIAL, NOINLINE)
+    row = [label, impl]
+    for w in ws:
+        s = b.get(workload, impl, 1 if serial_impl else w)
+        row.append(s.text() if s and (not serial_impl or w == ws[0])
+                   else "")
+    if serial_impl:
+        return row + [""] * (len(ws) + 1)
+    t = {w: (b.get(workload, impl, w).median
+             if b.get(workload, impl, w) else None) for w in ws}
+    row.append(ratio(t.get(1), ts))
+    row += [ratio(ts, t[w]) for w in ws if w != 1]
+    weft = b.get(workload, WEFT, pw)
+    row.append("" if impl == WEFT else
+               ratio(t.get(pw), weft.median if weft else None))
+    return row
+
+
+def fib_section(b):
+    n = b.size("fib")
+    spawns = fib_spawns(n)
+    noinl = b.get("fib", NOINLINE, 1)
+    rows = []
+    for impl in PARALLEL:
+        t1 = b.get("fib", impl, 1)
+        t2 = b.get("fib", impl, 2)
+        ns = ("%.1f" % ((t1.median - noinl.median) / spawns * 1e9)
+              if t1 and noinl else "-")
+        rss = "%.1f MiB" % (t2.rss_kb / 1024) if t2 else "-"
+        rows.append([impl, ns, rss])
+    s = b.get("fib", SERIAL, 1)
+    rows.append([SERIAL, "", "%.1f MiB" % (s.rss_kb / 1024) if s else "-"])
+    notes = [
+        "ns/spawn = (T1 - T(serial-noinline)) / %d spawns of fib(%d); "
+        "target for weft %s." % (spawns, n, TARGETS["fib ns/spawn"]),
+        "peak RSS: whole process at 2 workers (serial: 1 thread); "
+        "target for weft %s." % TARGETS["fib rss"],
+    ]
+    return Section("fib(%d): cost per spawn, memory" % n,
+                   ["impl", "ns/spawn", "peak RSS @2"], rows, notes)
+
+
+def sharing_section(b):
+    rows = []
+    for workload in ("fib", "uts-geo", "uts-bin"):
+        t1, t2, t8 = (b.get(workload, WEFT, w) for w in (1, 2, 8))
+        busy = b.get(workload, "busy", 2)
+        rows.append([
+            workload,
+            t8.text() if t8 else "-",
+            ratio(t8.median if t8 else None, t2.median if t2 else None),
+            busy.text() if busy else "-",
+            ratio(busy.median if busy else None, t1.median if t1 else None),
+        ])
+    notes = [
+        "T8/T2: weft with 8 workers on %d cores / with 2; target %s."
+        % (os.cpu_count(), TARGETS["8 vs 2 workers"]),
+        "busy/T1: weft at 2 workers beside a CPU-bound process / quiet "
+        "at 1 worker; target %s." % TARGETS["busy neighbour"],
+    ]
+    return Section("weft sharing the machine",
+                   ["workload", "T(8)", "T8/T2", "T(2) busy", "busy/T1"],
+                   rows, notes)
+
+
+def targets_section(b):
+    def med(workload, impl, w):
+        s = b.get(workload, impl, w)
+        return s.median if s else None
+
+    def over(num, den):
+        return "%.2f" % (num / den) if num and den else "-"
+
+    ts = {w: med(w, SERIAL, 1) for w, *_ in WORKLOADS}
+    rows = [
+        ["fib T1/Ts", over(med("fib", WEFT, 1), ts["fib"])],
+        ["fib Ts/T2", over(ts["fib"], med("fib", WEFT, 2))],
+        ["uts-geo Ts/T2", over(ts["uts-geo"], med("uts-geo", WEFT, 2))],
+        ["uts-bin Ts/T2", over(ts["uts-bin"], med("uts-bin", WEFT, 2))],
+    ]
+    for row in rows:
+        row.append(TARGETS[row[0]])
+    return Section("weft against its targets (2-core figures)",
+                   ["metric", "weft", "target"], rows)
+
+
+def machine_line(b):
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0))
+    mode = "quick (smoke-test sizes; do not quote)" if b.args.quick \
+        else "full"
+    return ("%s, %d cores usable, %s; %s; %d runs + 1 warm-up per point; %s"
+            % (platform.node(), cores, model,
+               datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+               b.args.runs, mode))
+
+
+def render_text(title, sections, wrong):
+    out = [title, ""]
+    for sec in sections:
+        out.append(sec.title)
+        widths = [max(len(str(r[i])) for r in [sec.header] + sec.rows)
+                  for i in range(len(sec.header))]
+        for row in [sec.header] + sec.rows:
+            out.append("  ".join(str(c).ljust(w) for c, w in
+                                 zip(row, widths)).rstrip())
+        out += ["  " + n for n in sec.notes] + [""]
+    out += ["WRONG / FAILED: " + w for w in wrong]
+    return "\n".join(out)
+
+
+def render_markdown(title, sections, wrong):
+    out = ["# weft fork-join benchmarks", "", title, ""]
+    for sec in sections:
+        out += ["## " + sec.title, ""]
+        out.append("| " + " | ".join(sec.header) + " |")
+        out.append("|" + "---|" * len(sec.header))
+        for row in sec.rows:
+            out.append("| " + " | ".join(str(c) for c in row) + " |")
+        out.append("")
+        out += ["- " + n for n in sec.notes]
+        out.append("")
+    if wrong:
+        out += ["## Wrong answers and failures", ""]
+        out += ["- " + w for w in wrong]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build-dir", required=True)
+    p.add_argument("--runs", type=int, default=None,
+                   help="kept runs per point (default 5, quick 3)")
+    p.add_argument("--workers", default="1,2",
+                   help="comma-separated worker counts (default 1,2)")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes, 3 runs: checks the suite works")
+    p.add_argument("--timeout", type=int, default=600,
+                   help="seconds per program invocation (default 600)")
+    a = p.parse_args(argv)
+    if a.runs is None:
+        a.runs = 3 if a.quick else 5
+    try:
+        a.workers = sorted({int(w) for w in a.workers.split(",")})
+    except ValueError:
+        p.error("--workers takes numbers like 1,2")
+    if a.runs < 1 or not a.workers or a.workers[0] < 1:
+        p.error("--runs and --workers must be positive")
+    if 1 not in a.workers:
+        p.error("--workers must include 1 (T1 and ns/spawn need it)")
+    return a
+
+
+def main(argv):
+    args = parse_args(argv)
+    b = Bench(args)
+    if SERIAL not in b.programs:
+        note("no fj-serial in %s: nothing to compare against"
+             % args.build_dir)
+        return 2
+    busy = cpu_busy_fraction()
+    b.run_matrix()
+    b.run_sharing()
+    title = machine_line(b)
+    if busy is not None and busy > 0.1:
+        title += ("\nWARNING: before the runs, %.0f%% of the machine's CPU "
+                  "was busy with other processes; the ratios are suspect."
+                  % (busy * 100))
+    sections = [main_table(b), fib_section(b), sharing_section(b),
+                targets_section(b)]
+    print(render_text(title, sections, b.wrong))
+    md = os.path.join(args.build_dir, "bench-results.md")
+    with open(md, "w") as f:
+        f.write(render_markdown(title, sections, b.wrong))
+    print("\nmarkdown: " + md)
+    return 1 if b.wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

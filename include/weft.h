@@ -1,0 +1,12 @@
+/* weft: one NUMA-aware work-stealing runtime for C programs.
+ * Include this header; link with libweft (pkg-config weft). */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include "weft/version.h"
+#include "weft/common.h"
+#include "weft/runtime.h"
+#include "weft/task.h"
+#include "weft/stats.h"
+
+#endif

@@ -1,0 +1,22 @@
+/* Shared macros of the public headers: export control and branch hints.
+ * Nothing here allocates or has state. */
+#ifndef WEFT_COMMON_H
+#define WEFT_COMMON_H
+
+#if defined(WEFT_BUILDING) && defined(__GNUC__)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+#if defined(__GNUC__)
+#define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WEFT_NOINLINE __attribute__((noinline))
+#else
+#define WEFT_LIKELY(x) (x)
+#define WEFT_UNLIKELY(x) (x)
+#define WEFT_NOINLINE
+#endif
+
+#endif

@@ -1,0 +1,135 @@
+/* weft fork-join tasks: spawn and sync on frames the caller owns.
+ *
+ *   struct fib { weft_task task; int n; long r; };
+ *   static void fib_task(weft_task *t)
+ *   { struct fib *f = (struct fib *)t; f->r = fib(f->n); }
+ *   static long fib(int n)
+ *   {
+ *       if (n < 2) return n;
+ *       struct fib a = { .n = n - 1 };
+ *       weft_spawn(&a.task, fib_task);
+ *       long b = fib(n - 2);
+ *       weft_sync_fn(&a.task, fib_task);    (or the generic weft_sync(&a.task))
+ *       return a.r + b;
+ *   }
+ *
+ * The frame (here `a`) usually lives on the spawning task's stack. Between
+ * weft_spawn() and the matching sync the runtime owns the `task` member and
+ * the child may run on another worker at any moment; the caller may read the
+ * child's results only after the sync. Syncs must match spawns in reverse
+ * order (LIFO), like nested parentheses, and every spawn must be synced
+ * before the spawning task returns.
+ *
+ * Cost: a spawn and its sync are a handful of instructions and allocate
+ * nothing when no thief took the child. A sync whose child was stolen runs
+ * other tasks (first from the thief) until the child is done; it never
+ * blocks the worker.
+ *
+ * Misuse, defined so that it cannot corrupt the runtime:
+ *  - Outside a task (a thread that is not a weft worker), weft_spawn() runs
+ *    the child at once and the sync does nothing: the code runs serially.
+ *  - Syncing a frame that is not the most recent unsynced spawn first syncs
+ *    every later spawn, then it (Cilk's "sync all" semantics).
+ *  - Syncing a frame that was never spawned, or twice, does nothing and
+ *    counts a misuse in the worker's statistics (weft_stats: misuses).
+ *
+ * This header's inline functions are C11 (they use <stdatomic.h>). */
+#ifndef WEFT_TASK_H
+#define WEFT_TASK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_task weft_task;
+typedef void (*weft_task_fn)(weft_task *task);
+
+/* The runtime's header inside a caller-owned frame: 16 bytes. Its content
+ * belongs to the runtime from spawn to sync; it need not be initialised. */
+struct weft_task {
+    weft_task_fn fn;
+    void *weft__reserved;
+};
+
+/* Internal: the calling worker's view of its own deque. Public only because
+ * the inline spawn/sync below need its layout. Do not use its fields. */
+typedef struct weft__cursor {
+    weft_task **head;  /* next free slot; owner only */
+    weft_task **split; /* slots below split may be stolen; owner only */
+    weft_task **lim;   /* end of the deque; NULL while the owner must
+                          republish (every shared task was stolen) */
+    _Atomic unsigned char movesplit; /* set by a thief: "share more" */
+    _Atomic uint64_t spawns;         /* written by owner, read by stats */
+} weft__cursor;
+
+extern WEFT_API _Thread_local weft__cursor weft__cur;
+
+WEFT_API void weft__spawn_slow(weft_task *t);
+WEFT_API void weft__sync_slow(weft_task *t);
+
+/* Spawn fn(t) as a child of the running task. Callable only from inside a
+ * task (see above for what happens outside). Never fails, never allocates:
+ * when the deque is full the child runs at once, which fork-join semantics
+ * allow. */
+static inline void weft_spawn(weft_task *t, weft_task_fn fn)
+{
+    weft__cursor *c = &weft__cur;
+    weft_task **h = c->head;
+    t->fn = fn;
+    atomic_store_explicit(&c->spawns,
+        atomic_load_explicit(&c->spawns, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    /* relaxed: movesplit is only a hint to publish more; the publication
+     * itself is ordered by the deque's own atomics. */
+    if (WEFT_LIKELY(h < c->lim &&
+            !atomic_load_explicit(&c->movesplit, memory_order_relaxed))) {
+        *h = t;
+        c->head = h + 1;
+        return;
+    }
+    weft__spawn_slow(t);
+}
+
+/* Wait for the child spawned in t and make its effects visible. The generic
+ * form: when the child was not stolen it is called through t->fn. */
+static inline void weft_sync(weft_task *t)
+{
+    weft__cursor *c = &weft__cur;
+    weft_task **h = c->head;
+    if (WEFT_LIKELY(h > c->split && h[-1] == t)) {
+        c->head = h - 1;
+        t->fn(t);
+        return;
+    }
+    weft__sync_slow(t);
+}
+
+/* The fast form: the same as weft_sync(t), but the caller names the
+ * function it spawned, so the compiler calls (or inlines) it directly.
+ * If fn is not what t was spawned with, t->fn is called instead, so a
+ * wrong fn costs speed, never correctness. */
+static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
+{
+    weft__cursor *c = &weft__cur;
+    weft_task **h = c->head;
+    if (WEFT_LIKELY(h > c->split && h[-1] == t)) {
+        c->head = h - 1;
+        if (WEFT_LIKELY(t->fn == fn))
+            fn(t);
+        else
+            t->fn(t);
+        return;
+    }
+    weft__sync_slow(t);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

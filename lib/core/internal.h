@@ -1,0 +1,156 @@
+/* Internal structures of the pool. Nothing outside lib/ includes this. */
+#ifndef WEFT_INTERNAL_H
+#define WEFT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <hwloc.h>
+
+#include "weft.h"
+#include "atomics.h"
+
+#define WEFT__CACHELINE 64
+#define WEFT__TLS __attribute__((tls_model("initial-exec")))
+#define WEFT__HIDDEN __attribute__((visibility("hidden")))
+
+/* Value of a deque slot's steal state once its thief has finished. Other
+ * values: 0 = not stolen, k + 1 = being run by worker k. */
+#define WEFT__STOLEN_DONE UINTPTR_MAX
+
+/* ts packs the thieves' end (tail, low half) and the shared/private
+ * boundary (split, high half) of a deque into one word so a thief can
+ * take a task and check the boundary with a single CAS. Indices are
+ * slot numbers from the deque's base; tail <= split always. */
+static inline uint32_t weft__ts_tail(uint64_t ts) { return (uint32_t)ts; }
+static inline uint32_t weft__ts_split(uint64_t ts)
+{
+    return (uint32_t)(ts >> 32);
+}
+static inline uint64_t weft__ts_make(uint32_t tail, uint32_t split)
+{
+    return (uint64_t)split << 32 | tail;
+}
+
+typedef struct weft__root {
+    struct weft__root *next;
+    int (*fn)(void *arg);
+    void *arg;
+    int rc;
+    /* 0 = pending, 1 = done, 2 = pending and the caller sleeps on it.
+     * The worker's exchange to 1 (release) pairs with the caller's
+     * acquire load. */
+    _Atomic uint32_t done;
+} weft__root;
+
+typedef struct weft__node {
+    alignas(WEFT__CACHELINE) _Atomic uint32_t wake_seq;
+    _Atomic int sleepers;
+} weft__node;
+
+typedef struct weft__worker {
+    /* Shared line: thieves read and CAS here; the owner writes it only
+     * when it publishes or reclaims tasks. */
+    alignas(WEFT__CACHELINE) _Atomic uint64_t ts;
+    _Atomic unsigned char allstolen_pub; /* hint: nothing to steal */
+    _Atomic unsigned char split_req;     /* a thief asked for more */
+
+    /* Read-mostly after start-up. */
+    alignas(WEFT__CACHELINE) weft_task **dq; /* cap slots */
+    _Atomic uintptr_t *state;                /* cap steal states */
+    uint32_t cap;
+    int index;
+    int cpu;  /* OS PU index it is pinned to, or -1 */
+    int numa; /* logical NUMA node index */
+    weft__cursor *cur; /* the owner's thread-local cursor */
+    struct weft_runtime *rt;
+    uint16_t *victims;  /* other workers, nearest first */
+    uint32_t *lvl_end;  /* victims[lvl_end[k-1] .. lvl_end[k]) share a level */
+    uint32_t nlevels;
+    uint32_t near_end;  /* victims before this index are on our NUMA node */
+    pthread_t thread;
+    hwloc_obj_t pu;
+
+    /* Owner-private. */
+    alignas(WEFT__CACHELINE) uint64_t rng;
+    bool allstolen; /* every task below head was stolen */
+    uint64_t t_mark; /* timestamp of the last state change */
+    int spin_rounds; /* empty steal rounds since last success */
+
+    /* Counters: single writer (the owner), read by weft_stats_workers. */
+    alignas(WEFT__CACHELINE) _Atomic uint64_t steals_tried;
+    _Atomic uint64_t steals_won;
+    _Atomic uint64_t steals_near;
+    _Atomic uint64_t roots;
+    _Atomic uint64_t parks;
+    _Atomic uint64_t busy_ns; /* running tasks, waits included */
+    _Atomic uint64_t spin_ns; /* idle, searching */
+    _Atomic uint64_t wait_ns; /* in a sync, nothing to steal */
+    _Atomic uint64_t parked_ns;
+    _Atomic uint64_t misuses;
+} weft__worker;
+
+struct weft_runtime {
+    int nworkers;
+    int pinned;
+    int spin_us;
+    size_t stack_size;
+    hwloc_topology_t topo;
+    bool synthetic;
+    weft__worker **workers;
+
+    /* Injection queue for threads that are not workers: a FIFO under a
+     * mutex; inject_len lets idle workers skip the lock when empty. */
+    pthread_mutex_t inject_lock;
+    weft__root *inject_head, *inject_tail;
+    alignas(WEFT__CACHELINE) _Atomic int inject_len;
+
+    /* Parking (see park.c for the protocol): one futex per NUMA node so
+     * that work published on a node wakes a sleeper of that node. */
+    alignas(WEFT__CACHELINE) _Atomic int sleepers;
+    _Atomic int searching;
+    int nnodes;
+    struct weft__node *nodes;
+
+    alignas(WEFT__CACHELINE) _Atomic int stopping; /* destroy has begun */
+    _Atomic int inflight;                          /* weft_run calls */
+    _Atomic int started;                           /* workers ready */
+    _Atomic int start_failed;
+};
+
+/* Thread-local identity of the calling worker, NULL outside workers. */
+extern WEFT__TLS _Thread_local weft__worker *weft__self;
+
+/* topo.c */
+WEFT__HIDDEN int weft__topo_load(weft_runtime *rt, const char *desc);
+WEFT__HIDDEN int weft__topo_count_cores(weft_runtime *rt, int *ncores);
+WEFT__HIDDEN int weft__topo_place(weft_runtime *rt);
+WEFT__HIDDEN int weft__topo_victims(weft_runtime *rt, weft__worker *w);
+WEFT__HIDDEN void weft__topo_bind(weft_runtime *rt, weft__worker *w);
+WEFT__HIDDEN void *weft__alloc_on_node(weft_runtime *rt, size_t size,
+                                       int node);
+WEFT__HIDDEN void weft__free_on_node(void *p, size_t size);
+
+/* park.c */
+WEFT__HIDDEN void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val);
+WEFT__HIDDEN void weft__futex_wake(_Atomic uint32_t *addr, int n);
+WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
+WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);
+WEFT__HIDDEN void weft__park(weft_runtime *rt, weft__worker *w);
+WEFT__HIDDEN bool weft__work_visible(weft_runtime *rt);
+WEFT__HIDDEN uint64_t weft__now_ns(void);
+
+/* worker.c */
+WEFT__HIDDEN void *weft__worker_main(void *arg);
+WEFT__HIDDEN bool weft__steal_and_run(weft__worker *me, weft__worker *prefer);
+WEFT__HIDDEN void weft__enter_allstolen(weft__worker *w, weft_task **h);
+WEFT__HIDDEN uint32_t weft__rand(weft__worker *w);
+
+/* Log a one-line diagnostic on stderr, prefixed "weft: ". */
+WEFT__HIDDEN void weft__log(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,107 @@
+/* Parking idle workers on a futex, and waking exactly one when work
+ * appears.
+ *
+ * Protocol (a Dekker handshake, every step seq_cst):
+ *   worker going to sleep        publisher of new work
+ *   seq = node.wake_seq          make the work visible (seq_cst RMW/store)
+ *   node.sleepers++              if searching == 0 && sleepers > 0:
+ *   sleepers++                       pick the nearest node with sleepers:
+ *   if work visible: undo, run       node.wake_seq++, futex_wake(1)
+ *   futex_wait(node.wake_seq, seq)
+ * Either the publisher sees the sleeper and wakes it, or the sleeper's
+ * re-check sees the work; futex_wait returns at once if wake_seq moved
+ * after the sleeper read it. A worker that is searching (spinning on
+ * steals) will find the work itself, so publishers skip the wake-up then;
+ * when the last searcher finds work it hands the search on (wakes one), so
+ * a burst of work fans out over the sleepers one by one. Sleepers wait on
+ * their NUMA node's futex and publishers wake their own node first, so
+ * that the thief that wakes is one that steals from nearby. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+uint64_t weft__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    /* EINTR and EAGAIN are normal: callers re-check their condition. */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL,
+            NULL, 0);
+}
+
+void weft__futex_wake(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
+            0);
+}
+
+/* Is there anything a sleeping worker could take? Reads every deque's ts
+ * and the injection count with seq_cst loads (the sleeper's half of the
+ * handshake). */
+bool weft__work_visible(weft_runtime *rt)
+{
+    if (weft__load_seqcst(&rt->inject_len) > 0)
+        return true;
+    for (int i = 0; i < rt->nworkers; i++) {
+        uint64_t ts = weft__load_seqcst(&rt->workers[i]->ts);
+        if (weft__ts_tail(ts) < weft__ts_split(ts))
+            return true;
+    }
+    return weft__load_seqcst(&rt->stopping) == 2;
+}
+
+static void wake_node(weft__node *n, int count)
+{
+    weft__add_seqcst(&n->wake_seq, 1);
+    weft__futex_wake(&n->wake_seq, count);
+}
+
+/* Called after new work was made visible with a seq_cst operation, by a
+ * worker of NUMA node `node` (0 for outside threads). */
+void weft__wake_for_work(weft_runtime *rt, int node)
+{
+    if (weft__load_seqcst(&rt->searching) != 0 ||
+        weft__load_seqcst(&rt->sleepers) == 0)
+        return;
+    for (int i = 0; i < rt->nnodes; i++) {
+        weft__node *n = &rt->nodes[(node + i) % rt->nnodes];
+        if (weft__load_seqcst(&n->sleepers) > 0) {
+            wake_node(n, 1);
+            return;
+        }
+    }
+}
+
+void weft__wake_all(weft_runtime *rt)
+{
+    for (int i = 0; i < rt->nnodes; i++)
+        wake_node(&rt->nodes[i], INT_MAX);
+}
+
+void weft__park(weft_runtime *rt, weft__worker *w)
+{
+    weft__node *n = &rt->nodes[w->numa];
+    uint32_t seq = weft__load_seqcst(&n->wake_seq);
+    /* node count before the global one: a publisher that sees the global
+     * count also sees which node to wake */
+    weft__add_seqcst(&n->sleepers, 1);
+    weft__add_seqcst(&rt->sleepers, 1);
+    if (!weft__work_visible(rt)) {
+        uint64_t t0 = weft__now_ns();
+        weft__stat_add(&w->parks, 1);
+        weft__futex_wait(&n->wake_seq, seq);
+        weft__stat_add(&w->parked_ns, weft__now_ns() - t0);
+    }
+    weft__sub_seqcst(&rt->sleepers, 1);
+    weft__sub_seqcst(&n->sleepers, 1);
+}

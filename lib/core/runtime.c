@@ -1,0 +1,357 @@
+/* Runtime life cycle: configuration, start-up, weft_run from any thread,
+ * and an orderly shutdown. */
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+#define DEFAULT_STACK (8u << 20)
+#define DEFAULT_SPIN_US 50
+/* Slots per byte of stack: a frame embedding a weft_task takes at least
+ * 16 bytes of its task's stack, so the deque fills only for frames kept
+ * elsewhere (and then spawn runs the child at once). */
+#define MIN_SLOTS 4096u
+
+weft_config weft_config_default(void)
+{
+    weft_config c;
+    memset(&c, 0, sizeof c);
+    c.pin = 1;
+    return c;
+}
+
+const char *weft_version(void) { return WEFT_VERSION_STRING; }
+
+/* Parse a whole decimal integer in [lo, hi]; anything else is -EINVAL. */
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int apply_env(weft_config *c)
+{
+    const char *s = getenv("WEFT_WORKERS");
+    long v;
+    if (s) {
+        if (parse_int(s, 0, WEFT_MAX_WORKERS, &v)) {
+            weft__log("WEFT_WORKERS='%s' is not a number of workers "
+                      "(0..%d)", s, WEFT_MAX_WORKERS);
+            return -EINVAL;
+        }
+        c->workers = (int)v;
+    }
+    s = getenv("WEFT_TOPOLOGY");
+    if (s && *s)
+        c->topology = s;
+    return 0;
+}
+
+static int check_config(const weft_config *c)
+{
+    if (c->workers < 0 || c->workers > WEFT_MAX_WORKERS) {
+        weft__log("config.workers=%d is out of range (0..%d)", c->workers,
+                  WEFT_MAX_WORKERS);
+        return -EINVAL;
+    }
+    if (c->pin != 0 && c->pin != 1) {
+        weft__log("config.pin=%d must be 0 or 1", c->pin);
+        return -EINVAL;
+    }
+    if (c->stack_size && (c->stack_size < (64u << 10) ||
+                          c->stack_size > ((size_t)1 << 32))) {
+        weft__log("config.stack_size=%zu is out of range (64 KiB..4 GiB)",
+                  c->stack_size);
+        return -EINVAL;
+    }
+    if (c->spin_us < -1 || c->spin_us > 10000000) {
+        weft__log("config.spin_us=%d is out of range (-1..10^7)",
+                  c->spin_us);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void free_worker(weft_runtime *rt, weft__worker *w)
+{
+    if (!w)
+        return;
+    weft__free_on_node(w->dq, (size_t)w->cap * sizeof *w->dq);
+    weft__free_on_node(w->state, (size_t)w->cap * sizeof *w->state);
+    weft__free(w->victims);
+    weft__free(w->lvl_end);
+    weft__free_on_node(w, sizeof *w);
+    (void)rt;
+}
+
+static void free_runtime(weft_runtime *rt)
+{
+    for (int i = 0; rt->workers && i < rt->nworkers; i++)
+        free_worker(rt, rt->workers[i]);
+    weft__free(rt->workers);
+    weft__aligned_free(rt->nodes);
+    if (rt->topo)
+        hwloc_topology_destroy(rt->topo);
+    pthread_mutex_destroy(&rt->inject_lock);
+    weft__aligned_free(rt);
+}
+
+/* Workers are first allocated where they will run (after placement), so
+ * placement uses a temporary array of stubs for the PU and node. */
+static int make_workers(weft_runtime *rt)
+{
+    rt->workers = weft__calloc((size_t)rt->nworkers, sizeof *rt->workers);
+    weft__worker *stub = weft__calloc((size_t)rt->nworkers, sizeof *stub);
+    if (!rt->workers || !stub) {
+        weft__free(stub);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < rt->nworkers; i++)
+        rt->workers[i] = &stub[i];
+    int rc = weft__topo_place(rt);
+    uint32_t cap = (uint32_t)(rt->stack_size / 32);
+    cap = cap < MIN_SLOTS ? MIN_SLOTS : cap;
+    for (int i = 0; rc == 0 && i < rt->nworkers; i++) {
+        weft__worker *w = weft__alloc_on_node(rt, sizeof *w, stub[i].numa);
+        rt->workers[i] = w;
+        if (!w) {
+            rc = -ENOMEM;
+            break;
+        }
+        w->index = i;
+        w->pu = stub[i].pu;
+        w->numa = stub[i].numa;
+        w->cpu = stub[i].cpu;
+        w->rt = rt;
+        w->cap = cap;
+        w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+        w->dq = weft__alloc_on_node(rt, cap * sizeof *w->dq, w->numa);
+        w->state = weft__alloc_on_node(rt, cap * sizeof *w->state, w->numa);
+        if (!w->dq || !w->state)
+            rc = -ENOMEM;
+    }
+    for (int i = 0; rc == 0 && i < rt->nworkers; i++)
+        rc = weft__topo_victims(rt, rt->workers[i]);
+    if (rc) /* free_runtime must not see stubs */
+        for (int i = 0; i < rt->nworkers; i++)
+            if (rt->workers[i] >= stub && rt->workers[i] < stub + rt->nworkers)
+                rt->workers[i] = NULL;
+    weft__free(stub);
+    return rc;
+}
+
+static int make_nodes(weft_runtime *rt)
+{
+    int n = 1;
+    for (int i = 0; i < rt->nworkers; i++)
+        if (rt->workers[i]->numa >= n)
+            n = rt->workers[i]->numa + 1;
+    rt->nodes = weft__aligned_alloc(WEFT__CACHELINE, n * sizeof *rt->nodes);
+    if (!rt->nodes)
+        return -ENOMEM;
+    memset(rt->nodes, 0, n * sizeof *rt->nodes);
+    rt->nnodes = n;
+    return 0;
+}
+
+static void stop_workers(weft_runtime *rt, int nstarted)
+{
+    weft__store_seqcst(&rt->stopping, 2);
+    if (rt->nodes)
+        weft__wake_all(rt);
+    for (int i = 0; i < nstarted; i++)
+        pthread_join(rt->workers[i]->thread, NULL);
+}
+
+static int start_workers(weft_runtime *rt)
+{
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr))
+        return -ENOMEM;
+    pthread_attr_setstacksize(&attr, rt->stack_size);
+    int i = 0, rc = 0;
+    for (; i < rt->nworkers; i++) {
+        weft__worker *w = rt->workers[i];
+        if (pthread_create(&w->thread, &attr, weft__worker_main, w)) {
+            weft__log("could not start worker thread %d of %d", i,
+                      rt->nworkers);
+            rc = -EAGAIN;
+            break;
+        }
+    }
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        weft__store_release(&rt->start_failed, 1);
+        stop_workers(rt, i);
+        return rc;
+    }
+    while (weft__load_acquire(&rt->started) < rt->nworkers)
+        sched_yield();
+    return 0;
+}
+
+static int setup(weft_runtime *rt, const weft_config *c)
+{
+    int rc = weft__topo_load(rt, c->topology);
+    if (rc)
+        return rc;
+    int ncores;
+    if ((rc = weft__topo_count_cores(rt, &ncores)))
+        return rc;
+    rt->nworkers = c->workers ? c->workers : ncores;
+    if (rt->nworkers > WEFT_MAX_WORKERS)
+        rt->nworkers = WEFT_MAX_WORKERS;
+    rt->pinned = c->pin && !rt->synthetic && rt->nworkers <= ncores;
+    rt->stack_size = c->stack_size ? c->stack_size : DEFAULT_STACK;
+    rt->spin_us = c->spin_us == 0 ? DEFAULT_SPIN_US
+                  : c->spin_us < 0 ? 0 : c->spin_us;
+    if ((rc = make_workers(rt)) || (rc = make_nodes(rt)))
+        return rc;
+    return start_workers(rt);
+}
+
+int weft_runtime_create(weft_runtime **out, const weft_config *cfg)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    weft_config c = cfg ? *cfg : weft_config_default();
+    int rc = apply_env(&c);
+    if (rc || (rc = check_config(&c)))
+        return rc;
+    size_t size = (sizeof(weft_runtime) + WEFT__CACHELINE - 1) &
+                  ~(size_t)(WEFT__CACHELINE - 1);
+    weft_runtime *rt = weft__aligned_alloc(WEFT__CACHELINE, size);
+    if (!rt)
+        return -ENOMEM;
+    memset(rt, 0, sizeof *rt);
+    pthread_mutex_init(&rt->inject_lock, NULL);
+    if ((rc = setup(rt, &c))) {
+        free_runtime(rt);
+        return rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+int weft_runtime_destroy(weft_runtime **rtp)
+{
+    if (!rtp || !*rtp)
+        return 0;
+    weft_runtime *rt = *rtp;
+    if (weft__self && weft__self->rt == rt)
+        return -EDEADLK;
+    weft__store_seqcst(&rt->stopping, 1);
+    /* every weft_run in flight finishes; its caller's last access to rt
+     * is the decrement, so polling (not a futex on rt) is what is safe */
+    struct timespec nap = {0, 50000};
+    while (weft__load_acquire(&rt->inflight) > 0)
+        nanosleep(&nap, NULL);
+    stop_workers(rt, rt->nworkers);
+    free_runtime(rt);
+    *rtp = NULL;
+    return 0;
+}
+
+static void inject(weft_runtime *rt, weft__root *r)
+{
+    pthread_mutex_lock(&rt->inject_lock);
+    if (rt->inject_tail)
+        rt->inject_tail->next = r;
+    else
+        rt->inject_head = r;
+    rt->inject_tail = r;
+    weft__add_seqcst(&rt->inject_len, 1); /* publication for parkers */
+    pthread_mutex_unlock(&rt->inject_lock);
+    weft__wake_for_work(rt, 0);
+}
+
+/* Spin briefly (a short task's answer comes back in well under the cost
+ * of a sleep), then sleep on the futex. acquire pairs with the worker's
+ * exchange in run_root. */
+static void wait_root(weft__root *r)
+{
+    for (int i = 0; i < 4000; i++) {
+        if (weft__load_acquire(&r->done) == 1)
+            return;
+        weft__cpu_relax();
+    }
+    uint32_t expect = 0;
+    atomic_compare_exchange_strong_explicit(&r->done, &expect, 2,
+                                            memory_order_acq_rel,
+                                            memory_order_acquire);
+    while (weft__load_acquire(&r->done) != 1)
+        weft__futex_wait(&r->done, 2);
+}
+
+int weft_run(weft_runtime *rt, int (*fn)(void *arg), void *arg)
+{
+    if (!rt || !fn)
+        return -EINVAL;
+    if (weft__self && weft__self->rt == rt)
+        return fn(arg);
+    weft__add_seqcst(&rt->inflight, 1);
+    if (weft__load_seqcst(&rt->stopping)) {
+        weft__sub_release(&rt->inflight, 1);
+        return -ESHUTDOWN;
+    }
+    weft__root r = {.fn = fn, .arg = arg};
+    inject(rt, &r);
+    wait_root(&r);
+    int rc = r.rc;
+    weft__sub_release(&rt->inflight, 1);
+    return rc;
+}
+
+int weft_runtime_workers(const weft_runtime *rt)
+{
+    return rt ? rt->nworkers : -EINVAL;
+}
+
+int weft_worker_index(void)
+{
+    return weft__self ? weft__self->index : -1;
+}
+
+weft_runtime *weft_current_runtime(void)
+{
+    return weft__self ? weft__self->rt : NULL;
+}
+
+int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
+{
+    if (!rt || !out || n < 0)
+        return -EINVAL;
+    int k = n < rt->nworkers ? n : rt->nworkers;
+    for (int i = 0; i < k; i++) {
+        weft__worker *w = rt->workers[i];
+        weft_worker_stats *s = &out[i];
+        memset(s, 0, sizeof *s);
+        s->worker = i;
+        s->cpu = w->cpu;
+        s->numa_node = w->numa;
+        s->spawns = weft__load_relaxed(&w->cur->spawns);
+        s->steals_tried = weft__load_relaxed(&w->steals_tried);
+        s->steals_won = weft__load_relaxed(&w->steals_won);
+        s->steals_near = weft__load_relaxed(&w->steals_near);
+        s->roots = weft__load_relaxed(&w->roots);
+        s->parks = weft__load_relaxed(&w->parks);
+        uint64_t wait = weft__load_relaxed(&w->wait_ns);
+        s->spin_ns = weft__load_relaxed(&w->spin_ns) + wait;
+        s->parked_ns = weft__load_relaxed(&w->parked_ns);
+        s->misuses = weft__load_relaxed(&w->misuses);
+        uint64_t busy = weft__load_relaxed(&w->busy_ns);
+        s->busy_ns = busy > wait ? busy - wait : 0;
+    }
+    return k;
+}

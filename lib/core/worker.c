@@ -1,0 +1,268 @@
+/* Worker threads: the idle loop (injection queue, then stealing nearest
+ * victims first, then parking) and the thief's half of the split deque.
+ *
+ * The deque (Lace's split deque, van Dijk & van de Pol 2014, on caller-owned
+ * frames): slots [tail, split) are shared and thieves take them one at a
+ * time with a CAS on the packed (tail, split) word; slots [split, head) are
+ * private to the owner, who pushes and pops them with plain stores and no
+ * fence. Thieves that find nothing shared set a flag asking the owner to
+ * share half of its private part at its next spawn. That keeps the owner's
+ * spawn/sync free of atomics, the property that Chase-Lev's pop (a seq_cst
+ * fence per pop) cannot offer. */
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+WEFT__TLS _Thread_local weft__worker *weft__self;
+WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur;
+
+void weft__log(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "weft: %s\n", buf);
+}
+
+uint32_t weft__rand(weft__worker *w)
+{
+    /* xorshift64: victim selection needs speed, not quality */
+    uint64_t x = w->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+typedef struct steal {
+    weft__worker *victim;
+    uint32_t idx;
+    weft_task *task;
+} steal;
+
+enum { STEAL_NONE, STEAL_ASKED, STEAL_WON };
+
+/* Ask v's owner to share more. Writes only when no request is pending, so
+ * idle thieves polling v keep reading a line the owner rarely writes.
+ * Returns whether v may have private work to share. */
+static bool request_split(weft__worker *v)
+{
+    if (weft__load_relaxed(&v->allstolen_pub))
+        return false;
+    if (!weft__load_relaxed(&v->split_req)) {
+        weft__store_relaxed(&v->split_req, 1);
+        weft__store_relaxed(&v->cur->movesplit, 1);
+    }
+    return true;
+}
+
+static int try_steal(weft__worker *me, weft__worker *v, steal *s)
+{
+    /* acquire pairs with the owner's seq_cst publication of ts, which
+     * follows its writes of the slot and the frame */
+    uint64_t ts = weft__load_acquire(&v->ts);
+    uint32_t tail = weft__ts_tail(ts);
+    if (tail >= weft__ts_split(ts))
+        return request_split(v) ? STEAL_ASKED : STEAL_NONE;
+    weft__stat_add(&me->steals_tried, 1);
+    if (!weft__cas_acqrel(&v->ts, &ts, ts + 1))
+        return STEAL_NONE; /* another thief or the owner won */
+    s->victim = v;
+    s->idx = tail;
+    s->task = v->dq[tail];
+    weft__stat_add(&me->steals_won, 1);
+    if (v->numa == me->numa)
+        weft__stat_add(&me->steals_near, 1);
+    return STEAL_WON;
+}
+
+/* One pass over the victims, nearest level first, starting at a random
+ * victim within each level so thieves spread out. A running owner shares
+ * at its next spawn after being asked, so when a near victim was asked the
+ * level is polled a little longer before going farther: that is what makes
+ * steals stay on the node on a machine where every worker runs. */
+#define NEAR_RETRIES 8
+
+static bool steal_level(weft__worker *me, uint32_t lo, uint32_t hi,
+                        steal *s)
+{
+    weft_runtime *rt = me->rt;
+    uint32_t n = hi - lo;
+    for (int tries = 0; tries < NEAR_RETRIES; tries++) {
+        bool asked = false;
+        uint32_t start = weft__rand(me) % n;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t j = lo + (start + k) % n;
+            int r = try_steal(me, rt->workers[me->victims[j]], s);
+            if (r == STEAL_WON)
+                return true;
+            asked |= r == STEAL_ASKED;
+        }
+        if (!asked)
+            return false;
+        for (int i = 0; i < 16; i++)
+            weft__cpu_relax();
+    }
+    return false;
+}
+
+static bool steal_round(weft__worker *me, steal *s)
+{
+    uint32_t lo = 0;
+    for (uint32_t l = 0; l < me->nlevels; l++) {
+        if (steal_level(me, lo, me->lvl_end[l], s))
+            return true;
+        lo = me->lvl_end[l];
+    }
+    return false;
+}
+
+/* Run a stolen task on the thief. The state store after the task
+ * (release) pairs with the owner's acquire load in its sync. */
+static void run_stolen(weft__worker *me, steal *s)
+{
+    _Atomic uintptr_t *st = &s->victim->state[s->idx];
+    weft__store_relaxed(st, (uintptr_t)me->index + 1);
+    s->task->fn(s->task);
+    weft__store_release(st, WEFT__STOLEN_DONE);
+}
+
+bool weft__steal_and_run(weft__worker *me, weft__worker *prefer)
+{
+    steal s;
+    if ((prefer && try_steal(me, prefer, &s) == STEAL_WON) ||
+        steal_round(me, &s)) {
+        run_stolen(me, &s);
+        return true;
+    }
+    return false;
+}
+
+static weft__root *inject_pop(weft_runtime *rt)
+{
+    if (weft__load_relaxed(&rt->inject_len) == 0)
+        return NULL;
+    pthread_mutex_lock(&rt->inject_lock);
+    weft__root *r = rt->inject_head;
+    if (r) {
+        rt->inject_head = r->next;
+        if (!r->next)
+            rt->inject_tail = NULL;
+        weft__sub_seqcst(&rt->inject_len, 1);
+    }
+    pthread_mutex_unlock(&rt->inject_lock);
+    return r;
+}
+
+/* A task from outside: run it on an empty deque, then wake its caller if
+ * it went to sleep. After the exchange the caller may return and free r,
+ * so r is not touched again (the wake only names the address). */
+static void run_root(weft__worker *w, weft__root *r)
+{
+    weft__enter_allstolen(w, w->dq);
+    weft__stat_add(&w->roots, 1);
+    r->rc = r->fn(r->arg);
+    if (w->cur->head != w->dq) {
+        weft__stat_add(&w->misuses, 1);
+        weft__log("a task returned with %td unsynced spawns",
+                  w->cur->head - w->dq);
+        w->cur->head = w->dq;
+    }
+    _Atomic uint32_t *done = &r->done;
+    if (weft__xchg_acqrel(done, 1) == 2)
+        weft__futex_wake(done, 1);
+}
+
+typedef struct work {
+    weft__root *root;
+    steal s;
+} work;
+
+static bool find_work(weft__worker *w, work *out)
+{
+    if ((out->root = inject_pop(w->rt)))
+        return true;
+    return steal_round(w, &out->s);
+}
+
+static void run_work(weft__worker *w, work *k)
+{
+    uint64_t t0 = weft__now_ns();
+    if (k->root) {
+        run_root(w, k->root);
+    } else {
+        weft__enter_allstolen(w, w->dq);
+        run_stolen(w, &k->s);
+    }
+    weft__stat_add(&w->busy_ns, weft__now_ns() - t0);
+}
+
+/* Search for work for up to spin_us, yielding now and then so that an
+ * oversubscribed machine runs the workers that have work. */
+static bool search(weft__worker *w, work *k)
+{
+    weft_runtime *rt = w->rt;
+    uint64_t t0 = weft__now_ns(), limit = (uint64_t)rt->spin_us * 1000;
+    bool got = false;
+    for (unsigned round = 1;; round++) {
+        if ((got = find_work(w, k)))
+            break;
+        if (weft__load_relaxed(&rt->stopping) == 2)
+            break;
+        if (round % 16 == 0) {
+            if (weft__now_ns() - t0 >= limit)
+                break;
+            sched_yield();
+        } else {
+            weft__cpu_relax();
+        }
+    }
+    weft__stat_add(&w->spin_ns, weft__now_ns() - t0);
+    return got;
+}
+
+static void idle_loop(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    work k;
+    while (weft__load_acquire(&rt->stopping) != 2) {
+        weft__add_seqcst(&rt->searching, 1);
+        bool got = search(w, &k);
+        int left = weft__sub_seqcst(&rt->searching, 1) - 1;
+        if (got) {
+            if (left == 0)
+                weft__wake_for_work(rt, w->numa); /* hand the search on */
+            run_work(w, &k);
+        } else {
+            weft__park(rt, w);
+        }
+    }
+}
+
+void *weft__worker_main(void *arg)
+{
+    weft__worker *w = arg;
+    weft_runtime *rt = w->rt;
+    weft__topo_bind(rt, w);
+    weft__self = w;
+    w->cur = &weft__cur;
+    w->cur->head = w->dq;
+    weft__enter_allstolen(w, w->dq);
+    weft__add_seqcst(&rt->started, 1);
+    /* thieves dereference each other's cursors: start only when all are
+     * set (or start-up failed and the runtime is being torn down) */
+    while (weft__load_acquire(&rt->started) < rt->nworkers &&
+           !weft__load_acquire(&rt->start_failed))
+        sched_yield();
+    if (!weft__load_acquire(&rt->start_failed))
+        idle_loop(w);
+    weft__self = NULL;
+    return NULL;
+}

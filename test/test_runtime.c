@@ -1,0 +1,190 @@
+/* Runtime life cycle and bad input: every wrong argument is a negative
+ * errno, never a crash; 1000 create/destroy cycles leak nothing (ASan);
+ * several runtimes live in one process. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "work.h"
+
+static int create_with(weft_config c)
+{
+    weft_runtime *rt = (weft_runtime *)1;
+    int rc = weft_runtime_create(&rt, &c);
+    if (rc == 0)
+        weft_runtime_destroy(&rt);
+    else
+        assert_null(rt); /* failure leaves no handle behind */
+    return rc;
+}
+
+static void test_bad_config(void **s)
+{
+    (void)s;
+    weft_config c = weft_config_default();
+    assert_int_equal(weft_runtime_create(NULL, &c), -EINVAL);
+    c.workers = -1;
+    assert_int_equal(create_with(c), -EINVAL);
+    c.workers = WEFT_MAX_WORKERS + 1;
+    assert_int_equal(create_with(c), -EINVAL);
+    c = weft_config_default();
+    c.pin = 7;
+    assert_int_equal(create_with(c), -EINVAL);
+    c = weft_config_default();
+    c.stack_size = 100;
+    assert_int_equal(create_with(c), -EINVAL);
+    c = weft_config_default();
+    c.spin_us = -2;
+    assert_int_equal(create_with(c), -EINVAL);
+    c = weft_config_default();
+    c.topology = "/nonexistent/topology.xml";
+    assert_int_equal(create_with(c), -ENOENT);
+    c.topology = "banana:3 pu:2";
+    assert_int_equal(create_with(c), -EINVAL);
+}
+
+static void test_env(void **s)
+{
+    (void)s;
+    weft_config c = weft_config_default();
+    setenv("WEFT_WORKERS", "abc", 1);
+    assert_int_equal(create_with(c), -EINVAL);
+    setenv("WEFT_WORKERS", "3x", 1);
+    assert_int_equal(create_with(c), -EINVAL);
+    setenv("WEFT_WORKERS", "99999", 1);
+    assert_int_equal(create_with(c), -EINVAL);
+    setenv("WEFT_WORKERS", "3", 1);
+    weft_runtime *rt = NULL;
+    assert_int_equal(weft_runtime_create(&rt, NULL), 0);
+    assert_int_equal(weft_runtime_workers(rt), 3);
+    weft_runtime_destroy(&rt);
+    unsetenv("WEFT_WORKERS");
+    setenv("WEFT_TOPOLOGY", "/missing.xml", 1);
+    assert_int_equal(create_with(c), -ENOENT);
+    setenv("WEFT_TOPOLOGY", "package:1 core:3 pu:1", 1);
+    assert_int_equal(weft_runtime_create(&rt, NULL), 0);
+    assert_int_equal(weft_runtime_workers(rt), 3);
+    weft_runtime_destroy(&rt);
+    unsetenv("WEFT_TOPOLOGY");
+}
+
+static int ret42(void *a) { (void)a; return 42; }
+
+static int destroy_self(void *a)
+{
+    weft_runtime *rt = a;
+    return weft_runtime_destroy(&rt);
+}
+
+static int nested(void *a)
+{
+    weft_runtime *rt = a;
+    /* on a worker of the same runtime weft_run is a direct call */
+    return weft_run(rt, ret42, NULL) + (weft_worker_index() >= 0);
+}
+
+static void test_bad_calls(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    assert_int_equal(weft_run(NULL, ret42, NULL), -EINVAL);
+    assert_int_equal(weft_run(rt, NULL, NULL), -EINVAL);
+    assert_int_equal(weft_run(rt, ret42, NULL), 42);
+    assert_int_equal(weft_run(rt, nested, rt), 43);
+    assert_int_equal(weft_run(rt, destroy_self, rt), -EDEADLK);
+    assert_int_equal(weft_runtime_workers(NULL), -EINVAL);
+    weft_worker_stats st[2];
+    assert_int_equal(weft_stats_workers(NULL, st, 2), -EINVAL);
+    assert_int_equal(weft_stats_workers(rt, NULL, 2), -EINVAL);
+    assert_int_equal(weft_stats_workers(rt, st, -1), -EINVAL);
+    assert_int_equal(weft_runtime_destroy(NULL), 0);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    assert_int_equal(weft_runtime_destroy(&rt), 0); /* *rtp is NULL now */
+    assert_int_equal(weft_worker_index(), -1);
+    assert_null(weft_current_runtime());
+}
+
+/* Syncing a frame that was never spawned is ignored and counted. */
+static int misuse(void *a)
+{
+    (void)a;
+    struct fib_frame f = { .n = 5 }, g = { .n = 6 }, h = { .n = 7 };
+    weft_sync(&f.task); /* never spawned */
+    weft_spawn(&g.task, fib_task);
+    weft_spawn(&h.task, fib_task);
+    weft_sync(&g.task); /* out of order: syncs h first, then g */
+    weft_sync(&h.task); /* already synced */
+    return (int)(g.r * 100 + h.r);
+}
+
+static void test_misuse(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(1, NULL);
+    assert_non_null(rt);
+    assert_int_equal(weft_run(rt, misuse, NULL), 8 * 100 + 13);
+    weft_worker_stats st;
+    assert_int_equal(weft_stats_workers(rt, &st, 1), 1);
+    assert_int_equal(st.misuses, 2);
+    weft_runtime_destroy(&rt);
+}
+
+static int fib_root(void *a) { *(long *)a = fib(18); return 0; }
+
+static void test_cycles(void **s)
+{
+    (void)s;
+    int n = 1000 / test_scale();
+    for (int i = 0; i < n; i++) {
+        weft_runtime *rt = test_runtime(1 + i % 3, NULL);
+        assert_non_null(rt);
+        if (i % 10 == 0) {
+            long r = 0;
+            assert_int_equal(weft_run(rt, fib_root, &r), 0);
+            assert_int_equal(r, 2584);
+        }
+        assert_int_equal(weft_runtime_destroy(&rt), 0);
+    }
+}
+
+/* Two runtimes at once; a task of one calls into the other. */
+struct two { weft_runtime *other; long r; };
+static int cross(void *a)
+{
+    struct two *t = a;
+    return weft_run(t->other, fib_root, &t->r);
+}
+
+static void test_two_runtimes(void **s)
+{
+    (void)s;
+    weft_runtime *a = test_runtime(2, NULL), *b = test_runtime(3, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    struct two t = { .other = b };
+    assert_int_equal(weft_run(a, cross, &t), 0);
+    assert_int_equal(t.r, 2584);
+    long r = 0;
+    assert_int_equal(weft_run(b, fib_root, &r), 0);
+    assert_int_equal(r, 2584);
+    weft_runtime_destroy(&a);
+    weft_runtime_destroy(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_bad_calls),
+        cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_cycles),
+        cmocka_unit_test(test_two_runtimes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
