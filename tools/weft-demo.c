@@ -41,7 +41,7 @@ static uint64_t mix(uint64_t x)
 static int children(uint64_t s, int depth)
 {
     if (depth == 0)
-        return 2000;
+        return 40000;
     return (double)(s >> 11) * 0x1.0p-53 < 0.199 ? 5 : 0;
 }
 struct tree { weft_task task; uint64_t s; int depth, lo, hi; long r; };
@@ -73,7 +73,7 @@ struct job { int kind; long out; };
 static int run_job(void *arg)
 {
     struct job *j = arg;
-    j->out = j->kind == 0 ? fib(32) : tree(2024, 0);
+    j->out = j->kind == 0 ? fib(36) : tree(2024, 0);
     return 0;
 }
 
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "weft-demo: -n must be 1..1024, -r 1..31\n");
         return 2;
     }
-    const char *names[2] = {"fib(32)", "tree (binomial)"};
+    const char *names[2] = {"fib(36)", "tree (binomial)"};
     printf("weft %s on %ld cores: median of %d runs\n\n", weft_version(),
            cores, reps);
     printf("%-16s %8s %10s %9s %11s %9s\n", "workload", "workers",
