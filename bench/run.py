@@ -7,10 +7,10 @@
 Every program BUILDDIR/bench/fj-IMPL (serial, serial-noinline, weft,
 weft-generic, tbb, omp) runs every workload at every worker count, in this
 one invocation, so all ratios come from one run on one machine. A program
-that was not built is skipped with a note. Each program runs the workload
-RUNS + 1 times in one process; the first run is a warm-up and is dropped
-(it pays for first-touch page faults and for lazily started threads).
-Times are medians; the spread is (max - min) / median over the kept runs.
+that was not built is skipped with a note. Each of the RUNS runs of a point
+is a process of its own that runs the workload twice and keeps the second
+time: the first is a warm-up (first-touch page faults, lazily started
+threads). Times are medians; the spread is (max - min) / median.
 
 Every implementation's answer must equal the serial one; any difference
 is printed as WRONG and the exit status is 1. The table is also written as
@@ -38,6 +38,7 @@ SERIAL = "serial"
 NOINLINE = "serial-noinline"
 WEFT = "weft"
 PARALLEL = ["weft", "weft-generic", "tbb", "omp"]
+SHARING = ("fib", "uts-geo", "uts-bin")  # workloads of the sharing checks
 # weft's targets on a 2-core machine (issue "Benchmarks"), printed next to
 # the measured values.
 TARGETS = {
@@ -87,25 +88,23 @@ def parse_results(text):
     return out
 
 
-def run_program(exe, workload, size, workers, runs, timeout):
-    """Kept runs (the warm-up dropped) of one program invocation."""
+def run_once(exe, workload, size, workers, timeout):
+    """One process: a warm-up run, dropped, then the timed run."""
     cmd = [exe, "-k", workload, "-n", str(size), "-w", str(workers),
-           "-r", str(runs + 1)]
+           "-r", "2"]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True,
                            timeout=timeout, env=child_env())
-    except subprocess.TimeoutExpired as e:
-        done = len(parse_results(e.stdout or ""))
-        raise Failure("%s: timed out after %ds (%d of %d runs done)"
-                      % (" ".join(cmd), timeout, done, runs + 1))
+    except subprocess.TimeoutExpired:
+        raise Failure("%s: timed out after %ds" % (" ".join(cmd), timeout))
     results = parse_results(p.stdout)
-    if p.returncode != 0 or len(results) != runs + 1:
-        raise Failure("%s: exit %d, %d of %d runs\n%s"
-                      % (" ".join(cmd), p.returncode, len(results), runs + 1,
+    if p.returncode != 0 or len(results) != 2:
+        raise Failure("%s: exit %d, %d of 2 runs\n%s"
+                      % (" ".join(cmd), p.returncode, len(results),
                          p.stderr.strip()))
     if p.stderr.strip():
         note(p.stderr.strip())
-    return results[1:]
+    return results[1]
 
 
 class BusyNeighbour:
@@ -176,10 +175,19 @@ def fib_spawns(n):
 
 # ---------------------------------------------------------------- the runs
 
+class Point:
+    """One program at one worker count; `label` names it in the results
+    (the impl, or "share"/"busy" for the sharing checks)."""
+
+    def __init__(self, impl, workers, label=None, busy=False):
+        self.impl, self.workers, self.busy = impl, workers, busy
+        self.label = label or impl
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.samples = {}  # (workload, impl, workers) -> Sample
+        self.samples = {}  # (workload, Point.label, workers) -> Sample
         self.answer = {}   # workload -> serial check
         self.wrong = []
         self.programs = {}
@@ -196,60 +204,70 @@ class Bench:
                 return quick if self.args.quick else full
         raise KeyError(workload)
 
-    def measure(self, workload, impl, workers, key=None, why=""):
-        """Run and record one sample; key defaults to (wl, impl, workers)."""
-        exe = self.programs.get(impl)
-        if exe is None:
-            return None
-        key = key or (workload, impl, workers)
-        note("%s %s -w %d%s" % (workload, impl, workers, why))
-        try:
-            res = run_program(exe, workload, self.size(workload), workers,
-                              self.args.runs, self.args.timeout)
-        except Failure as e:
-            self.wrong.append(str(e))
-            note("FAILED: " + str(e))
-            return None
-        s = Sample(res)
-        self.samples[key] = s
-        self.verify(workload, impl, workers, s)
-        return s
+    def measure(self, workload, points):
+        """Run the points of one workload round-robin, RUNS rounds, each run
+        a process of its own: a machine that slows down or speeds up
+        meanwhile (a VM's neighbours, another job) then touches every
+        point alike instead of whichever ran at the time. Records and
+        checks one Sample per point; the serial point must come first."""
+        points = [p for p in points if p.impl in self.programs]
+        results = [[] for _ in points]
+        failed = set()
+        for r in range(self.args.runs):
+            note("%s: round %d of %d" % (workload, r + 1, self.args.runs))
+            for i, p in enumerate(points):
+                if i in failed:
+                    continue
+                try:
+                    results[i].append(self.run_point(workload, p))
+                except Failure as e:
+                    failed.add(i)
+                    self.wrong.append(str(e))
+                    note("FAILED: " + str(e))
+        for i, p in enumerate(points):
+            if i not in failed:
+                s = Sample(results[i])
+                self.samples[(workload, p.label, p.workers)] = s
+                self.verify(workload, p, s)
 
-    def verify(self, workload, impl, workers, s):
-        if impl == SERIAL and len(s.checks) == 1:
+    def run_point(self, workload, p):
+        args = (self.programs[p.impl], workload, self.size(workload),
+                p.workers, self.args.timeout)
+        if p.busy:
+            with BusyNeighbour():
+                return run_once(*args)
+        return run_once(*args)
+
+    def verify(self, workload, p, s):
+        if p.impl == SERIAL and len(s.checks) == 1:
             self.answer[workload] = next(iter(s.checks))
         want = self.answer.get(workload)
         if len(s.checks) != 1 or (want is not None and s.checks != {want}):
             msg = "WRONG: %s %s -w %d answered %s, serial %s" % (
-                workload, impl, workers, sorted(s.checks), want)
+                workload, p.label, p.workers, sorted(s.checks), want)
             self.wrong.append(msg)
             note(msg)
 
-    def get(self, workload, impl, workers):
-        return self.samples.get((workload, impl, workers))
+    def get(self, workload, label, workers):
+        return self.samples.get((workload, label, workers))
 
     def run_matrix(self):
         for workload, *_ in WORKLOADS:
-            self.measure(workload, SERIAL, 1)
+            points = [Point(SERIAL, 1)]
             if workload == "fib":
-                self.measure(workload, NOINLINE, 1)
-            for impl in PARALLEL:
-                for w in self.args.workers:
-                    self.measure(workload, impl, w)
+                points.append(Point(NOINLINE, 1))
+            points += [Point(impl, w) for impl in PARALLEL
+                       for w in self.args.workers]
+            self.measure(workload, points)
 
     def run_sharing(self):
-        """8 workers on the cores, and 2 workers beside a busy process."""
-        for workload in ("fib", "uts-geo", "uts-bin"):
-            if self.get(workload, WEFT, 8) is None:
-                self.measure(workload, WEFT, 8)
-            if self.get(workload, WEFT, 1) is None:
-                self.measure(workload, WEFT, 1)
-            if self.get(workload, WEFT, 2) is None:
-                self.measure(workload, WEFT, 2)
-            if WEFT in self.programs:
-                with BusyNeighbour():
-                    self.measure(workload, WEFT, 2, key=(workload, "busy", 2),
-                                 why=" beside a busy process")
+        """weft with 1, 2 and 8 workers, and with 2 beside a busy process,
+        measured together so that their ratios come from one series."""
+        for workload in SHARING:
+            self.measure(workload, [
+                Point(WEFT, 1, "share"), Point(WEFT, 2, "share"),
+                Point(WEFT, 8, "share"), Point(WEFT, 2, "busy", busy=True),
+            ])
 
 
 # ---------------------------------------------------------------- the report
@@ -278,7 +296,7 @@ def main_table(b):
             rows.append(impl_row(b, workload, label, impl, ts, ws, pw))
             label = ""
     notes = [
-        "T(w): median of %d runs at w workers [spread: (max - min) / "
+        "T(w): median of %d processes at w workers [spread: (max - min) / "
         "median]. Ts: the serial twin." % b.args.runs,
         "T1/Ts: the cost of spawn and sync on one worker. Ts/Tw: speedup "
         "over the plain serial code.",
@@ -287,6 +305,10 @@ def main_table(b):
         "Sizes: " + ", ".join("%s(%s)" % (w, meaning)
                               for w, _, _, meaning in WORKLOADS) + ".",
     ]
+    missing = [i for i in [SERIAL, NOINLINE] + PARALLEL
+               if i not in b.programs]
+    if missing:
+        notes.append("Not built, left out: fj-" + ", fj-".join(missing) + ".")
     return Section("Fork-join workloads", header, rows, notes)
 
 
@@ -335,46 +357,62 @@ def fib_section(b):
 
 def sharing_section(b):
     rows = []
-    for workload in ("fib", "uts-geo", "uts-bin"):
-        t1, t2, t8 = (b.get(workload, WEFT, w) for w in (1, 2, 8))
+    for workload in SHARING:
+        t1, t2, t8 = (b.get(workload, "share", w) for w in (1, 2, 8))
         busy = b.get(workload, "busy", 2)
+        med = [x.median if x else None for x in (t1, t2, t8, busy)]
         rows.append([
             workload,
+            t2.text() if t2 else "-",
             t8.text() if t8 else "-",
-            ratio(t8.median if t8 else None, t2.median if t2 else None),
+            ratio(med[2], med[1]),
+            t1.text() if t1 else "-",
             busy.text() if busy else "-",
-            ratio(busy.median if busy else None, t1.median if t1 else None),
+            ratio(med[3], med[0]),
         ])
     notes = [
+        "Measured apart from the table above, interleaved with each other.",
         "T8/T2: weft with 8 workers on %d cores / with 2; target %s."
-        % (os.cpu_count(), TARGETS["8 vs 2 workers"]),
+        % (len(os.sched_getaffinity(0)), TARGETS["8 vs 2 workers"]),
         "busy/T1: weft at 2 workers beside a CPU-bound process / quiet "
         "at 1 worker; target %s." % TARGETS["busy neighbour"],
     ]
     return Section("weft sharing the machine",
-                   ["workload", "T(8)", "T8/T2", "T(2) busy", "busy/T1"],
-                   rows, notes)
+                   ["workload", "T(2)", "T(8)", "T8/T2", "T(1)",
+                    "T(2) busy", "busy/T1"], rows, notes)
 
 
 def targets_section(b):
-    def med(workload, impl, w):
-        s = b.get(workload, impl, w)
+    def med(workload, label, w):
+        s = b.get(workload, label, w)
         return s.median if s else None
 
     def over(num, den):
         return "%.2f" % (num / den) if num and den else "-"
 
+    def per_workload(num, den):
+        return " / ".join(over(med(w, *num), med(w, *den)) for w in SHARING)
+
     ts = {w: med(w, SERIAL, 1) for w, *_ in WORKLOADS}
+    t1, noinl, t2 = (b.get("fib", *k) for k in
+                     ((WEFT, 1), (NOINLINE, 1), (WEFT, 2)))
+    ns = ((t1.median - noinl.median) / fib_spawns(b.size("fib")) * 1e9
+          if t1 and noinl else None)
     rows = [
         ["fib T1/Ts", over(med("fib", WEFT, 1), ts["fib"])],
         ["fib Ts/T2", over(ts["fib"], med("fib", WEFT, 2))],
+        ["fib ns/spawn", "%.1f" % ns if ns is not None else "-"],
+        ["fib rss", "%.1f MiB" % (t2.rss_kb / 1024) if t2 else "-"],
         ["uts-geo Ts/T2", over(ts["uts-geo"], med("uts-geo", WEFT, 2))],
         ["uts-bin Ts/T2", over(ts["uts-bin"], med("uts-bin", WEFT, 2))],
+        ["8 vs 2 workers", per_workload(("share", 8), ("share", 2))],
+        ["busy neighbour", per_workload(("busy", 2), ("share", 1))],
     ]
     for row in rows:
         row.append(TARGETS[row[0]])
     return Section("weft against its targets (2-core figures)",
-                   ["metric", "weft", "target"], rows)
+                   ["metric", "weft", "target"], rows,
+                   ["The last two rows: %s." % " / ".join(SHARING)])
 
 
 def machine_line(b):
@@ -390,7 +428,7 @@ def machine_line(b):
     cores = len(os.sched_getaffinity(0))
     mode = "quick (smoke-test sizes; do not quote)" if b.args.quick \
         else "full"
-    return ("%s, %d cores usable, %s; %s; %d runs + 1 warm-up per point; %s"
+    return ("%s, %d cores usable, %s; %s; %d processes per point; %s"
             % (platform.node(), cores, model,
                datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                b.args.runs, mode))
@@ -438,8 +476,8 @@ def parse_args(argv):
                    help="comma-separated worker counts (default 1,2)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, 3 runs: checks the suite works")
-    p.add_argument("--timeout", type=int, default=600,
-                   help="seconds per program invocation (default 600)")
+    p.add_argument("--timeout", type=int, default=300,
+                   help="seconds per program process (default 300)")
     a = p.parse_args(argv)
     if a.runs is None:
         a.runs = 3 if a.quick else 5
