@@ -77,8 +77,6 @@ typedef struct weft__worker {
     /* Owner-private. */
     alignas(WEFT__CACHELINE) uint64_t rng;
     bool allstolen; /* every task below head was stolen */
-    uint64_t t_mark; /* timestamp of the last state change */
-    int spin_rounds; /* empty steal rounds since last success */
 
     /* Counters: single writer (the owner), read by weft_stats_workers. */
     alignas(WEFT__CACHELINE) _Atomic uint64_t steals_tried;
