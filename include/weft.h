@@ -8,5 +8,7 @@
 #include "weft/runtime.h"
 #include "weft/task.h"
 #include "weft/stats.h"
+#include "weft/future.h"
+#include "weft/graph.h"
 
 #endif

@@ -29,7 +29,9 @@ typedef struct weft_worker_stats {
     uint64_t spin_ns;       /* looking for work, awake */
     uint64_t parked_ns;     /* asleep on the futex */
     uint64_t misuses;       /* syncs of frames that were not spawned */
-    uint64_t reserved[8];
+    uint64_t jobs;          /* futures and graph nodes run (retries and
+                               cancelled ones not counted) */
+    uint64_t reserved[7];
 } weft_worker_stats;
 
 /* Copy the counters of up to n workers into out[0..n-1]. Returns the number

@@ -10,12 +10,14 @@
 #include <mimalloc.h>
 #define weft__malloc(n) mi_malloc(n)
 #define weft__calloc(n, s) mi_calloc((n), (s))
+#define weft__realloc(p, n) mi_realloc((p), (n))
 #define weft__free(p) mi_free(p)
 #define weft__aligned_alloc(a, n) mi_malloc_aligned((n), (a))
 #define weft__aligned_free(p) mi_free(p)
 #else
 #define weft__malloc(n) malloc(n)
 #define weft__calloc(n, s) calloc((n), (s))
+#define weft__realloc(p, n) realloc((p), (n))
 #define weft__free(p) free(p)
 #define weft__aligned_alloc(a, n) aligned_alloc((a), (n))
 #define weft__aligned_free(p) free(p)

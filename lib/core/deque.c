@@ -130,7 +130,7 @@ static void wait_stolen(weft__worker *w, weft_task **h)
         if (s == WEFT__STOLEN_DONE)
             break;
         weft__worker *thief = s ? rt->workers[s - 1] : NULL;
-        if (weft__steal_and_run(w, thief)) {
+        if (weft__help(w, thief)) {
             if (idle_since)
                 weft__stat_add(&w->wait_ns, weft__now_ns() - idle_since);
             idle_since = 0;

@@ -46,10 +46,45 @@ typedef struct weft__root {
     _Atomic uint32_t done;
 } weft__root;
 
+/* A unit of queued work that is not a fork-join frame: a future's task, a
+ * graph node. Its owner (lib/task) embeds it; run() is called once per
+ * queue entry, on a worker. */
+typedef struct weft__job {
+    void (*run)(struct weft__job *job);
+    struct weft__job *next; /* link in a node queue */
+} weft__job;
+
+/* A FIFO of jobs under a mutex, for jobs that are not pushed on the
+ * submitting worker's own deque (outside threads, another NUMA node, high
+ * priority). len lets pollers skip the lock when it is empty. */
+typedef struct weft__jqueue {
+    pthread_mutex_t lock;
+    weft__job *head, *tail;
+    alignas(WEFT__CACHELINE) _Atomic int len;
+} weft__jqueue;
+
+/* The buffer of a job deque (Chase-Lev): a power-of-two ring. Buffers
+ * replaced by a bigger one stay allocated until the runtime is destroyed,
+ * because a thief may still read a slot of the old one. */
+typedef struct weft__jarray {
+    int64_t cap;
+    struct weft__jarray *retired;
+    _Atomic(weft__job *) slot[];
+} weft__jarray;
+
+enum { WEFT__PRIO_LEVELS = 2 };
+
 typedef struct weft__node {
     alignas(WEFT__CACHELINE) _Atomic uint32_t wake_seq;
     _Atomic int sleepers;
+    weft__jqueue jq[WEFT__PRIO_LEVELS]; /* jobs meant for this node */
 } weft__node;
+
+/* Extension slots: state that a higher layer (lib/task) hangs on a runtime
+ * without core knowing its type; freed by its hook at destroy, after the
+ * workers stopped. */
+enum { WEFT__EXT_FUTURES, WEFT__EXT_MAX };
+typedef void (*weft__ext_free_fn)(weft_runtime *rt, void *ext);
 
 typedef struct weft__worker {
     /* Shared line: thieves read and CAS here; the owner writes it only
@@ -74,9 +109,16 @@ typedef struct weft__worker {
     pthread_t thread;
     hwloc_obj_t pu;
 
+    /* Job deque (Chase-Lev, Le et al. 2013): thieves CAS jtop; the owner
+     * pushes and pops at jbot. */
+    alignas(WEFT__CACHELINE) _Atomic int64_t jtop;
+    alignas(WEFT__CACHELINE) _Atomic int64_t jbot;
+    _Atomic(weft__jarray *) jarr;
+
     /* Owner-private. */
     alignas(WEFT__CACHELINE) uint64_t rng;
     bool allstolen; /* every task below head was stolen */
+    unsigned help_depth; /* nested waits that run other work */
 
     /* Counters: single writer (the owner), read by weft_stats_workers. */
     alignas(WEFT__CACHELINE) _Atomic uint64_t steals_tried;
@@ -89,6 +131,10 @@ typedef struct weft__worker {
     _Atomic uint64_t wait_ns; /* in a sync, nothing to steal */
     _Atomic uint64_t parked_ns;
     _Atomic uint64_t misuses;
+    _Atomic uint64_t jobs;
+    /* Job tokens created / consumed on this worker (see jobs.c): written
+     * with release by the owner, read with acquire by destroy. */
+    _Atomic uint64_t jobs_in, jobs_out;
 } weft__worker;
 
 struct weft_runtime {
@@ -113,6 +159,13 @@ struct weft_runtime {
     int nnodes;
     struct weft__node *nodes;
 
+    /* Job tokens of threads that are not workers. */
+    alignas(WEFT__CACHELINE) _Atomic uint64_t jobs_in_ext, jobs_out_ext;
+
+    _Atomic(void *) ext[WEFT__EXT_MAX];
+    weft__ext_free_fn ext_free[WEFT__EXT_MAX];
+    pthread_mutex_t ext_lock;
+
     alignas(WEFT__CACHELINE) _Atomic int stopping; /* destroy has begun */
     _Atomic int inflight;                          /* weft_run calls */
     _Atomic int started;                           /* workers ready */
@@ -134,6 +187,8 @@ WEFT__HIDDEN void weft__free_on_node(void *p, size_t size);
 
 /* park.c */
 WEFT__HIDDEN void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val);
+WEFT__HIDDEN int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
+                                        uint64_t deadline_ns);
 WEFT__HIDDEN void weft__futex_wake(_Atomic uint32_t *addr, int n);
 WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);
@@ -141,11 +196,32 @@ WEFT__HIDDEN void weft__park(weft_runtime *rt, weft__worker *w);
 WEFT__HIDDEN bool weft__work_visible(weft_runtime *rt);
 WEFT__HIDDEN uint64_t weft__now_ns(void);
 
+/* jobs.c */
+WEFT__HIDDEN int weft__jobs_init(weft_runtime *rt);
+WEFT__HIDDEN void weft__jobs_fini(weft_runtime *rt);
+WEFT__HIDDEN void weft__job_push(weft_runtime *rt, weft__job *j, int node,
+                                 int prio);
+WEFT__HIDDEN weft__job *weft__job_pop(weft__worker *w);
+WEFT__HIDDEN weft__job *weft__job_steal(weft__worker *v);
+WEFT__HIDDEN weft__job *weft__job_take_high(weft_runtime *rt, int node);
+WEFT__HIDDEN weft__job *weft__job_take_node(weft_runtime *rt, int node);
+WEFT__HIDDEN weft__job *weft__job_take_far(weft_runtime *rt, int node);
+WEFT__HIDDEN bool weft__jobs_visible(weft_runtime *rt);
+WEFT__HIDDEN void weft__jobs_begin(weft_runtime *rt);
+WEFT__HIDDEN void weft__jobs_end(weft_runtime *rt);
+WEFT__HIDDEN void weft__jobs_quiesce(weft_runtime *rt);
+WEFT__HIDDEN void *weft__ext_get(weft_runtime *rt, int slot,
+                                 void *(*make)(weft_runtime *rt),
+                                 weft__ext_free_fn free_fn);
+WEFT__HIDDEN int weft__enter(weft_runtime *rt);
+WEFT__HIDDEN void weft__leave(weft_runtime *rt);
+
 /* worker.c */
 WEFT__HIDDEN void *weft__worker_main(void *arg);
-WEFT__HIDDEN bool weft__steal_and_run(weft__worker *me, weft__worker *prefer);
 WEFT__HIDDEN void weft__enter_allstolen(weft__worker *w, weft_task **h);
 WEFT__HIDDEN uint32_t weft__rand(weft__worker *w);
+WEFT__HIDDEN bool weft__help(weft__worker *w, weft__worker *prefer);
+WEFT__HIDDEN void weft__run_job(weft__worker *w, weft__job *j);
 
 /* Log a one-line diagnostic on stderr, prefixed "weft: ". */
 WEFT__HIDDEN void weft__log(const char *fmt, ...)

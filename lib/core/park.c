@@ -39,6 +39,26 @@ void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val)
             NULL, 0);
 }
 
+/* Like weft__futex_wait, but gives up at deadline_ns (CLOCK_MONOTONIC;
+ * 0 = never). Returns -ETIMEDOUT once the deadline has passed, else 0. */
+int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
+                           uint64_t deadline_ns)
+{
+    if (!deadline_ns) {
+        weft__futex_wait(addr, val);
+        return 0;
+    }
+    if (weft__now_ns() >= deadline_ns)
+        return -ETIMEDOUT;
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000u),
+                          (long)(deadline_ns % 1000000000u)};
+    /* BITSET takes an absolute CLOCK_MONOTONIC deadline, so retries after
+     * EINTR do not stretch the wait */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts,
+            NULL, FUTEX_BITSET_MATCH_ANY);
+    return 0;
+}
+
 void weft__futex_wake(_Atomic uint32_t *addr, int n)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
@@ -57,6 +77,8 @@ bool weft__work_visible(weft_runtime *rt)
         if (weft__ts_tail(ts) < weft__ts_split(ts))
             return true;
     }
+    if (weft__jobs_visible(rt))
+        return true;
     return weft__load_seqcst(&rt->stopping) == 2;
 }
 

@@ -96,13 +96,18 @@ static void free_worker(weft_runtime *rt, weft__worker *w)
 
 static void free_runtime(weft_runtime *rt)
 {
+    weft__jobs_fini(rt);
     for (int i = 0; rt->workers && i < rt->nworkers; i++)
         free_worker(rt, rt->workers[i]);
     weft__free(rt->workers);
+    for (int n = 0; rt->nodes && n < rt->nnodes; n++)
+        for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
+            pthread_mutex_destroy(&rt->nodes[n].jq[p].lock);
     weft__aligned_free(rt->nodes);
     if (rt->topo)
         hwloc_topology_destroy(rt->topo);
     pthread_mutex_destroy(&rt->inject_lock);
+    pthread_mutex_destroy(&rt->ext_lock);
     weft__aligned_free(rt);
 }
 
@@ -160,6 +165,9 @@ static int make_nodes(weft_runtime *rt)
     if (!rt->nodes)
         return -ENOMEM;
     memset(rt->nodes, 0, n * sizeof *rt->nodes);
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
+            pthread_mutex_init(&rt->nodes[i].jq[p].lock, NULL);
     rt->nnodes = n;
     return 0;
 }
@@ -215,7 +223,8 @@ static int setup(weft_runtime *rt, const weft_config *c)
     rt->stack_size = c->stack_size ? c->stack_size : DEFAULT_STACK;
     rt->spin_us = c->spin_us == 0 ? DEFAULT_SPIN_US
                   : c->spin_us < 0 ? 0 : c->spin_us;
-    if ((rc = make_workers(rt)) || (rc = make_nodes(rt)))
+    if ((rc = make_workers(rt)) || (rc = make_nodes(rt)) ||
+        (rc = weft__jobs_init(rt)))
         return rc;
     return start_workers(rt);
 }
@@ -236,6 +245,7 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg)
         return -ENOMEM;
     memset(rt, 0, sizeof *rt);
     pthread_mutex_init(&rt->inject_lock, NULL);
+    pthread_mutex_init(&rt->ext_lock, NULL);
     if ((rc = setup(rt, &c))) {
         free_runtime(rt);
         return rc;
@@ -257,6 +267,7 @@ int weft_runtime_destroy(weft_runtime **rtp)
     struct timespec nap = {0, 50000};
     while (weft__load_acquire(&rt->inflight) > 0)
         nanosleep(&nap, NULL);
+    weft__jobs_quiesce(rt); /* queued futures and graph runs finish too */
     stop_workers(rt, rt->nworkers);
     free_runtime(rt);
     *rtp = NULL;
@@ -350,6 +361,7 @@ int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
         s->spin_ns = weft__load_relaxed(&w->spin_ns) + wait;
         s->parked_ns = weft__load_relaxed(&w->parked_ns);
         s->misuses = weft__load_relaxed(&w->misuses);
+        s->jobs = weft__load_relaxed(&w->jobs);
         uint64_t busy = weft__load_relaxed(&w->busy_ns);
         s->busy_ns = busy > wait ? busy - wait : 0;
     }

@@ -44,7 +44,8 @@ uint32_t weft__rand(weft__worker *w)
 typedef struct steal {
     weft__worker *victim;
     uint32_t idx;
-    weft_task *task;
+    weft_task *task; /* a fork-join frame, or NULL when job is set */
+    weft__job *job;
 } steal;
 
 enum { STEAL_NONE, STEAL_ASKED, STEAL_WON };
@@ -63,23 +64,47 @@ static bool request_split(weft__worker *v)
     return true;
 }
 
+static void count_steal(weft__worker *me, weft__worker *v)
+{
+    weft__stat_add(&me->steals_won, 1);
+    if (v->numa == me->numa)
+        weft__stat_add(&me->steals_near, 1);
+}
+
+/* Take a job from v's job deque. */
+static int try_steal_job(weft__worker *me, weft__worker *v, steal *s)
+{
+    weft__job *j = weft__job_steal(v);
+    if (!j)
+        return STEAL_NONE;
+    s->victim = v;
+    s->task = NULL;
+    s->job = j;
+    count_steal(me, v);
+    return STEAL_WON;
+}
+
+/* A fork-join frame from v's shared region first (older frames are the
+ * bigger pieces of work), else a job, else ask v to share. */
 static int try_steal(weft__worker *me, weft__worker *v, steal *s)
 {
     /* acquire pairs with the owner's seq_cst publication of ts, which
      * follows its writes of the slot and the frame */
     uint64_t ts = weft__load_acquire(&v->ts);
     uint32_t tail = weft__ts_tail(ts);
-    if (tail >= weft__ts_split(ts))
+    if (tail >= weft__ts_split(ts)) {
+        if (try_steal_job(me, v, s) == STEAL_WON)
+            return STEAL_WON;
         return request_split(v) ? STEAL_ASKED : STEAL_NONE;
+    }
     weft__stat_add(&me->steals_tried, 1);
     if (!weft__cas_acqrel(&v->ts, &ts, ts + 1))
         return STEAL_NONE; /* another thief or the owner won */
     s->victim = v;
     s->idx = tail;
     s->task = v->dq[tail];
-    weft__stat_add(&me->steals_won, 1);
-    if (v->numa == me->numa)
-        weft__stat_add(&me->steals_near, 1);
+    s->job = NULL;
+    count_steal(me, v);
     return STEAL_WON;
 }
 
@@ -124,22 +149,60 @@ static bool steal_round(weft__worker *me, steal *s)
     return false;
 }
 
+void weft__run_job(weft__worker *w, weft__job *j)
+{
+    weft__stat_add(&w->jobs, 1);
+    j->run(j);
+}
+
 /* Run a stolen task on the thief. The state store after the task
  * (release) pairs with the owner's acquire load in its sync. */
 static void run_stolen(weft__worker *me, steal *s)
 {
+    if (s->job) {
+        weft__run_job(me, s->job);
+        return;
+    }
     _Atomic uintptr_t *st = &s->victim->state[s->idx];
     weft__store_relaxed(st, (uintptr_t)me->index + 1);
     s->task->fn(s->task);
     weft__store_release(st, WEFT__STOLEN_DONE);
 }
 
-bool weft__steal_and_run(weft__worker *me, weft__worker *prefer)
+/* Jobs nearest first: high priority anywhere, our own deque, our node's
+ * queue. Stealing and other nodes' queues come after, in the callers. */
+static weft__job *near_job(weft__worker *w)
+{
+    weft_runtime *rt = w->rt;
+    weft__job *j = weft__job_take_high(rt, w->numa);
+    if (!j && !(j = weft__job_pop(w)))
+        j = weft__job_take_node(rt, w->numa);
+    return j;
+}
+
+/* Run one piece of work while waiting for something (a stolen child, a
+ * future): the waiter's own stack grows by what it runs, so tasks that
+ * came from outside (which expect an empty deque) are not taken here.
+ * prefer (may be NULL) is tried first: the thief of the awaited child,
+ * whose deque holds that child's own children. */
+bool weft__help(weft__worker *w, weft__worker *prefer)
 {
     steal s;
-    if ((prefer && try_steal(me, prefer, &s) == STEAL_WON) ||
-        steal_round(me, &s)) {
-        run_stolen(me, &s);
+    weft__job *j;
+    if (prefer && try_steal(w, prefer, &s) == STEAL_WON) {
+        run_stolen(w, &s);
+        return true;
+    }
+    if ((j = near_job(w))) {
+        weft__run_job(w, j);
+        return true;
+    }
+    if (steal_round(w, &s)) {
+        run_stolen(w, &s);
+        return true;
+    }
+    if ((j = weft__job_take_far(w->rt, w->numa))) {
+        weft__run_job(w, j);
         return true;
     }
     return false;
@@ -182,14 +245,22 @@ static void run_root(weft__worker *w, weft__root *r)
 
 typedef struct work {
     weft__root *root;
+    weft__job *job;
     steal s;
 } work;
 
+/* Near jobs, then tasks from outside, then stealing, then other nodes'
+ * jobs. */
 static bool find_work(weft__worker *w, work *out)
 {
+    out->root = NULL;
+    if ((out->job = near_job(w)))
+        return true;
     if ((out->root = inject_pop(w->rt)))
         return true;
-    return steal_round(w, &out->s);
+    if (steal_round(w, &out->s))
+        return true;
+    return (out->job = weft__job_take_far(w->rt, w->numa)) != NULL;
 }
 
 static void run_work(weft__worker *w, work *k)
@@ -197,6 +268,9 @@ static void run_work(weft__worker *w, work *k)
     uint64_t t0 = weft__now_ns();
     if (k->root) {
         run_root(w, k->root);
+    } else if (k->job) {
+        weft__enter_allstolen(w, w->dq);
+        weft__run_job(w, k->job);
     } else {
         weft__enter_allstolen(w, w->dq);
         run_stolen(w, &k->s);

@@ -1,0 +1,315 @@
+/* Queued jobs (futures' tasks, graph nodes): one Chase-Lev deque per
+ * worker for jobs submitted by that worker, and per NUMA node one FIFO per
+ * priority for jobs from outside threads, for another node, or of high
+ * priority.
+ *
+ * The deque is the C11 Chase-Lev deque of Le, Pop, Cohen and Zappa Nardelli
+ * (PPoPP 2013) with its standalone fences folded into seq_cst accesses
+ * (ThreadSanitizer does not model fences): the owner's pop stores bottom
+ * with an exchange, and thieves load top and bottom seq_cst. Unlike the
+ * fork-join deque, jobs are heap objects that nobody syncs, so a plain
+ * deque where the owner pays a barrier per pop is the right tool here.
+ *
+ * Job tokens: every job that will be consumed from a queue (run or
+ * discarded) is counted in when it is created and out when consumed, on
+ * the thread that does it (a worker's own counters, or shared ones for
+ * outside threads). weft_runtime_destroy waits for in == out. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+#define JDEQUE_CAP0 256
+
+static weft__jarray *jarray_new(int64_t cap)
+{
+    weft__jarray *a = weft__malloc(sizeof *a + (size_t)cap * sizeof a->slot[0]);
+    if (a) {
+        a->cap = cap;
+        a->retired = NULL;
+    }
+    return a;
+}
+
+int weft__jobs_init(weft_runtime *rt)
+{
+    for (int i = 0; i < rt->nworkers; i++) {
+        weft__jarray *a = jarray_new(JDEQUE_CAP0);
+        if (!a)
+            return -ENOMEM;
+        weft__store_relaxed(&rt->workers[i]->jarr, a);
+    }
+    return 0;
+}
+
+void weft__jobs_fini(weft_runtime *rt)
+{
+    for (int i = 0; i < WEFT__EXT_MAX; i++) {
+        void *e = weft__load_acquire(&rt->ext[i]);
+        if (e && rt->ext_free[i])
+            rt->ext_free[i](rt, e);
+    }
+    for (int i = 0; rt->workers && i < rt->nworkers; i++) {
+        if (!rt->workers[i])
+            continue;
+        weft__jarray *a = weft__load_relaxed(&rt->workers[i]->jarr);
+        while (a) {
+            weft__jarray *next = a->retired;
+            weft__free(a);
+            a = next;
+        }
+    }
+}
+
+/* ---- the per-worker deque ---- */
+
+/* Double the buffer, copying the live slots [t, b). The old buffer joins
+ * the retired list (see weft__jarray). */
+static weft__jarray *jdeque_grow(weft__worker *w, weft__jarray *a, int64_t t,
+                                 int64_t b)
+{
+    weft__jarray *n = jarray_new(a->cap * 2);
+    if (!n)
+        return NULL;
+    for (int64_t i = t; i < b; i++)
+        weft__store_relaxed(&n->slot[i & (n->cap - 1)],
+                            weft__load_relaxed(&a->slot[i & (a->cap - 1)]));
+    n->retired = a;
+    /* release pairs with the thieves' acquire load of jarr */
+    weft__store_release(&w->jarr, n);
+    return n;
+}
+
+/* Push on the calling worker's own deque; false only when the deque is
+ * full and cannot grow (out of memory). */
+static bool jdeque_push(weft__worker *w, weft__job *j)
+{
+    int64_t b = weft__load_relaxed(&w->jbot);
+    int64_t t = weft__load_acquire(&w->jtop);
+    weft__jarray *a = weft__load_relaxed(&w->jarr);
+    if (b - t >= a->cap && !(a = jdeque_grow(w, a, t, b)))
+        return false;
+    weft__store_relaxed(&a->slot[b & (a->cap - 1)], j);
+    /* seq_cst: releases the slot and the job to thieves (their seq_cst
+     * load of jbot), and is the publisher's half of the parking
+     * handshake (park.c) */
+    weft__store_seqcst(&w->jbot, b + 1);
+    return true;
+}
+
+weft__job *weft__job_pop(weft__worker *w)
+{
+    int64_t b = weft__load_relaxed(&w->jbot) - 1;
+    /* cheap empty test: top only grows, so a stale top errs towards
+     * "not empty" and the full protocol below decides */
+    if (b < weft__load_relaxed(&w->jtop))
+        return NULL;
+    weft__jarray *a = weft__load_relaxed(&w->jarr);
+    /* the exchange orders the store of bottom before the load of top
+     * (the fence of the original algorithm) */
+    atomic_exchange_explicit(&w->jbot, b, memory_order_seq_cst);
+    int64_t t = weft__load_seqcst(&w->jtop);
+    weft__job *j = NULL;
+    if (t <= b) {
+        j = weft__load_relaxed(&a->slot[b & (a->cap - 1)]);
+        if (t == b) { /* last one: race the thieves for it */
+            if (!weft__cas_seqcst(&w->jtop, &t, t + 1))
+                j = NULL;
+            weft__store_relaxed(&w->jbot, b + 1);
+        }
+    } else {
+        weft__store_relaxed(&w->jbot, b + 1);
+    }
+    return j;
+}
+
+weft__job *weft__job_steal(weft__worker *v)
+{
+    int64_t t = weft__load_seqcst(&v->jtop);
+    int64_t b = weft__load_seqcst(&v->jbot); /* pairs with jdeque_push */
+    if (t >= b)
+        return NULL;
+    weft__jarray *a = weft__load_acquire(&v->jarr);
+    weft__job *j = weft__load_relaxed(&a->slot[t & (a->cap - 1)]);
+    if (!weft__cas_seqcst(&v->jtop, &t, t + 1))
+        return NULL; /* another thief or the owner took it */
+    return j;
+}
+
+static bool jdeque_nonempty(weft__worker *w)
+{
+    return weft__load_seqcst(&w->jtop) < weft__load_seqcst(&w->jbot);
+}
+
+/* ---- node queues ---- */
+
+static void jq_put(weft__jqueue *q, weft__job *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    weft__add_seqcst(&q->len, 1); /* publication for parkers */
+    pthread_mutex_unlock(&q->lock);
+}
+
+static weft__job *jq_get(weft__jqueue *q)
+{
+    if (weft__load_relaxed(&q->len) == 0)
+        return NULL;
+    pthread_mutex_lock(&q->lock);
+    weft__job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (!q->head)
+            q->tail = NULL;
+        weft__sub_seqcst(&q->len, 1);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return j;
+}
+
+/* Queue j. A worker of rt keeps normal jobs meant for its own node on its
+ * own deque (the cheap path, and LIFO for locality); everything else goes
+ * to the chosen node's queue. node < 0 means "here" (node 0 outside). */
+void weft__job_push(weft_runtime *rt, weft__job *j, int node, int prio)
+{
+    weft__worker *w = weft__self;
+    bool mine = w && w->rt == rt;
+    if (node < 0 || node >= rt->nnodes)
+        node = mine ? w->numa : 0;
+    if (prio < 0 || prio >= WEFT__PRIO_LEVELS)
+        prio = 0;
+    if (!(mine && prio == 0 && node == w->numa && jdeque_push(w, j)))
+        jq_put(&rt->nodes[node].jq[prio], j);
+    weft__wake_for_work(rt, node);
+}
+
+/* High-priority jobs, own node first. */
+weft__job *weft__job_take_high(weft_runtime *rt, int node)
+{
+    for (int i = 0; i < rt->nnodes; i++) {
+        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[1]);
+        if (j)
+            return j;
+    }
+    return NULL;
+}
+
+weft__job *weft__job_take_node(weft_runtime *rt, int node)
+{
+    return jq_get(&rt->nodes[node].jq[0]);
+}
+
+/* Normal jobs queued for other nodes: taken only when nothing nearer. */
+weft__job *weft__job_take_far(weft_runtime *rt, int node)
+{
+    for (int i = 1; i < rt->nnodes; i++) {
+        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[0]);
+        if (j)
+            return j;
+    }
+    return NULL;
+}
+
+/* The sleeper's half of the parking handshake for jobs (seq_cst loads). */
+bool weft__jobs_visible(weft_runtime *rt)
+{
+    for (int n = 0; n < rt->nnodes; n++)
+        for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
+            if (weft__load_seqcst(&rt->nodes[n].jq[p].len) > 0)
+                return true;
+    for (int i = 0; i < rt->nworkers; i++)
+        if (jdeque_nonempty(rt->workers[i]))
+            return true;
+    return false;
+}
+
+/* ---- job tokens ---- */
+
+static void token_add(weft_runtime *rt, bool in)
+{
+    weft__worker *w = weft__self;
+    if (w && w->rt == rt) {
+        _Atomic uint64_t *c = in ? &w->jobs_in : &w->jobs_out;
+        /* single writer; release pairs with the acquire in quiesce */
+        weft__store_release(c, weft__load_relaxed(c) + 1);
+    } else {
+        weft__add_seqcst(in ? &rt->jobs_in_ext : &rt->jobs_out_ext, 1);
+    }
+}
+
+void weft__jobs_begin(weft_runtime *rt) { token_add(rt, true); }
+void weft__jobs_end(weft_runtime *rt) { token_add(rt, false); }
+
+/* Outs are summed before ins: a job's token is created (in) before
+ * anything that consumes it or creates its children's tokens, so when
+ * the sums meet nothing was outstanding at the moment between the two
+ * passes, and with no outside submissions left nothing can start. */
+static bool tokens_settled(weft_runtime *rt)
+{
+    uint64_t out = weft__load_seqcst(&rt->jobs_out_ext);
+    for (int i = 0; i < rt->nworkers; i++)
+        out += weft__load_acquire(&rt->workers[i]->jobs_out);
+    uint64_t in = weft__load_seqcst(&rt->jobs_in_ext);
+    for (int i = 0; i < rt->nworkers; i++)
+        in += weft__load_acquire(&rt->workers[i]->jobs_in);
+    return in == out;
+}
+
+void weft__jobs_quiesce(weft_runtime *rt)
+{
+    struct timespec nap = {0, 50000};
+    while (!tokens_settled(rt))
+        nanosleep(&nap, NULL);
+}
+
+/* ---- entering from outside ---- */
+
+/* A thread about to add work to rt from outside its tasks: refused once
+ * destroy began. Pairs with weft__leave(); destroy waits for every
+ * caller in between before it checks the tokens. */
+int weft__enter(weft_runtime *rt)
+{
+    weft__worker *w = weft__self;
+    if (w && w->rt == rt)
+        return 0; /* tasks may add work while destroy drains them */
+    weft__add_seqcst(&rt->inflight, 1);
+    if (weft__load_seqcst(&rt->stopping)) {
+        weft__sub_release(&rt->inflight, 1);
+        return -ESHUTDOWN;
+    }
+    return 0;
+}
+
+void weft__leave(weft_runtime *rt)
+{
+    weft__worker *w = weft__self;
+    if (!(w && w->rt == rt))
+        weft__sub_release(&rt->inflight, 1);
+}
+
+/* ---- extension slots ---- */
+
+void *weft__ext_get(weft_runtime *rt, int slot,
+                    void *(*make)(weft_runtime *rt),
+                    weft__ext_free_fn free_fn)
+{
+    /* acquire pairs with the release store below */
+    void *e = weft__load_acquire(&rt->ext[slot]);
+    if (e)
+        return e;
+    pthread_mutex_lock(&rt->ext_lock);
+    e = weft__load_relaxed(&rt->ext[slot]);
+    if (!e && (e = make(rt))) {
+        rt->ext_free[slot] = free_fn;
+        weft__store_release(&rt->ext[slot], e);
+    }
+    pthread_mutex_unlock(&rt->ext_lock);
+    return e;
+}

@@ -1,0 +1,89 @@
+/* Futures' internals, shared by future.c (futures, waiting) and graph.c
+ * (task graphs, whose outputs are futures). Nothing outside lib/task
+ * includes this. */
+#ifndef WEFT_TASK_FUT_H
+#define WEFT_TASK_FUT_H
+
+#include "internal.h"
+
+/* state word of a future: phase in the low bits, flags above.
+ *   WAITING -> QUEUED      when its last dependency is done
+ *   QUEUED  -> RUNNING     claimed by a worker, a waiting getter, or a
+ *                          canceller (with CANCEL set)
+ *   WAITING -> RUNNING     claimed by a canceller (CANCEL set)
+ *   RUNNING -> DONE        complete(): status and result are final
+ * Flags may be set in any phase but DONE (WAITERS may also be left set on
+ * a DONE state by a registration that lost the race; it means nothing
+ * there). Every test of the phase masks. */
+enum {
+    PH_WAITING = 0,
+    PH_QUEUED = 1,
+    PH_RUNNING = 2,
+    PH_DONE = 3,
+    PH_MASK = 3,
+    ST_CANCEL = 1u << 2,   /* cancellation asked */
+    ST_SLEEPERS = 1u << 3, /* a thread sleeps on the futex of state */
+    ST_WAITERS = 1u << 4,  /* the waiter list may be non-empty */
+};
+
+typedef struct wnode wnode;
+typedef struct edge edge;
+
+/* One future: 128 bytes, aligned so that handles can carry a generation
+ * in their top bits. Lives in a slab of its runtime's pool (future.c);
+ * never returned to the system before the runtime is destroyed, which is
+ * what makes a stale handle detectable instead of a use after free. */
+typedef struct fut {
+    weft__job job;            /* queue entry */
+    _Atomic uint32_t state;
+    _Atomic uint32_t refs;
+    _Atomic uint32_t gen;     /* bumped at free; handles carry 16 bits */
+    _Atomic uint32_t pending; /* dependencies not yet done (+1 at setup) */
+    int status, cause;        /* final once DONE (release by complete) */
+    weft_runtime *rt;
+    weft_fn fn;               /* NULL: completed by graph.c, not run */
+    void *arg;
+    void *result;
+    void (*dtor)(void *);
+    const char *name;
+    wnode *waiters;           /* under lock */
+    edge *edges;              /* ndeps, owned until finish_deps */
+    uint32_t ndeps;
+    _Atomic uint16_t attempts;
+    uint16_t max_retries;
+    _Atomic int16_t runner;   /* worker index running it, or -1 */
+    int8_t node;
+    uint8_t prio;
+    uint8_t flags;
+    _Atomic uint8_t lock;     /* guards waiters */
+} __attribute__((aligned(128))) fut;
+
+/* The running attempt handed to a task function: a future's, or a graph
+ * node's (run != NULL). */
+struct weft_job {
+    fut *f;
+    struct grun *run;
+    uint32_t id;
+    int attempt;
+    void **result;
+    void (**dtor)(void *);
+};
+
+/* future.c, for graph.c */
+WEFT__HIDDEN int weft__fut_check_opts(const weft_submit_opts *o);
+WEFT__HIDDEN int weft__fut_external(weft_runtime *rt, const char *name,
+                                    fut **out, weft_future **handle);
+WEFT__HIDDEN void weft__fut_complete_external(fut *f, int status, int cause,
+                                              void *result,
+                                              void (*dtor)(void *));
+WEFT__HIDDEN void weft__fut_unref(fut *f);
+WEFT__HIDDEN bool weft__fut_cancelled(fut *f);
+
+/* graph.c, for future.c */
+WEFT__HIDDEN int weft__graph_job_dep(const weft_job *job, size_t i,
+                                     void **value);
+WEFT__HIDDEN int weft__graph_job_cancelled(const weft_job *job);
+WEFT__HIDDEN size_t weft__graph_job_ndeps(const weft_job *job);
+WEFT__HIDDEN weft_runtime *weft__graph_job_runtime(const weft_job *job);
+
+#endif
