@@ -21,8 +21,9 @@
  * back with weft_future_release(). The runtime holds its own references
  * while the work is queued or running, so releasing a future early never
  * cancels or loses the work. A future's result belongs to the future: it
- * is destroyed (by the destructor given with it) when the last reference
- * goes, unless it was taken with weft_future_take().
+ * is destroyed (by the destructor given with it) once the future is done,
+ * its users released it, and no dependant still reads it, unless it was
+ * taken with weft_future_take().
  *
  * Handles. A weft_future * is an opaque handle, not a pointer to memory the
  * caller may read. It carries a generation number, so a call on a future
@@ -147,7 +148,10 @@ WEFT_API int weft_future_get(weft_future *f, int64_t timeout_ns,
 
 /* Like weft_future_get(f, -1, ...), but moves the result out: the caller
  * owns *result (and must destroy it), and the future forgets it. A second
- * take gives NULL. */
+ * take gives NULL. Since the value becomes the caller's to free, take
+ * also waits until no dependant still reads it: the futures submitted
+ * after f (weft_submit_after) and, for a graph output, the rest of the
+ * graph's run. Not concurrently with another take or get of f. */
 WEFT_API int weft_future_take(weft_future *f, void **result);
 
 /* 1 if f is done (ran, failed, or was cancelled), 0 if not, -EINVAL. */
@@ -174,8 +178,10 @@ WEFT_API int weft_future_cancel(weft_future *f);
 /* Add a reference to f. 0 or -EINVAL. */
 WEFT_API int weft_future_retain(weft_future *f);
 
-/* Give back one reference. When the last goes the future and its result
- * are freed (the task itself still runs if it is queued). 0 or -EINVAL
+/* Give back one reference. When the caller's is the last, the handle
+ * becomes invalid; once the future is done and no dependant needs its
+ * result any more, the result is destroyed (by the time this returns,
+ * when that moment is now). A queued task still runs. 0 or -EINVAL
  * (NULL, or already released). */
 WEFT_API int weft_future_release(weft_future *f);
 

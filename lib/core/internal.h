@@ -77,6 +77,7 @@ enum { WEFT__PRIO_LEVELS = 2 };
 typedef struct weft__node {
     alignas(WEFT__CACHELINE) _Atomic uint32_t wake_seq;
     _Atomic int sleepers;
+    _Atomic int searching; /* this node's share of rt->searching */
     weft__jqueue jq[WEFT__PRIO_LEVELS]; /* jobs meant for this node */
 } weft__node;
 
@@ -119,6 +120,8 @@ typedef struct weft__worker {
     alignas(WEFT__CACHELINE) uint64_t rng;
     bool allstolen; /* every task below head was stolen */
     unsigned help_depth; /* nested waits that run other work */
+    unsigned idle_rounds; /* failed search rounds since work was found
+                             (across parking attempts) */
 
     /* Counters: single writer (the owner), read by weft_stats_workers. */
     alignas(WEFT__CACHELINE) _Atomic uint64_t steals_tried;
@@ -191,6 +194,7 @@ WEFT__HIDDEN int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
                                         uint64_t deadline_ns);
 WEFT__HIDDEN void weft__futex_wake(_Atomic uint32_t *addr, int n);
 WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
+WEFT__HIDDEN void weft__wake_on_node(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);
 WEFT__HIDDEN void weft__park(weft_runtime *rt, weft__worker *w);
 WEFT__HIDDEN bool weft__work_visible(weft_runtime *rt);
@@ -203,6 +207,7 @@ WEFT__HIDDEN void weft__job_push(weft_runtime *rt, weft__job *j, int node,
                                  int prio);
 WEFT__HIDDEN weft__job *weft__job_pop(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_steal(weft__worker *v);
+WEFT__HIDDEN weft__job *weft__job_peek(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_take_high(weft_runtime *rt, int node);
 WEFT__HIDDEN weft__job *weft__job_take_node(weft_runtime *rt, int node);
 WEFT__HIDDEN weft__job *weft__job_take_far(weft_runtime *rt, int node);

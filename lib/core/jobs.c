@@ -125,6 +125,18 @@ weft__job *weft__job_pop(weft__worker *w)
     return j;
 }
 
+/* The newest job on the calling worker's own deque, without taking it:
+ * a hint (a thief may take it first), for callers that pop only jobs of
+ * a kind they recognise. */
+weft__job *weft__job_peek(weft__worker *w)
+{
+    int64_t b = weft__load_relaxed(&w->jbot) - 1;
+    if (b < weft__load_relaxed(&w->jtop))
+        return NULL;
+    weft__jarray *a = weft__load_relaxed(&w->jarr);
+    return weft__load_relaxed(&a->slot[b & (a->cap - 1)]);
+}
+
 weft__job *weft__job_steal(weft__worker *v)
 {
     int64_t t = weft__load_seqcst(&v->jtop);
@@ -185,9 +197,12 @@ void weft__job_push(weft_runtime *rt, weft__job *j, int node, int prio)
         node = mine ? w->numa : 0;
     if (prio < 0 || prio >= WEFT__PRIO_LEVELS)
         prio = 0;
-    if (!(mine && prio == 0 && node == w->numa && jdeque_push(w, j)))
-        jq_put(&rt->nodes[node].jq[prio], j);
-    weft__wake_for_work(rt, node);
+    if (mine && prio == 0 && node == w->numa && jdeque_push(w, j)) {
+        weft__wake_for_work(rt, node);
+        return;
+    }
+    jq_put(&rt->nodes[node].jq[prio], j);
+    weft__wake_on_node(rt, node);
 }
 
 /* High-priority jobs, own node first. */

@@ -104,6 +104,19 @@ void weft__wake_for_work(weft_runtime *rt, int node)
     }
 }
 
+/* Work meant for one node (a job queued there): wake a sleeper of that
+ * node unless one of its workers is already searching, even when workers
+ * of other nodes search (they would take it only as a last resort). */
+void weft__wake_on_node(weft_runtime *rt, int node)
+{
+    weft__node *n = &rt->nodes[node];
+    if (weft__load_seqcst(&n->searching) == 0 &&
+        weft__load_seqcst(&n->sleepers) > 0)
+        wake_node(n, 1);
+    else
+        weft__wake_for_work(rt, node);
+}
+
 void weft__wake_all(weft_runtime *rt)
 {
     for (int i = 0; i < rt->nnodes; i++)

@@ -24,6 +24,8 @@ enum {
     ST_CANCEL = 1u << 2,   /* cancellation asked */
     ST_SLEEPERS = 1u << 3, /* a thread sleeps on the futex of state */
     ST_WAITERS = 1u << 4,  /* the waiter list may be non-empty */
+    ST_NORESULT = 1u << 5, /* DONE, and someone destroys the result */
+    ST_DROPPED = 1u << 6,  /* ... and has finished doing so */
 };
 
 typedef struct wnode wnode;
@@ -36,10 +38,16 @@ typedef struct edge edge;
 typedef struct fut {
     weft__job job;            /* queue entry */
     _Atomic uint32_t state;
-    _Atomic uint32_t refs;
     _Atomic uint32_t gen;     /* bumped at free; handles carry 16 bits */
+    /* References, three kinds in one word (FUT_*_REF): users' (a handle
+     * is valid while there is one), readers' (dependants and graph runs,
+     * which read the result), and the queue entry's (or a graph output's
+     * completer). The result is destroyed once the future is done and
+     * neither users nor readers are left; the slot once nothing is. */
+    _Atomic uint64_t refs;
     _Atomic uint32_t pending; /* dependencies not yet done (+1 at setup) */
     int status, cause;        /* final once DONE (release by complete) */
+    uint32_t ndeps;
     weft_runtime *rt;
     weft_fn fn;               /* NULL: completed by graph.c, not run */
     void *arg;
@@ -48,7 +56,6 @@ typedef struct fut {
     const char *name;
     wnode *waiters;           /* under lock */
     edge *edges;              /* ndeps, owned until finish_deps */
-    uint32_t ndeps;
     _Atomic uint16_t attempts;
     uint16_t max_retries;
     _Atomic int16_t runner;   /* worker index running it, or -1 */
@@ -57,6 +64,10 @@ typedef struct fut {
     uint8_t flags;
     _Atomic uint8_t lock;     /* guards waiters */
 } __attribute__((aligned(128))) fut;
+
+#define FUT_USER_REF ((uint64_t)1 << 32)
+#define FUT_READER_REF ((uint64_t)2)
+#define FUT_QUEUE_REF ((uint64_t)1)
 
 /* The running attempt handed to a task function: a future's, or a graph
  * node's (run != NULL). */
@@ -76,7 +87,7 @@ WEFT__HIDDEN int weft__fut_external(weft_runtime *rt, const char *name,
 WEFT__HIDDEN void weft__fut_complete_external(fut *f, int status, int cause,
                                               void *result,
                                               void (*dtor)(void *));
-WEFT__HIDDEN void weft__fut_unref(fut *f);
+WEFT__HIDDEN void weft__fut_unref(fut *f, uint64_t n);
 WEFT__HIDDEN bool weft__fut_cancelled(fut *f);
 
 /* graph.c, for future.c */

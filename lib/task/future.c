@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "fut.h"
@@ -222,17 +223,53 @@ static fut *fut_of(const weft_future *h)
     /* acquire pairs with the release in fut_free */
     if ((weft__load_acquire(&f->gen) & 0xffffu) != v >> HANDLE_BITS)
         return NULL;
-    return weft__load_relaxed(&f->refs) ? f : NULL;
+    return weft__load_relaxed(&f->refs) >= FUT_USER_REF ? f : NULL;
 }
 
-static void fut_ref(fut *f) { weft__add_relaxed(&f->refs, 1); }
+static void fut_ref(fut *f) { weft__add_relaxed(&f->refs, FUT_READER_REF); }
 
-void weft__fut_unref(fut *f)
+static bool phase_done(uint32_t s) { return (s & PH_MASK) == PH_DONE; }
+
+/* Nobody can read the result of a done future whose users and readers
+ * are gone: destroy it now rather than when a stale queue entry lets go.
+ * Both the last such release and complete() try; the flag makes it
+ * once. seq_cst here and in both callers: each sees the other's step. */
+static void result_maybe_drop(fut *f, uint64_t refs)
 {
-    /* acq_rel: the last owner sees every other owner's writes */
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+    if (refs >= FUT_READER_REF)
         return;
-    fut_drop_result(f);
+    uint32_t gen = weft__load_relaxed(&f->gen);
+    uint32_t s = weft__load_seqcst(&f->state);
+    if (!phase_done(s))
+        return;
+    if (!(s & ST_NORESULT) &&
+        !(atomic_fetch_or_explicit(&f->state, ST_NORESULT,
+                                   memory_order_acq_rel) & ST_NORESULT)) {
+        fut_drop_result(f);
+        /* release pairs with the acquire below */
+        atomic_fetch_or_explicit(&f->state, ST_DROPPED, memory_order_release);
+        return;
+    }
+    /* Another thread destroys it: wait, so that a user whose release
+     * returned knows the destructor has run. The dropper holds a
+     * reference until it is done; a new generation means the slot was
+     * freed (and reused) since. */
+    while (!(weft__load_acquire(&f->state) & ST_DROPPED) &&
+           weft__load_acquire(&f->gen) == gen)
+        weft__cpu_relax();
+}
+
+/* Drop n references (FUT_*_REF). */
+void weft__fut_unref(fut *f, uint64_t n)
+{
+    /* the last owner sees every other owner's writes */
+    uint64_t left = atomic_fetch_sub_explicit(&f->refs, n,
+                                              memory_order_seq_cst) - n;
+    result_maybe_drop(f, left);
+    if (left)
+        return;
+    if (!(weft__load_relaxed(&f->state) & ST_NORESULT))
+        fut_drop_result(f); /* never completed (a destroy-time leftover) */
     fut_free(f);
 }
 
@@ -246,8 +283,6 @@ static void fut_lock(fut *f)
 }
 
 static void fut_unlock(fut *f) { weft__store_release(&f->lock, 0); }
-
-static bool phase_done(uint32_t s) { return (s & PH_MASK) == PH_DONE; }
 
 /* Add n to f's waiters unless f is done (then false: nothing added). */
 static bool attach(fut *f, wnode *n)
@@ -339,12 +374,15 @@ static void complete(fut *f, int status, int cause)
     f->cause = cause;
     /* ST_CANCEL stays, so weft__fut_cancelled() answers after the end */
     uint32_t old = weft__load_relaxed(&f->state);
-    while (!weft__cas_acqrel(&f->state, &old, PH_DONE | (old & ST_CANCEL)))
+    while (!atomic_compare_exchange_weak_explicit(&f->state, &old,
+               PH_DONE | (old & ST_CANCEL), memory_order_seq_cst,
+               memory_order_relaxed))
         ;
     if (old & ST_SLEEPERS)
         weft__futex_wake(&f->state, INT_MAX);
     if (old & ST_WAITERS)
         notify_waiters(f);
+    result_maybe_drop(f, weft__load_seqcst(&f->refs));
 }
 
 /* ---- running ---- */
@@ -353,7 +391,7 @@ static void complete(fut *f, int status, int cause)
 static void finish_deps(fut *f)
 {
     for (uint32_t i = 0; i < f->ndeps; i++)
-        weft__fut_unref(f->edges[i].dep);
+        weft__fut_unref(f->edges[i].dep, FUT_READER_REF);
     weft__free(f->edges);
     f->edges = NULL;
     f->ndeps = 0;
@@ -363,7 +401,7 @@ static void finish_deps(fut *f)
 static void drop_entry(fut *f)
 {
     weft__jobs_end(f->rt);
-    weft__fut_unref(f);
+    weft__fut_unref(f, FUT_QUEUE_REF);
 }
 
 static bool cancel_asked(fut *f)
@@ -408,10 +446,15 @@ static void run_claimed(fut *f)
     finish_deps(f);
 }
 
+/* QUEUED -> RUNNING. Retries while only flags changed (a sleeper or a
+ * waiter may set one at any moment): failing then would drop a queue
+ * entry whose future nobody else will run. */
 static bool claim(fut *f, uint32_t s)
 {
-    return (s & PH_MASK) == PH_QUEUED &&
-           weft__cas_acqrel(&f->state, &s, (s & ~PH_MASK) | PH_RUNNING);
+    while ((s & PH_MASK) == PH_QUEUED)
+        if (weft__cas_acqrel(&f->state, &s, (s & ~PH_MASK) | PH_RUNNING))
+            return true;
+    return false;
 }
 
 /* The queue entry of a future (weft__job.run). */
@@ -475,7 +518,7 @@ static void fut_init(fut *f, weft_runtime *rt, weft_fn fn, void *arg,
     f->job.run = fut_job_run;
     f->job.next = NULL;
     weft__store_relaxed(&f->state, phase);
-    weft__store_relaxed(&f->refs, 2);
+    weft__store_relaxed(&f->refs, FUT_USER_REF + FUT_QUEUE_REF);
     weft__store_relaxed(&f->pending, 0);
     f->status = f->cause = 0;
     f->rt = rt;
@@ -616,12 +659,12 @@ void weft__fut_complete_external(fut *f, int status, int cause,
             f->result = result;
             f->dtor = dtor;
             complete(f, status, cause);
-            weft__fut_unref(f);
+            weft__fut_unref(f, FUT_QUEUE_REF);
             return;
         }
     if (result && dtor) /* cancelled by its owner: nobody will read it */
         dtor(result);
-    weft__fut_unref(f);
+    weft__fut_unref(f, FUT_QUEUE_REF);
 }
 
 bool weft__fut_cancelled(fut *f)
@@ -678,6 +721,25 @@ static bool fut_done(void *f)
     return phase_done(weft__load_acquire(&((fut *)f)->state));
 }
 
+static bool stale_entry(weft__job *j)
+{
+    return j->run == fut_job_run &&
+           (weft__load_relaxed(&((fut *)j)->state) & PH_MASK) != PH_QUEUED;
+}
+
+/* A getter that ran a future in place left its queue entry behind. Pop
+ * the entries of such futures off the bottom of our deque now, so that a
+ * task that submits and collects millions of futures does not pile up
+ * millions of dead entries (and the futures they keep alive) until it
+ * returns. A popped entry that turns out live is simply run. */
+static void drop_stale(weft__worker *w)
+{
+    weft__job *j;
+    while ((j = weft__job_peek(w)) && stale_entry(j) &&
+           (j = weft__job_pop(w)))
+        weft__run_job(w, j);
+}
+
 /* An outside thread: spin a little (short tasks answer faster than a
  * sleep), then sleep on the state word with ST_SLEEPERS set. */
 static int sleep_until_done(fut *f, uint64_t deadline)
@@ -718,9 +780,30 @@ static int wait_one(fut *f, int64_t timeout_ns)
     if (f->fn && claim(f, s)) { /* not started: run it here, now */
         weft__stat_add(&weft__self->jobs, 1);
         run_claimed(f);
+        drop_stale(weft__self);
         return 0;
     }
     return help_until(weft__self, fut_done, f, f, deadline);
+}
+
+static bool no_readers(void *f)
+{
+    uint64_t r = weft__load_acquire(&((fut *)f)->refs);
+    return (r & (FUT_USER_REF - 1)) < FUT_READER_REF;
+}
+
+/* Until no dependant or graph run may still read f's result. */
+static void wait_readers(fut *f)
+{
+    if (no_readers(f))
+        return;
+    if (is_worker_of(f->rt)) {
+        help_until(weft__self, no_readers, f, NULL, 0);
+        return;
+    }
+    struct timespec nap = {0, 20000};
+    while (!no_readers(f))
+        nanosleep(&nap, NULL);
 }
 
 int weft_future_get(weft_future *h, int64_t timeout_ns, void **result)
@@ -744,6 +827,7 @@ int weft_future_take(weft_future *h, void **result)
     int rc = wait_one(f, -1);
     if (rc)
         return rc;
+    wait_readers(f);
     *result = f->result;
     f->result = NULL;
     f->dtor = NULL;
@@ -781,7 +865,7 @@ int weft_future_retain(weft_future *h)
     fut *f = fut_of(h);
     if (!f)
         return -EINVAL;
-    fut_ref(f);
+    weft__add_relaxed(&f->refs, FUT_USER_REF);
     return 0;
 }
 
@@ -790,7 +874,7 @@ int weft_future_release(weft_future *h)
     fut *f = fut_of(h);
     if (!f)
         return -EINVAL;
-    weft__fut_unref(f);
+    weft__fut_unref(f, FUT_USER_REF);
     return 0;
 }
 

@@ -479,7 +479,7 @@ static void run_end(grun *run)
     for (uint32_t i = 0; i < g->n; i++) {
         rnode *r = &run->nodes[i];
         if (r->out)
-            weft__fut_unref(r->out); /* it owns the result */
+            weft__fut_unref(r->out, FUT_READER_REF); /* it owns the result */
         else if (r->result && r->dtor)
             r->dtor(r->result);
     }
@@ -611,7 +611,7 @@ static int make_outputs(grun *run, const char *const *outputs, size_t nout,
                                     &r->out, &outs[i]);
         if (rc)
             return rc;
-        weft__add_relaxed(&r->out->refs, 1);
+        weft__add_relaxed(&r->out->refs, FUT_READER_REF);
     }
     if (all)
         return weft__fut_external(run->rt, NULL, &run->all, all);
@@ -623,15 +623,11 @@ static void run_abort(grun *run, size_t nout, weft_future **outs,
 {
     for (uint32_t v = 0; v < run->g->n; v++)
         if (run->nodes[v].out) {
-            fut *f = run->nodes[v].out;
-            weft__fut_unref(f);
-            weft__fut_unref(f);
-            weft__fut_unref(f);
+            weft__fut_unref(run->nodes[v].out, FUT_USER_REF +
+                            FUT_READER_REF + FUT_QUEUE_REF);
         }
-    if (run->all) {
-        weft__fut_unref(run->all);
-        weft__fut_unref(run->all);
-    }
+    if (run->all)
+        weft__fut_unref(run->all, FUT_USER_REF + FUT_QUEUE_REF);
     for (size_t i = 0; outs && i < nout; i++)
         outs[i] = NULL;
     if (all)
