@@ -578,7 +578,8 @@ static int select_nodes(grun *run, const char *const *outputs, size_t nout)
         }
         weft__free(stack);
     }
-    weft__store_relaxed(&run->remaining, needed);
+    /* +1 for start(), which must not see the run end under it */
+    weft__store_relaxed(&run->remaining, needed + 1);
     return 0;
 }
 
@@ -640,13 +641,12 @@ static void start(grun *run)
     weft_graph *g = run->g;
     weft__add_relaxed(&g->refs, 1);
     weft__jobs_begin(run->rt);
-    if (weft__load_relaxed(&run->remaining) == 0) {
-        run_end(run); /* nothing to run (an empty graph) */
-        return;
-    }
     for (uint32_t v = 0; v < g->n; v++)
         if (run->nodes[v].job.run && g->nodes[v].ndeps == 0)
             push_node(&run->nodes[v]);
+    if (atomic_fetch_sub_explicit(&run->remaining, 1,
+                                  memory_order_acq_rel) == 1)
+        run_end(run); /* every node already done, or none needed */
 }
 
 int weft_graph_run(weft_graph *g, weft_runtime *rt,
