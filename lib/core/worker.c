@@ -151,8 +151,15 @@ static bool steal_round(weft__worker *me, steal *s)
 
 void weft__run_job(weft__worker *w, weft__job *j)
 {
-    weft__stat_add(&w->jobs, 1);
+    (void)w; /* the job counts itself (weft__count_job) if it runs */
     j->run(j);
+}
+
+void weft__count_job(void)
+{
+    weft__worker *w = weft__self;
+    if (w)
+        weft__stat_add(&w->jobs, 1);
 }
 
 /* Run a stolen task on the thief. The state store after the task

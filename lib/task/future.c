@@ -37,6 +37,9 @@ struct edge {
     fut *dep;
 };
 
+/* The budget: at most 128 bytes per pending future. */
+_Static_assert(sizeof(fut) == 128, "a future must fit its 128-byte slot");
+
 /* ---- the pool of future slots ---- */
 
 #define SLAB_BYTES (64u << 10)
@@ -435,6 +438,7 @@ static int call_attempts(fut *f)
 static void run_claimed(fut *f)
 {
     weft__worker *w = weft__self;
+    weft__count_job();
     weft__store_relaxed(&f->runner, (int16_t)(w ? w->index : -1));
     long d = (f->flags & WEFT_RUN_ANYWAY) ? -1 : failed_dep(f);
     if (d >= 0) {
@@ -778,7 +782,6 @@ static int wait_one(fut *f, int64_t timeout_ns)
     if (!is_worker_of(f->rt))
         return sleep_until_done(f, deadline);
     if (f->fn && claim(f, s)) { /* not started: run it here, now */
-        weft__stat_add(&weft__self->jobs, 1);
         run_claimed(f);
         drop_stale(weft__self);
         return 0;

@@ -469,6 +469,7 @@ static void exec_node(rnode *r)
         r->status = r->cause = -ECANCELED;
         return;
     }
+    weft__count_job();
     r->status = r->cause = call_node(r);
 }
 
