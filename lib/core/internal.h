@@ -61,6 +61,10 @@ typedef struct weft__jqueue {
     pthread_mutex_t lock;
     weft__job *head, *tail;
     alignas(WEFT__CACHELINE) _Atomic int len;
+    /* When the job now at the head became the head (or the queue got its
+     * first job): workers of other nodes wait out a grace period from
+     * there before they take it. */
+    _Atomic uint64_t head_since;
 } weft__jqueue;
 
 /* The buffer of a job deque (Chase-Lev): a power-of-two ring. Buffers
@@ -120,8 +124,6 @@ typedef struct weft__worker {
     alignas(WEFT__CACHELINE) uint64_t rng;
     bool allstolen; /* every task below head was stolen */
     unsigned help_depth; /* nested waits that run other work */
-    unsigned idle_rounds; /* failed search rounds since work was found
-                             (across parking attempts) */
 
     /* Counters: single writer (the owner), read by weft_stats_workers. */
     alignas(WEFT__CACHELINE) _Atomic uint64_t steals_tried;

@@ -161,18 +161,25 @@ static void jq_put(weft__jqueue *q, weft__job *j)
 {
     j->next = NULL;
     pthread_mutex_lock(&q->lock);
-    if (q->tail)
+    if (q->tail) {
         q->tail->next = j;
-    else
+    } else {
         q->head = j;
+        weft__store_relaxed(&q->head_since, weft__now_ns());
+    }
     q->tail = j;
     weft__add_seqcst(&q->len, 1); /* publication for parkers */
     pthread_mutex_unlock(&q->lock);
 }
 
-static weft__job *jq_get(weft__jqueue *q)
+/* Take the head job; with grace_ns > 0, only once it has been the head
+ * that long (the grace of jobs meant for another node). */
+static weft__job *jq_get(weft__jqueue *q, uint64_t grace_ns)
 {
     if (weft__load_relaxed(&q->len) == 0)
+        return NULL;
+    if (grace_ns && weft__now_ns() - weft__load_relaxed(&q->head_since) <
+                        grace_ns)
         return NULL;
     pthread_mutex_lock(&q->lock);
     weft__job *j = q->head;
@@ -180,6 +187,8 @@ static weft__job *jq_get(weft__jqueue *q)
         q->head = j->next;
         if (!q->head)
             q->tail = NULL;
+        else /* the next one's wait starts now: conservative, never late */
+            weft__store_relaxed(&q->head_since, weft__now_ns());
         weft__sub_seqcst(&q->len, 1);
     }
     pthread_mutex_unlock(&q->lock);
@@ -209,7 +218,7 @@ void weft__job_push(weft_runtime *rt, weft__job *j, int node, int prio)
 weft__job *weft__job_take_high(weft_runtime *rt, int node)
 {
     for (int i = 0; i < rt->nnodes; i++) {
-        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[1]);
+        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[1], 0);
         if (j)
             return j;
     }
@@ -218,14 +227,19 @@ weft__job *weft__job_take_high(weft_runtime *rt, int node)
 
 weft__job *weft__job_take_node(weft_runtime *rt, int node)
 {
-    return jq_get(&rt->nodes[node].jq[0]);
+    return jq_get(&rt->nodes[node].jq[0], 0);
 }
 
-/* Normal jobs queued for other nodes: taken only when nothing nearer. */
+/* Normal jobs queued for other nodes: taken only when nothing is nearer,
+ * and only after FAR_GRACE_NS, so that the node's own workers (woken for
+ * them) come first and the job's memory stays where it was asked for. */
+#define FAR_GRACE_NS 100000
+
 weft__job *weft__job_take_far(weft_runtime *rt, int node)
 {
     for (int i = 1; i < rt->nnodes; i++) {
-        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[0]);
+        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[0],
+                              FAR_GRACE_NS);
         if (j)
             return j;
     }

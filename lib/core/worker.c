@@ -258,11 +258,6 @@ typedef struct work {
 
 /* Near jobs, then tasks from outside, then stealing, then other nodes'
  * jobs. */
-/* Rounds of searching before an idle worker takes jobs queued for
- * another node: that node's own workers (woken for them) get the first
- * chance, which keeps a job's memory where its submitter asked. */
-#define FAR_ROUNDS 256
-
 static bool find_work(weft__worker *w, work *out)
 {
     out->root = NULL;
@@ -272,8 +267,6 @@ static bool find_work(weft__worker *w, work *out)
         return true;
     if (steal_round(w, &out->s))
         return true;
-    if (w->idle_rounds < FAR_ROUNDS)
-        return false;
     return (out->job = weft__job_take_far(w->rt, w->numa)) != NULL;
 }
 
@@ -299,11 +292,9 @@ static bool search(weft__worker *w, work *k)
     weft_runtime *rt = w->rt;
     uint64_t t0 = weft__now_ns(), limit = (uint64_t)rt->spin_us * 1000;
     bool got = false;
-    for (unsigned round = 1;; round++, w->idle_rounds++) {
-        if ((got = find_work(w, k))) {
-            w->idle_rounds = 0;
+    for (unsigned round = 1;; round++) {
+        if ((got = find_work(w, k)))
             break;
-        }
         if (weft__load_relaxed(&rt->stopping) == 2)
             break;
         if (round % 16 == 0) {
