@@ -83,7 +83,9 @@ typedef struct weft_submit_opts {
     int max_retries;
     /* Preferred NUMA node (logical index, as in weft_worker_stats), or -1
      * for "where the submitter runs". Workers of that node take the task
-     * first; others take it only when they have nothing closer. */
+     * first (one of them is woken for it); workers of other nodes take it
+     * only when they have nothing closer and it has waited 100 us. A node
+     * the machine does not have means -1. */
     int numa_node;
     /* WEFT_PRIO_NORMAL or WEFT_PRIO_HIGH. */
     int priority;
@@ -146,7 +148,8 @@ static inline long weft_status_failed_dep(int status)
 WEFT_API int weft_future_get(weft_future *f, int64_t timeout_ns,
                              void **result);
 
-/* Like weft_future_get(f, -1, ...), but moves the result out: the caller
+/* Like weft_future_get(f, -1, ...), but moves the result out (result must
+ * not be NULL: -EINVAL): the caller
  * owns *result (and must destroy it), and the future forgets it. A second
  * take gives NULL. Since the value becomes the caller's to free, take
  * also waits until no dependant still reads it: the futures submitted

@@ -46,11 +46,12 @@ WEFT_API int weft_graph_create(weft_graph **out);
  * they need: the graph may be destroyed while they finish. */
 WEFT_API int weft_graph_destroy(weft_graph **g);
 
-/* Add node `name` (copied; unique) computing fn(job, arg) from the nodes
- * named in deps[0..ndeps), which may be added later. Returns the new
- * node's id (>= 0), or -EEXIST (name taken), -EINVAL (NULL name or fn,
- * deps NULL with ndeps > 0, an option out of range), -EPERM (the graph is
- * sealed), -ENOMEM. opts may be NULL. */
+/* Add node `name` (copied; unique; not empty and not starting with '#',
+ * which names unnamed nodes) computing fn(job, arg) from the nodes named
+ * in deps[0..ndeps), which may be added later. Returns the new node's id
+ * (>= 0), or -EEXIST (name taken), -EINVAL (NULL or reserved name, NULL
+ * fn, deps NULL with ndeps > 0, an option out of range), -EPERM (the
+ * graph is sealed), -ENOMEM. opts may be NULL. */
 WEFT_API int weft_graph_add(weft_graph *g, const char *name, weft_fn fn,
                             void *arg, const char *const *deps,
                             size_t ndeps, const weft_submit_opts *opts);
@@ -67,7 +68,7 @@ WEFT_API int weft_graph_add_ids(weft_graph *g, const char *name, weft_fn fn,
  * and leave the graph unsealed so it can be fixed. Sealing twice is 0. */
 WEFT_API int weft_graph_seal(weft_graph *g);
 
-/* The id of node `name`, or -ENOENT. */
+/* The id of node `name` ("#<id>" for an unnamed node), or -ENOENT. */
 WEFT_API int weft_graph_find(const weft_graph *g, const char *name);
 
 /* Number of nodes. */
@@ -78,8 +79,10 @@ WEFT_API int weft_graph_size(const weft_graph *g);
  * output outputs[i], completing with that node's status and result; *all
  * (when all is not NULL) a future that completes when the run's last node
  * is done, with status 0 or the first failure. The caller owns (and
- * releases) each future returned. Errors: -EINVAL, -EPERM (not sealed),
- * -ENOENT (an output names no node), -ENOMEM, -ESHUTDOWN. */
+ * releases) each future returned. Cancelling *all cancels the run: nodes
+ * not started yet do not run (status -ECANCELED). Errors: -EINVAL (also
+ * for an output named twice), -EPERM (not sealed), -ENOENT (an output
+ * names no node), -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_graph_run(weft_graph *g, weft_runtime *rt,
                             const char *const *outputs, size_t nout,
                             weft_future **outs, weft_future **all);
