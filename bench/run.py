@@ -1,8 +1,16 @@
 #!/usr/bin/env python3
-"""Run the fork-join benchmarks and print one table of ratios.
+"""Run the benchmarks and print tables of ratios.
 
-    python3 bench/run.py --build-dir BUILDDIR [--runs 5] [--workers 1,2]
-                         [--quick]
+    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag]
+                         [--runs 5] [--workers 1,2] [--quick]
+
+Suites (all by default): fj, the fork-join workloads (this file); future,
+empty futures' throughput and round trips, and dag, dataflow workloads
+(bench/run_tasks.py). Each suite prints its tables and writes them as
+markdown: BUILDDIR/bench-results.md (fj), bench-results-future.md,
+bench-results-dag.md.
+
+The fork-join suite:
 
 Every program BUILDDIR/bench/fj-IMPL (serial, serial-noinline, weft,
 weft-generic, tbb, omp) runs every workload at every worker count, in this
@@ -18,13 +26,18 @@ markdown to BUILDDIR/bench-results.md. Python standard library only.
 """
 
 import argparse
-import datetime
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from benchlib import (Failure, Sample, Section, cpu_busy_fraction,  # noqa
+                      machine_line, note, ratio, render_markdown,
+                      render_text, run_results)
+import run_tasks  # noqa: E402
+
+SUITES = ("fj", "future", "dag")
 
 # (name, full size, quick size, what the size means)
 WORKLOADS = [
@@ -47,13 +60,6 @@ TARGETS = {
     "fib rss": "< 8 MiB", "8 vs 2 workers": "<= 1.3",
     "busy neighbour": "<= 1.2",
 }
-# Environment variables that would override what the runner asks for.
-OVERRIDES = ("WEFT_WORKERS", "WEFT_TOPOLOGY", "OMP_NUM_THREADS")
-
-
-class Failure(Exception):
-    pass
-
 
 # ---------------------------------------------------------------- running
 
@@ -65,46 +71,11 @@ def find_program(build_dir, impl):
     return None
 
 
-def child_env():
-    env = dict(os.environ)
-    for name in OVERRIDES:
-        env.pop(name, None)
-    return env
-
-
-def parse_results(text):
-    """RESULT lines -> list of dicts (numbers converted)."""
-    out = []
-    for line in text.splitlines():
-        if not line.startswith("RESULT "):
-            continue
-        fields = dict(kv.split("=", 1) for kv in line.split()[1:])
-        out.append({
-            "seconds": float(fields["seconds"]),
-            "check": fields["check"],
-            "rss_kb": int(fields["rss_kb"]),
-            "workers": int(fields["workers"]),
-        })
-    return out
-
-
 def run_once(exe, workload, size, workers, timeout):
     """One process: a warm-up run, dropped, then the timed run."""
     cmd = [exe, "-k", workload, "-n", str(size), "-w", str(workers),
            "-r", "2"]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True,
-                           timeout=timeout, env=child_env())
-    except subprocess.TimeoutExpired:
-        raise Failure("%s: timed out after %ds" % (" ".join(cmd), timeout))
-    results = parse_results(p.stdout)
-    if p.returncode != 0 or len(results) != 2:
-        raise Failure("%s: exit %d, %d of 2 runs\n%s"
-                      % (" ".join(cmd), p.returncode, len(results),
-                         p.stderr.strip()))
-    if p.stderr.strip():
-        note(p.stderr.strip())
-    return results[1]
+    return run_results(cmd, 2, timeout)[1]
 
 
 class BusyNeighbour:
@@ -119,50 +90,6 @@ class BusyNeighbour:
     def __exit__(self, *exc):
         self.proc.kill()
         self.proc.wait()
-
-
-def cpu_busy_fraction(seconds=1.0):
-    """Fraction of the machine's CPU time not idle over `seconds`."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return sum(v), v[3] + v[4]  # total, idle + iowait
-    try:
-        t0, i0 = sample()
-        time.sleep(seconds)
-        t1, i1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
-
-
-def note(msg):
-    print("# " + msg.replace("\n", "\n# "), file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- numbers
-
-class Sample:
-    def __init__(self, results):
-        times = [r["seconds"] for r in results]
-        self.median = statistics.median(times)
-        self.spread = (max(times) - min(times)) / self.median * 100 \
-            if self.median > 0 else 0.0
-        self.checks = {r["check"] for r in results}
-        self.rss_kb = max(r["rss_kb"] for r in results)
-
-    def text(self):
-        return "%s [%.0f%%]" % (fmt_time(self.median), self.spread)
-
-
-def fmt_time(s):
-    if s >= 1:
-        return "%.2f s" % s
-    return "%.1f ms" % (s * 1e3) if s >= 0.01 else "%.2f ms" % (s * 1e3)
-
-
-def ratio(a, b):
-    return "%.2f" % (a / b) if a is not None and b else "-"
 
 
 def fib_spawns(n):
@@ -271,12 +198,6 @@ class Bench:
 
 
 # ---------------------------------------------------------------- the report
-
-class Section:
-    def __init__(self, title, header, rows, notes=()):
-        self.title, self.header, self.rows = title, header, rows
-        self.notes = list(notes)
-
 
 def main_table(b):
     ws = b.args.workers
@@ -415,61 +336,14 @@ def targets_section(b):
                    ["The last two rows: %s." % " / ".join(SHARING)])
 
 
-def machine_line(b):
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0))
-    mode = "quick (smoke-test sizes; do not quote)" if b.args.quick \
-        else "full"
-    return ("%s, %d cores usable, %s; %s; %d processes per point; %s"
-            % (platform.node(), cores, model,
-               datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-               b.args.runs, mode))
-
-
-def render_text(title, sections, wrong):
-    out = [title, ""]
-    for sec in sections:
-        out.append(sec.title)
-        widths = [max(len(str(r[i])) for r in [sec.header] + sec.rows)
-                  for i in range(len(sec.header))]
-        for row in [sec.header] + sec.rows:
-            out.append("  ".join(str(c).ljust(w) for c, w in
-                                 zip(row, widths)).rstrip())
-        out += ["  " + n for n in sec.notes] + [""]
-    out += ["WRONG / FAILED: " + w for w in wrong]
-    return "\n".join(out)
-
-
-def render_markdown(title, sections, wrong):
-    out = ["# weft fork-join benchmarks", "", title, ""]
-    for sec in sections:
-        out += ["## " + sec.title, ""]
-        out.append("| " + " | ".join(sec.header) + " |")
-        out.append("|" + "---|" * len(sec.header))
-        for row in sec.rows:
-            out.append("| " + " | ".join(str(c) for c in row) + " |")
-        out.append("")
-        out += ["- " + n for n in sec.notes]
-        out.append("")
-    if wrong:
-        out += ["## Wrong answers and failures", ""]
-        out += ["- " + w for w in wrong]
-    return "\n".join(out) + "\n"
-
-
 # ---------------------------------------------------------------- main
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build-dir", required=True)
+    p.add_argument("--suite", default=",".join(SUITES),
+                   help="comma-separated suites to run, of %s (default: "
+                   "all)" % ", ".join(SUITES))
     p.add_argument("--runs", type=int, default=None,
                    help="kept runs per point (default 5, quick 3)")
     p.add_argument("--workers", default="1,2",
@@ -489,32 +363,68 @@ def parse_args(argv):
         p.error("--runs and --workers must be positive")
     if 1 not in a.workers:
         p.error("--workers must include 1 (T1 and ns/spawn need it)")
+    a.suites = [x for x in a.suite.split(",") if x]
+    bad = [x for x in a.suites if x not in SUITES]
+    if bad or not a.suites:
+        p.error("--suite takes some of %s" % ",".join(SUITES))
     return a
 
 
-def main(argv):
-    args = parse_args(argv)
+def run_fj(args, title):
+    """The fork-join suite: (text, markdown, wrong), or None without
+    fj-serial."""
     b = Bench(args)
     if SERIAL not in b.programs:
         note("no fj-serial in %s: nothing to compare against"
              % args.build_dir)
-        return 2
-    busy = cpu_busy_fraction()
+        return None
     b.run_matrix()
     b.run_sharing()
-    title = machine_line(b)
-    if busy is not None and busy > 0.1:
-        title += ("\nWARNING: before the runs, %.0f%% of the machine's CPU "
-                  "was busy with other processes; the ratios are suspect."
-                  % (busy * 100))
     sections = [main_table(b), fib_section(b), sharing_section(b),
                 targets_section(b)]
-    print(render_text(title, sections, b.wrong))
-    md = os.path.join(args.build_dir, "bench-results.md")
-    with open(md, "w") as f:
-        f.write(render_markdown(title, sections, b.wrong))
-    print("\nmarkdown: " + md)
-    return 1 if b.wrong else 0
+    return (render_text(title(), sections, b.wrong),
+            render_markdown("weft fork-join benchmarks", title(), sections,
+                            b.wrong), b.wrong)
+
+
+def main(argv):
+    args = parse_args(argv)
+    busy = cpu_busy_fraction()
+
+    def title():
+        t = machine_line(args)
+        if busy is not None and busy > 0.1:
+            t += ("\nWARNING: before the runs, %.0f%% of the machine's CPU "
+                  "was busy with other processes; the ratios are suspect."
+                  % (busy * 100))
+        return t
+
+    wrong, ran = [], 0
+    for suite in args.suites:
+        if suite == "fj":
+            out = run_fj(args, title)
+            md_name = "bench-results.md"
+        else:
+            heading, sections, bad = run_tasks.run_suite(suite, args)
+            out = None if not sections else (
+                render_text(title(), sections, bad),
+                render_markdown(heading, title(), sections, bad), bad)
+            if out is None:
+                wrong += bad
+            md_name = "bench-results-%s.md" % suite
+        if out is None:
+            continue
+        ran += 1
+        text, md, bad = out
+        wrong += bad
+        print(text)
+        path = os.path.join(args.build_dir, md_name)
+        with open(path, "w") as f:
+            f.write(md)
+        print("\nmarkdown: " + path + "\n", flush=True)
+    if ran == 0:
+        return 2
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-/* Shared driver of the fork-join benchmark programs (C11, also C++).
+/* Shared driver of the benchmark programs (C11, also C++): fork-join
+ * (fj-*), futures (future-*) and dataflow (dag-*).
  *
  * Every program (one per implementation: serial, weft, tbb, omp, ...) is
  *
- *     fj-IMPL -k WORKLOAD [-n SIZE] [-w WORKERS] [-r RUNS] [-v]
+ *     SUITE-IMPL -k WORKLOAD [-n SIZE] [-w WORKERS] [-r RUNS] [-c CHECK] [-v]
  *
  * It sets its runtime up once, runs the workload RUNS times and prints one
  * line per run, which bench/run.py parses:
@@ -12,7 +13,10 @@
  *
  * `check` is the workload's answer; every implementation must print the
  * same one. `rss_kb` is the peak resident set of the whole process so far,
- * so it includes the runtime's threads and stacks. */
+ * so it includes the runtime's threads and stacks. A program may append
+ * more `key=value` fields (bench_hooks.extra). With `-c CHECK` the program
+ * exits with status 1 after the runs when any run's answer differs from
+ * CHECK (the smoke benchmarks meson registers pass the serial answer). */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -53,6 +57,8 @@ typedef struct bench_args {
     int workers;
     int runs;
     int verbose;
+    int have_expect;    /* -c given */
+    bench_check expect; /* the answer -c asks for */
 } bench_args;
 
 /* Defaults: the sizes the issue names (fib(35), nqueens(12), a ~4M-node
@@ -62,6 +68,12 @@ static inline long bench_default_size(const char *workload)
     static const struct { const char *name; long size; } d[] = {
         { "fib", 35 },       { "nqueens", 12 }, { "uts-geo", 13 },
         { "uts-bin", 2000 }, { "skew", 65536 },
+        /* futures (bench/future) */
+        { "inside-flat", 2000000 }, { "inside-tree", 2000000 },
+        { "outside", 1000000 },     { "rt-parked", 500 },
+        { "rt-spin", 100000 },
+        /* dataflow (bench/dag) */
+        { "chol", 24 }, { "chol-fine", 64 }, { "dag", 1000000 },
     };
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         if (strcmp(d[i].name, workload) == 0)
@@ -99,23 +111,34 @@ static inline long bench_peak_rss_kb(void)
     return kb;
 }
 
+/* extra: more " key=value" fields for the end of the line, or NULL. */
+static inline void bench_report_extra(const char *name, const char *impl,
+                                      int workers, long size,
+                                      double seconds, bench_check check,
+                                      const char *extra)
+{
+    printf("RESULT name=%s impl=%s workers=%d size=%ld seconds=%.6f "
+           "check=%llu rss_kb=%ld%s%s\n",
+           name, impl, workers, size, seconds, check, bench_peak_rss_kb(),
+           extra != NULL && *extra != '\0' ? " " : "",
+           extra != NULL ? extra : "");
+    /* Flush per run: the runner may kill a hung program and still wants
+     * the runs that finished. */
+    fflush(stdout);
+}
+
 static inline void bench_report(const char *name, const char *impl,
                                 int workers, long size, double seconds,
                                 bench_check check)
 {
-    printf("RESULT name=%s impl=%s workers=%d size=%ld seconds=%.6f "
-           "check=%llu rss_kb=%ld\n",
-           name, impl, workers, size, seconds, check, bench_peak_rss_kb());
-    /* Flush per run: the runner may kill a hung program and still wants
-     * the runs that finished. */
-    fflush(stdout);
+    bench_report_extra(name, impl, workers, size, seconds, check, NULL);
 }
 
 static inline void bench_usage(const char *prog, const bench_workload *w,
                                int nw)
 {
     fprintf(stderr, "usage: %s -k WORKLOAD [-n SIZE] [-w WORKERS] "
-                    "[-r RUNS] [-v]\nworkloads:", prog);
+                    "[-r RUNS] [-c CHECK] [-v]\nworkloads:", prog);
     for (int i = 0; i < nw; i++)
         fprintf(stderr, " %s", w[i].name);
     fprintf(stderr, "\n");
@@ -142,7 +165,9 @@ static inline int bench_parse(int argc, char **argv, bench_args *a)
     a->workers = 1;
     a->runs = 1;
     a->verbose = 0;
-    while ((c = getopt(argc, argv, "k:n:w:r:vh")) != -1) {
+    a->have_expect = 0;
+    a->expect = 0;
+    while ((c = getopt(argc, argv, "k:n:w:r:c:vh")) != -1) {
         switch (c) {
         case 'k': a->workload = optarg; break;
         case 'n':
@@ -157,6 +182,14 @@ static inline int bench_parse(int argc, char **argv, bench_args *a)
             if (bench_parse_long(optarg, 1, &v) != 0 || v > 100000) goto bad;
             a->runs = (int)v;
             break;
+        case 'c': {
+            char *end;
+            if (*optarg == '\0' || *optarg == '-') goto bad;
+            a->expect = strtoull(optarg, &end, 10);
+            if (*end != '\0') goto bad;
+            a->have_expect = 1;
+            break;
+        }
         case 'v': a->verbose = 1; break;
         default: return -1;
         }
@@ -180,11 +213,33 @@ static inline const bench_workload *bench_find(const bench_workload *w,
     return NULL;
 }
 
-/* The whole main() of a benchmark program. */
-static inline int bench_main(int argc, char **argv, const bench_impl *impl,
-                             const bench_workload *w, int nw)
+/* What a program may add to the plain driver (any member may be NULL).
+ * The fork-join programs need none of it: they call bench_main(). */
+typedef struct bench_hooks {
+    /* Called once, after impl->setup and before the runs, untimed: make
+     * what the runs need (a runtime configured for this workload, a graph
+     * built once and run many times). 0 or a negative errno. */
+    int (*prepare)(const char *workload, long size, int workers);
+    /* Called before each run, untimed (reset the input). */
+    void (*before_run)(const char *workload, long size);
+    /* " key=value ..." fields to append to the RESULT line of the run just
+     * done (e.g. latency percentiles), or NULL. */
+    const char *(*extra)(void);
+    /* Called once after the runs, untimed: check the last run's output
+     * further (0 = fine; else the program exits with status 1). */
+    int (*verify)(const char *workload, long size);
+} bench_hooks;
+
+/* The whole main() of a benchmark program, with hooks (may be NULL). */
+static inline int bench_main_hooks(int argc, char **argv,
+                                   const bench_impl *impl,
+                                   const bench_workload *w, int nw,
+                                   const bench_hooks *hooks)
 {
+    static const bench_hooks none = { NULL, NULL, NULL, NULL };
     bench_args a;
+    if (hooks == NULL)
+        hooks = &none;
     if (bench_parse(argc, argv, &a) != 0) {
         bench_usage(argv[0], w, nw);
         return 2;
@@ -206,15 +261,43 @@ static inline int bench_main(int argc, char **argv, const bench_impl *impl,
             return 1;
         }
     }
+    if (hooks->prepare != NULL) {
+        int rc = hooks->prepare(wl->name, size, a.workers);
+        if (rc != 0) {
+            fprintf(stderr, "%s: %s: preparing %s(%ld) failed: %s\n",
+                    argv[0], impl->name, wl->name, size, strerror(-rc));
+            return 1;
+        }
+    }
+    int wrong = 0;
     for (int r = 0; r < a.runs; r++) {
+        if (hooks->before_run != NULL)
+            hooks->before_run(wl->name, size);
         double t0 = bench_now();
         bench_check check = wl->run(size);
         double t1 = bench_now();
-        bench_report(wl->name, impl->name, a.workers, size, t1 - t0, check);
+        bench_report_extra(wl->name, impl->name, a.workers, size, t1 - t0,
+                           check,
+                           hooks->extra != NULL ? hooks->extra() : NULL);
+        if (a.have_expect && check != a.expect) {
+            fprintf(stderr, "%s: WRONG: %s(%ld) run %d answered %llu, "
+                            "expected %llu\n", argv[0], wl->name, size,
+                    r + 1, check, a.expect);
+            wrong = 1;
+        }
     }
+    if (hooks->verify != NULL && hooks->verify(wl->name, size) != 0)
+        wrong = 1;
     if (impl->teardown != NULL)
         impl->teardown(a.verbose);
-    return 0;
+    return wrong;
+}
+
+/* The whole main() of a benchmark program. */
+static inline int bench_main(int argc, char **argv, const bench_impl *impl,
+                             const bench_workload *w, int nw)
+{
+    return bench_main_hooks(argc, argv, impl, w, nw, NULL);
 }
 
 #endif

@@ -79,7 +79,11 @@ typedef struct weft__jarray {
 enum { WEFT__PRIO_LEVELS = 2 };
 
 typedef struct weft__node {
-    alignas(WEFT__CACHELINE) _Atomic uint32_t wake_seq;
+    /* Parked workers of this node, most recent first: waking the last to
+     * park wakes the warmest thread (caches, and on a VM a vCPU still
+     * polling), and leaves the others asleep longer. */
+    alignas(WEFT__CACHELINE) pthread_mutex_t idle_lock;
+    struct weft__worker *idle_top;
     _Atomic int sleepers;
     _Atomic int searching; /* this node's share of rt->searching */
     weft__jqueue jq[WEFT__PRIO_LEVELS]; /* jobs meant for this node */
@@ -97,6 +101,12 @@ typedef struct weft__worker {
     alignas(WEFT__CACHELINE) _Atomic uint64_t ts;
     _Atomic unsigned char allstolen_pub; /* hint: nothing to steal */
     _Atomic unsigned char split_req;     /* a thief asked for more */
+
+    /* Parking: the futex word a parked worker sleeps on (bumped by its
+     * waker), and its link in its node's idle stack (under idle_lock). */
+    alignas(WEFT__CACHELINE) _Atomic uint32_t park_seq;
+    struct weft__worker *idle_next;
+    bool idle_listed;
 
     /* Read-mostly after start-up. */
     alignas(WEFT__CACHELINE) weft_task **dq; /* cap slots */
@@ -210,6 +220,7 @@ WEFT__HIDDEN void weft__job_push(weft_runtime *rt, weft__job *j, int node,
 WEFT__HIDDEN weft__job *weft__job_pop(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_steal(weft__worker *v);
 WEFT__HIDDEN weft__job *weft__job_peek(weft__worker *w);
+WEFT__HIDDEN weft__job *weft__job_peek_top(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_take_high(weft_runtime *rt, int node);
 WEFT__HIDDEN weft__job *weft__job_take_node(weft_runtime *rt, int node);
 WEFT__HIDDEN weft__job *weft__job_take_far(weft_runtime *rt, int node);

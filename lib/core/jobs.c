@@ -137,6 +137,17 @@ weft__job *weft__job_peek(weft__worker *w)
     return weft__load_relaxed(&a->slot[b & (a->cap - 1)]);
 }
 
+/* The oldest job on w's deque (the thieves' end), without taking it: a
+ * hint, like weft__job_peek. */
+weft__job *weft__job_peek_top(weft__worker *w)
+{
+    int64_t t = weft__load_acquire(&w->jtop);
+    if (t >= weft__load_relaxed(&w->jbot))
+        return NULL;
+    weft__jarray *a = weft__load_relaxed(&w->jarr);
+    return weft__load_relaxed(&a->slot[t & (a->cap - 1)]);
+}
+
 weft__job *weft__job_steal(weft__worker *v)
 {
     int64_t t = weft__load_seqcst(&v->jtop);

@@ -3,14 +3,16 @@
  *
  * Protocol (a Dekker handshake, every step seq_cst):
  *   worker going to sleep        publisher of new work
- *   seq = node.wake_seq          make the work visible (seq_cst RMW/store)
- *   node.sleepers++              if searching == 0 && sleepers > 0:
- *   sleepers++                       pick the nearest node with sleepers:
- *   if work visible: undo, run       node.wake_seq++, futex_wake(1)
- *   futex_wait(node.wake_seq, seq)
+ *   seq = my.park_seq            make the work visible (seq_cst RMW/store)
+ *   push me on node's idle stack if searching == 0 && sleepers > 0:
+ *   node.sleepers++                  pick the nearest node with sleepers,
+ *   sleepers++                       pop its most recent sleeper w:
+ *   if work visible: undo, run       w.park_seq++, futex_wake(w)
+ *   futex_wait(my.park_seq, seq)
  * Either the publisher sees the sleeper and wakes it, or the sleeper's
- * re-check sees the work; futex_wait returns at once if wake_seq moved
- * after the sleeper read it. A worker that is searching (spinning on
+ * re-check sees the work; futex_wait returns at once if park_seq moved
+ * after the sleeper read it. A wake that pops a worker which saw the
+ * work and stayed awake is not lost: that worker is searching. A worker that is searching (spinning on
  * steals) will find the work itself, so publishers skip the wake-up then;
  * when the last searcher finds work it hands the search on (wakes one), so
  * a burst of work fans out over the sleepers one by one. Sleepers wait on
@@ -82,10 +84,25 @@ bool weft__work_visible(weft_runtime *rt)
     return weft__load_seqcst(&rt->stopping) == 2;
 }
 
+/* Wake up to count parked workers of n, the most recent first. */
 static void wake_node(weft__node *n, int count)
 {
-    weft__add_seqcst(&n->wake_seq, 1);
-    weft__futex_wake(&n->wake_seq, count);
+    weft__worker *woken = NULL;
+    pthread_mutex_lock(&n->idle_lock);
+    for (; count > 0 && n->idle_top; count--) {
+        weft__worker *w = n->idle_top;
+        n->idle_top = w->idle_next;
+        w->idle_listed = false;
+        w->idle_next = woken;
+        woken = w;
+    }
+    pthread_mutex_unlock(&n->idle_lock);
+    while (woken) {
+        weft__worker *w = woken;
+        woken = w->idle_next; /* read before w may run and park again */
+        weft__add_seqcst(&w->park_seq, 1);
+        weft__futex_wake(&w->park_seq, 1);
+    }
 }
 
 /* Called after new work was made visible with a seq_cst operation, by a
@@ -123,20 +140,46 @@ void weft__wake_all(weft_runtime *rt)
         wake_node(&rt->nodes[i], INT_MAX);
 }
 
+static void idle_push(weft__node *n, weft__worker *w)
+{
+    pthread_mutex_lock(&n->idle_lock);
+    w->idle_next = n->idle_top;
+    n->idle_top = w;
+    w->idle_listed = true;
+    pthread_mutex_unlock(&n->idle_lock);
+}
+
+/* Leave the idle stack if no waker took us off it. */
+static void idle_remove(weft__node *n, weft__worker *w)
+{
+    pthread_mutex_lock(&n->idle_lock);
+    if (w->idle_listed) {
+        weft__worker **p = &n->idle_top;
+        while (*p != w)
+            p = &(*p)->idle_next;
+        *p = w->idle_next;
+        w->idle_listed = false;
+    }
+    pthread_mutex_unlock(&n->idle_lock);
+}
+
 void weft__park(weft_runtime *rt, weft__worker *w)
 {
     weft__node *n = &rt->nodes[w->numa];
-    uint32_t seq = weft__load_seqcst(&n->wake_seq);
-    /* node count before the global one: a publisher that sees the global
-     * count also sees which node to wake */
+    uint32_t seq = weft__load_seqcst(&w->park_seq);
+    /* listed before counted: a publisher that sees the count finds us
+     * on the stack; node count before the global one, so that it also
+     * sees which node to wake */
+    idle_push(n, w);
     weft__add_seqcst(&n->sleepers, 1);
     weft__add_seqcst(&rt->sleepers, 1);
     if (!weft__work_visible(rt)) {
         uint64_t t0 = weft__now_ns();
         weft__stat_add(&w->parks, 1);
-        weft__futex_wait(&n->wake_seq, seq);
+        weft__futex_wait(&w->park_seq, seq);
         weft__stat_add(&w->parked_ns, weft__now_ns() - t0);
     }
     weft__sub_seqcst(&rt->sleepers, 1);
     weft__sub_seqcst(&n->sleepers, 1);
+    idle_remove(n, w);
 }

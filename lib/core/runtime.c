@@ -100,9 +100,11 @@ static void free_runtime(weft_runtime *rt)
     for (int i = 0; rt->workers && i < rt->nworkers; i++)
         free_worker(rt, rt->workers[i]);
     weft__free(rt->workers);
-    for (int n = 0; rt->nodes && n < rt->nnodes; n++)
+    for (int n = 0; rt->nodes && n < rt->nnodes; n++) {
+        pthread_mutex_destroy(&rt->nodes[n].idle_lock);
         for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
             pthread_mutex_destroy(&rt->nodes[n].jq[p].lock);
+    }
     weft__aligned_free(rt->nodes);
     if (rt->topo)
         hwloc_topology_destroy(rt->topo);
@@ -165,9 +167,11 @@ static int make_nodes(weft_runtime *rt)
     if (!rt->nodes)
         return -ENOMEM;
     memset(rt->nodes, 0, n * sizeof *rt->nodes);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        pthread_mutex_init(&rt->nodes[i].idle_lock, NULL);
         for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
             pthread_mutex_init(&rt->nodes[i].jq[p].lock, NULL);
+    }
     rt->nnodes = n;
     return 0;
 }

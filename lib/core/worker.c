@@ -321,8 +321,11 @@ static void idle_loop(weft__worker *w)
         int left = weft__sub_seqcst(&rt->searching, 1) - 1;
         weft__sub_seqcst(&node->searching, 1);
         if (got) {
-            if (left == 0)
-                weft__wake_for_work(rt, w->numa); /* hand the search on */
+            /* hand the search on, when there is more to find: a burst
+             * then fans out over the sleepers one by one, while a single
+             * job wakes a single worker */
+            if (left == 0 && weft__work_visible(rt))
+                weft__wake_for_work(rt, w->numa);
             run_work(w, &k);
         } else {
             weft__park(rt, w);

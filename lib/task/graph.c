@@ -502,9 +502,10 @@ static void push_node(rnode *r)
  * round trip, no recursion), the others pushed for thieves. */
 static void rnode_run(weft__job *j)
 {
+    grun *run = ((rnode *)j)->run;
+    const weft_graph *g = run->g;
+    uint32_t ran = 0;
     for (rnode *r = (rnode *)j, *next; r; r = next) {
-        grun *run = r->run;
-        const weft_graph *g = run->g;
         exec_node(r);
         if (r->status) {
             int zero = 0;
@@ -527,10 +528,15 @@ static void rnode_run(weft__job *j)
             else
                 push_node(s);
         }
-        if (atomic_fetch_sub_explicit(&run->remaining, 1,
-                                      memory_order_acq_rel) == 1)
-            run_end(run); /* next is NULL: nothing was left */
+        ran++;
     }
+    /* One update of the shared count per chain of nodes run here, not per
+     * node: every worker would otherwise bounce its cache line. The run
+     * cannot end before this (our uncounted nodes keep it above zero),
+     * and this is our last access to it. */
+    if (atomic_fetch_sub_explicit(&run->remaining, ran,
+                                  memory_order_acq_rel) == ran)
+        run_end(run);
 }
 
 /* Mark v and its ancestors needed (iterative DFS on a stack of ids). */
