@@ -282,6 +282,12 @@ static void run_work(weft__worker *w, work *k)
         weft__enter_allstolen(w, w->dq);
         run_stolen(w, &k->s);
     }
+    /* Jobs it left on our own deque (a graph's or a future's successors)
+     * run next, here: going back through the search would cost its
+     * bookkeeping and clock reads per job. */
+    weft__job *j;
+    while ((j = near_job(w)))
+        weft__run_job(w, j);
     weft__stat_add(&w->busy_ns, weft__now_ns() - t0);
 }
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdalign.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -43,7 +44,7 @@ struct weft_graph {
 };
 
 typedef struct rnode {
-    weft__job job;          /* run == NULL: not needed in this run */
+    alignas(WEFT__CACHELINE) weft__job job;          /* run == NULL: not needed in this run */
     struct grun *run;
     _Atomic uint32_t pending;
     uint32_t id;
@@ -59,7 +60,7 @@ typedef struct grun {
     _Atomic uint32_t remaining; /* needed nodes not yet done */
     _Atomic int first_fail;
     fut *all;
-    rnode nodes[];
+    alignas(WEFT__CACHELINE) rnode nodes[];
 } grun;
 
 /* ---- names ---- */
@@ -487,7 +488,7 @@ static void run_end(grun *run)
     int fail = weft__load_relaxed(&run->first_fail);
     if (run->all)
         weft__fut_complete_external(run->all, fail, fail, NULL, NULL);
-    weft__free(run);
+    weft__aligned_free(run);
     graph_unref(g);
     weft__jobs_end(rt); /* last: destroy may proceed after this */
 }
@@ -592,9 +593,15 @@ static int select_nodes(grun *run, const char *const *outputs, size_t nout)
 
 static grun *run_new(weft_graph *g, weft_runtime *rt)
 {
-    grun *run = weft__calloc(1, sizeof *run + (size_t)g->n * sizeof(rnode));
+    /* cache-line aligned: each node's record is one line, so nodes run by
+     * different workers never share one */
+    size_t size = sizeof(grun) + (size_t)g->n * sizeof(rnode);
+    grun *run = weft__aligned_alloc(WEFT__CACHELINE,
+                                    (size + WEFT__CACHELINE - 1) &
+                                    ~(size_t)(WEFT__CACHELINE - 1));
     if (!run)
         return NULL;
+    memset(run, 0, size);
     run->g = g;
     run->rt = rt;
     for (uint32_t v = 0; v < g->n; v++) {
@@ -640,7 +647,7 @@ static void run_abort(grun *run, size_t nout, weft_future **outs,
         outs[i] = NULL;
     if (all)
         *all = NULL;
-    weft__free(run);
+    weft__aligned_free(run);
 }
 
 static void start(grun *run)
