@@ -236,9 +236,44 @@ weft__job *weft__job_take_high(weft_runtime *rt, int node)
     return NULL;
 }
 
+/* Jobs queued for our node (from outside threads, mostly). Takes a few
+ * at once under one lock hold: the first to run, the others onto our own
+ * deque, where thieves of this node can take them without the lock. */
+#define NODE_BATCH 16
+
 weft__job *weft__job_take_node(weft_runtime *rt, int node)
 {
-    return jq_get(&rt->nodes[node].jq[0], 0);
+    weft__jqueue *q = &rt->nodes[node].jq[0];
+    weft__worker *w = weft__self;
+    if (weft__load_relaxed(&q->len) == 0)
+        return NULL;
+    pthread_mutex_lock(&q->lock);
+    weft__job *first = q->head, *last = first;
+    int n = first ? 1 : 0;
+    while (n < NODE_BATCH && last && last->next) {
+        last = last->next;
+        n++;
+    }
+    if (first) {
+        q->head = last->next;
+        if (!q->head)
+            q->tail = NULL;
+        else
+            weft__store_relaxed(&q->head_since, weft__now_ns());
+        last->next = NULL;
+        weft__sub_seqcst(&q->len, n);
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (!first)
+        return NULL;
+    for (weft__job *j = first->next, *next; j; j = next) {
+        next = j->next;
+        if (!jdeque_push(w, j)) /* out of memory: back to the queue */
+            jq_put(q, j);
+    }
+    if (first->next)
+        weft__wake_for_work(rt, node);
+    return first;
 }
 
 /* Normal jobs queued for other nodes: taken only when nothing is nearer,
