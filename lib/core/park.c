@@ -109,8 +109,11 @@ static void wake_node(weft__node *n, int count)
  * worker of NUMA node `node` (0 for outside threads). */
 void weft__wake_for_work(weft_runtime *rt, int node)
 {
-    if (weft__load_seqcst(&rt->searching) != 0 ||
-        weft__load_seqcst(&rt->sleepers) == 0)
+    /* sleepers first: it changes only when a worker parks, while
+     * searching changes every time one looks for work, so the common
+     * "nobody sleeps" case reads a line that stays in our cache */
+    if (weft__load_seqcst(&rt->sleepers) == 0 ||
+        weft__load_seqcst(&rt->searching) != 0)
         return;
     for (int i = 0; i < rt->nnodes; i++) {
         weft__node *n = &rt->nodes[(node + i) % rt->nnodes];
@@ -127,8 +130,10 @@ void weft__wake_for_work(weft_runtime *rt, int node)
 void weft__wake_on_node(weft_runtime *rt, int node)
 {
     weft__node *n = &rt->nodes[node];
-    if (weft__load_seqcst(&n->searching) == 0 &&
-        weft__load_seqcst(&n->sleepers) > 0)
+    if (weft__load_seqcst(&rt->sleepers) == 0)
+        return; /* nobody to wake, anywhere */
+    if (weft__load_seqcst(&n->sleepers) > 0 &&
+        weft__load_seqcst(&n->searching) == 0)
         wake_node(n, 1);
     else
         weft__wake_for_work(rt, node);
