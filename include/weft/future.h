@@ -36,7 +36,10 @@
  * Threads. Every call here may be made from any thread: a worker of the
  * future's runtime (inside a task), or a thread that is not a worker. A
  * worker that waits runs other queued work meanwhile (it never blocks the
- * pool); any other thread spins briefly, then sleeps on a futex.
+ * pool; past 64 nested waits it only yields, to bound its stack); any
+ * other thread, a worker of another runtime included, spins briefly, then
+ * sleeps on a futex. A task that waits for work which can only run after
+ * it returns deadlocks, as in every helping scheduler.
  *
  * Statuses. A task function returns 0 for success or an error code (a
  * negative errno value is the convention). Values from
