@@ -209,7 +209,8 @@ WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_on_node(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);
 WEFT__HIDDEN void weft__park(weft_runtime *rt, weft__worker *w);
-WEFT__HIDDEN bool weft__work_visible(weft_runtime *rt);
+WEFT__HIDDEN bool weft__work_visible(weft_runtime *rt, int node,
+                                     uint64_t *wake_at);
 WEFT__HIDDEN uint64_t weft__now_ns(void);
 
 /* jobs.c */
@@ -224,7 +225,8 @@ WEFT__HIDDEN weft__job *weft__job_peek_top(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_take_high(weft_runtime *rt, int node);
 WEFT__HIDDEN weft__job *weft__job_take_node(weft_runtime *rt, int node);
 WEFT__HIDDEN weft__job *weft__job_take_far(weft_runtime *rt, int node);
-WEFT__HIDDEN bool weft__jobs_visible(weft_runtime *rt);
+WEFT__HIDDEN bool weft__jobs_visible(weft_runtime *rt, int node,
+                                     uint64_t *wake_at);
 WEFT__HIDDEN void weft__jobs_begin(weft_runtime *rt);
 WEFT__HIDDEN void weft__jobs_end(weft_runtime *rt);
 WEFT__HIDDEN void weft__jobs_quiesce(weft_runtime *rt);

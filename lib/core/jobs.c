@@ -22,6 +22,9 @@
 #include "internal.h"
 
 #define JDEQUE_CAP0 256
+/* How long a job queued for a NUMA node waits for that node's workers
+ * before workers of other nodes may take it. */
+#define FAR_GRACE_NS 100000
 
 static weft__jarray *jarray_new(int64_t cap)
 {
@@ -279,8 +282,6 @@ weft__job *weft__job_take_node(weft_runtime *rt, int node)
 /* Normal jobs queued for other nodes: taken only when nothing is nearer,
  * and only after FAR_GRACE_NS, so that the node's own workers (woken for
  * them) come first and the job's memory stays where it was asked for. */
-#define FAR_GRACE_NS 100000
-
 weft__job *weft__job_take_far(weft_runtime *rt, int node)
 {
     for (int i = 1; i < rt->nnodes; i++) {
@@ -292,16 +293,34 @@ weft__job *weft__job_take_far(weft_runtime *rt, int node)
     return NULL;
 }
 
-/* The sleeper's half of the parking handshake for jobs (seq_cst loads). */
-bool weft__jobs_visible(weft_runtime *rt)
+/* The sleeper's half of the parking handshake for jobs (seq_cst loads),
+ * as seen by a worker of node `node` (-1: any worker). A job queued for
+ * another node that is still in its grace period is not work for this
+ * worker yet: instead *wake_at gets the earliest time one becomes so
+ * (0 when none), and the worker sleeps until then at the latest, rather
+ * than spinning and taking the CPU from the workers that job is for. */
+bool weft__jobs_visible(weft_runtime *rt, int node, uint64_t *wake_at)
 {
-    for (int n = 0; n < rt->nnodes; n++)
-        for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
-            if (weft__load_seqcst(&rt->nodes[n].jq[p].len) > 0)
-                return true;
+    uint64_t now = 0, first = 0;
+    for (int n = 0; n < rt->nnodes; n++) {
+        if (weft__load_seqcst(&rt->nodes[n].jq[1].len) > 0)
+            return true;
+        weft__jqueue *q = &rt->nodes[n].jq[0];
+        if (weft__load_seqcst(&q->len) == 0)
+            continue;
+        if (node < 0 || n == node)
+            return true;
+        uint64_t due = weft__load_relaxed(&q->head_since) + FAR_GRACE_NS;
+        now = now ? now : weft__now_ns();
+        if (due <= now)
+            return true;
+        first = first && first < due ? first : due;
+    }
     for (int i = 0; i < rt->nworkers; i++)
         if (jdeque_nonempty(rt->workers[i]))
             return true;
+    if (wake_at)
+        *wake_at = first;
     return false;
 }
 

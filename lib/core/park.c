@@ -70,8 +70,11 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
 /* Is there anything a sleeping worker could take? Reads every deque's ts
  * and the injection count with seq_cst loads (the sleeper's half of the
  * handshake). */
-bool weft__work_visible(weft_runtime *rt)
+/* node and wake_at: see weft__jobs_visible (node -1 = any worker). */
+bool weft__work_visible(weft_runtime *rt, int node, uint64_t *wake_at)
 {
+    if (wake_at)
+        *wake_at = 0;
     if (weft__load_seqcst(&rt->inject_len) > 0)
         return true;
     for (int i = 0; i < rt->nworkers; i++) {
@@ -79,9 +82,9 @@ bool weft__work_visible(weft_runtime *rt)
         if (weft__ts_tail(ts) < weft__ts_split(ts))
             return true;
     }
-    if (weft__jobs_visible(rt))
+    if (weft__load_seqcst(&rt->stopping) == 2)
         return true;
-    return weft__load_seqcst(&rt->stopping) == 2;
+    return weft__jobs_visible(rt, node, wake_at);
 }
 
 /* Wake up to count parked workers of n, the most recent first. */
@@ -178,10 +181,13 @@ void weft__park(weft_runtime *rt, weft__worker *w)
     idle_push(n, w);
     weft__add_seqcst(&n->sleepers, 1);
     weft__add_seqcst(&rt->sleepers, 1);
-    if (!weft__work_visible(rt)) {
+    uint64_t wake_at;
+    if (!weft__work_visible(rt, w->numa, &wake_at)) {
         uint64_t t0 = weft__now_ns();
         weft__stat_add(&w->parks, 1);
-        weft__futex_wait(&w->park_seq, seq);
+        /* until woken, or until a job queued for another node has waited
+         * out its grace and becomes ours to take */
+        weft__futex_wait_until(&w->park_seq, seq, wake_at);
         weft__stat_add(&w->parked_ns, weft__now_ns() - t0);
     }
     weft__sub_seqcst(&rt->sleepers, 1);

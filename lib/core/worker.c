@@ -330,7 +330,7 @@ static void idle_loop(weft__worker *w)
             /* hand the search on, when there is more to find: a burst
              * then fans out over the sleepers one by one, while a single
              * job wakes a single worker */
-            if (left == 0 && weft__work_visible(rt))
+            if (left == 0 && weft__work_visible(rt, -1, NULL))
                 weft__wake_for_work(rt, w->numa);
             run_work(w, &k);
         } else {
