@@ -60,7 +60,9 @@ typedef struct weft__job {
 typedef struct weft__jqueue {
     pthread_mutex_t lock;
     weft__job *head, *tail;
-    alignas(WEFT__CACHELINE) _Atomic int len;
+    /* on the lock's line: a poller that sees len > 0 takes the lock next,
+     * so one line moves between submitter and taker, not two */
+    _Atomic int len;
     /* When the job now at the head became the head (or the queue got its
      * first job): workers of other nodes wait out a grace period from
      * there before they take it. */
