@@ -434,16 +434,6 @@ static void test_retried_dependency(void **s)
  * are done (b reads a; b also waits on a gate another thread opens 20 ms
  * later), so the caller may free the value at once (ASan). A later
  * dependant sees NULL: the future forgot the value. */
-struct opener { struct gate *g; int64_t delay_ns; };
-
-static void *open_later(void *a)
-{
-    struct opener *o = a;
-    sleep_ns(o->delay_ns);
-    gate_open(o->g);
-    return NULL;
-}
-
 static void test_take_with_dependants(void **s)
 {
     (void)s;

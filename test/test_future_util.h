@@ -80,6 +80,17 @@ static inline int gate_wait_entered(struct gate *g, int n)
 
 static inline void gate_open(struct gate *g) { atomic_store(&g->open, 1); }
 
+/* A thread body that opens a gate after a delay (pthread_create). */
+struct opener { struct gate *g; int64_t delay_ns; };
+
+static inline void *open_later(void *a)
+{
+    struct opener *o = a;
+    sleep_ns(o->delay_ns);
+    gate_open(o->g);
+    return NULL;
+}
+
 /* A result that counts its destructor calls: struct val's dtor adds one
  * to *dtors and frees the value. */
 struct val {

@@ -607,16 +607,6 @@ static void test_destroy_in_flight(void **s)
  * rest of the run no longer reads it (b reads a; b waits on a gate that
  * another thread opens 20 ms later), so the caller may free it at once
  * (ASan: no use after free) and b saw the right value. */
-struct opener { struct gate *g; int64_t delay_ns; };
-
-static void *open_later(void *a)
-{
-    struct opener *o = a;
-    sleep_ns(o->delay_ns);
-    gate_open(o->g);
-    return NULL;
-}
-
 static void test_take_output(void **s)
 {
     (void)s;

@@ -135,16 +135,6 @@ static void test_wait_short_timeout(void **s)
 }
 
 /* A timeout that ends early because enough finished. */
-struct opener { struct gate *g; int64_t delay_ns; };
-
-static void *open_later(void *a)
-{
-    struct opener *o = a;
-    sleep_ns(o->delay_ns);
-    gate_open(o->g);
-    return NULL;
-}
-
 static void test_wait_infinite(void **s)
 {
     (void)s;

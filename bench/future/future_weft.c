@@ -10,6 +10,8 @@
 
 #include <weft.h>
 
+#include "weft_stats.h"
+
 #define PROG "future-weft"
 
 static weft_runtime *rt;
@@ -169,18 +171,8 @@ static int prepare(const char *workload, long size, int workers)
 
 static void teardown(int verbose)
 {
-    if (verbose) {
-        weft_worker_stats st[64];
-        int n = weft_stats_workers(rt, st, 64);
-        for (int i = 0; i < n; i++)
-            fprintf(stderr,
-                    "STATS worker=%d steals=%llu/%llu parks=%llu "
-                    "busy_ms=%.1f spin_ms=%.1f parked_ms=%.1f\n",
-                    st[i].worker, (unsigned long long)st[i].steals_won,
-                    (unsigned long long)st[i].steals_tried,
-                    (unsigned long long)st[i].parks, st[i].busy_ns / 1e6,
-                    st[i].spin_ns / 1e6, st[i].parked_ns / 1e6);
-    }
+    if (verbose)
+        bench_weft_print_stats(rt);
     weft_runtime_destroy(&rt);
 }
 

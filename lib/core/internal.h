@@ -243,7 +243,6 @@ WEFT__HIDDEN void *weft__worker_main(void *arg);
 WEFT__HIDDEN void weft__enter_allstolen(weft__worker *w, weft_task **h);
 WEFT__HIDDEN uint32_t weft__rand(weft__worker *w);
 WEFT__HIDDEN bool weft__help(weft__worker *w, weft__worker *prefer);
-WEFT__HIDDEN void weft__run_job(weft__worker *w, weft__job *j);
 WEFT__HIDDEN void weft__count_job(void);
 
 /* Log a one-line diagnostic on stderr, prefixed "weft: ". */

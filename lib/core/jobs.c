@@ -186,9 +186,10 @@ static void jq_put(weft__jqueue *q, weft__job *j)
     pthread_mutex_unlock(&q->lock);
 }
 
-/* Take the head job; with grace_ns > 0, only once it has been the head
- * that long (the grace of jobs meant for another node). */
-static weft__job *jq_get(weft__jqueue *q, uint64_t grace_ns)
+/* Detach up to max jobs from the head of q, as a NULL-terminated chain;
+ * with grace_ns > 0 only once the head has been the head that long (the
+ * grace of jobs meant for another node). */
+static weft__job *jq_take(weft__jqueue *q, uint64_t grace_ns, int max)
 {
     if (weft__load_relaxed(&q->len) == 0)
         return NULL;
@@ -196,17 +197,21 @@ static weft__job *jq_get(weft__jqueue *q, uint64_t grace_ns)
                         grace_ns)
         return NULL;
     pthread_mutex_lock(&q->lock);
-    weft__job *j = q->head;
-    if (j) {
-        q->head = j->next;
+    weft__job *first = q->head, *last = first;
+    if (first) {
+        int n = 1;
+        for (; n < max && last->next; n++)
+            last = last->next;
+        q->head = last->next;
         if (!q->head)
             q->tail = NULL;
         else /* the next one's wait starts now: conservative, never late */
             weft__store_relaxed(&q->head_since, weft__now_ns());
-        weft__sub_seqcst(&q->len, 1);
+        last->next = NULL;
+        weft__sub_seqcst(&q->len, n);
     }
     pthread_mutex_unlock(&q->lock);
-    return j;
+    return first;
 }
 
 /* Queue j. A worker of rt keeps normal jobs meant for its own node on its
@@ -232,7 +237,8 @@ void weft__job_push(weft_runtime *rt, weft__job *j, int node, int prio)
 weft__job *weft__job_take_high(weft_runtime *rt, int node)
 {
     for (int i = 0; i < rt->nnodes; i++) {
-        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[1], 0);
+        weft__job *j = jq_take(&rt->nodes[(node + i) % rt->nnodes].jq[1], 0,
+                               1);
         if (j)
             return j;
     }
@@ -247,35 +253,16 @@ weft__job *weft__job_take_high(weft_runtime *rt, int node)
 weft__job *weft__job_take_node(weft_runtime *rt, int node)
 {
     weft__jqueue *q = &rt->nodes[node].jq[0];
-    weft__worker *w = weft__self;
-    if (weft__load_relaxed(&q->len) == 0)
-        return NULL;
-    pthread_mutex_lock(&q->lock);
-    weft__job *first = q->head, *last = first;
-    int n = first ? 1 : 0;
-    while (n < NODE_BATCH && last && last->next) {
-        last = last->next;
-        n++;
-    }
-    if (first) {
-        q->head = last->next;
-        if (!q->head)
-            q->tail = NULL;
-        else
-            weft__store_relaxed(&q->head_since, weft__now_ns());
-        last->next = NULL;
-        weft__sub_seqcst(&q->len, n);
-    }
-    pthread_mutex_unlock(&q->lock);
-    if (!first)
-        return NULL;
+    weft__job *first = jq_take(q, 0, NODE_BATCH);
+    if (!first || !first->next)
+        return first;
     for (weft__job *j = first->next, *next; j; j = next) {
         next = j->next;
-        if (!jdeque_push(w, j)) /* out of memory: back to the queue */
+        if (!jdeque_push(weft__self, j)) /* out of memory: back it goes */
             jq_put(q, j);
     }
-    if (first->next)
-        weft__wake_for_work(rt, node);
+    first->next = NULL;
+    weft__wake_for_work(rt, node);
     return first;
 }
 
@@ -285,8 +272,8 @@ weft__job *weft__job_take_node(weft_runtime *rt, int node)
 weft__job *weft__job_take_far(weft_runtime *rt, int node)
 {
     for (int i = 1; i < rt->nnodes; i++) {
-        weft__job *j = jq_get(&rt->nodes[(node + i) % rt->nnodes].jq[0],
-                              FAR_GRACE_NS);
+        weft__job *j = jq_take(&rt->nodes[(node + i) % rt->nnodes].jq[0],
+                               FAR_GRACE_NS, 1);
         if (j)
             return j;
     }

@@ -12,12 +12,13 @@
  * Either the publisher sees the sleeper and wakes it, or the sleeper's
  * re-check sees the work; futex_wait returns at once if park_seq moved
  * after the sleeper read it. A wake that pops a worker which saw the
- * work and stayed awake is not lost: that worker is searching. A worker that is searching (spinning on
- * steals) will find the work itself, so publishers skip the wake-up then;
- * when the last searcher finds work it hands the search on (wakes one), so
- * a burst of work fans out over the sleepers one by one. Sleepers wait on
- * their NUMA node's futex and publishers wake their own node first, so
- * that the thief that wakes is one that steals from nearby. */
+ * work and stayed awake is not lost: that worker is searching. A worker
+ * that is searching (spinning on steals) will find the work itself, so
+ * publishers skip the wake-up then; when the last searcher finds work
+ * and more is left, it hands the search on (wakes one), so a burst of
+ * work fans out over the sleepers one by one. Sleepers are listed on
+ * their NUMA node's idle stack and publishers wake their own node first,
+ * so that the thief that wakes is one that steals from nearby. */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -67,10 +68,10 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
             0);
 }
 
-/* Is there anything a sleeping worker could take? Reads every deque's ts
- * and the injection count with seq_cst loads (the sleeper's half of the
- * handshake). */
-/* node and wake_at: see weft__jobs_visible (node -1 = any worker). */
+/* Is there anything a sleeping worker of NUMA node `node` (-1: any) could
+ * take? Reads every deque's ts, the injection count and the job queues
+ * with seq_cst loads (the sleeper's half of the handshake). wake_at (may
+ * be NULL): see weft__jobs_visible. */
 bool weft__work_visible(weft_runtime *rt, int node, uint64_t *wake_at)
 {
     if (wake_at)

@@ -149,12 +149,6 @@ static bool steal_round(weft__worker *me, steal *s)
     return false;
 }
 
-void weft__run_job(weft__worker *w, weft__job *j)
-{
-    (void)w; /* the job counts itself (weft__count_job) if it runs */
-    j->run(j);
-}
-
 void weft__count_job(void)
 {
     weft__worker *w = weft__self;
@@ -166,8 +160,8 @@ void weft__count_job(void)
  * (release) pairs with the owner's acquire load in its sync. */
 static void run_stolen(weft__worker *me, steal *s)
 {
-    if (s->job) {
-        weft__run_job(me, s->job);
+    if (s->job) { /* counts itself (weft__count_job) if it runs */
+        s->job->run(s->job);
         return;
     }
     _Atomic uintptr_t *st = &s->victim->state[s->idx];
@@ -185,34 +179,6 @@ static weft__job *near_job(weft__worker *w)
     if (!j && !(j = weft__job_pop(w)))
         j = weft__job_take_node(rt, w->numa);
     return j;
-}
-
-/* Run one piece of work while waiting for something (a stolen child, a
- * future): the waiter's own stack grows by what it runs, so tasks that
- * came from outside (which expect an empty deque) are not taken here.
- * prefer (may be NULL) is tried first: the thief of the awaited child,
- * whose deque holds that child's own children. */
-bool weft__help(weft__worker *w, weft__worker *prefer)
-{
-    steal s;
-    weft__job *j;
-    if (prefer && try_steal(w, prefer, &s) == STEAL_WON) {
-        run_stolen(w, &s);
-        return true;
-    }
-    if ((j = near_job(w))) {
-        weft__run_job(w, j);
-        return true;
-    }
-    if (steal_round(w, &s)) {
-        run_stolen(w, &s);
-        return true;
-    }
-    if ((j = weft__job_take_far(w->rt, w->numa))) {
-        weft__run_job(w, j);
-        return true;
-    }
-    return false;
 }
 
 static weft__root *inject_pop(weft_runtime *rt)
@@ -251,23 +217,40 @@ static void run_root(weft__worker *w, weft__root *r)
 }
 
 typedef struct work {
-    weft__root *root;
-    weft__job *job;
-    steal s;
+    weft__root *root; /* a task from outside, or NULL: then s */
+    steal s;          /* a stolen frame, or any job (s.job) */
 } work;
 
-/* Near jobs, then tasks from outside, then stealing, then other nodes'
+/* Find one piece of work: prefer's deque first (when not NULL), then near
+ * jobs, tasks from outside (only with roots), stealing, other nodes'
  * jobs. */
-static bool find_work(weft__worker *w, work *out)
+static bool take_work(weft__worker *w, weft__worker *prefer, bool roots,
+                      work *out)
 {
     out->root = NULL;
-    if ((out->job = near_job(w)))
+    if (prefer && try_steal(w, prefer, &out->s) == STEAL_WON)
         return true;
-    if ((out->root = inject_pop(w->rt)))
+    if ((out->s.job = near_job(w)))
+        return true;
+    if (roots && (out->root = inject_pop(w->rt)))
         return true;
     if (steal_round(w, &out->s))
         return true;
-    return (out->job = weft__job_take_far(w->rt, w->numa)) != NULL;
+    return (out->s.job = weft__job_take_far(w->rt, w->numa)) != NULL;
+}
+
+/* Run one piece of work while waiting for something (a stolen child, a
+ * future): the waiter's own stack grows by what it runs, so tasks that
+ * came from outside (which expect an empty deque) are not taken here.
+ * prefer (may be NULL) is tried first: the thief of the awaited child,
+ * whose deque holds that child's own children. */
+bool weft__help(weft__worker *w, weft__worker *prefer)
+{
+    work k;
+    if (!take_work(w, prefer, false, &k))
+        return false;
+    run_stolen(w, &k.s);
+    return true;
 }
 
 static void run_work(weft__worker *w, work *k)
@@ -275,9 +258,6 @@ static void run_work(weft__worker *w, work *k)
     uint64_t t0 = weft__now_ns();
     if (k->root) {
         run_root(w, k->root);
-    } else if (k->job) {
-        weft__enter_allstolen(w, w->dq);
-        weft__run_job(w, k->job);
     } else {
         weft__enter_allstolen(w, w->dq);
         run_stolen(w, &k->s);
@@ -287,7 +267,7 @@ static void run_work(weft__worker *w, work *k)
      * bookkeeping and clock reads per job. */
     weft__job *j;
     while ((j = near_job(w)))
-        weft__run_job(w, j);
+        j->run(j);
     weft__stat_add(&w->busy_ns, weft__now_ns() - t0);
 }
 
@@ -299,7 +279,7 @@ static bool search(weft__worker *w, work *k)
     uint64_t t0 = weft__now_ns(), limit = (uint64_t)rt->spin_us * 1000;
     bool got = false;
     for (unsigned round = 1;; round++) {
-        if ((got = find_work(w, k)))
+        if ((got = take_work(w, NULL, true, k)))
             break;
         if (weft__load_relaxed(&rt->stopping) == 2)
             break;

@@ -88,6 +88,9 @@ WEFT__HIDDEN void weft__fut_complete_external(fut *f, int status, int cause,
                                               void *result,
                                               void (*dtor)(void *));
 WEFT__HIDDEN void weft__fut_unref(fut *f, uint64_t n);
+WEFT__HIDDEN int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
+                                     unsigned max_retries,
+                                     _Atomic uint16_t *attempts);
 WEFT__HIDDEN bool weft__fut_cancelled(fut *f);
 
 /* graph.c, for future.c */

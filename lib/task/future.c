@@ -52,6 +52,11 @@ typedef struct slab {
     struct slab *next;
 } slab;
 
+/* A slab's slots: the first slot's room holds the header, keeping the
+ * others aligned. */
+static fut *slab_first(slab *s) { return (fut *)((char *)s + sizeof(fut)); }
+static fut *slab_end(slab *s) { return (fut *)((char *)s + SLAB_BYTES); }
+
 typedef struct fcache {
     alignas(WEFT__CACHELINE) fut *free;
     uint32_t n;
@@ -59,7 +64,7 @@ typedef struct fcache {
 
 typedef struct fpool {
     weft_runtime *rt;
-    pthread_mutex_t lock; /* guards free, nfree, slabs */
+    pthread_mutex_t lock; /* guards free and slabs */
     fut *free;
     slab *slabs;
     fcache *caches; /* one per worker, owner only */
@@ -97,9 +102,7 @@ static void pool_free(weft_runtime *rt, void *ext)
     fpool *p = ext;
     for (slab *s = p->slabs, *next; s; s = next) {
         next = s->next;
-        fut *f = (fut *)((char *)s + sizeof(fut));
-        fut *end = (fut *)((char *)s + SLAB_BYTES);
-        for (; f < end; f++) {
+        for (fut *f = slab_first(s); f < slab_end(s); f++) {
             if (weft__load_relaxed(&f->refs) == 0)
                 continue;
             fut_drop_result(f);
@@ -118,8 +121,7 @@ static fpool *pool_of(weft_runtime *rt)
     return weft__ext_get(rt, WEFT__EXT_FUTURES, pool_make, pool_free);
 }
 
-/* A new slab's slots onto the shared free list; under p->lock. The first
- * slot's room holds the slab header, keeping the others aligned. */
+/* A new slab's slots onto the shared free list; under p->lock. */
 static int pool_grow(fpool *p, int node)
 {
     slab *s = weft__alloc_on_node(p->rt, SLAB_BYTES, node);
@@ -131,9 +133,7 @@ static int pool_grow(fpool *p, int node)
     }
     s->next = p->slabs;
     p->slabs = s;
-    fut *f = (fut *)((char *)s + sizeof(fut));
-    fut *end = (fut *)((char *)s + SLAB_BYTES);
-    for (; f < end; f++) {
+    for (fut *f = slab_first(s); f < slab_end(s); f++) {
         f->job.next = (weft__job *)p->free;
         p->free = f;
     }
@@ -407,11 +407,6 @@ static void drop_entry(fut *f)
     weft__fut_unref(f, FUT_QUEUE_REF);
 }
 
-static bool cancel_asked(fut *f)
-{
-    return weft__load_relaxed(&f->state) & ST_CANCEL;
-}
-
 /* The lowest-numbered failed dependency, or -1. */
 static long failed_dep(fut *f)
 {
@@ -421,17 +416,29 @@ static long failed_dep(fut *f)
     return -1;
 }
 
+/* Call fn until it succeeds, is cancelled, or has had max_retries
+ * retries; a retry starts without the failed attempt's result. attempts
+ * (may be NULL) counts the calls for weft_future_attempts. Shared by
+ * futures and graph nodes. */
+int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
+                        unsigned max_retries, _Atomic uint16_t *attempts)
+{
+    for (job->attempt = 0;; job->attempt++) {
+        if (attempts)
+            weft__store_relaxed(attempts, (uint16_t)(job->attempt + 1));
+        int st = fn(job, arg);
+        if (st == 0 || weft_job_cancelled(job) ||
+            (unsigned)job->attempt >= max_retries)
+            return st;
+        weft_job_set_result(job, NULL, NULL); /* destroys the old one */
+    }
+}
+
 static int call_attempts(fut *f)
 {
     weft_job job = {.f = f, .result = &f->result, .dtor = &f->dtor};
-    for (;;) {
-        job.attempt = weft__load_relaxed(&f->attempts);
-        weft__store_relaxed(&f->attempts, (uint16_t)(job.attempt + 1));
-        int st = f->fn(&job, f->arg);
-        if (st == 0 || cancel_asked(f) || job.attempt >= f->max_retries)
-            return st;
-        fut_drop_result(f); /* a retry starts clean */
-    }
+    return weft__call_retrying(&job, f->fn, f->arg, f->max_retries,
+                               &f->attempts);
 }
 
 /* Run f, which the caller claimed (state RUNNING), to completion. */
@@ -741,7 +748,7 @@ static void drop_stale(weft__worker *w)
     weft__job *j;
     while ((j = weft__job_peek(w)) && stale_entry(j) &&
            (j = weft__job_pop(w)))
-        weft__run_job(w, j);
+        j->run(j);
 }
 
 /* An outside thread: spin a little (short tasks answer faster than a

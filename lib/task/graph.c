@@ -438,16 +438,7 @@ static int call_node(rnode *r)
     const gnode *gn = gnode_of(r);
     weft_job job = {.run = r->run, .id = r->id, .result = &r->result,
                     .dtor = &r->dtor};
-    for (;;) {
-        int st = gn->fn(&job, gn->arg);
-        if (st == 0 || run_cancelled(r->run) || job.attempt >= gn->max_retries)
-            return st;
-        if (r->result && r->dtor)
-            r->dtor(r->result);
-        r->result = NULL;
-        r->dtor = NULL;
-        job.attempt++;
-    }
+    return weft__call_retrying(&job, gn->fn, gn->arg, gn->max_retries, NULL);
 }
 
 /* Status of a node: its dependencies' failure, a cancelled run, or what
