@@ -10,5 +10,6 @@
 #include "weft/stats.h"
 #include "weft/future.h"
 #include "weft/graph.h"
+#include "weft/map.h"
 
 #endif

@@ -195,3 +195,37 @@ void weft__sync_slow(weft_task *t)
         sync_misplaced(w, t);
     } /* outside a task nothing is ever deferred */
 }
+
+/* For loops that split their range lazily (lib/map): true when a thief
+ * would find nothing to steal from the calling worker's deque, so handing
+ * the pool half of the loop's range is worth a spawn. A thief's pending
+ * request to share private frames is served here, because such a loop
+ * does not spawn again while it has a frame of its own pending. Owner
+ * only; false outside workers. */
+bool weft__deque_starved(void)
+{
+    weft__worker *w = weft__self;
+    if (!w)
+        return false;
+    weft__cursor *c = w->cur;
+    if (c->head > c->split) {
+        if (weft__load_relaxed(&c->movesplit))
+            publish_grow(w);
+        return false;
+    }
+    if (!c->lim)
+        return true;
+    /* relaxed: a stale tail only delays or hastens one split */
+    uint64_t ts = weft__load_relaxed(&w->ts);
+    return weft__ts_tail(ts) >= weft__ts_split(ts);
+}
+
+/* Make the frame just spawned stealable at once (lazy splitting spawns
+ * exactly when a thief is hungry, so keeping it private would only make
+ * the thief ask first). Owner only. */
+void weft__deque_share(void)
+{
+    weft__worker *w = weft__self;
+    if (w && w->cur->head > w->cur->split)
+        publish_grow(w);
+}

@@ -94,7 +94,7 @@ typedef struct weft__node {
 /* Extension slots: state that a higher layer (lib/task) hangs on a runtime
  * without core knowing its type; freed by its hook at destroy, after the
  * workers stopped. */
-enum { WEFT__EXT_FUTURES, WEFT__EXT_MAX };
+enum { WEFT__EXT_FUTURES, WEFT__EXT_ISOLATED, WEFT__EXT_MAX };
 typedef void (*weft__ext_free_fn)(weft_runtime *rt, void *ext);
 
 typedef struct weft__worker {
@@ -237,6 +237,10 @@ WEFT__HIDDEN void *weft__ext_get(weft_runtime *rt, int slot,
                                  weft__ext_free_fn free_fn);
 WEFT__HIDDEN int weft__enter(weft_runtime *rt);
 WEFT__HIDDEN void weft__leave(weft_runtime *rt);
+
+/* deque.c */
+WEFT__HIDDEN bool weft__deque_starved(void);
+WEFT__HIDDEN void weft__deque_share(void);
 
 /* worker.c */
 WEFT__HIDDEN void *weft__worker_main(void *arg);

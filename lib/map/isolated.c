@@ -1,0 +1,685 @@
+/* Isolated mode of weft_map/weft_for: items run in forked worker processes,
+ * so an item that crashes or hangs is reported instead of taking the
+ * caller down.
+ *
+ * Per runtime there is one pool of processes, forked on first use and
+ * reused. Parent and children share two mappings made before any fork:
+ * a control block per process (commands in, results out, futex words) and
+ * an arena (a memfd, reserved at ARENA_MAX and grown with ftruncate) that
+ * holds the copied ctx and a window of inputs and outputs. The caller's
+ * thread is the dispatcher: it hands each idle process a chunk of items,
+ * then sleeps in poll() on an eventfd (a chunk finished) and one pidfd per
+ * process (it died). A process that dies has its current item reported
+ * (or retried) and the rest of its chunk queued again, and a fresh process
+ * takes its place. Chunks are sized so a process spends about CHUNK_NS on
+ * one, which amortises the round trip (a few microseconds) while keeping
+ * the tail short. */
+#include <errno.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "map.h"
+
+#define ARENA_MAX (256ull << 20)  /* address space reserved for the arena */
+#define WINDOW_MAX (64ull << 20)  /* inputs + outputs copied per window */
+#define CHUNK_NS 2000000ull       /* aim: 2 ms of items per chunk */
+#define POLL_MS 50                /* re-check cancel and timeouts */
+#define ORPHAN_CHECK_NS 1000000000ull
+
+enum { CMD_RUN = 1, CMD_EXIT = 2 };
+
+/* Shared with one child. The parent writes the command fields, then bumps
+ * cmd_seq (release; the child's acquire load pairs with it); the child
+ * writes the result fields, then stores done_seq = cmd_seq (release; the
+ * parent's acquire load pairs with it). cur/cur_start are read while the
+ * child runs, for time limits and crash reports. */
+typedef struct iso_ctl {
+    alignas(WEFT__CACHELINE) _Atomic uint32_t cmd_seq;
+    _Atomic uint32_t done_seq;
+    int cmd;
+    bool is_map, collect;
+    uintptr_t fn, ctx;
+    unsigned char *in, *out; /* window bases in the arena */
+    size_t in_stride, out_stride, base; /* base: index of window item 0 */
+    size_t lo, hi;
+    /* results */
+    size_t next;       /* items [lo, next) ran */
+    size_t err_index;  /* valid when err != 0 */
+    int err;
+    uint64_t elapsed_ns;
+    _Atomic size_t cur;
+    _Atomic uint64_t cur_start; /* 0 between items */
+} iso_ctl;
+
+typedef struct iso_shared {
+    _Atomic uint32_t stop; /* children stop between items */
+    iso_ctl ctl[];
+} iso_shared;
+
+typedef struct iso_proc {
+    pid_t pid;
+    int pidfd;
+    bool busy, timed_out;
+    size_t lo, hi;
+    unsigned attempt;
+} iso_proc;
+
+typedef struct iso_range {
+    size_t lo, hi;
+    unsigned attempt;
+} iso_range;
+
+typedef struct iso_pool {
+    pthread_mutex_t lock; /* one isolated map at a time per runtime */
+    int nmax;
+    pid_t parent;
+    iso_proc *procs;
+    iso_shared *sh;
+    size_t sh_size;
+    int memfd, evfd;
+    unsigned char *arena;
+    size_t arena_size;
+} iso_pool;
+
+/* What one call is doing: the queue of ranges still to run, counters. */
+typedef struct iso_call {
+    map_run *m;
+    iso_pool *p;
+    int nprocs;
+    size_t win_lo, win_hi, next, chunk;
+    iso_range *pending;
+    size_t npending, cap_pending;
+    size_t ok, failed;
+    bool stopping;
+    unsigned char *ctx_copy;
+} iso_call;
+
+/* ---- shared futexes (the private ones of park.c do not cross fork) --- */
+
+static void sfutex_wait(_Atomic uint32_t *a, uint32_t v, long ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000L,
+                          .tv_nsec = ns % 1000000000L};
+    syscall(SYS_futex, (uint32_t *)a, FUTEX_WAIT, v, &ts, NULL, 0);
+}
+
+static void sfutex_wake(_Atomic uint32_t *a)
+{
+    syscall(SYS_futex, (uint32_t *)a, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* ---- the child ------------------------------------------------------- */
+
+static int child_item(iso_ctl *c, size_t i)
+{
+    void *ctx = (void *)c->ctx;
+    if (!c->is_map)
+        return ((weft_for_fn)c->fn)(i, ctx);
+    size_t k = i - c->base;
+    const void *in = c->in ? c->in + k * c->in_stride : NULL;
+    void *out = c->out ? c->out + k * c->out_stride : NULL;
+    return ((weft_map_fn)c->fn)(i, in, out, ctx);
+}
+
+static void child_run(iso_shared *sh, iso_ctl *c)
+{
+    uint64_t t0 = weft__now_ns();
+    size_t i = c->lo;
+    c->err = 0;
+    while (i < c->hi && !weft__load_relaxed(&sh->stop)) {
+        weft__store_relaxed(&c->cur, i);
+        weft__store_relaxed(&c->cur_start, weft__now_ns());
+        int rc = child_item(c, i++);
+        weft__store_relaxed(&c->cur_start, 0);
+        if (rc) {
+            c->err = rc;
+            c->err_index = i - 1;
+            break;
+        }
+    }
+    c->next = i;
+    c->elapsed_ns = weft__now_ns() - t0;
+}
+
+/* Crashes must end the process with their signal, whatever handlers the
+ * parent (or a sanitizer) installed, so the parent can tell what
+ * happened. */
+static void child_signals(void)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
+                               SIGTRAP, SIGSYS, SIGPIPE, SIGTERM};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        signal(sigs[i], SIG_DFL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+/* The child's loop: wait for a command, run it, report. It exits on
+ * CMD_EXIT, or when its parent is gone (checked each second: a death
+ * signal would be tied to the forking thread, which may exit first). */
+static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
+{
+    iso_ctl *c = &p->sh->ctl[slot];
+    child_signals();
+    for (;;) {
+        uint32_t seq = weft__load_acquire(&c->cmd_seq);
+        if (seq == seen) {
+            if (getppid() != p->parent)
+                _exit(0);
+            sfutex_wait(&c->cmd_seq, seen, (long)ORPHAN_CHECK_NS);
+            continue;
+        }
+        seen = seq;
+        if (c->cmd == CMD_EXIT)
+            _exit(0);
+        child_run(p->sh, c);
+        weft__store_release(&c->done_seq, seq);
+        uint64_t one = 1;
+        if (write(p->evfd, &one, sizeof one) < 0)
+            _exit(3); /* the parent cannot hear us any more */
+    }
+}
+
+/* ---- the pool -------------------------------------------------------- */
+
+static int proc_start(iso_pool *p, int slot)
+{
+    iso_proc *q = &p->procs[slot];
+    /* the child starts from the sequence number as of the fork: a command
+     * sent right after it must not look old to the child */
+    uint32_t seq = weft__load_relaxed(&p->sh->ctl[slot].cmd_seq);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        child_main(p, slot, seq);
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) {
+        int e = -errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return e;
+    }
+    *q = (iso_proc){.pid = pid, .pidfd = fd};
+    return 0;
+}
+
+/* Reap a child known to be dead (its pidfd is readable): the signal that
+ * killed it, 0 when it exited. */
+static int proc_reap(iso_proc *q)
+{
+    int st = 0, sig = 0;
+    if (waitpid(q->pid, &st, 0) == q->pid && WIFSIGNALED(st))
+        sig = WTERMSIG(st);
+    close(q->pidfd);
+    q->pid = 0;
+    q->pidfd = -1;
+    q->busy = false;
+    return sig;
+}
+
+static void proc_stop(iso_pool *p, int slot)
+{
+    iso_proc *q = &p->procs[slot];
+    if (!q->pid)
+        return;
+    iso_ctl *c = &p->sh->ctl[slot];
+    c->cmd = CMD_EXIT;
+    weft__add_seqcst(&c->cmd_seq, 1);
+    sfutex_wake(&c->cmd_seq);
+    struct pollfd pf = {.fd = q->pidfd, .events = POLLIN};
+    if (poll(&pf, 1, 1000) != 1)
+        kill(q->pid, SIGKILL); /* stuck in an item: no more waiting */
+    proc_reap(q);
+}
+
+static void pool_stop_all(iso_pool *p)
+{
+    for (int i = 0; i < p->nmax; i++)
+        proc_stop(p, i);
+}
+
+void weft__isolated_free(weft_runtime *rt, void *ext)
+{
+    (void)rt;
+    iso_pool *p = ext;
+    pool_stop_all(p);
+    munmap(p->arena, ARENA_MAX);
+    munmap(p->sh, p->sh_size);
+    close(p->memfd);
+    close(p->evfd);
+    free(p->procs);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+static int pool_maps(iso_pool *p)
+{
+    p->sh_size = sizeof(iso_shared) + (size_t)p->nmax * sizeof(iso_ctl);
+    p->sh = mmap(NULL, p->sh_size, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p->sh == MAP_FAILED)
+        return -ENOMEM;
+    p->memfd = memfd_create("weft-isolated", MFD_CLOEXEC);
+    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->memfd < 0 || p->evfd < 0)
+        return -errno;
+    p->arena = mmap(NULL, ARENA_MAX, PROT_READ | PROT_WRITE, MAP_SHARED,
+                    p->memfd, 0);
+    return p->arena == MAP_FAILED ? -ENOMEM : 0;
+}
+
+static void *pool_make(weft_runtime *rt)
+{
+    iso_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->nmax = weft_runtime_workers(rt);
+    p->parent = getpid();
+    p->memfd = p->evfd = -1;
+    p->sh = MAP_FAILED;
+    p->arena = MAP_FAILED;
+    pthread_mutex_init(&p->lock, NULL);
+    p->procs = calloc((size_t)p->nmax, sizeof *p->procs);
+    for (int i = 0; p->procs && i < p->nmax; i++)
+        p->procs[i].pidfd = -1;
+    if (p->procs && pool_maps(p) == 0)
+        return p;
+    if (p->sh != MAP_FAILED)
+        munmap(p->sh, p->sh_size);
+    if (p->arena != MAP_FAILED)
+        munmap(p->arena, ARENA_MAX);
+    if (p->memfd >= 0)
+        close(p->memfd);
+    if (p->evfd >= 0)
+        close(p->evfd);
+    free(p->procs);
+    free(p);
+    return NULL;
+}
+
+static iso_pool *pool_get(weft_runtime *rt)
+{
+    return weft__ext_get(rt, WEFT__EXT_ISOLATED, pool_make,
+                         weft__isolated_free);
+}
+
+int weft_map_isolated_reset(weft_runtime *rt)
+{
+    if (!rt)
+        return -EINVAL;
+    iso_pool *p = weft__load_acquire(&rt->ext[WEFT__EXT_ISOLATED]);
+    if (!p)
+        return 0;
+    if (pthread_mutex_trylock(&p->lock))
+        return -EBUSY;
+    pool_stop_all(p);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/* ---- one call: the queue of ranges ----------------------------------- */
+
+static int push_range(iso_call *k, size_t lo, size_t hi, unsigned attempt)
+{
+    if (k->npending == k->cap_pending) {
+        size_t cap = k->cap_pending ? 2 * k->cap_pending : 16;
+        iso_range *r = realloc(k->pending, cap * sizeof *r);
+        if (!r)
+            return -ENOMEM;
+        k->pending = r;
+        k->cap_pending = cap;
+    }
+    k->pending[k->npending++] = (iso_range){lo, hi, attempt};
+    return 0;
+}
+
+/* The next chunk to run, from the re-queued ranges first. */
+static bool take_range(iso_call *k, iso_range *r)
+{
+    if (k->npending) {
+        *r = k->pending[--k->npending];
+        return true;
+    }
+    if (k->next >= k->win_hi)
+        return false;
+    size_t n = k->win_hi - k->next;
+    *r = (iso_range){k->next, k->next + (k->chunk < n ? k->chunk : n), 0};
+    k->next = r->hi;
+    return true;
+}
+
+/* No more chunks; running ones end after their current item. */
+static void stop_children(iso_call *k)
+{
+    k->stopping = true;
+    weft__store_relaxed(&k->p->sh->stop, 1);
+}
+
+static void fail_item(iso_call *k, size_t i, int status, int sig)
+{
+    k->failed++;
+    weft__map_fail(k->m, i, status, sig);
+    if (!(k->m->o.flags & WEFT_MAP_COLLECT))
+        stop_children(k);
+}
+
+static void send_chunk(iso_call *k, int slot, const iso_range *r)
+{
+    map_run *m = k->m;
+    iso_pool *p = k->p;
+    iso_ctl *c = &p->sh->ctl[slot];
+    iso_proc *q = &p->procs[slot];
+    size_t win_in = m->in ? (k->win_hi - k->win_lo) * m->in_stride : 0;
+    unsigned char *base = p->arena + (m->o.ctx_size ? m->o.ctx_size : 0);
+    c->cmd = CMD_RUN;
+    c->is_map = m->map_fn != NULL;
+    c->fn = m->map_fn ? (uintptr_t)m->map_fn : (uintptr_t)m->for_fn;
+    c->ctx = k->ctx_copy ? (uintptr_t)k->ctx_copy : (uintptr_t)m->ctx;
+    c->in = m->in ? base : NULL;
+    c->out = m->out ? base + win_in : NULL;
+    c->in_stride = m->in_stride;
+    c->out_stride = m->out_stride;
+    c->base = k->win_lo;
+    c->lo = r->lo;
+    c->hi = r->hi;
+    q->busy = true;
+    q->timed_out = false;
+    q->lo = r->lo;
+    q->hi = r->hi;
+    q->attempt = r->attempt;
+    /* release: the command fields above before the new sequence number */
+    weft__store_release(&c->cmd_seq, weft__load_relaxed(&c->cmd_seq) + 1);
+    sfutex_wake(&c->cmd_seq);
+}
+
+/* ---- one call: handling what children report ------------------------- */
+
+/* Chunk size from the last chunk's time per item. */
+static void resize_chunk(iso_call *k, const iso_ctl *c, size_t n)
+{
+    if (!n || !c->elapsed_ns)
+        return;
+    uint64_t per = c->elapsed_ns / n;
+    size_t want = per ? (size_t)(CHUNK_NS / per) : k->chunk * 2;
+    size_t cap = (k->win_hi - k->win_lo) / (4 * (size_t)k->nprocs);
+    if (want > 2 * k->chunk)
+        want = 2 * k->chunk;
+    if (cap && want > cap)
+        want = cap;
+    k->chunk = want ? want : 1;
+}
+
+static int chunk_done(iso_call *k, int slot)
+{
+    iso_ctl *c = &k->p->sh->ctl[slot];
+    iso_proc *q = &k->p->procs[slot];
+    q->busy = false;
+    size_t ran = c->next - q->lo;
+    k->ok += ran - (c->err != 0);
+    resize_chunk(k, c, ran);
+    if (!c->err)
+        return 0;
+    fail_item(k, c->err_index, c->err, 0);
+    if (c->next < q->hi && !k->stopping)
+        return push_range(k, c->next, q->hi, q->attempt);
+    return 0;
+}
+
+/* A child died: its current item crashed (or ran out of time); the items
+ * before it ran, the ones after go back to the queue. */
+static int child_died(iso_call *k, int slot)
+{
+    iso_proc *q = &k->p->procs[slot];
+    bool busy = q->busy, timed_out = q->timed_out;
+    size_t lo = q->lo, hi = q->hi;
+    unsigned attempt = q->attempt;
+    size_t i = weft__load_relaxed(&k->p->sh->ctl[slot].cur);
+    int sig = proc_reap(q);
+    if (!busy)
+        return 0;
+    if (i < lo || i >= hi)
+        i = lo; /* died before its first item */
+    k->ok += i - lo;
+    int rc = 0;
+    if (attempt < k->m->o.max_retries && !k->stopping)
+        rc = push_range(k, i, i + 1, attempt + 1);
+    else
+        fail_item(k, i, timed_out ? -ETIMEDOUT : -ECHILD, sig);
+    if (rc == 0 && i + 1 < hi && !k->stopping)
+        rc = push_range(k, i + 1, hi, attempt);
+    return rc;
+}
+
+static void check_timeouts(iso_call *k, uint64_t now, int *wait_ms)
+{
+    uint64_t limit = (uint64_t)k->m->o.timeout_ms * 1000000ull;
+    if (!limit)
+        return;
+    for (int s = 0; s < k->nprocs; s++) {
+        iso_proc *q = &k->p->procs[s];
+        uint64_t t = weft__load_relaxed(&k->p->sh->ctl[s].cur_start);
+        if (!q->busy || !q->pid || !t || q->timed_out)
+            continue;
+        if (now - t >= limit) {
+            q->timed_out = true;
+            kill(q->pid, SIGKILL);
+            continue;
+        }
+        int ms = (int)((t + limit - now) / 1000000ull) + 1;
+        if (ms < *wait_ms)
+            *wait_ms = ms;
+    }
+}
+
+/* Sleep until a child reports or dies, a time limit expires, or POLL_MS
+ * passes (to notice cancellation); then handle what happened. */
+static int wait_events(iso_call *k)
+{
+    struct pollfd pf[WEFT_MAX_WORKERS + 1];
+    int wait_ms = POLL_MS;
+    check_timeouts(k, weft__now_ns(), &wait_ms);
+    pf[0] = (struct pollfd){.fd = k->p->evfd, .events = POLLIN};
+    for (int s = 0; s < k->nprocs; s++)
+        pf[s + 1] = (struct pollfd){.fd = k->p->procs[s].pidfd,
+                                    .events = POLLIN};
+    if (poll(pf, (nfds_t)k->nprocs + 1, wait_ms) < 0 && errno != EINTR)
+        return -errno;
+    uint64_t drain;
+    if (read(k->p->evfd, &drain, sizeof drain) < 0 && errno != EAGAIN)
+        return -errno;
+    int rc = 0;
+    for (int s = 0; s < k->nprocs && rc == 0; s++) {
+        iso_proc *q = &k->p->procs[s];
+        iso_ctl *c = &k->p->sh->ctl[s];
+        if (q->busy && weft__load_acquire(&c->done_seq) ==
+                           weft__load_relaxed(&c->cmd_seq))
+            rc = chunk_done(k, s);
+        else if (pf[s + 1].revents)
+            rc = child_died(k, s);
+    }
+    return rc;
+}
+
+/* ---- one call: windows and the dispatch loop ------------------------- */
+
+static bool any_busy(const iso_call *k)
+{
+    for (int s = 0; s < k->nprocs; s++)
+        if (k->p->procs[s].busy)
+            return true;
+    return false;
+}
+
+static bool cancelled(iso_call *k)
+{
+    const _Atomic int *c = k->m->o.cancel;
+    if (c && atomic_load_explicit(c, memory_order_relaxed)) {
+        weft__store_relaxed(&k->m->stop, MAPRUN_CANCELLED);
+        stop_children(k);
+    }
+    return k->stopping;
+}
+
+/* Give every idle live process a chunk, starting dead ones again. */
+static int dispatch(iso_call *k)
+{
+    for (int s = 0; s < k->nprocs; s++) {
+        iso_proc *q = &k->p->procs[s];
+        if (q->busy)
+            continue;
+        iso_range r;
+        if (!take_range(k, &r))
+            return 0;
+        int rc = q->pid ? 0 : proc_start(k->p, s);
+        if (rc) {
+            push_range(k, r.lo, r.hi, r.attempt);
+            return any_busy(k) ? 0 : rc;
+        }
+        send_chunk(k, s, &r);
+    }
+    return 0;
+}
+
+static int run_window(iso_call *k)
+{
+    int rc = 0;
+    for (;;) {
+        if (!cancelled(k) && rc == 0)
+            rc = dispatch(k);
+        if (!any_busy(k))
+            break;
+        int w = wait_events(k);
+        rc = rc ? rc : w;
+    }
+    return rc;
+}
+
+static size_t window_items(const map_run *m)
+{
+    size_t per = (m->in ? m->in_stride : 0) + (m->out ? m->out_stride : 0);
+    size_t n = per ? WINDOW_MAX / per : m->end - m->begin;
+    return n ? n : 1;
+}
+
+static int window_copy_in(iso_call *k)
+{
+    map_run *m = k->m;
+    size_t n = k->win_hi - k->win_lo, ctx = m->o.ctx_size;
+    size_t in = m->in ? n * m->in_stride : 0;
+    size_t out = m->out ? n * m->out_stride : 0;
+    size_t need = ctx + in + out;
+    if (need > ARENA_MAX)
+        return -E2BIG;
+    if (need > k->p->arena_size) {
+        if (ftruncate(k->p->memfd, (off_t)need) < 0)
+            return -errno;
+        k->p->arena_size = need;
+    }
+    unsigned char *a = k->p->arena + ctx;
+    if (m->in)
+        memcpy(a, m->in + k->win_lo * m->in_stride, in);
+    /* outputs too, so items that do not run keep what the caller had */
+    if (m->out)
+        memcpy(a + in, m->out + k->win_lo * m->out_stride, out);
+    return 0;
+}
+
+static void window_copy_out(iso_call *k)
+{
+    map_run *m = k->m;
+    if (!m->out)
+        return;
+    size_t n = k->win_hi - k->win_lo;
+    size_t in = m->in ? n * m->in_stride : 0;
+    memcpy(m->out + k->win_lo * m->out_stride,
+           k->p->arena + m->o.ctx_size + in, n * m->out_stride);
+}
+
+static int run_windows(iso_call *k)
+{
+    map_run *m = k->m;
+    size_t per = window_items(m);
+    int rc = 0;
+    for (k->win_lo = m->begin; k->win_lo < m->end && rc == 0 &&
+                               !k->stopping;
+         k->win_lo = k->win_hi) {
+        size_t rest = m->end - k->win_lo;
+        k->win_hi = k->win_lo + (per < rest ? per : rest);
+        k->next = k->win_lo;
+        if ((rc = window_copy_in(k)))
+            break;
+        weft__store_relaxed(&k->p->sh->stop, 0);
+        rc = run_window(k);
+        window_copy_out(k);
+    }
+    return rc;
+}
+
+static int call_setup(iso_call *k)
+{
+    map_run *m = k->m;
+    if (m->o.ctx_size > WINDOW_MAX)
+        return -E2BIG;
+    if (m->o.ctx_size) {
+        if (m->o.ctx_size > k->p->arena_size) {
+            if (ftruncate(k->p->memfd, (off_t)m->o.ctx_size) < 0)
+                return -errno;
+            k->p->arena_size = m->o.ctx_size;
+        }
+        k->ctx_copy = k->p->arena;
+        memcpy(k->ctx_copy, m->ctx, m->o.ctx_size);
+    }
+    k->nprocs = m->limit < k->p->nmax ? m->limit : k->p->nmax;
+    k->chunk = 1;
+    return 0;
+}
+
+static void call_report(iso_call *k, weft_map_report *rep)
+{
+    map_run *m = k->m;
+    if (!rep)
+        return;
+    memset(rep, 0, sizeof *rep);
+    rep->done = k->ok;
+    rep->failed = k->failed;
+    rep->skipped = m->end - m->begin - k->ok - k->failed;
+    rep->nerrors = m->nerrors;
+    rep->first_index = m->first_index;
+    rep->first_status = m->first_status;
+    rep->first_signal = m->first_signal;
+    rep->workers = k->nprocs;
+    rep->seconds = (double)(weft__now_ns() - m->t_start) / 1e9;
+}
+
+int weft__map_isolated(map_run *m, weft_map_report *rep)
+{
+    iso_pool *p = pool_get(m->rt);
+    if (!p)
+        return -ENOMEM;
+    iso_call k = {.m = m, .p = p};
+    pthread_mutex_lock(&p->lock);
+    int rc = call_setup(&k);
+    if (rc == 0)
+        rc = run_windows(&k);
+    /* a child stopped mid-chunk by the stop flag must not keep it set for
+     * the next call */
+    weft__store_relaxed(&p->sh->stop, 0);
+    pthread_mutex_unlock(&p->lock);
+    free(k.pending);
+    call_report(&k, rep);
+    if (rc)
+        return rc;
+    if (weft__load_relaxed(&m->stop) == MAPRUN_CANCELLED)
+        return -ECANCELED;
+    return k.failed ? m->first_status : 0;
+}
