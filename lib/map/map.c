@@ -24,6 +24,10 @@
  * 2% leaves room under the 5% the issue allows for what the fit cannot
  * see (splits, progress reports). */
 #define OVERHEAD 0.02
+/* And batches last at least this many ticks (about 3-8 us at 1-3 GHz):
+ * the gap between batches is all the fit measures of b, and a batch call
+ * has costs no timer brackets (loop set-up in the body, a cold line). */
+#define MIN_BATCH_TICKS 10000.0
 /* Items per batch when results are delivered: bounds the scratch buffer
  * and the failure mask of one batch. */
 #define DELIVER_MAX 256
@@ -81,6 +85,7 @@ static map_slot *slot_get(map_run *m)
     if (!x)
         return NULL;
     memset(x, 0, sizeof *x);
+    x->next = 1;
     if (m->red && !(x->acc = aligned_alloc(WEFT__CACHELINE, acc_stride(m)))) {
         free(x);
         return NULL;
@@ -250,6 +255,8 @@ static void adapt(map_run *m, map_slot *s, size_t n, uint64_t t0,
         s->b = s->b > 0 ? s->b + (g - s->b) * 0.25 : g;
     }
     double want = s->b > 0 && s->a > 0 ? s->b / (OVERHEAD * s->a) : 2.0 * n;
+    if (s->a > 0 && want * s->a < MIN_BATCH_TICKS)
+        want = MIN_BATCH_TICKS / s->a;
     double grow = 2.0 * (double)n;
     if (want > grow)
         want = grow;
@@ -286,21 +293,34 @@ static void fmt_time(char *buf, size_t len, double sec)
     snprintf(buf, len, "%lu:%02lu:%02lu", t / 3600, t / 60 % 60, t % 60);
 }
 
+/* 1234567 -> "1.23M", as progress bars print rates. */
+static void fmt_rate(char *buf, size_t len, double r)
+{
+    static const char unit[] = " kMGT";
+    int u = 0;
+    while (r >= 1000 && u < 4) {
+        r /= 1000;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.3g%c" : "%.3g", r, unit[u]);
+}
+
 /* One line on stderr, redrawn in place; written with one write() so it
  * does not interleave with other output mid-line. */
 static void draw_bar(map_run *m, const weft_map_progress *p, bool last)
 {
     enum { WIDTH = 30 };
-    char bar[WIDTH + 1], eta[32], line[160];
+    char bar[WIDTH + 1], eta[32], rate[16], line[160];
     size_t fill = p->total ? p->done * WIDTH / p->total : WIDTH;
     for (size_t i = 0; i < WIDTH; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[WIDTH] = 0;
     fmt_time(eta, sizeof eta, last ? p->elapsed : p->eta);
+    fmt_rate(rate, sizeof rate, p->rate);
     int len = snprintf(line, sizeof line,
-        "\r[%s] %zu/%zu %3.0f%% %.3g it/s %s %s%s", bar, p->done, p->total,
+        "\r[%s] %zu/%zu %3.0f%% %s it/s %s %s%s", bar, p->done, p->total,
         p->total ? 100.0 * (double)p->done / (double)p->total : 100.0,
-        p->rate, last ? "in" : "ETA", eta, last ? "\n" : "");
+        rate, last ? "in" : "ETA", eta, last ? "\n" : "");
     if (len > 0 && write(STDERR_FILENO, line, (size_t)len) < 0)
         return; /* a progress bar that cannot be drawn is not an error */
     m->bar_drawn = true;
@@ -425,7 +445,8 @@ static void run_batch(map_run *m, map_slot *s, size_t lo, size_t n,
     if (!m->o.batch)
         adapt(m, s, n, t0, t1, *last_end ? t0 - *last_end : 0);
     progress_tick(m, n);
-    *last_end = ticks();
+    /* the next gap starts here, so it covers this bookkeeping too */
+    *last_end = t1;
 }
 
 static void run_range(map_run *m, map_slot *s, size_t lo, size_t hi,
