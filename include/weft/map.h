@@ -80,9 +80,10 @@ enum {
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 
-/* One failed item. signal is the signal that killed an isolated worker
- * process while it ran the item (SIGKILL when it ran past timeout_ms), 0
- * otherwise. */
+/* One failed item: its status is what the item returned, or, in isolated
+ * mode, -ECHILD when the worker process running it died (signal: the
+ * signal that killed it, 0 if it exited) and -ETIMEDOUT when it ran past
+ * timeout_ms (signal: SIGKILL, which weft sent). signal is 0 otherwise. */
 typedef struct weft_map_error {
     size_t index;
     int status;

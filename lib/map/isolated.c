@@ -197,6 +197,8 @@ static int proc_start(iso_pool *p, int slot)
     /* the child starts from the sequence number as of the fork: a command
      * sent right after it must not look old to the child */
     uint32_t seq = weft__load_relaxed(&p->sh->ctl[slot].cmd_seq);
+    /* a killed predecessor may have left its item's start time here */
+    weft__store_relaxed(&p->sh->ctl[slot].cur_start, 0);
     pid_t pid = fork();
     if (pid < 0)
         return -errno;
@@ -470,7 +472,7 @@ static void check_timeouts(iso_call *k, uint64_t now, int *wait_ms)
         uint64_t t = weft__load_relaxed(&k->p->sh->ctl[s].cur_start);
         if (!q->busy || !q->pid || !t || q->timed_out)
             continue;
-        if (now - t >= limit) {
+        if (now > t && now - t >= limit) { /* t may be newer than now */
             q->timed_out = true;
             kill(q->pid, SIGKILL);
             continue;
@@ -514,9 +516,11 @@ static int wait_events(iso_call *k)
 
 static bool any_busy(const iso_call *k)
 {
-    for (int s = 0; s < k->nprocs; s++)
-        if (k->p->procs[s].busy)
+    for (int s = 0; s < k->nprocs; s++) {
+        const iso_proc *q = &k->p->procs[s];
+        if (q->busy || (q->pid && q->timed_out))
             return true;
+    }
     return false;
 }
 
@@ -535,8 +539,8 @@ static int dispatch(iso_call *k)
 {
     for (int s = 0; s < k->nprocs; s++) {
         iso_proc *q = &k->p->procs[s];
-        if (q->busy)
-            continue;
+        if (q->busy || (q->pid && q->timed_out))
+            continue; /* killed: wait for its pidfd before reusing it */
         iso_range r;
         if (!take_range(k, &r))
             return 0;

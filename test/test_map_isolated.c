@@ -1,0 +1,774 @@
+/* Isolated mode of weft_map and weft_for (WEFT_MAP_ISOLATED): items run
+ * in forked worker processes. Results with input and output copied
+ * (strides), ctx copied when ctx_size is set, other memory as of the fork;
+ * items that crash (SIGSEGV, abort) or hang past timeout_ms are reported
+ * with their index and signal while the rest of the map completes;
+ * retries; processes reused across calls and replaced after
+ * weft_map_isolated_reset(); cancellation; calls from several threads and
+ * from a worker.
+ *
+ * What the children do is observed through MAP_SHARED memory (hits,
+ * attempt counters, cancel flags) mapped before the runtime's first
+ * isolated call, so the forked processes share it.
+ *
+ * The crash tests run under the sanitizers too (nothing is skipped): the
+ * library gives its children default signal handlers, and crash_segv()
+ * is exempt from UBSan's null check, so a crash still ends the child with
+ * its signal; time limits are longer there (hang_limit_ms()). */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "test_map_util.h"
+
+#define NELEM(a) (sizeof(a) / sizeof *(a))
+
+static weft_map_opts iso_opts(int workers, unsigned flags)
+{
+    return map_opts(workers, WEFT_MAP_ISOLATED | flags, 0);
+}
+
+/* The time limit of the tests with a hanging item: 200 ms, longer under
+ * sanitizers, where a fresh process can be slow enough on its first items
+ * to run past 200 ms of wall time. */
+static unsigned hang_limit_ms(void)
+{
+    return 200u * (unsigned)test_scale();
+}
+
+/* --- results through shared memory ---------------------------------------- */
+
+struct iso_in {
+    int64_t v;
+    char pad[24];
+};
+
+struct iso_out {
+    int64_t y;
+    int32_t pid;   /* the process that ran the item */
+    uint32_t keep; /* never written by the item */
+};
+
+#define ISO_OUT_STRIDE (sizeof(struct iso_out) + 16) /* a gap after each */
+#define GAP_BYTE 0xee
+
+/* y = v * v + *ctx (ctx: an int64_t, or NULL for 0); v = i with no
+ * input. */
+static int sq_item(size_t i, const void *in, void *out, void *ctx)
+{
+    const struct iso_in *x = in;
+    int64_t v = x ? x->v : (int64_t)i;
+    struct iso_out *o = out;
+    if (!o)
+        return 0;
+    o->y = v * v + (ctx ? *(const int64_t *)ctx : 0);
+    o->pid = getpid();
+    return 0;
+}
+
+static struct iso_in *iso_inputs(size_t n)
+{
+    struct iso_in *in = calloc(n ? n : 1, sizeof *in);
+    assert_non_null(in);
+    for (size_t i = 0; i < n; i++)
+        in[i].v = (int64_t)i * 3 - 7;
+    return in;
+}
+
+static char *iso_outputs(size_t n)
+{
+    char *out = malloc(n ? n * ISO_OUT_STRIDE : 1);
+    assert_non_null(out);
+    memset(out, GAP_BYTE, n * ISO_OUT_STRIDE);
+    for (size_t i = 0; i < n; i++)
+        ((struct iso_out *)(out + i * ISO_OUT_STRIDE))->keep = 0xc0ffee;
+    return out;
+}
+
+static const struct iso_out *iso_slot(const char *out, size_t i)
+{
+    return (const void *)(out + i * ISO_OUT_STRIDE);
+}
+
+/* Outputs of items [0, n) when input i held v(i) and ctx added add; every
+ * item ran in another process; what the items do not write is kept. */
+static void iso_expect(const char *out, size_t n, int with_in, int64_t add,
+                       const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct iso_out *o = iso_slot(out, i);
+        int64_t v = with_in ? (int64_t)i * 3 - 7 : (int64_t)i;
+        if (o->y != v * v + add || o->pid == getpid() || o->pid <= 0)
+            fail_msg("%s: out[%zu] = %lld from pid %d, want %lld from a "
+                     "child of %d", what, i, (long long)o->y, (int)o->pid,
+                     (long long)(v * v + add), (int)getpid());
+        if (o->keep != 0xc0ffee)
+            fail_msg("%s: out[%zu].keep, never written by the item, became "
+                     "%#x", what, i, o->keep);
+        const unsigned char *gap = (const void *)(o + 1);
+        for (size_t b = 0; b < ISO_OUT_STRIDE - sizeof *o; b++)
+            if (gap[b] != GAP_BYTE)
+                fail_msg("%s: byte %zu after out[%zu] was overwritten", what,
+                         b, i);
+    }
+}
+
+static void iso_results_case(weft_runtime *rt, size_t n, int with_in)
+{
+    char what[64];
+    snprintf(what, sizeof what, "isolated, %zu items, input %s", n,
+             with_in ? "strided" : "NULL");
+    struct iso_in *in = iso_inputs(n);
+    char *out = iso_outputs(n);
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep = report_poisoned();
+    int rc = weft_map(rt, n, with_in ? in : NULL, sizeof *in, out,
+                      ISO_OUT_STRIDE, sq_item, NULL, &opts, &rep);
+    if (rc)
+        fail_msg("%s: returned %d", what, rc);
+    report_expect_clean(&rep, n, what);
+    iso_expect(out, n, with_in, 0, what);
+    free(in);
+    free(out);
+}
+
+static void test_iso_results(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    static const size_t ns[] = { 0, 1, 2, 1000, 100003 };
+    for (size_t i = 0; i < NELEM(ns); i++)
+        for (int with_in = 0; with_in < 2; with_in++)
+            iso_results_case(rt, ns[i], with_in);
+    weft_runtime_destroy(&rt);
+}
+
+/* ctx_size set: each call copies ctx as it is at the call. */
+struct big_ctx {
+    int64_t add;
+    char filler[8192];
+};
+
+static void test_iso_ctx_copy(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t n = 500;
+    struct big_ctx *ctx = calloc(1, sizeof *ctx);
+    char *out = iso_outputs(n);
+    assert_non_null(ctx);
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.ctx_size = sizeof *ctx;
+    static const int64_t adds[] = { 3, 5, -11 };
+    for (size_t k = 0; k < NELEM(adds); k++) {
+        ctx->add = adds[k];
+        weft_map_report rep;
+        assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE,
+                                  sq_item, ctx, &opts, &rep), 0);
+        report_expect_clean(&rep, n, "ctx copied");
+        iso_expect(out, n, 0, adds[k], "ctx copied");
+    }
+    free(ctx);
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
+/* The distinct pids found in outputs [0, n), at most max of them;
+ * returns how many (max + 1 when there were more). */
+static size_t iso_pids(const char *out, size_t n, pid_t *pids, size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        pid_t p = iso_slot(out, i)->pid;
+        size_t j = 0;
+        while (j < k && pids[j] != p)
+            j++;
+        if (j < k)
+            continue;
+        if (k == max)
+            return max + 1;
+        pids[k++] = p;
+    }
+    return k;
+}
+
+static int pid_in(pid_t p, const pid_t *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Runs n items on at most 2 processes and adds their pids to set (of
+ * *nset); ctx_size 0, ctx a pointer into the memory as of the fork. */
+static void iso_run_pids(weft_runtime *rt, const int64_t *ctx, int64_t add,
+                         pid_t *set, size_t *nset, const char *what)
+{
+    size_t n = 2000;
+    char *out = iso_outputs(n);
+    weft_map_opts opts = iso_opts(2, 0);
+    assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE, sq_item,
+                              (void *)ctx, &opts, NULL), 0);
+    iso_expect(out, n, 0, add, what);
+    pid_t pids[3];
+    size_t k = iso_pids(out, n, pids, 2);
+    if (k > 2)
+        fail_msg("%s: more than 2 processes ran items", what);
+    for (size_t i = 0; i < k; i++)
+        if (!pid_in(pids[i], set, *nset))
+            set[(*nset)++] = pids[i];
+    free(out);
+}
+
+/* A process that the runtime stopped is gone and reaped. */
+static void expect_gone(const pid_t *pids, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kill(pids[i], 0) == 0 || errno != ESRCH)
+            fail_msg("%s: worker process %d still exists (or is a zombie)",
+                     what, (int)pids[i]);
+}
+
+static int64_t g_snap; /* read by items through a plain ctx pointer */
+
+/* Processes are reused across calls and see memory as of their fork;
+ * after weft_map_isolated_reset() fresh ones see it as it is now. */
+static void test_iso_reuse(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    pid_t first[8], later[8];
+    size_t nfirst = 0, nlater = 0;
+    g_snap = 7;
+    iso_run_pids(rt, &g_snap, 7, first, &nfirst, "first call");
+    g_snap = 8; /* the processes keep seeing 7 */
+    iso_run_pids(rt, &g_snap, 7, first, &nfirst, "second call");
+    if (nfirst > 2)
+        fail_msg("two calls used %zu processes, not reused", nfirst);
+    assert_int_equal(weft_map_isolated_reset(rt), 0);
+    expect_gone(first, nfirst, "after reset");
+    iso_run_pids(rt, &g_snap, 8, later, &nlater, "after reset");
+    for (size_t i = 0; i < nlater; i++)
+        if (pid_in(later[i], first, nfirst))
+            fail_msg("after reset, pid %d ran items again", (int)later[i]);
+    assert_int_equal(weft_map_isolated_reset(rt), 0);
+    assert_int_equal(weft_map_isolated_reset(rt), 0); /* none: no-op */
+    iso_run_pids(rt, &g_snap, 8, later, &nlater, "after two resets");
+    weft_runtime_destroy(&rt);
+    expect_gone(later, nlater, "after destroy");
+}
+
+/* --- crashes, hangs, errors ----------------------------------------------- */
+
+/* What item i of a crash test does, and what counts its runs. */
+struct crashy {
+    struct hits h;      /* runs of each item (shared) */
+    size_t segv, abrt, hang, eio; /* indexes (SIZE_MAX: none) */
+    size_t once;        /* crashes on its first run only */
+    size_t hang_once;   /* hangs on its first run only */
+};
+
+/* Not checked by UBSan (which would end the process itself, with no
+ * signal): the write must reach the MMU. */
+__attribute__((no_sanitize("undefined"))) static void crash_segv(void)
+{
+    /* both volatile: the compiler may neither see that p is NULL nor drop
+     * the store (GCC 12 drops a plain store through a volatile NULL) */
+    volatile int *volatile p = NULL;
+    *p = 1;
+}
+
+static void hang(void)
+{
+    /* long past any timeout of these tests, short enough that a missing
+     * time limit fails the test (-EDEADLK) rather than hanging it */
+    sleep_ns(5000 * MS);
+}
+
+static int crashy_run(const struct crashy *c, size_t i, unsigned run)
+{
+    if (i == c->segv || (i == c->once && run == 0))
+        crash_segv();
+    if (i == c->abrt)
+        abort();
+    if (i == c->hang || (i == c->hang_once && run == 0)) {
+        hang();
+        return -EDEADLK;
+    }
+    if (i == c->eio)
+        return -EIO;
+    return 0;
+}
+
+static int crashy_item(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in;
+    const struct crashy *c = ctx;
+    unsigned run = atomic_fetch_add(&c->h.c[i], 1);
+    int rc = crashy_run(c, i, run);
+    if (out)
+        *(int64_t *)out = (int64_t)i * 11;
+    return rc;
+}
+
+static struct crashy crashy_new(size_t n)
+{
+    return (struct crashy){ .h = hits_new(n), .segv = SIZE_MAX,
+                            .abrt = SIZE_MAX, .hang = SIZE_MAX,
+                            .eio = SIZE_MAX, .once = SIZE_MAX,
+                            .hang_once = SIZE_MAX };
+}
+
+/* The report's counts and listed errors, for a failure message. */
+static void report_print(const weft_map_report *r, const weft_map_error *e,
+                         const char *what)
+{
+    print_message("%s: done %zu failed %zu skipped %zu, first %zu (status "
+                  "%d signal %d), listed:", what, r->done, r->failed,
+                  r->skipped, r->first_index, r->first_status,
+                  r->first_signal);
+    for (size_t k = 0; k < r->nerrors; k++)
+        print_message(" [%zu %d %d]", e[k].index, e[k].status, e[k].signal);
+    print_message("\n");
+}
+
+/* The listed error for item i: its status and signal. */
+static void listed_expect(const weft_map_error *e, size_t ne, size_t i,
+                          int status, int sig)
+{
+    for (size_t k = 0; k < ne; k++)
+        if (e[k].index == i) {
+            if (e[k].status != status || e[k].signal != sig)
+                fail_msg("item %zu: listed status %d signal %d, want %d and "
+                         "%d", i, e[k].status, e[k].signal, status, sig);
+            return;
+        }
+    fail_msg("item %zu (status %d, signal %d) is not listed", i, status, sig);
+}
+
+static void test_iso_crashes_collect(void **s)
+{
+    (void)s;
+    size_t n = 40;
+    struct crashy c = crashy_new(n);
+    c.segv = 3, c.abrt = 7, c.hang = 11, c.eio = 17;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    int64_t out[40];
+    weft_map_error errs[8];
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int64_t t0 = now_ns();
+    int rc = weft_map(rt, n, NULL, 0, out, sizeof *out, crashy_item, &c,
+                      &opts, &rep);
+    int64_t ms = (now_ns() - t0) / MS;
+    if (rep.failed != 4)
+        report_print(&rep, errs, "crashes, collecting");
+    assert_int_equal(rep.failed, 4);
+    assert_int_equal(rep.done, n - 4);
+    assert_int_equal(rep.skipped, 0);
+    assert_int_equal(rep.nerrors, 4);
+    assert_int_equal(rc, rep.first_status);
+    listed_expect(errs, rep.nerrors, 3, -ECHILD, SIGSEGV);
+    listed_expect(errs, rep.nerrors, 7, -ECHILD, SIGABRT);
+    listed_expect(errs, rep.nerrors, 11, -ETIMEDOUT, SIGKILL);
+    listed_expect(errs, rep.nerrors, 17, -EIO, 0);
+    hits_expect_once(&c.h, n, "crashes, collecting");
+    for (size_t i = 0; i < n; i++)
+        if (i != 3 && i != 7 && i != 11 && out[i] != (int64_t)i * 11)
+            fail_msg("out[%zu] = %lld, want %lld", i, (long long)out[i],
+                     (long long)i * 11);
+    if (ms > 4000)
+        fail_msg("took %lld ms: the %u ms time limit did not cut the "
+                 "hanging item short", (long long)ms, hang_limit_ms());
+    hits_free(&c.h);
+    weft_runtime_destroy(&rt);
+}
+
+/* One process: after the hanging item is killed, the items after it run
+ * in the process that replaces it, with time limits of their own. */
+static void test_iso_timeout_then_more(void **s)
+{
+    (void)s;
+    size_t n = 10;
+    struct crashy c = crashy_new(n);
+    c.hang = 1;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[10];
+    weft_map_opts opts = iso_opts(1, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_map(rt, n, NULL, 0, NULL, 0, crashy_item, &c, &opts, &rep);
+    if (rep.failed != 1)
+        report_print(&rep, errs, "one process, item 1 hangs");
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    listed_expect(errs, rep.nerrors, 1, -ETIMEDOUT, SIGKILL);
+    hits_expect_once(&c.h, n, "one process, item 1 hangs");
+    hits_free(&c.h);
+    weft_runtime_destroy(&rt);
+}
+
+/* A time limit only ever stops items that run past it: many short calls
+ * of quick items with a limit set, fresh and reused processes, none may
+ * fail. */
+static void test_iso_timeout_quick_items(void **s)
+{
+    (void)s;
+    size_t n = 2000;
+    struct crashy c = crashy_new(n);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    for (int round = 0; round < 60; round++) {
+        weft_map_report rep;
+        int rc = weft_map(rt, n, NULL, 0, NULL, 0, crashy_item, &c, &opts,
+                          &rep);
+        if (rc || rep.failed) {
+            report_print(&rep, errs, "quick items");
+            fail_msg("round %d: returned %d, %zu quick items failed under a "
+                     "%u ms limit", round, rc, rep.failed, opts.timeout_ms);
+        }
+        if (round % 2)
+            assert_int_equal(weft_map_isolated_reset(rt), 0);
+    }
+    hits_free(&c.h);
+    weft_runtime_destroy(&rt);
+}
+
+/* Stop at the first error: a crash stops the map like an error. */
+static void test_iso_crash_stops(void **s)
+{
+    (void)s;
+    static const struct { int kind, status, sig; } k[] = {
+        { 0, -ECHILD, SIGSEGV }, { 1, -ECHILD, SIGABRT },
+        { 2, -ETIMEDOUT, SIGKILL },
+    };
+    for (size_t j = 0; j < NELEM(k); j++) {
+        size_t n = 2000;
+        struct crashy c = crashy_new(n);
+        *(k[j].kind == 0 ? &c.segv : k[j].kind == 1 ? &c.abrt : &c.hang) =
+            500;
+        weft_runtime *rt = test_runtime(2, NULL);
+        assert_non_null(rt);
+        weft_map_error errs[8];
+        weft_map_opts opts = iso_opts(2, 0);
+        opts.timeout_ms = hang_limit_ms();
+        opts.errors = errs;
+        opts.max_errors = NELEM(errs);
+        weft_map_report rep;
+        int rc = weft_map(rt, n, NULL, 0, NULL, 0, crashy_item, &c, &opts,
+                          &rep);
+        if (rep.failed != 1)
+            report_print(&rep, errs, "isolated stop");
+        if (rc != k[j].status || rep.first_index != 500 ||
+            rep.first_status != k[j].status ||
+            rep.first_signal != k[j].sig || rep.failed != 1)
+            fail_msg("crash kind %d: returned %d, first index %zu status %d "
+                     "signal %d, failed %zu", k[j].kind, rc, rep.first_index,
+                     rep.first_status, rep.first_signal, rep.failed);
+        report_expect_sums(&rep, n, "isolated stop");
+        if (hits_sum(&c.h) != rep.done + rep.failed)
+            fail_msg("crash kind %d: %zu runs, done %zu failed %zu",
+                     k[j].kind, hits_sum(&c.h), rep.done, rep.failed);
+        weft_runtime_destroy(&rt);
+        hits_free(&c.h);
+    }
+}
+
+/* max_retries: items that crash or hang only on their first run succeed
+ * on the second; one that always crashes is run 1 + max_retries times. */
+static void retry_case(unsigned retries)
+{
+    char what[48];
+    snprintf(what, sizeof what, "max_retries %u", retries);
+    size_t n = 30;
+    struct crashy c = crashy_new(n);
+    c.once = 4, c.hang_once = 9, c.segv = 20;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    int64_t out[30];
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.max_retries = retries;
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_map(rt, n, NULL, 0, out, sizeof *out, crashy_item, &c,
+                      &opts, &rep);
+    size_t fails = retries ? 1 : 3;
+    if (rep.failed != fails)
+        report_print(&rep, errs, what);
+    if (rep.failed != fails || rep.done != n - fails || rc != -ECHILD)
+        fail_msg("%s: returned %d, done %zu failed %zu; want -ECHILD, %zu "
+                 "failed", what, rc, rep.done, rep.failed, fails);
+    listed_expect(errs, rep.nerrors, 20, -ECHILD, SIGSEGV);
+    for (size_t i = 0; i < n; i++) {
+        unsigned want = i == 20 ? 1 + retries
+                      : (i == 4 || i == 9) && retries ? 2 : 1;
+        if (hits_of(&c.h, i) != want)
+            fail_msg("%s: item %zu ran %u times, want %u", what, i,
+                     hits_of(&c.h, i), want);
+        if ((i == 4 || i == 9) && retries && out[i] != (int64_t)i * 11)
+            fail_msg("%s: retried item %zu gave %lld", what, i,
+                     (long long)out[i]);
+    }
+    hits_free(&c.h);
+    weft_runtime_destroy(&rt);
+}
+
+static void test_iso_retries(void **s)
+{
+    (void)s;
+    retry_case(0);
+    retry_case(1);
+    retry_case(2);
+}
+
+/* weft_for in isolated mode: ctx copied (a struct holding the address of
+ * the shared counters), begin not 0, a crash among them. */
+struct for_ctx {
+    struct hits h;
+    size_t begin, crash;
+};
+
+static int iso_for_item(size_t i, void *ctx)
+{
+    const struct for_ctx *f = ctx;
+    hit(&f->h, i - f->begin);
+    if (i == f->crash)
+        crash_segv();
+    return 0;
+}
+
+static void test_iso_for(void **s)
+{
+    (void)s;
+    size_t n = 5000;
+    struct for_ctx f = { .h = hits_new(n), .begin = 100, .crash = SIZE_MAX };
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_opts opts = iso_opts(-1, WEFT_MAP_COLLECT);
+    opts.ctx_size = sizeof f;
+    weft_map_report rep;
+    assert_int_equal(weft_for(rt, 100, 100 + n, iso_for_item, &f, &opts,
+                              &rep), 0);
+    report_expect_clean(&rep, n, "isolated weft_for");
+    hits_expect_once(&f.h, n, "isolated weft_for");
+    hits_clear(&f.h);
+    f.crash = 100 + 1234;
+    assert_int_equal(weft_for(rt, 100, 100 + n, iso_for_item, &f, &opts,
+                              &rep), -ECHILD);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    assert_int_equal(rep.first_index, 100 + 1234);
+    assert_int_equal(rep.first_signal, SIGSEGV);
+    hits_expect_once(&f.h, n, "isolated weft_for with a crash");
+    hits_free(&f.h);
+    weft_runtime_destroy(&rt);
+}
+
+/* --- cancellation, busy reset, threads ------------------------------------ */
+
+/* Items sleep; the one at index `trip` sets the shared cancel flag. */
+struct slow {
+    struct hits h;
+    _Atomic int *flag; /* shared memory */
+    size_t trip;
+    int64_t sleep;
+};
+
+static int slow_item(size_t i, void *ctx)
+{
+    const struct slow *w = ctx;
+    hit(&w->h, i);
+    if (i == w->trip)
+        atomic_store(w->flag, 1);
+    sleep_ns(w->sleep);
+    return 0;
+}
+
+static void test_iso_cancel(void **s)
+{
+    (void)s;
+    size_t n = 400;
+    struct slow w = { .h = hits_new(n), .flag = shared_alloc(sizeof(int)),
+                      .trip = 10, .sleep = MS };
+    assert_non_null(w.flag);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.cancel = w.flag;
+    opts.ctx_size = sizeof w;
+    weft_map_report rep;
+    int rc = weft_for(rt, 0, n, slow_item, &w, &opts, &rep);
+    if (rc != -ECANCELED || rep.skipped == 0 || rep.failed)
+        fail_msg("cancelled by an item: returned %d, skipped %zu failed %zu",
+                 rc, rep.skipped, rep.failed);
+    report_expect_sums(&rep, n, "isolated cancel");
+    assert_int_equal(hits_sum(&w.h), rep.done);
+    /* already set: nothing runs */
+    hits_clear(&w.h);
+    assert_int_equal(weft_for(rt, 0, n, slow_item, &w, &opts, &rep),
+                     -ECANCELED);
+    assert_int_equal(hits_sum(&w.h), 0);
+    assert_int_equal(rep.skipped, n);
+    weft_runtime_destroy(&rt);
+    shared_free(w.flag, sizeof(int));
+    hits_free(&w.h);
+}
+
+struct bg_map { weft_runtime *rt; struct slow *w; int rc; };
+
+static void *bg_map_run(void *a)
+{
+    struct bg_map *b = a;
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.ctx_size = sizeof *b->w;
+    b->rc = weft_for(b->rt, 0, b->w->h.n, slow_item, b->w, &opts, NULL);
+    return NULL;
+}
+
+/* Reset while an isolated map runs: -EBUSY, and the map is unharmed. */
+static void test_iso_reset_busy(void **s)
+{
+    (void)s;
+    struct slow w = { .h = hits_new(40), .flag = shared_alloc(sizeof(int)),
+                      .trip = SIZE_MAX, .sleep = 20 * MS };
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    struct bg_map b = { rt, &w, -1 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bg_map_run, &b), 0);
+    int64_t end = now_ns() + LONG_WAIT;
+    while (hits_sum(&w.h) == 0 && now_ns() < end)
+        sleep_ns(MS);
+    assert_true(hits_sum(&w.h) > 0);
+    assert_int_equal(weft_map_isolated_reset(rt), -EBUSY);
+    pthread_join(t, NULL);
+    assert_int_equal(b.rc, 0);
+    hits_expect_once(&w.h, w.h.n, "map during a refused reset");
+    assert_int_equal(weft_map_isolated_reset(rt), 0);
+    weft_runtime_destroy(&rt);
+    shared_free(w.flag, sizeof(int));
+    hits_free(&w.h);
+}
+
+struct iso_caller { weft_runtime *rt; int64_t add; int bad; };
+
+static int add_item(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in;
+    *(int64_t *)out = (int64_t)i * 2 + *(const int64_t *)ctx;
+    return 0;
+}
+
+/* Isolated maps of 1000 items with ctx copied; counts wrong results. */
+static int iso_caller_maps(struct iso_caller *c, int rounds)
+{
+    size_t n = 1000;
+    int64_t *out = malloc(n * sizeof *out);
+    if (!out)
+        return -ENOMEM;
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.ctx_size = sizeof c->add;
+    for (int r = 0; r < rounds; r++) {
+        int64_t add = c->add + r;
+        memset(out, 0, n * sizeof *out);
+        int rc = weft_map(c->rt, n, NULL, 0, out, sizeof *out, add_item,
+                          &add, &opts, NULL);
+        for (size_t i = 0; i < n; i++)
+            c->bad += rc || out[i] != (int64_t)i * 2 + add;
+    }
+    free(out);
+    return 0;
+}
+
+static void *iso_caller_thread(void *a)
+{
+    struct iso_caller *c = a;
+    if (iso_caller_maps(c, 5))
+        c->bad++;
+    return NULL;
+}
+
+static void test_iso_threads(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    struct iso_caller c[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = (struct iso_caller){ rt, 1000 * (i + 1), 0 };
+        assert_int_equal(pthread_create(&t[i], NULL, iso_caller_thread,
+                                        &c[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        if (c[i].bad)
+            fail_msg("thread %d: %d wrong results", i, c[i].bad);
+    }
+    weft_runtime_destroy(&rt);
+}
+
+static int iso_from_worker(void *arg)
+{
+    return iso_caller_maps(arg, 2);
+}
+
+static void test_iso_from_worker(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    struct iso_caller c = { rt, 77, 0 };
+    assert_int_equal(weft_run(rt, iso_from_worker, &c), 0);
+    assert_int_equal(c.bad, 0);
+    weft_runtime_destroy(&rt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_iso_results),
+        cmocka_unit_test(test_iso_ctx_copy),
+        cmocka_unit_test(test_iso_reuse),
+        cmocka_unit_test(test_iso_crashes_collect),
+        cmocka_unit_test(test_iso_timeout_then_more),
+        cmocka_unit_test(test_iso_timeout_quick_items),
+        cmocka_unit_test(test_iso_crash_stops),
+        cmocka_unit_test(test_iso_retries),
+        cmocka_unit_test(test_iso_for),
+        cmocka_unit_test(test_iso_cancel),
+        cmocka_unit_test(test_iso_reset_busy),
+        cmocka_unit_test(test_iso_threads),
+        cmocka_unit_test(test_iso_from_worker),
+    };
+    test_filter_from_env();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
