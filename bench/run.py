@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Run the benchmarks and print tables of ratios.
 
-    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag]
+    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag,map]
                          [--runs 5] [--workers 1,2] [--quick]
 
 Suites (all by default): fj, the fork-join workloads (this file); future,
 empty futures' throughput and round trips, and dag, dataflow workloads
-(bench/run_tasks.py). Each suite prints its tables and writes them as
-markdown: BUILDDIR/bench-results.md (fj), bench-results-future.md,
-bench-results-dag.md.
+(bench/run_tasks.py); map, the parallel map (bench/run_map.py). Each suite
+prints its tables and writes them as markdown: BUILDDIR/bench-results.md
+(fj), bench-results-future.md, bench-results-dag.md,
+bench-results-map.md.
 
 The fork-join suite:
 
@@ -35,9 +36,13 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from benchlib import (Failure, Sample, Section, cpu_busy_fraction,  # noqa
                       machine_line, note, ratio, render_markdown,
                       render_text, run_results)
+import run_map  # noqa: E402
 import run_tasks  # noqa: E402
 
-SUITES = ("fj", "future", "dag")
+SUITES = ("fj", "future", "dag", "map")
+# The suites besides fj, by name: their Suite classes.
+TASK_SUITES = {"future": run_tasks.FutureSuite, "dag": run_tasks.DagSuite,
+               "map": run_map.MapSuite}
 
 # (name, full size, quick size, what the size means)
 WORKLOADS = [
@@ -405,7 +410,8 @@ def main(argv):
             out = run_fj(args, title)
             md_name = "bench-results.md"
         else:
-            heading, sections, bad = run_tasks.run_suite(suite, args)
+            heading, sections, bad = run_tasks.run_suite(
+                TASK_SUITES[suite], args)
             out = None if not sections else (
                 render_text(title(), sections, bad),
                 render_markdown(heading, title(), sections, bad), bad)

@@ -89,17 +89,19 @@ class Suite:
         return p is not None and impl not in self.skipped and (
             workload is None or workload in p.workloads)
 
-    def measure(self, points):
-        """RUNS rounds over the points, each run a process of its own;
-        the points of one call share whatever the machine did meanwhile.
-        The serial points are checked first: they set the answers."""
+    def measure(self, points, rounds=None):
+        """RUNS rounds (or `rounds`) over the points, each run a process of
+        its own; the points of one call share whatever the machine did
+        meanwhile. The serial points are checked first: they set the
+        answers."""
         points = [p for p in points if self.has(p.impl, p.workload)]
         results = [[] for _ in points]
         failed = set()
-        for r in range(self.args.runs):
+        rounds = rounds or self.args.runs
+        for r in range(rounds):
             note("%s %s: round %d of %d" % (
                 self.name, points[0].workload if points else "",
-                r + 1, self.args.runs))
+                r + 1, rounds))
             for i, p in enumerate(points):
                 if i in failed or p.impl in self.skipped:
                     continue
@@ -528,12 +530,11 @@ class DagSuite(Suite):
         return out
 
 
-SUITES = {"future": FutureSuite, "dag": DagSuite}
-
-
-def run_suite(name, args):
-    """Run one suite; returns (heading, sections, wrong)."""
-    suite = SUITES[name](args)
+def run_suite(cls, args):
+    """Run one suite (a Suite class: FutureSuite, DagSuite,
+    run_map.MapSuite); returns (heading, sections, wrong)."""
+    suite = cls(args)
+    name = cls.name
     if not suite.has(SERIAL):
         msg = "no %s-serial in %s: suite %s not run" % (
             name, args.build_dir, name)

@@ -100,8 +100,8 @@ static void once_check(struct once *o, const struct once_case *k, int rc,
                  what, peak, limit, rep->workers);
     if (k->n == 0)
         return;
-    if (rep->batch_min < 1 || rep->batch_min > rep->batch_max)
-        fail_msg("%s: batch sizes %zu..%zu", what, rep->batch_min,
+    if (rep->batch_mean < 1 || rep->batch_mean > rep->batch_max)
+        fail_msg("%s: batch sizes %zu..%zu", what, rep->batch_mean,
                  rep->batch_max);
     size_t cap = k->batch ? k->batch : k->n / (4 * (size_t)limit);
     if (rep->batch_max > (cap ? cap : 1))
@@ -1023,11 +1023,12 @@ struct red {
     _Atomic uint64_t ok_sum, ok_count; /* what bodies that succeeded saw */
 };
 
-static void acc_init(void *a, void *ctx)
+static int acc_init(void *a, void *ctx)
 {
     struct red *r = ctx;
     atomic_fetch_add(&r->inits, 1);
     *(struct acc *)a = (struct acc){ 0, 0, UINT64_MAX, 0 };
+    return 0;
 }
 
 static int acc_body(void *a, size_t lo, size_t hi, void *ctx)
@@ -1051,7 +1052,7 @@ static int acc_body(void *a, size_t lo, size_t hi, void *ctx)
     return 0;
 }
 
-static void acc_combine(void *into, const void *from, void *ctx)
+static int acc_combine(void *into, const void *from, void *ctx)
 {
     struct red *r = ctx;
     atomic_fetch_add(&r->combines, 1);
@@ -1061,10 +1062,11 @@ static void acc_combine(void *into, const void *from, void *ctx)
     a->count += b->count;
     a->min = b->min < a->min ? b->min : a->min;
     a->max = b->max > a->max ? b->max : a->max;
+    return 0;
 }
 
 static const weft_reducer acc_reducer = { sizeof(struct acc), acc_init,
-                                          acc_body, acc_combine };
+                                          acc_body, acc_combine, NULL };
 
 /* sum of i over [b, e) modulo 2^64: n (2b + n - 1) / 2, halving the
  * even factor before multiplying */
@@ -1230,16 +1232,18 @@ static int sum_body(void *a, size_t lo, size_t hi, void *ctx)
     return 0;
 }
 
-static void u64_zero(void *a, void *ctx)
+static int u64_zero(void *a, void *ctx)
 {
     (void)ctx;
     *(uint64_t *)a = 0;
+    return 0;
 }
 
-static void u64_add(void *into, const void *from, void *ctx)
+static int u64_add(void *into, const void *from, void *ctx)
 {
     (void)ctx;
     *(uint64_t *)into += *(const uint64_t *)from;
+    return 0;
 }
 
 static void test_billion(void **s)
@@ -1250,7 +1254,7 @@ static void test_billion(void **s)
     assert_non_null(rt);
     assert_int_equal(weft_for(rt, 0, 1000, trivial, NULL, NULL, NULL), 0);
     long before = maxrss_kib();
-    weft_reducer r = { sizeof(uint64_t), u64_zero, sum_body, u64_add };
+    weft_reducer r = { sizeof(uint64_t), u64_zero, sum_body, u64_add, NULL };
     uint64_t sum = 1;
     weft_map_report rep;
     int64_t t0 = now_ns();
@@ -1263,7 +1267,7 @@ static void test_billion(void **s)
     long grew = maxrss_kib() - before;
     print_message("%zu items: reduce %.2f s, weft_for %.2f s (%zu batches, "
                   "%zu..%zu), max RSS grew %ld KiB\n", n, (t1 - t0) / 1e9,
-                  (t2 - t1) / 1e9, rep.batches, rep.batch_min, rep.batch_max,
+                  (t2 - t1) / 1e9, rep.batches, rep.batch_mean, rep.batch_max,
                   grew);
     if (grew >= 16 * 1024)
         fail_msg("max RSS grew %ld KiB over %zu items", grew, n);
@@ -1312,11 +1316,12 @@ static int ran_range(size_t lo, size_t hi, void *ctx)
     return 0;
 }
 
-static void ran_init(void *a, void *ctx)
+static int ran_init(void *a, void *ctx)
 {
     (void)ctx;
     *(uint64_t *)a = 0;
     atomic_fetch_add(&g_ran, 1);
+    return 0;
 }
 
 static int ran_body(void *a, size_t lo, size_t hi, void *ctx)
@@ -1326,10 +1331,11 @@ static int ran_body(void *a, size_t lo, size_t hi, void *ctx)
     return 0;
 }
 
-static void ran_combine(void *into, const void *from, void *ctx)
+static int ran_combine(void *into, const void *from, void *ctx)
 {
     (void)into, (void)from, (void)ctx;
     atomic_fetch_add(&g_ran, 1);
+    return 0;
 }
 
 static void ran_deliver(size_t i, void *r, void *ctx)
@@ -1406,7 +1412,7 @@ static void bad_reduce_args(weft_runtime *rt)
 {
     uint64_t res;
     weft_map_opts iso = map_opts(0, WEFT_MAP_ISOLATED, 0);
-    weft_reducer ok = { sizeof res, ran_init, ran_body, ran_combine };
+    weft_reducer ok = { sizeof res, ran_init, ran_body, ran_combine, NULL };
     weft_reducer bad[4] = { ok, ok, ok, ok };
     bad[0].size = 0;
     bad[1].init = NULL;

@@ -16,7 +16,9 @@
  * so it includes the runtime's threads and stacks. A program may append
  * more `key=value` fields (bench_hooks.extra). With `-c CHECK` the program
  * exits with status 1 after the runs when any run's answer differs from
- * CHECK (the smoke benchmarks meson registers pass the serial answer). */
+ * CHECK (the smoke benchmarks meson registers pass the serial answer).
+ * A program may take options of its own besides these (bench_option: the
+ * weft map programs' -b BATCH). */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -74,6 +76,12 @@ static inline long bench_default_size(const char *workload)
         { "rt-spin", 100000 },
         /* dataflow (bench/dag) */
         { "chol", 24 }, { "chol-fine", 64 }, { "dag", 1000000 },
+        /* parallel map (bench/map): items, points, lines, records, rows */
+        { "uniform-10ns", 5000000 },  { "uniform-100ns", 1000000 },
+        { "uniform-1us", 100000 },    { "uniform-100us", 1000 },
+        { "pareto", 400000 },         { "pi", 100000000 },
+        { "wordcount", 500000 },      { "json", 1000000 },
+        { "join", 2000000 },
     };
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         if (strcmp(d[i].name, workload) == 0)
@@ -134,11 +142,22 @@ static inline void bench_report(const char *name, const char *impl,
     bench_report_extra(name, impl, workers, size, seconds, check, NULL);
 }
 
+/* An option of one program beyond the common ones: -LETTER VALUE, handed
+ * to set(), which returns 0, or -1 for a bad value. */
+typedef struct bench_option {
+    char letter;
+    const char *meta; /* the value's name in the usage line */
+    int (*set)(const char *value);
+} bench_option;
+
 static inline void bench_usage(const char *prog, const bench_workload *w,
-                               int nw)
+                               int nw, const bench_option *opts, int nopts)
 {
     fprintf(stderr, "usage: %s -k WORKLOAD [-n SIZE] [-w WORKERS] "
-                    "[-r RUNS] [-c CHECK] [-v]\nworkloads:", prog);
+                    "[-r RUNS] [-c CHECK] [-v]", prog);
+    for (int i = 0; i < nopts; i++)
+        fprintf(stderr, " [-%c %s]", opts[i].letter, opts[i].meta);
+    fprintf(stderr, "\nworkloads:");
     for (int i = 0; i < nw; i++)
         fprintf(stderr, " %s", w[i].name);
     fprintf(stderr, "\n");
@@ -155,11 +174,30 @@ static inline int bench_parse_long(const char *s, long min, long *out)
     return 0;
 }
 
-/* Returns 0, or -1 after printing what was wrong. */
-static inline int bench_parse(int argc, char **argv, bench_args *a)
+/* The program's own option for getopt's letter c, or NULL. */
+static inline const bench_option *bench_find_option(const bench_option *opts,
+                                                    int nopts, int c)
 {
+    for (int i = 0; i < nopts; i++)
+        if (opts[i].letter == c)
+            return &opts[i];
+    return NULL;
+}
+
+/* Returns 0, or -1 after printing what was wrong. opts: the program's own
+ * options (nopts of them, at most 16), handed to their set(). */
+static inline int bench_parse(int argc, char **argv, bench_args *a,
+                              const bench_option *opts, int nopts)
+{
+    char optstring[64] = "k:n:w:r:c:vh";
     long v;
     int c;
+    for (int i = 0; i < nopts && i < 16; i++) {
+        size_t len = strlen(optstring);
+        optstring[len] = opts[i].letter;
+        optstring[len + 1] = ':';
+        optstring[len + 2] = '\0';
+    }
     a->workload = NULL;
     a->size = -1;
     a->workers = 1;
@@ -167,7 +205,7 @@ static inline int bench_parse(int argc, char **argv, bench_args *a)
     a->verbose = 0;
     a->have_expect = 0;
     a->expect = 0;
-    while ((c = getopt(argc, argv, "k:n:w:r:c:vh")) != -1) {
+    while ((c = getopt(argc, argv, optstring)) != -1) {
         switch (c) {
         case 'k': a->workload = optarg; break;
         case 'n':
@@ -191,7 +229,13 @@ static inline int bench_parse(int argc, char **argv, bench_args *a)
             break;
         }
         case 'v': a->verbose = 1; break;
-        default: return -1;
+        default: {
+            const bench_option *o = bench_find_option(opts, nopts, c);
+            if (o == NULL)
+                return -1;
+            if (o->set(optarg) != 0) goto bad;
+            break;
+        }
         }
     }
     if (a->workload == NULL) {
@@ -230,24 +274,26 @@ typedef struct bench_hooks {
     int (*verify)(const char *workload, long size);
 } bench_hooks;
 
-/* The whole main() of a benchmark program, with hooks (may be NULL). */
-static inline int bench_main_hooks(int argc, char **argv,
-                                   const bench_impl *impl,
-                                   const bench_workload *w, int nw,
-                                   const bench_hooks *hooks)
+/* The whole main() of a benchmark program, with hooks (may be NULL) and
+ * options of its own (nopts of them in opts, which may be NULL). */
+static inline int bench_main_opts(int argc, char **argv,
+                                  const bench_impl *impl,
+                                  const bench_workload *w, int nw,
+                                  const bench_hooks *hooks,
+                                  const bench_option *opts, int nopts)
 {
     static const bench_hooks none = { NULL, NULL, NULL, NULL };
     bench_args a;
     if (hooks == NULL)
         hooks = &none;
-    if (bench_parse(argc, argv, &a) != 0) {
-        bench_usage(argv[0], w, nw);
+    if (bench_parse(argc, argv, &a, opts, nopts) != 0) {
+        bench_usage(argv[0], w, nw, opts, nopts);
         return 2;
     }
     const bench_workload *wl = bench_find(w, nw, a.workload);
     if (wl == NULL) {
         fprintf(stderr, "%s: unknown workload '%s'\n", argv[0], a.workload);
-        bench_usage(argv[0], w, nw);
+        bench_usage(argv[0], w, nw, opts, nopts);
         return 2;
     }
     long size = a.size >= 0 ? a.size : bench_default_size(wl->name);
@@ -291,6 +337,15 @@ static inline int bench_main_hooks(int argc, char **argv,
     if (impl->teardown != NULL)
         impl->teardown(a.verbose);
     return wrong;
+}
+
+/* The whole main() of a benchmark program, with hooks (may be NULL). */
+static inline int bench_main_hooks(int argc, char **argv,
+                                   const bench_impl *impl,
+                                   const bench_workload *w, int nw,
+                                   const bench_hooks *hooks)
+{
+    return bench_main_opts(argc, argv, impl, w, nw, hooks, NULL, 0);
 }
 
 /* The whole main() of a benchmark program. */

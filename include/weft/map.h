@@ -166,7 +166,7 @@ typedef struct weft_map_report {
     int workers;      /* workers that ran items */
     size_t batches;   /* batches run, all workers together */
     size_t splits;    /* ranges handed to the pool */
-    size_t batch_min, batch_max; /* batch sizes chosen, smallest/largest */
+    size_t batch_mean, batch_max; /* items per batch: mean, largest */
     double seconds;   /* wall time of the call */
     uint64_t reserved[6];
 } weft_map_report;
@@ -205,18 +205,26 @@ WEFT_API int weft_for_range(weft_runtime *rt, size_t begin, size_t end,
  * combine(into, from) at the end, so the hot loop shares nothing. combine
  * must be associative and commutative: the order of merging is not fixed
  * (for floating point sums the last bits may differ from run to run).
- * body returns 0 or an error, like weft_range_fn. */
+ * init, body and combine return 0 or an error code. fini, when not NULL,
+ * is called once on every accumulator init succeeded on, after it was
+ * merged (or not, when the map failed), to free what init allocated; it is
+ * never called on *result, which the caller owns. All four run on rt's
+ * workers, except init on *result, combine and fini, which run on the
+ * calling thread after the items. */
 typedef struct weft_reducer {
     size_t size;
-    void (*init)(void *acc, void *ctx);
+    int (*init)(void *acc, void *ctx);
     int (*body)(void *acc, size_t lo, size_t hi, void *ctx);
-    void (*combine)(void *into, const void *from, void *ctx);
+    int (*combine)(void *into, const void *from, void *ctx);
+    void (*fini)(void *acc, void *ctx);
 } weft_reducer;
 
-/* Reduce [begin, end) into *result (size bytes, initialised by init then
- * merged with every worker's accumulator). On failure *result holds what
- * was reduced before the map stopped. Same returns as weft_for_range();
- * size 0 or a missing function is -EINVAL. */
+/* Reduce [begin, end) into *result (size bytes, made by init, then merged
+ * with every worker's accumulator). A worker's failing init fails the
+ * items it was about to run. On failure *result holds what was reduced
+ * before the map stopped. Returns as weft_for_range(), or the first
+ * failing init (of *result) or combine when the items all succeeded; size
+ * 0 or a missing init, body or combine is -EINVAL. */
 WEFT_API int weft_map_reduce(weft_runtime *rt, size_t begin, size_t end,
                              const weft_reducer *r, void *ctx, void *result,
                              const weft_map_opts *opts, weft_map_report *rep);

@@ -24,10 +24,10 @@
  * 2% leaves room under the 5% the issue allows for what the fit cannot
  * see (splits, progress reports). */
 #define OVERHEAD 0.02
-/* And batches last at least this many ticks (about 3-8 us at 1-3 GHz):
+/* And batches last at least this many ticks (10-40 us at a 1-4 GHz counter):
  * the gap between batches is all the fit measures of b, and a batch call
  * has costs no timer brackets (loop set-up in the body, a cold line). */
-#define MIN_BATCH_TICKS 10000.0
+#define MIN_BATCH_TICKS 40000.0
 /* Items per batch when results are delivered: bounds the scratch buffer
  * and the failure mask of one batch. */
 #define DELIVER_MAX 256
@@ -224,7 +224,11 @@ static void batch_range(map_run *m, map_slot *s, size_t lo, size_t hi)
 static void batch_reduce(map_run *m, map_slot *s, size_t lo, size_t hi)
 {
     if (!s->acc_ready) {
-        m->red->init(s->acc, m->ctx);
+        int rc = m->red->init(s->acc, m->ctx);
+        if (rc) {
+            range_result(m, s, lo, hi, rc);
+            return;
+        }
         s->acc_ready = true;
     }
     range_result(m, s, lo, hi, m->red->body(s->acc, lo, hi, m->ctx));
@@ -267,8 +271,6 @@ static void adapt(map_run *m, map_slot *s, size_t n, uint64_t t0,
 static void count_batch(map_slot *s, size_t n)
 {
     s->batches++;
-    if (!s->bmin || n < s->bmin)
-        s->bmin = n;
     if (n > s->bmax)
         s->bmax = n;
 }
@@ -594,8 +596,6 @@ static void add_slot(weft_map_report *rep, const map_slot *s, size_t *ok,
     *failed += s->failed;
     rep->batches += s->batches;
     rep->splits += s->splits;
-    if (s->bmin && (!rep->batch_min || s->bmin < rep->batch_min))
-        rep->batch_min = s->bmin;
     if (s->bmax > rep->batch_max)
         rep->batch_max = s->bmax;
 }
@@ -612,16 +612,30 @@ static void fill_report(map_run *m, weft_map_report *rep, size_t *ok,
         add_slot(rep, x, ok, failed);
 }
 
-static void reduce_finish(map_run *m, void *result)
+/* Merge (and finish) one accumulator; keeps the first error in *rc. */
+static void reduce_one(map_run *m, map_slot *s, void *result, int *rc)
 {
-    const weft_reducer *r = m->red;
-    r->init(result, m->ctx);
+    if (!s->acc_ready)
+        return;
+    if (*rc == 0 || result) {
+        int c = result ? m->red->combine(result, s->acc, m->ctx) : 0;
+        if (c && !*rc)
+            *rc = c;
+    }
+    if (m->red->fini)
+        m->red->fini(s->acc, m->ctx);
+    s->acc_ready = false;
+}
+
+/* Merge every accumulator into result (NULL: only finish them). */
+static int reduce_finish(map_run *m, void *result)
+{
+    int rc = 0;
     for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].acc_ready)
-            r->combine(result, m->slots[i].acc, m->ctx);
+        reduce_one(m, &m->slots[i], result, &rc);
     for (map_slot *x = m->extra; x; x = x->next_extra)
-        if (x->acc_ready)
-            r->combine(result, x->acc, m->ctx);
+        reduce_one(m, x, result, &rc);
+    return rc;
 }
 
 /* Final progress report and the call's return value. */
@@ -633,6 +647,7 @@ static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
     fill_report(m, rep, &ok, &failed);
     rep->done = ok;
     rep->failed = failed;
+    rep->batch_mean = rep->batches ? (ok + failed) / rep->batches : 0;
     rep->skipped = n - ok - failed;
     rep->nerrors = m->nerrors;
     rep->first_index = m->first_index;
@@ -653,13 +668,18 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
     int rc = map_start(m);
     if (rc == 0 && m->end > m->begin)
         rc = weft_run(m->rt, map_root, m);
-    if (rc == 0 && m->red)
-        reduce_finish(m, result);
+    int red_rc = 0;
+    if (m->red && m->slots) {
+        red_rc = rc == 0 ? m->red->init(result, m->ctx) : rc;
+        int c = reduce_finish(m, red_rc == 0 ? result : NULL);
+        red_rc = red_rc ? red_rc : c;
+    }
     if (m->slots && m->t_start)
         rc = map_finish(m, rc, rep);
     else if (rep)
         *rep = (weft_map_report){.skipped = m->end - m->begin,
                                  .first_index = SIZE_MAX};
+    rc = rc ? rc : red_rc;
     free_slots(m);
     pthread_mutex_destroy(&m->lock);
     return rc;

@@ -21,7 +21,7 @@ typedef struct map_slot {
     alignas(WEFT__CACHELINE) double a; /* ticks per item, smoothed */
     double b;         /* ticks of overhead between batches, smoothed */
     size_t next;      /* size of the next adaptive batch */
-    size_t ok, failed, batches, splits, bmin, bmax;
+    size_t ok, failed, batches, splits, bmax;
     _Atomic size_t done; /* items finished, for progress */
     bool used, in_body, acc_ready;
     void *acc;                /* weft_map_reduce: this slot's accumulator */
