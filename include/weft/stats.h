@@ -31,7 +31,8 @@ typedef struct weft_worker_stats {
     uint64_t misuses;       /* syncs of frames that were not spawned */
     uint64_t jobs;          /* futures and graph nodes run (retries and
                                cancelled ones not counted) */
-    uint64_t reserved[7];
+    uint64_t queued;        /* fork-join frames and jobs in its deques now */
+    uint64_t reserved[6];
 } weft_worker_stats;
 
 /* Copy the counters of up to n workers into out[0..n-1]. Returns the number
@@ -39,6 +40,77 @@ typedef struct weft_worker_stats {
  * from any thread, while the runtime runs. */
 WEFT_API int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out,
                                 int n);
+
+/* Counters of a whole runtime. Fields of subsystems that do not exist yet
+ * (actors, the object store, peers) stay 0. */
+typedef struct weft_runtime_stats {
+    uint64_t uptime_ns;  /* since weft_runtime_create() returned */
+    int32_t workers;
+    int32_t reserved0;
+    uint64_t maps;       /* weft_map/for/for_range/map_reduce calls done */
+    uint64_t map_items;  /* items those calls ran, failed ones included */
+    uint64_t actors, mailbox_backlog;
+    uint64_t store_used, store_capacity, store_objects, store_evictions,
+             store_spills;
+    uint64_t peers;
+    uint64_t reserved[12];
+} weft_runtime_stats;
+
+/* Fill *out with rt's counters. Returns 0, or -EINVAL (NULL argument).
+ * Callable from any thread. */
+WEFT_API int weft_stats_runtime(const weft_runtime *rt,
+                                weft_runtime_stats *out);
+
+/* Statistics published for other processes.
+ *
+ * A runtime created with the environment variable WEFT_STATS set (to a
+ * name, or to 1 for the program's name) publishes its counters in a
+ * POSIX shared-memory segment, owner-only, rewritten every WEFT_STATS_MS
+ * milliseconds (default 100) by a thread of its own; the workers do no
+ * extra work. The segment goes when the runtime is destroyed, unless
+ * WEFT_STATS_KEEP=1, which leaves the last snapshot for a reader to take
+ * and remove (weft-scale does). A segment left by a process that died is
+ * removed by the next weft_stats_list(). Any thread of any process of the
+ * same user may call the functions below. */
+typedef struct weft_stats_source {
+    char id[64];      /* what to pass to weft_stats_attach() */
+    char name[64];    /* the WEFT_STATS name */
+    int32_t pid;
+    int32_t workers;
+    int32_t alive;    /* its process runs and the runtime is not destroyed */
+    int32_t exited;   /* the runtime was destroyed (a kept snapshot) */
+    uint64_t created_unix_ns; /* CLOCK_REALTIME at creation */
+    uint64_t age_ns;  /* since the last snapshot was written */
+    uint64_t reserved[4];
+} weft_stats_source;
+
+typedef struct weft_stats_reader weft_stats_reader;
+
+/* List the runtimes publishing on this machine into out[0..n-1], removing
+ * stale segments on the way. Returns how many there are (may exceed n), or
+ * -EINVAL / a negative errno from reading /dev/shm. */
+WEFT_API int weft_stats_list(weft_stats_source *out, int n);
+
+/* Attach to a published segment by id. On success *out owns a reader,
+ * released with weft_stats_detach(). Errors: -EINVAL (bad id), -ENOENT
+ * (gone), -EACCES, -EPROTO (not a weft segment, or another version),
+ * -ENOMEM. */
+WEFT_API int weft_stats_attach(const char *id, weft_stats_reader **out);
+
+/* One consistent snapshot: the source's description (src, may be NULL),
+ * the runtime's counters (rs, may be NULL) and up to n workers' counters.
+ * Returns the number of workers copied, -EINVAL, or -EAGAIN when the
+ * publisher kept writing during every try. */
+WEFT_API int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
+                             weft_runtime_stats *rs, weft_worker_stats *w,
+                             int n);
+
+/* Release a reader and set *r to NULL. NULL is a no-op. */
+WEFT_API void weft_stats_detach(weft_stats_reader **r);
+
+/* Remove a published segment (a kept snapshot, once read). Returns 0,
+ * -EINVAL or a negative errno (-ENOENT when already gone). */
+WEFT_API int weft_stats_remove(const char *id);
 
 #ifdef __cplusplus
 }

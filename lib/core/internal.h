@@ -147,6 +147,7 @@ typedef struct weft__worker {
     _Atomic uint64_t spin_ns; /* idle, searching */
     _Atomic uint64_t wait_ns; /* in a sync, nothing to steal */
     _Atomic uint64_t parked_ns;
+    _Atomic uint64_t busy_since; /* start of the work now running, or 0 */
     _Atomic uint64_t misuses;
     _Atomic uint64_t jobs;
     /* Job tokens created / consumed on this worker (see jobs.c): written
@@ -182,6 +183,11 @@ struct weft_runtime {
     _Atomic(void *) ext[WEFT__EXT_MAX];
     weft__ext_free_fn ext_free[WEFT__EXT_MAX];
     pthread_mutex_t ext_lock;
+
+    /* Statistics of the whole runtime (publish.c, lib/map). */
+    alignas(WEFT__CACHELINE) _Atomic uint64_t maps, map_items;
+    uint64_t created_ns;
+    struct weft__publisher *publisher; /* NULL unless WEFT_STATS is set */
 
     alignas(WEFT__CACHELINE) _Atomic int stopping; /* destroy has begun */
     _Atomic int inflight;                          /* weft_run calls */
@@ -237,6 +243,11 @@ WEFT__HIDDEN void *weft__ext_get(weft_runtime *rt, int slot,
                                  weft__ext_free_fn free_fn);
 WEFT__HIDDEN int weft__enter(weft_runtime *rt);
 WEFT__HIDDEN void weft__leave(weft_runtime *rt);
+
+/* publish.c */
+typedef struct weft__publisher weft__publisher;
+WEFT__HIDDEN void weft__publish_start(weft_runtime *rt);
+WEFT__HIDDEN void weft__publish_stop(weft_runtime *rt);
 
 /* deque.c */
 WEFT__HIDDEN bool weft__deque_starved(void);

@@ -254,6 +254,8 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg)
         free_runtime(rt);
         return rc;
     }
+    rt->created_ns = weft__now_ns();
+    weft__publish_start(rt);
     *out = rt;
     return 0;
 }
@@ -272,6 +274,7 @@ int weft_runtime_destroy(weft_runtime **rtp)
     while (weft__load_acquire(&rt->inflight) > 0)
         nanosleep(&nap, NULL);
     weft__jobs_quiesce(rt); /* queued futures and graph runs finish too */
+    weft__publish_stop(rt); /* its last snapshot counts all of that */
     stop_workers(rt, rt->nworkers);
     free_runtime(rt);
     *rtp = NULL;
@@ -343,6 +346,28 @@ weft_runtime *weft_current_runtime(void)
     return weft__self ? weft__self->rt : NULL;
 }
 
+/* Busy time including the piece of work running now, so a long task
+ * shows as busy while it runs, not only once it ends; waits excluded. */
+static uint64_t live_busy(weft__worker *w, uint64_t wait)
+{
+    uint64_t busy = weft__load_relaxed(&w->busy_ns);
+    uint64_t since = weft__load_relaxed(&w->busy_since);
+    uint64_t now = weft__now_ns();
+    if (since && now > since)
+        busy += now - since;
+    return busy > wait ? busy - wait : 0;
+}
+
+/* Frames a thief could take plus jobs on its job deque, read racily: a
+ * gauge, not an exact count. */
+static uint64_t queued(weft__worker *w)
+{
+    uint64_t ts = weft__load_relaxed(&w->ts);
+    int64_t frames = (int64_t)weft__ts_split(ts) - (int64_t)weft__ts_tail(ts);
+    int64_t jobs = weft__load_relaxed(&w->jbot) - weft__load_relaxed(&w->jtop);
+    return (uint64_t)(frames > 0 ? frames : 0) + (uint64_t)(jobs > 0 ? jobs : 0);
+}
+
 int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
 {
     if (!rt || !out || n < 0)
@@ -366,8 +391,20 @@ int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
         s->parked_ns = weft__load_relaxed(&w->parked_ns);
         s->misuses = weft__load_relaxed(&w->misuses);
         s->jobs = weft__load_relaxed(&w->jobs);
-        uint64_t busy = weft__load_relaxed(&w->busy_ns);
-        s->busy_ns = busy > wait ? busy - wait : 0;
+        s->busy_ns = live_busy(w, wait);
+        s->queued = queued(w);
     }
     return k;
+}
+
+int weft_stats_runtime(const weft_runtime *rt, weft_runtime_stats *out)
+{
+    if (!rt || !out)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->uptime_ns = weft__now_ns() - rt->created_ns;
+    out->workers = rt->nworkers;
+    out->maps = weft__load_relaxed(&rt->maps);
+    out->map_items = weft__load_relaxed(&rt->map_items);
+    return 0;
 }

@@ -256,6 +256,7 @@ bool weft__help(weft__worker *w, weft__worker *prefer)
 static void run_work(weft__worker *w, work *k)
 {
     uint64_t t0 = weft__now_ns();
+    weft__store_relaxed(&w->busy_since, t0); /* for live statistics */
     if (k->root) {
         run_root(w, k->root);
     } else {
@@ -268,6 +269,9 @@ static void run_work(weft__worker *w, work *k)
     weft__job *j;
     while ((j = near_job(w)))
         j->run(j);
+    /* busy_since first: a reader may briefly miss this piece of work,
+     * never count it twice */
+    weft__store_relaxed(&w->busy_since, 0);
     weft__stat_add(&w->busy_ns, weft__now_ns() - t0);
 }
 

@@ -681,6 +681,8 @@ int weft__map_isolated(map_run *m, weft_map_report *rep)
     pthread_mutex_unlock(&p->lock);
     free(k.pending);
     call_report(&k, rep);
+    weft__add_relaxed(&m->rt->maps, 1);
+    weft__add_relaxed(&m->rt->map_items, k.ok + k.failed);
     if (rc)
         return rc;
     if (weft__load_relaxed(&m->stop) == MAPRUN_CANCELLED)

@@ -654,6 +654,8 @@ static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
     rep->first_status = m->first_status;
     rep->first_signal = m->first_signal;
     rep->seconds = (double)(weft__now_ns() - m->t_start) / 1e9;
+    weft__add_relaxed(&m->rt->maps, 1);
+    weft__add_relaxed(&m->rt->map_items, ok + failed);
     if (m->progress_on)
         report(m, ok + failed, weft__now_ns(), true);
     if (run_rc)

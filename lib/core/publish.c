@@ -1,0 +1,466 @@
+/* Publishing a runtime's statistics in POSIX shared memory (WEFT_STATS),
+ * and reading what any process on the machine published (weft-top,
+ * weft-scale).
+ *
+ * Each publishing runtime owns one segment, /weft-PID-N, owner-only:
+ * a header, then one weft_worker_stats per worker. A publisher thread
+ * rewrites it every WEFT_STATS_MS (default 100 ms) under a sequence lock,
+ * so the workers themselves pay nothing: their counters are the ones
+ * weft_stats_workers() reads anyway. Readers copy the payload and retry
+ * while the sequence number is odd or moved. At destroy the runtime
+ * writes a last snapshot, marks the segment exited and unlinks it, unless
+ * WEFT_STATS_KEEP=1 (weft-scale reads a finished program's statistics and
+ * removes the segment itself). A segment whose process is gone is removed
+ * by the next weft_stats_list(). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "internal.h"
+
+#define SEG_MAGIC 0x3153544154535457ull /* "WTSTATS1" */
+#define SEG_VERSION 1
+#define SEG_PREFIX "weft-"
+#define DEFAULT_MS 100
+/* a kept segment of a dead process that nobody read for this long is
+ * stale too */
+#define KEEP_GRACE_NS (60ull * 1000000000ull)
+
+enum { SEG_RUNNING = 1, SEG_EXITED = 2 };
+
+/* The payload after seq is copied word by word with atomic loads and
+ * stores (see seg_write/seg_copy), hence all of it is 64-bit words. */
+typedef struct seg_header {
+    uint64_t magic;
+    uint32_t version, header_size;
+    uint32_t worker_size, workers;
+    _Atomic uint64_t seq; /* odd while the publisher writes */
+    /* payload */
+    int64_t pid, state, keep;
+    uint64_t created_unix_ns, updated_mono_ns;
+    char name[64];
+    weft_runtime_stats rt;
+} seg_header;
+
+struct weft__publisher {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    unsigned period_ms;
+    char id[64];
+    seg_header *seg;
+    size_t size;
+    weft_worker_stats *scratch;
+};
+
+static _Atomic unsigned seg_counter;
+
+static uint64_t unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static size_t seg_size(uint32_t workers)
+{
+    return sizeof(seg_header) + (size_t)workers * sizeof(weft_worker_stats);
+}
+
+static _Atomic uint64_t *payload_words(seg_header *h, size_t *nwords)
+{
+    unsigned char *p = (unsigned char *)&h->pid;
+    size_t bytes = seg_size(h->workers) - (size_t)(p - (unsigned char *)h);
+    *nwords = bytes / 8;
+    return (_Atomic uint64_t *)(void *)p;
+}
+
+/* ---- writing --------------------------------------------------------- */
+
+/* Sequence lock, writer side: seq odd (seq_cst RMW), then each word with a
+ * release store, so a reader that sees any new word also sees the odd
+ * seq; seq even again with release. One writer per segment. */
+static void seg_write(seg_header *h, const void *src)
+{
+    size_t n;
+    _Atomic uint64_t *dst = payload_words(h, &n);
+    const uint64_t *s = src;
+    weft__add_seqcst(&h->seq, 1);
+    for (size_t i = 0; i < n; i++)
+        weft__store_release(&dst[i], s[i]);
+    atomic_fetch_add_explicit(&h->seq, 1, memory_order_release);
+}
+
+/* The current statistics of rt laid out as the segment's payload. */
+static void *payload_build(weft_runtime *rt, weft__publisher *p, int state)
+{
+    seg_header *img = (seg_header *)(void *)p->scratch;
+    img->pid = getpid();
+    img->state = state;
+    img->keep = p->seg->keep;
+    img->created_unix_ns = p->seg->created_unix_ns;
+    img->updated_mono_ns = weft__now_ns();
+    memcpy(img->name, p->seg->name, sizeof img->name);
+    weft_stats_runtime(rt, &img->rt);
+    weft_stats_workers(rt, (weft_worker_stats *)(img + 1), rt->nworkers);
+    return &img->pid;
+}
+
+static void publish_now(weft_runtime *rt, int state)
+{
+    weft__publisher *p = rt->publisher;
+    seg_write(p->seg, payload_build(rt, p, state));
+}
+
+static void *publisher_main(void *arg)
+{
+    weft_runtime *rt = arg;
+    weft__publisher *p = rt->publisher;
+    pthread_mutex_lock(&p->lock);
+    while (!p->stop) {
+        publish_now(rt, SEG_RUNNING);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + p->period_ms * 1000000ull;
+        ts.tv_sec += (time_t)(ns / 1000000000ull);
+        ts.tv_nsec = (long)(ns % 1000000000ull);
+        pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* WEFT_STATS: unset, empty or "0" = off; "1" = publish under the
+ * program's name; anything else = under that name. */
+static bool stats_name(char *name, size_t len)
+{
+    const char *env = getenv("WEFT_STATS");
+    if (!env || !*env || strcmp(env, "0") == 0)
+        return false;
+    if (strcmp(env, "1") != 0) {
+        snprintf(name, len, "%s", env);
+        return true;
+    }
+    FILE *f = fopen("/proc/self/comm", "r");
+    if (!f || !fgets(name, (int)len, f))
+        snprintf(name, len, "pid %d", (int)getpid());
+    if (f)
+        fclose(f);
+    name[strcspn(name, "\n")] = 0;
+    return true;
+}
+
+static int seg_create(weft__publisher *p, uint32_t workers)
+{
+    snprintf(p->id, sizeof p->id, SEG_PREFIX "%d-%u", (int)getpid(),
+             atomic_fetch_add_explicit(&seg_counter, 1,
+                                       memory_order_relaxed));
+    char path[80];
+    snprintf(path, sizeof path, "/%s", p->id);
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+        return -errno;
+    p->size = seg_size(workers);
+    int rc = ftruncate(fd, (off_t)p->size) ? -errno : 0;
+    void *m = rc ? MAP_FAILED
+                 : mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                        fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        shm_unlink(path);
+        return rc ? rc : -ENOMEM;
+    }
+    p->seg = m;
+    return 0;
+}
+
+static void seg_init(seg_header *h, uint32_t workers, const char *name)
+{
+    h->version = SEG_VERSION;
+    h->header_size = sizeof *h;
+    h->worker_size = sizeof(weft_worker_stats);
+    h->workers = workers;
+    h->pid = getpid();
+    h->state = SEG_RUNNING;
+    const char *keep = getenv("WEFT_STATS_KEEP");
+    h->keep = keep && strcmp(keep, "1") == 0;
+    h->created_unix_ns = unix_ns();
+    snprintf(h->name, sizeof h->name, "%s", name);
+    /* magic last: a reader that maps the segment before this sees no
+     * magic and skips it (-EPROTO); the publisher thread, created after
+     * this, publishes the first snapshot under the sequence lock */
+    h->magic = SEG_MAGIC;
+}
+
+static unsigned stats_period(void)
+{
+    const char *env = getenv("WEFT_STATS_MS");
+    long v = env ? strtol(env, NULL, 10) : 0;
+    return v >= 10 && v <= 60000 ? (unsigned)v : DEFAULT_MS;
+}
+
+static void publisher_free(weft__publisher *p)
+{
+    if (p->seg)
+        munmap(p->seg, p->size);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->cond);
+    weft__free(p->scratch);
+    weft__free(p);
+}
+
+/* Start publishing when WEFT_STATS asks for it. Failing to publish is
+ * logged, never fatal: statistics are for watching, not for running. */
+void weft__publish_start(weft_runtime *rt)
+{
+    char name[64];
+    if (!stats_name(name, sizeof name))
+        return;
+    weft__publisher *p = weft__calloc(1, sizeof *p);
+    if (!p)
+        return;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->period_ms = stats_period();
+    uint32_t n = (uint32_t)rt->nworkers;
+    p->scratch = weft__calloc(1, seg_size(n));
+    int rc = p->scratch ? seg_create(p, n) : -ENOMEM;
+    if (rc == 0) {
+        seg_init(p->seg, n, name);
+        rt->publisher = p;
+        if (pthread_create(&p->thread, NULL, publisher_main, rt) == 0)
+            return;
+        rc = -EAGAIN;
+        rt->publisher = NULL;
+        char path[80];
+        snprintf(path, sizeof path, "/%s", p->id);
+        shm_unlink(path);
+    }
+    weft__log("WEFT_STATS: cannot publish statistics (%s)", strerror(-rc));
+    publisher_free(p);
+}
+
+/* Last snapshot, then the segment goes (or stays, with WEFT_STATS_KEEP). */
+void weft__publish_stop(weft_runtime *rt)
+{
+    weft__publisher *p = rt->publisher;
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    publish_now(rt, SEG_EXITED);
+    if (!p->seg->keep) {
+        char path[80];
+        snprintf(path, sizeof path, "/%s", p->id);
+        shm_unlink(path);
+    }
+    rt->publisher = NULL;
+    publisher_free(p);
+}
+
+/* ---- reading --------------------------------------------------------- */
+
+struct weft_stats_reader {
+    seg_header *seg;
+    size_t size;
+    char id[64];
+    uint64_t *copy;
+};
+
+static bool id_ok(const char *id)
+{
+    if (!id || strncmp(id, SEG_PREFIX, strlen(SEG_PREFIX)) != 0 ||
+        strlen(id) >= 64)
+        return false;
+    return strchr(id, '/') == NULL;
+}
+
+/* A mapped segment is believable: right magic, version and sizes. */
+static int seg_check(const seg_header *h, size_t size)
+{
+    if (size < sizeof *h || h->magic != SEG_MAGIC ||
+        h->version != SEG_VERSION || h->header_size != sizeof *h ||
+        h->worker_size != sizeof(weft_worker_stats) ||
+        h->workers == 0 || h->workers > WEFT_MAX_WORKERS ||
+        size < seg_size(h->workers))
+        return -EPROTO;
+    return 0;
+}
+
+int weft_stats_attach(const char *id, weft_stats_reader **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!id_ok(id))
+        return -EINVAL;
+    char path[80];
+    snprintf(path, sizeof path, "/%s", id);
+    int fd = shm_open(path, O_RDONLY, 0);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) ? -errno : 0;
+    size_t size = rc ? 0 : (size_t)st.st_size;
+    void *m = rc || size < sizeof(seg_header)
+                  ? MAP_FAILED
+                  : mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return rc ? rc : -EPROTO;
+    if ((rc = seg_check(m, size))) {
+        munmap(m, size);
+        return rc;
+    }
+    weft_stats_reader *r = calloc(1, sizeof *r);
+    if (r)
+        r->copy = malloc(size);
+    if (!r || !r->copy) {
+        free(r);
+        munmap(m, size);
+        return -ENOMEM;
+    }
+    *r = (weft_stats_reader){.seg = m, .size = size, .copy = r->copy};
+    snprintf(r->id, sizeof r->id, "%s", id);
+    *out = r;
+    return 0;
+}
+
+void weft_stats_detach(weft_stats_reader **rp)
+{
+    if (!rp || !*rp)
+        return;
+    munmap((*rp)->seg, (*rp)->size);
+    free((*rp)->copy);
+    free(*rp);
+    *rp = NULL;
+}
+
+/* Sequence lock, reader side: each word with an acquire load, so the
+ * final seq load cannot move before them (see seg_write). */
+static int seg_copy(seg_header *h, uint64_t *dst)
+{
+    size_t n;
+    _Atomic uint64_t *src = payload_words(h, &n);
+    for (int tries = 0; tries < 1000; tries++) {
+        uint64_t s1 = weft__load_acquire(&h->seq);
+        if (s1 & 1)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = weft__load_acquire(&src[i]);
+        if (weft__load_relaxed(&h->seq) == s1)
+            return 0;
+    }
+    return -EAGAIN;
+}
+
+static bool pid_alive(int64_t pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
+}
+
+static void fill_source(weft_stats_source *s, const char *id,
+                        const seg_header *img)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    memcpy(s->name, img->name, sizeof s->name);
+    s->name[sizeof s->name - 1] = 0;
+    s->pid = (int32_t)img->pid;
+    s->workers = (int32_t)img->workers;
+    s->exited = img->state == SEG_EXITED;
+    s->alive = !s->exited && pid_alive(img->pid);
+    s->created_unix_ns = img->created_unix_ns;
+    s->age_ns = weft__now_ns() - img->updated_mono_ns;
+}
+
+int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
+                    weft_runtime_stats *rs, weft_worker_stats *w, int n)
+{
+    if (!r || n < 0 || (n > 0 && !w))
+        return -EINVAL;
+    seg_header *img = (seg_header *)(void *)r->copy;
+    memcpy(img, r->seg, offsetof(seg_header, pid));
+    img->workers = r->seg->workers;
+    int rc = seg_copy(r->seg, (uint64_t *)(void *)&img->pid);
+    if (rc)
+        return rc;
+    if (src)
+        fill_source(src, r->id, img);
+    if (rs)
+        *rs = img->rt;
+    int k = n < (int)img->workers ? n : (int)img->workers;
+    memcpy(w, img + 1, (size_t)k * sizeof *w);
+    return k;
+}
+
+int weft_stats_remove(const char *id)
+{
+    if (!id_ok(id))
+        return -EINVAL;
+    char path[80];
+    snprintf(path, sizeof path, "/%s", id);
+    return shm_unlink(path) ? -errno : 0;
+}
+
+/* Stale: its process is gone, and it is not a kept one still waiting to
+ * be read. */
+static bool stale(const weft_stats_source *s)
+{
+    if (s->alive)
+        return false;
+    return !s->exited || s->age_ns > KEEP_GRACE_NS;
+}
+
+/* Look at one /dev/shm entry; true when it is a live segment (in *s). */
+static bool probe(const char *id, weft_stats_source *s)
+{
+    weft_stats_reader *r;
+    int rc = weft_stats_attach(id, &r);
+    if (rc == -EPROTO)
+        return false; /* not ours, or half-made: never removed */
+    if (rc)
+        return false;
+    rc = weft_stats_read(r, s, NULL, NULL, 0);
+    weft_stats_detach(&r);
+    if (rc < 0)
+        return false;
+    if (stale(s)) {
+        weft_stats_remove(id);
+        return false;
+    }
+    return true;
+}
+
+int weft_stats_list(weft_stats_source *out, int n)
+{
+    if (n < 0 || (n > 0 && !out))
+        return -EINVAL;
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return -errno;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        weft_stats_source s;
+        if (!id_ok(e->d_name) || !probe(e->d_name, &s))
+            continue;
+        if (found < n)
+            out[found] = s;
+        found++;
+    }
+    closedir(d);
+    return found;
+}
