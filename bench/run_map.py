@@ -59,6 +59,7 @@ BATCHES = [1, 4, 16, 64, 256, 1024, 4096, 16384]
 # The targets for weft on 2 cores.
 TARGETS = {
     "adaptive": "<= 1.05", "pareto": "<= 1.00", "seed": ">= 1.85",
+    "tiny": ">= 0.95",
 }
 
 
@@ -304,6 +305,10 @@ class MapSuite(Suite):
                 "%s adaptive / best fixed @%d" % (workload, pw),
                 self.med(workload, WEFT, pw), min(t) if t else None,
                 TARGETS["adaptive"]))
+        rows.append(target_row(
+            "uniform-10ns omp-static / weft @%d (speed vs OpenMP static)"
+            % pw, self.med("uniform-10ns", "omp-static", pw),
+            self.med("uniform-10ns", WEFT, pw), TARGETS["tiny"]))
         peers = [self.med("pareto", i, pw)
                  for i in ("omp-dynamic", "omp-guided", "tbb")]
         peers = [x for x in peers if x]
