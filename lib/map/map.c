@@ -700,6 +700,31 @@ static int isolated_go(map_run *m, weft_map_report *rep)
     return rc;
 }
 
+/* Isolated or on the pool, once the form's own fields are set. */
+static int map_run_call(map_run *m, weft_map_report *rep, void *result)
+{
+    if (m->o.flags & WEFT_MAP_ISOLATED)
+        return isolated_go(m, rep);
+    return map_go(m, rep, result);
+}
+
+/* The checks the index forms (for, for_range, map_reduce) share. */
+static int index_init(map_run *m, weft_runtime *rt, size_t begin,
+                      size_t end, const weft_map_opts *opts,
+                      bool isolated_ok)
+{
+    if (begin > end)
+        return -EINVAL;
+    int rc = map_init(m, rt, begin, end, opts);
+    if (rc)
+        return rc;
+    if (m->o.deliver)
+        return -EINVAL;
+    if ((m->o.flags & WEFT_MAP_ISOLATED) && !isolated_ok)
+        return -ENOTSUP;
+    return 0;
+}
+
 int weft_map(weft_runtime *rt, size_t n, const void *in, size_t in_stride,
              void *out, size_t out_stride, weft_map_fn fn, void *ctx,
              const weft_map_opts *opts, weft_map_report *rep)
@@ -719,28 +744,22 @@ int weft_map(weft_runtime *rt, size_t n, const void *in, size_t in_stride,
     m.out = out;
     m.in_stride = in_stride;
     m.out_stride = out_stride;
-    if (m.o.flags & WEFT_MAP_ISOLATED)
-        return isolated_go(&m, rep);
-    return map_go(&m, rep, NULL);
+    return map_run_call(&m, rep, NULL);
 }
 
 int weft_for(weft_runtime *rt, size_t begin, size_t end, weft_for_fn fn,
              void *ctx, const weft_map_opts *opts, weft_map_report *rep)
 {
     map_run m = {0};
-    if (!rt || !fn || begin > end)
+    if (!rt || !fn)
         return -EINVAL;
-    int rc = map_init(&m, rt, begin, end, opts);
+    int rc = index_init(&m, rt, begin, end, opts, true);
     if (rc)
         return rc;
-    if (m.o.deliver)
-        return -EINVAL;
     m.batch = batch_for;
     m.for_fn = fn;
     m.ctx = ctx;
-    if (m.o.flags & WEFT_MAP_ISOLATED)
-        return isolated_go(&m, rep);
-    return map_go(&m, rep, NULL);
+    return map_run_call(&m, rep, NULL);
 }
 
 int weft_for_range(weft_runtime *rt, size_t begin, size_t end,
@@ -748,19 +767,15 @@ int weft_for_range(weft_runtime *rt, size_t begin, size_t end,
                    weft_map_report *rep)
 {
     map_run m = {0};
-    if (!rt || !fn || begin > end)
+    if (!rt || !fn)
         return -EINVAL;
-    int rc = map_init(&m, rt, begin, end, opts);
+    int rc = index_init(&m, rt, begin, end, opts, false);
     if (rc)
         return rc;
-    if (m.o.deliver)
-        return -EINVAL;
-    if (m.o.flags & WEFT_MAP_ISOLATED)
-        return -ENOTSUP;
     m.batch = batch_range;
     m.range_fn = fn;
     m.ctx = ctx;
-    return map_go(&m, rep, NULL);
+    return map_run_call(&m, rep, NULL);
 }
 
 int weft_map_reduce(weft_runtime *rt, size_t begin, size_t end,
@@ -769,17 +784,13 @@ int weft_map_reduce(weft_runtime *rt, size_t begin, size_t end,
 {
     map_run m = {0};
     if (!rt || !r || !r->size || !r->init || !r->body || !r->combine ||
-        !result || begin > end)
+        !result)
         return -EINVAL;
-    int rc = map_init(&m, rt, begin, end, opts);
+    int rc = index_init(&m, rt, begin, end, opts, false);
     if (rc)
         return rc;
-    if (m.o.deliver)
-        return -EINVAL;
-    if (m.o.flags & WEFT_MAP_ISOLATED)
-        return -ENOTSUP;
     m.batch = batch_reduce;
     m.red = r;
     m.ctx = ctx;
-    return map_go(&m, rep, result);
+    return map_run_call(&m, rep, result);
 }
