@@ -156,6 +156,18 @@ static inline uint64_t wc_answer(const wc_table *t)
     return a;
 }
 
+/* The serial twin: lines [0, n) of l into one table; 0, or -1 out of
+ * memory. */
+static inline int wc_serial(const mg_lines *l, size_t n, uint64_t *answer)
+{
+    wc_table *t = wc_new();
+    int rc = t != NULL ? wc_count_lines(t, l, 0, n) : -1;
+    if (rc == 0)
+        *answer = wc_answer(t);
+    wc_free(t);
+    return rc;
+}
+
 /* ---- json: a small parser of one JSON object per line, strict enough to
  * reject what is not JSON; the field wanted is read, every other value
  * (strings with escapes, numbers, arrays, objects, literals) is skipped. */
@@ -542,6 +554,33 @@ static inline uint64_t join_answer(const join_result *res)
         sum += res[p].sum;
     }
     return matches * 0x9E3779B97F4A7C15ULL + sum;
+}
+
+/* The serial twin: every phase in order on the calling thread. */
+static inline uint64_t join_serial(void)
+{
+    join_result res[JOIN_PARTS];
+    for (size_t c = 0; c < JOIN_CHUNKS; c++)
+        join_hist(c);
+    join_offsets();
+    for (size_t c = 0; c < JOIN_CHUNKS; c++)
+        join_scatter(c);
+    for (size_t p = 0; p < JOIN_PARTS; p++)
+        res[p] = join_partition(p);
+    return join_answer(res);
+}
+
+/* Free what join_prepare() allocated, so that a program can prepare
+ * another size (weft-scale grows the problem with the workers). */
+static inline void join_free(void)
+{
+    free(jw.r.rows);
+    free(jw.s.rows);
+    free(jw.r.part);
+    free(jw.s.part);
+    free(jw.table);
+    jw.r.rows = jw.s.rows = jw.r.part = jw.s.part = jw.table = NULL;
+    jw.r.n = jw.s.n = 0;
 }
 
 #endif

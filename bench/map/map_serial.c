@@ -19,11 +19,9 @@ static bench_check map_pi(long n)
 
 static bench_check map_wordcount(long n)
 {
-    wc_table *t = wc_new();
-    if (t == NULL || wc_count_lines(t, &map_lines, 0, (size_t)n) != 0)
+    uint64_t answer;
+    if (wc_serial(&map_lines, (size_t)n, &answer) != 0)
         map_oom("wordcount");
-    uint64_t answer = wc_answer(t);
-    wc_free(t);
     return answer;
 }
 
@@ -37,15 +35,7 @@ static bench_check map_json(long n)
 static bench_check map_join(long n)
 {
     (void)n; /* the tables were made for it */
-    join_result res[JOIN_PARTS];
-    for (size_t c = 0; c < JOIN_CHUNKS; c++)
-        join_hist(c);
-    join_offsets();
-    for (size_t c = 0; c < JOIN_CHUNKS; c++)
-        join_scatter(c);
-    for (size_t p = 0; p < JOIN_PARTS; p++)
-        res[p] = join_partition(p);
-    return join_answer(res);
+    return join_serial();
 }
 
 int main(int argc, char **argv)

@@ -15,7 +15,8 @@
  * adaptive), so run.py can sweep fixed batches against the adaptive one.
  * Each RESULT line adds what the run's last map call reported: batches
  * run, ranges split off, and the smallest and largest batch. */
-#include "map_work.h"
+#include "map_work.h" /* first: bench.h sets the feature macros */
+#include "map_seeds_weft.h"
 #include "weft_stats.h"
 
 #include <weft.h>
@@ -118,157 +119,41 @@ static bench_check map_pareto(long n)
     return slot_sum(n, pareto_range, pareto_item, NULL);
 }
 
-/* ---- pi: a reduction of a 64-bit count */
-
-static int u64_init(void *acc, void *ctx)
-{
-    (void)ctx;
-    *(uint64_t *)acc = 0;
-    return 0;
-}
-
-static int u64_combine(void *into, const void *from, void *ctx)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)from;
-    return 0;
-}
-
-static int pi_body(void *acc, size_t lo, size_t hi, void *ctx)
-{
-    (void)ctx;
-    *(uint64_t *)acc += mk_pi_range(lo, hi);
-    return 0;
-}
+/* ---- the seed workloads (map_seeds_weft.h) */
 
 static bench_check map_pi(long n)
 {
-    static const weft_reducer r = { sizeof(uint64_t), u64_init, pi_body,
-                                    u64_combine, NULL };
     weft_map_opts o = map_opts();
     uint64_t hits;
-    check(weft_map_reduce(rt, 0, (size_t)n, &r, NULL, &hits, &o, &report),
-          "weft_map_reduce");
+    check(mw_pi(rt, (size_t)n, &o, &report, &hits), "weft_map_reduce");
     return hits;
-}
-
-/* ---- wordcount: the accumulator is a pointer to the worker's table;
- * fini frees the workers' tables once merged. */
-
-static int wc_init(void *acc, void *ctx)
-{
-    (void)ctx;
-    *(wc_table **)acc = wc_new();
-    return *(wc_table **)acc ? 0 : -ENOMEM;
-}
-
-static void wc_fini(void *acc, void *ctx)
-{
-    (void)ctx;
-    wc_free(*(wc_table **)acc);
-}
-
-static int wc_body(void *acc, size_t lo, size_t hi, void *ctx)
-{
-    wc_table *t = *(wc_table **)acc;
-    (void)ctx;
-    return t != NULL && wc_count_lines(t, &map_lines, lo, hi) == 0
-               ? 0 : -ENOMEM;
-}
-
-static int wc_combine(void *into, const void *from, void *ctx)
-{
-    (void)ctx;
-    return wc_merge(*(wc_table **)into, *(wc_table *const *)from) ? -ENOMEM
-                                                                  : 0;
 }
 
 static bench_check map_wordcount(long n)
 {
-    static const weft_reducer r = { sizeof(wc_table *), wc_init, wc_body,
-                                    wc_combine, wc_fini };
     weft_map_opts o = map_opts();
-    wc_table *t = NULL;
-    check(weft_map_reduce(rt, 0, (size_t)n, &r, NULL, &t, &o, &report),
+    uint64_t answer;
+    check(mw_wordcount(rt, &map_lines, (size_t)n, &o, &report, &answer),
           "weft_map_reduce");
-    uint64_t answer = wc_answer(t);
-    wc_free(t);
     return answer;
-}
-
-/* ---- json: sums per worker */
-
-static int json_init(void *acc, void *ctx)
-{
-    (void)ctx;
-    memset(acc, 0, sizeof(json_acc));
-    return 0;
-}
-
-static int json_body(void *acc, size_t lo, size_t hi, void *ctx)
-{
-    (void)ctx;
-    json_lines((json_acc *)acc, &map_lines, lo, hi);
-    return 0;
-}
-
-static int json_merge(void *into, const void *from, void *ctx)
-{
-    (void)ctx;
-    json_combine((json_acc *)into, (const json_acc *)from);
-    return 0;
 }
 
 static bench_check map_json(long n)
 {
-    static const weft_reducer r = { sizeof(json_acc), json_init, json_body,
-                                    json_merge, NULL };
     weft_map_opts o = map_opts();
     json_acc a;
-    check(weft_map_reduce(rt, 0, (size_t)n, &r, NULL, &a, &o, &report),
+    check(mw_json(rt, &map_lines, (size_t)n, &o, &report, &a),
           "weft_map_reduce");
     return json_answer(&a);
-}
-
-/* ---- join: chunks with weft_for_range, partitions with weft_map */
-
-static int hist_range(size_t lo, size_t hi, void *ctx)
-{
-    (void)ctx;
-    for (size_t c = lo; c < hi; c++)
-        join_hist(c);
-    return 0;
-}
-
-static int scatter_range(size_t lo, size_t hi, void *ctx)
-{
-    (void)ctx;
-    for (size_t c = lo; c < hi; c++)
-        join_scatter(c);
-    return 0;
-}
-
-static int partition_item(size_t p, const void *in, void *out, void *ctx)
-{
-    (void)in;
-    (void)ctx;
-    *(join_result *)out = join_partition(p);
-    return 0;
 }
 
 static bench_check map_join(long n)
 {
     weft_map_opts o = map_opts();
-    join_result res[JOIN_PARTS];
+    uint64_t answer;
     (void)n; /* the tables were made for it */
-    check(weft_for_range(rt, 0, JOIN_CHUNKS, hist_range, NULL, &o, &report),
-          "weft_for_range");
-    join_offsets();
-    check(weft_for_range(rt, 0, JOIN_CHUNKS, scatter_range, NULL, &o,
-                         &report), "weft_for_range");
-    check(weft_map(rt, JOIN_PARTS, NULL, 0, res, sizeof res[0],
-                   partition_item, NULL, &o, &report), "weft_map");
-    return join_answer(res);
+    check(mw_join(rt, &o, &report, &answer), "the join");
+    return answer;
 }
 
 /* ---- the program */

@@ -70,7 +70,8 @@ WEFT_API int weft_stats_runtime(const weft_runtime *rt,
  * extra work. The segment goes when the runtime is destroyed, unless
  * WEFT_STATS_KEEP=1, which leaves the last snapshot for a reader to take
  * and remove (weft-scale does). A segment left by a process that died is
- * removed by the next weft_stats_list(). Any thread of any process of the
+ * removed by the next weft_stats_list(), unless it was kept: then it goes
+ * a minute after its last snapshot, so a reader can still take it. Any thread of any process of the
  * same user may call the functions below. */
 typedef struct weft_stats_source {
     char id[64];      /* what to pass to weft_stats_attach() */
@@ -79,6 +80,8 @@ typedef struct weft_stats_source {
     int32_t workers;
     int32_t alive;    /* its process runs and the runtime is not destroyed */
     int32_t exited;   /* the runtime was destroyed (a kept snapshot) */
+    int32_t kept;     /* published with WEFT_STATS_KEEP=1 */
+    int32_t reserved0;
     uint64_t created_unix_ns; /* CLOCK_REALTIME at creation */
     uint64_t age_ns;  /* since the last snapshot was written */
     uint64_t reserved[4];

@@ -381,6 +381,7 @@ static void fill_source(weft_stats_source *s, const char *id,
     s->pid = (int32_t)img->pid;
     s->workers = (int32_t)img->workers;
     s->exited = img->state == SEG_EXITED;
+    s->kept = img->keep != 0;
     s->alive = !s->exited && pid_alive(img->pid);
     s->created_unix_ns = img->created_unix_ns;
     s->age_ns = weft__now_ns() - img->updated_mono_ns;
@@ -402,7 +403,8 @@ int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
     if (rs)
         *rs = img->rt;
     int k = n < (int)img->workers ? n : (int)img->workers;
-    memcpy(w, img + 1, (size_t)k * sizeof *w);
+    if (k > 0)
+        memcpy(w, img + 1, (size_t)k * sizeof *w);
     return k;
 }
 
@@ -416,12 +418,13 @@ int weft_stats_remove(const char *id)
 }
 
 /* Stale: its process is gone, and it is not a kept one still waiting to
- * be read. */
+ * be read (kept snapshots of a process that died without destroying its
+ * runtime are kept too: they are its last statistics). */
 static bool stale(const weft_stats_source *s)
 {
     if (s->alive)
         return false;
-    return !s->exited || s->age_ns > KEEP_GRACE_NS;
+    return !s->kept || s->age_ns > KEEP_GRACE_NS;
 }
 
 /* Look at one /dev/shm entry; true when it is a live segment (in *s). */

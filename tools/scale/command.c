@@ -1,0 +1,235 @@
+/* A user's program, measured: `weft-scale -- ./prog args` runs it at each
+ * worker count with
+ *
+ *   WEFT_WORKERS=w                      the runtime's worker count
+ *   WEFT_STATS=weft-scale-PID-w         publish statistics under this name
+ *   WEFT_STATS_KEEP=1                   and leave the last snapshot
+ *
+ * times each run from fork to waitpid, then reads the snapshots its
+ * runtimes left (weft_stats_list, by name), adds them up and removes
+ * them. Its standard output goes to /dev/null, so that the table (or the
+ * JSON) stays readable; its standard error is left alone. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "run.h"
+
+/* One run, and what its runtimes published (NAN when none did). */
+typedef struct cmd_sample {
+    double seconds, idle, steals, tasks, startup;
+} cmd_sample;
+
+/* What the snapshots of one run add up to. */
+typedef struct cmd_totals {
+    double idle_ns, capacity_ns, steals, tasks;
+    uint64_t first_created; /* CLOCK_REALTIME ns of the first runtime */
+    int runtimes;
+} cmd_totals;
+
+static uint64_t unix_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* In the child: stdout to /dev/null, then the program. On failure the
+ * errno goes to the parent through errfd (close-on-exec, so a successful
+ * exec closes it and the parent reads nothing). */
+static void child_exec(char **argv, int errfd)
+{
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0)
+        dup2(null, STDOUT_FILENO);
+    execvp(argv[0], argv);
+    int e = errno;
+    if (write(errfd, &e, sizeof e) < 0)
+        _exit(127);
+    _exit(127);
+}
+
+static void set_env(int w, const char *name)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", w);
+    setenv("WEFT_WORKERS", n, 1);
+    setenv("WEFT_STATS", name, 1);
+    setenv("WEFT_STATS_KEEP", "1", 1);
+}
+
+/* Every published source, in a malloc'd array; the count or -errno. */
+static int list_sources(weft_stats_source **out)
+{
+    for (int cap = 16;;) {
+        weft_stats_source *v = malloc((size_t)cap * sizeof *v);
+        int n = v != NULL ? weft_stats_list(v, cap) : -ENOMEM;
+        if (n >= 0 && n <= cap) {
+            *out = v;
+            return n;
+        }
+        free(v);
+        if (n < 0)
+            return n;
+        cap = n + 16; /* more appeared meanwhile: try again, bigger */
+    }
+}
+
+/* Add one kept snapshot to *t, then remove it. */
+static void take_snapshot(const weft_stats_source *src, cmd_totals *t)
+{
+    weft_stats_reader *r = NULL;
+    weft_runtime_stats rs;
+    weft_worker_stats *ws = calloc((size_t)src->workers + 1, sizeof *ws);
+    int n = ws != NULL && weft_stats_attach(src->id, &r) == 0
+                ? weft_stats_read(r, NULL, &rs, ws, src->workers) : -1;
+    weft_stats_detach(&r);
+    double busy_ns = 0;
+    for (int i = 0; i < n; i++) {
+        busy_ns += (double)ws[i].busy_ns;
+        t->steals += (double)ws[i].steals_won;
+        t->tasks += (double)(ws[i].spawns + ws[i].roots + ws[i].jobs);
+    }
+    if (n > 0) {
+        /* idle: the runtime's life not spent running tasks (as in
+         * measure.c), serial stretches of the program included */
+        t->idle_ns += fmax(0, (double)n * (double)rs.uptime_ns - busy_ns);
+        t->capacity_ns += (double)n * (double)rs.uptime_ns;
+        if (t->runtimes++ == 0 || src->created_unix_ns < t->first_created)
+            t->first_created = src->created_unix_ns;
+    }
+    free(ws);
+    weft_stats_remove(src->id);
+}
+
+/* The snapshots the program's runtimes (its children's too: they inherit
+ * the name) left under `name`, read and removed; live ones (a child
+ * still running) are left alone. A program that exited without
+ * destroying its runtime left the snapshot of at most WEFT_STATS_MS
+ * before. */
+static void collect(const char *name, uint64_t fork_ns, cmd_sample *s)
+{
+    weft_stats_source *src = NULL;
+    cmd_totals t = { 0, 0, 0, 0, 0, 0 };
+    int n = list_sources(&src);
+    for (int i = 0; i < n; i++)
+        if ((src[i].exited || !src[i].alive) &&
+            strcmp(src[i].name, name) == 0)
+            take_snapshot(&src[i], &t);
+    free(src);
+    s->idle = s->steals = s->tasks = s->startup = NAN;
+    if (t.runtimes == 0)
+        return; /* not a weft program */
+    s->idle = t.capacity_ns > 0 ? t.idle_ns / t.capacity_ns : NAN;
+    s->steals = t.steals;
+    s->tasks = t.tasks;
+    s->startup = ((double)t.first_created - (double)fork_ns) * 1e-9;
+}
+
+/* Says why the program failed; returns -1. */
+static int check_status(const scale_opts *o, int w, int status, int err)
+{
+    const char *prog = o->command[0];
+    if (err != 0)
+        fprintf(stderr, "weft-scale: cannot run '%s': %s\n", prog,
+                strerror(err));
+    else if (WIFSIGNALED(status))
+        fprintf(stderr, "weft-scale: '%s' was killed by signal %d (%s) "
+                "at %d workers\n", prog, WTERMSIG(status),
+                strsignal(WTERMSIG(status)), w);
+    else if (WEXITSTATUS(status) != 0)
+        fprintf(stderr, "weft-scale: '%s' exited with status %d at %d "
+                "workers\n", prog, WEXITSTATUS(status), w);
+    else
+        return 0;
+    return -1;
+}
+
+/* Fork, exec, wait: one timed run at w workers. */
+static int run_once(const scale_opts *o, int w, cmd_sample *s)
+{
+    char name[64];
+    int pipefd[2], err = 0, status = 0;
+    snprintf(name, sizeof name, "weft-scale-%d-%d", (int)getpid(), w);
+    set_env(w, name);
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        perror("weft-scale: pipe");
+        return -1;
+    }
+    uint64_t fork_ns = unix_ns();
+    double t0 = scale_now();
+    pid_t pid = fork();
+    if (pid == 0)
+        child_exec(o->command, pipefd[1]);
+    close(pipefd[1]);
+    if (pid < 0) {
+        perror("weft-scale: fork");
+        close(pipefd[0]);
+        return -1;
+    }
+    if (read(pipefd[0], &err, sizeof err) != sizeof err)
+        err = 0; /* closed by a successful exec */
+    close(pipefd[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    s->seconds = scale_now() - t0;
+    collect(name, fork_ns, s);
+    return check_status(o, w, status, err);
+}
+
+static void init_result(const scale_opts *o, scale_result *res)
+{
+    memset(res, 0, sizeof *res);
+    snprintf(res->name, sizeof res->name, "command");
+    res->what = "your program";
+    size_t at = 0;
+    for (char **a = o->command; *a != NULL && at < sizeof res->label; a++)
+        at += (size_t)snprintf(res->label + at, sizeof res->label - at,
+                               "%s%s", a == o->command ? "" : " ", *a);
+    res->serial = scale_unknown();
+    res->nrows = o->nworkers;
+}
+
+/* `repeat` runs at row->workers. */
+static int measure_row(const scale_opts *o, scale_row *row)
+{
+    double v[5][SCALE_MAX_REPEAT];
+    int w = row->workers;
+    scale_progress(o, "%s at %d worker%s", o->command[0], w,
+                   w > 1 ? "s" : "");
+    for (int r = 0; r < o->repeat; r++) {
+        cmd_sample s;
+        if (run_once(o, w, &s) != 0)
+            return -1;
+        double one[5] = { s.seconds, s.idle, s.steals, s.tasks, s.startup };
+        for (int k = 0; k < 5; k++)
+            v[k][r] = one[k];
+    }
+    scale_stat *out[5] = { &row->time, &row->idle, &row->steals,
+                           &row->tasks, &row->startup };
+    for (int k = 0; k < 5; k++)
+        *out[k] = scale_summarise(v[k], o->repeat);
+    row->scaled = row->destroy = row->preempted = scale_unknown();
+    row->work = row->scaled_work = NAN;
+    return 0;
+}
+
+int scale_measure_command(const scale_opts *o, scale_result *out)
+{
+    init_result(o, out);
+    for (int i = 0; i < o->nworkers; i++) {
+        out->rows[i].workers = o->workers[i];
+        if (measure_row(o, &out->rows[i]) != 0) {
+            scale_progress(o, NULL);
+            return -1;
+        }
+    }
+    scale_progress(o, NULL);
+    return 0;
+}

@@ -1,0 +1,204 @@
+/* The suite's fork-join workloads: fib with a spawn per call, and the
+ * unbalanced binomial tree of bench/common/uts.h (UTS T3-like: every node
+ * but the root has 8 children with probability 0.124875, so most subtrees
+ * die at once and a few run thousands of levels deep). Frames live on the
+ * worker's stack; a node's children are split in halves, so no frame
+ * array grows with the root's fan-out. */
+#include <math.h>
+#include <stdio.h>
+
+#include "suite.h"
+#include "uts.h"
+
+/* Sizes at factor 1: a few tenths of a second each on one core. */
+#define FIB_CALLS 48.3e6 /* fib(36) */
+#define UTS_ROOT_CHILDREN 3000.0
+
+/* ---- fib */
+
+struct fib_frame {
+    weft_task task;
+    int n;
+    long r;
+};
+
+static long fib(int n);
+
+static void fib_task(weft_task *t)
+{
+    struct fib_frame *f = (struct fib_frame *)t;
+    f->r = fib(f->n);
+}
+
+static long fib(int n)
+{
+    if (n < 2)
+        return n;
+    struct fib_frame a = { .n = n - 1 };
+    weft_spawn(&a.task, fib_task);
+    long b = fib(n - 2);
+    weft_sync_fn(&a.task, fib_task);
+    return a.r + b;
+}
+
+/* The serial twin: the same recursion, no spawn (the compiler may inline
+ * and unroll it as it likes, as in bench/fj/fj_serial.c). */
+static long fib_plain(int n)
+{
+    return n < 2 ? n : fib_plain(n - 1) + fib_plain(n - 2);
+}
+
+/* Calls fib(n) makes, itself included: 2 F(n+1) - 1. */
+static double fib_calls(long n)
+{
+    double a = 0, b = 1; /* F(0), F(1) */
+    for (long i = 0; i < n; i++) {
+        double c = a + b;
+        a = b;
+        b = c;
+    }
+    return 2 * b - 1;
+}
+
+/* The n whose call count is nearest (in ratio) to FIB_CALLS * f: fib's
+ * work grows by the golden ratio per step, so sizes are approximate and
+ * runs count the calls they made. */
+static long fib_param(double f)
+{
+    double want = log(FIB_CALLS * f);
+    long best = 1;
+    for (long n = 2; n <= 60; n++)
+        if (fabs(log(fib_calls(n)) - want) <
+            fabs(log(fib_calls(best)) - want))
+            best = n;
+    return best;
+}
+
+static void fib_label(long n, char *buf, size_t len)
+{
+    snprintf(buf, len, "fib(%ld)", n);
+}
+
+struct fib_job {
+    int n;
+    long r;
+};
+
+static int fib_root(void *arg)
+{
+    struct fib_job *j = arg;
+    j->r = fib(j->n);
+    return 0;
+}
+
+static int fib_serial(long n, scale_answer *out)
+{
+    *out = (scale_answer){ (uint64_t)fib_plain((int)n), fib_calls(n) };
+    return 0;
+}
+
+static int fib_parallel(weft_runtime *rt, long n, scale_answer *out)
+{
+    struct fib_job j = { (int)n, 0 };
+    int rc = weft_run(rt, fib_root, &j);
+    *out = (scale_answer){ (uint64_t)j.r, fib_calls(n) };
+    return rc;
+}
+
+const scale_workload scale_fib = {
+    "fib", "fork-join, a spawn per call", "calls", fib_param, fib_label,
+    scale_no_prepare, fib_serial, fib_parallel, scale_no_release,
+};
+
+/* ---- the unbalanced tree: the answer is the number of nodes */
+
+struct uts_frame {
+    weft_task task;
+    uint64_t s;
+    int lo, hi;
+    uts_count r;
+};
+
+static uts_count uts_range(uint64_t s, int lo, int hi);
+
+/* A node of state s with nc children. */
+static uts_count uts_node(uint64_t s, int nc)
+{
+    return 1 + (nc > 0 ? uts_range(s, 0, nc) : 0);
+}
+
+static void uts_task(weft_task *t)
+{
+    struct uts_frame *f = (struct uts_frame *)t;
+    f->r = uts_range(f->s, f->lo, f->hi);
+}
+
+/* Children [lo, hi) of the node of state s: each child hashes its own
+ * state, so the per-node work runs where the child runs. */
+static uts_count uts_range(uint64_t s, int lo, int hi)
+{
+    if (hi - lo == 1) {
+        uint64_t c = uts_child(s, lo);
+        return uts_node(c, uts_bin_children(c));
+    }
+    struct uts_frame a = { .s = s, .lo = lo, .hi = lo + (hi - lo) / 2 };
+    weft_spawn(&a.task, uts_task);
+    uts_count b = uts_range(s, a.hi, hi);
+    weft_sync_fn(&a.task, uts_task);
+    return a.r + b;
+}
+
+/* The serial twin: plain recursion over the same tree. */
+static uts_count uts_plain(uint64_t s, int nc)
+{
+    uts_count count = 1;
+    for (int i = 0; i < nc; i++) {
+        uint64_t c = uts_child(s, i);
+        count += uts_plain(c, uts_bin_children(c));
+    }
+    return count;
+}
+
+/* Root children: an int, as the tree's child indices are. */
+static long uts_param(double f)
+{
+    long b0 = scale_count(UTS_ROOT_CHILDREN, f);
+    return b0 < 1000000000 ? b0 : 1000000000;
+}
+
+static void uts_label(long b0, char *buf, size_t len)
+{
+    snprintf(buf, len, "binomial tree, %ld root children", b0);
+}
+
+struct uts_job {
+    int b0;
+    uts_count r;
+};
+
+static int uts_root_task(void *arg)
+{
+    struct uts_job *j = arg;
+    j->r = uts_node(uts_root(UTS_BIN_SEED), j->b0);
+    return 0;
+}
+
+static int uts_serial(long b0, scale_answer *out)
+{
+    uts_count n = uts_plain(uts_root(UTS_BIN_SEED), (int)b0);
+    *out = (scale_answer){ n, (double)n };
+    return 0;
+}
+
+static int uts_parallel(weft_runtime *rt, long b0, scale_answer *out)
+{
+    struct uts_job j = { (int)b0, 0 };
+    int rc = weft_run(rt, uts_root_task, &j);
+    *out = (scale_answer){ j.r, (double)j.r };
+    return rc;
+}
+
+const scale_workload scale_uts = {
+    "uts", "unbalanced tree search (UTS)", "nodes", uts_param, uts_label,
+    scale_no_prepare, uts_serial, uts_parallel, scale_no_release,
+};
