@@ -153,6 +153,10 @@ typedef struct weft__worker {
     /* Job tokens created / consumed on this worker (see jobs.c): written
      * with release by the owner, read with acquire by destroy. */
     _Atomic uint64_t jobs_in, jobs_out;
+
+    /* Readers only: the most busy time reported so far (weft_stats_workers
+     * never reports less); a line of its own, the owner never touches it. */
+    alignas(WEFT__CACHELINE) _Atomic uint64_t busy_shown;
 } weft__worker;
 
 struct weft_runtime {

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,10 +196,6 @@ static void seg_init(seg_header *h, uint32_t workers, const char *name)
     h->keep = keep && strcmp(keep, "1") == 0;
     h->created_unix_ns = unix_ns();
     snprintf(h->name, sizeof h->name, "%s", name);
-    /* magic last: a reader that maps the segment before this sees no
-     * magic and skips it (-EPROTO); the publisher thread, created after
-     * this, publishes the first snapshot under the sequence lock */
-    h->magic = SEG_MAGIC;
 }
 
 static unsigned stats_period(void)
@@ -237,6 +234,12 @@ void weft__publish_start(weft_runtime *rt)
     if (rc == 0) {
         seg_init(p->seg, n, name);
         rt->publisher = p;
+        /* the first snapshot, then the magic: a reader that maps the
+         * segment before sees no magic and skips it (-EPROTO), one after
+         * never reads a snapshot that is not one */
+        publish_now(rt, SEG_RUNNING);
+        atomic_store_explicit((_Atomic uint64_t *)&p->seg->magic, SEG_MAGIC,
+                              memory_order_release);
         if (pthread_create(&p->thread, NULL, publisher_main, rt) == 0)
             return;
         rc = -EAGAIN;
@@ -355,6 +358,9 @@ static int seg_copy(seg_header *h, uint64_t *dst)
     size_t n;
     _Atomic uint64_t *src = payload_words(h, &n);
     for (int tries = 0; tries < 1000; tries++) {
+        /* a preempted publisher needs the CPU to finish its write */
+        if (tries >= 64 && tries % 16 == 0)
+            sched_yield();
         uint64_t s1 = weft__load_acquire(&h->seq);
         if (s1 & 1)
             continue;
@@ -393,7 +399,8 @@ int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
     if (!r || n < 0 || (n > 0 && !w))
         return -EINVAL;
     seg_header *img = (seg_header *)(void *)r->copy;
-    memcpy(img, r->seg, offsetof(seg_header, pid));
+    /* the fields before seq never change once the magic is set */
+    memcpy(img, r->seg, offsetof(seg_header, seq));
     img->workers = r->seg->workers;
     int rc = seg_copy(r->seg, (uint64_t *)(void *)&img->pid);
     if (rc)
@@ -437,7 +444,15 @@ static bool probe(const char *id, weft_stats_source *s)
     if (rc)
         return false;
     rc = weft_stats_read(r, s, NULL, NULL, 0);
+    /* a publisher that died mid-write leaves seq odd for good; its pid,
+     * written before the first snapshot and never changed, still tells */
+    size_t nw;
+    int64_t pid = (int64_t)weft__load_relaxed(payload_words(r->seg, &nw));
     weft_stats_detach(&r);
+    if (rc == -EAGAIN && !pid_alive(pid)) {
+        weft_stats_remove(id);
+        return false;
+    }
     if (rc < 0)
         return false;
     if (stale(s)) {

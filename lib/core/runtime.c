@@ -355,7 +355,15 @@ static uint64_t live_busy(weft__worker *w, uint64_t wait)
     uint64_t now = weft__now_ns();
     if (since && now > since)
         busy += now - since;
-    return busy > wait ? busy - wait : 0;
+    uint64_t v = busy > wait ? busy - wait : 0;
+    /* v dips when a piece of work ends (busy_since cleared before busy_ns
+     * grows) or a sync's wait is subtracted: report a high-water mark */
+    uint64_t seen = weft__load_relaxed(&w->busy_shown);
+    while (v > seen && !atomic_compare_exchange_weak_explicit(
+                           &w->busy_shown, &seen, v, memory_order_relaxed,
+                           memory_order_relaxed))
+        ;
+    return v > seen ? v : seen;
 }
 
 /* Frames a thief could take plus jobs on its job deque, read racily: a
