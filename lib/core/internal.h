@@ -147,7 +147,10 @@ typedef struct weft__worker {
     _Atomic uint64_t spin_ns; /* idle, searching */
     _Atomic uint64_t wait_ns; /* in a sync, nothing to steal */
     _Atomic uint64_t parked_ns;
-    _Atomic uint64_t busy_since; /* start of the work now running, or 0 */
+    /* Start of the work, search or park now under way, or 0: a reader
+     * adds the time so far, so statistics are live, not only updated when
+     * each period ends. Cleared before the period's total grows. */
+    _Atomic uint64_t busy_since, spin_since, parked_since;
     _Atomic uint64_t misuses;
     _Atomic uint64_t jobs;
     /* Job tokens created / consumed on this worker (see jobs.c): written

@@ -186,9 +186,11 @@ void weft__park(weft_runtime *rt, weft__worker *w)
     if (!weft__work_visible(rt, w->numa, &wake_at)) {
         uint64_t t0 = weft__now_ns();
         weft__stat_add(&w->parks, 1);
+        weft__store_relaxed(&w->parked_since, t0);
         /* until woken, or until a job queued for another node has waited
          * out its grace and becomes ours to take */
         weft__futex_wait_until(&w->park_seq, seq, wake_at);
+        weft__store_relaxed(&w->parked_since, 0);
         weft__stat_add(&w->parked_ns, weft__now_ns() - t0);
     }
     weft__sub_seqcst(&rt->sleepers, 1);

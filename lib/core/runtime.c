@@ -346,15 +346,20 @@ weft_runtime *weft_current_runtime(void)
     return weft__self ? weft__self->rt : NULL;
 }
 
+/* A period's total plus the part of it now under way (see busy_since). */
+static uint64_t live(_Atomic uint64_t *total, _Atomic uint64_t *since,
+                     uint64_t now)
+{
+    uint64_t t = weft__load_relaxed(total);
+    uint64_t s = weft__load_relaxed(since);
+    return s && now > s ? t + (now - s) : t;
+}
+
 /* Busy time including the piece of work running now, so a long task
  * shows as busy while it runs, not only once it ends; waits excluded. */
-static uint64_t live_busy(weft__worker *w, uint64_t wait)
+static uint64_t live_busy(weft__worker *w, uint64_t wait, uint64_t now)
 {
-    uint64_t busy = weft__load_relaxed(&w->busy_ns);
-    uint64_t since = weft__load_relaxed(&w->busy_since);
-    uint64_t now = weft__now_ns();
-    if (since && now > since)
-        busy += now - since;
+    uint64_t busy = live(&w->busy_ns, &w->busy_since, now);
     uint64_t v = busy > wait ? busy - wait : 0;
     /* v dips when a piece of work ends (busy_since cleared before busy_ns
      * grows) or a sync's wait is subtracted: report a high-water mark */
@@ -395,11 +400,12 @@ int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
         s->roots = weft__load_relaxed(&w->roots);
         s->parks = weft__load_relaxed(&w->parks);
         uint64_t wait = weft__load_relaxed(&w->wait_ns);
-        s->spin_ns = weft__load_relaxed(&w->spin_ns) + wait;
-        s->parked_ns = weft__load_relaxed(&w->parked_ns);
+        uint64_t now = weft__now_ns();
+        s->spin_ns = live(&w->spin_ns, &w->spin_since, now) + wait;
+        s->parked_ns = live(&w->parked_ns, &w->parked_since, now);
         s->misuses = weft__load_relaxed(&w->misuses);
         s->jobs = weft__load_relaxed(&w->jobs);
-        s->busy_ns = live_busy(w, wait);
+        s->busy_ns = live_busy(w, wait, now);
         s->queued = queued(w);
     }
     return k;

@@ -281,6 +281,7 @@ static bool search(weft__worker *w, work *k)
 {
     weft_runtime *rt = w->rt;
     uint64_t t0 = weft__now_ns(), limit = (uint64_t)rt->spin_us * 1000;
+    weft__store_relaxed(&w->spin_since, t0);
     bool got = false;
     for (unsigned round = 1;; round++) {
         if ((got = take_work(w, NULL, true, k)))
@@ -295,6 +296,7 @@ static bool search(weft__worker *w, work *k)
             weft__cpu_relax();
         }
     }
+    weft__store_relaxed(&w->spin_since, 0);
     weft__stat_add(&w->spin_ns, weft__now_ns() - t0);
     return got;
 }
