@@ -77,11 +77,8 @@ class MapSuite(Suite):
         items = [w for w, *_ in ITEM_WORKLOADS]
         seeds = [w for w, *_ in SEED_WORKLOADS]
         for impl in [SERIAL] + ITEM_IMPLS:
-            exe = find_exe(args.build_dir, "map-" + impl)
             both = impl == SERIAL or impl in SEED_IMPLS
-            self.add_program("map-" + impl if exe is None else impl,
-                             [exe] if exe else None,
-                             items + seeds if both else items)
+            self.add_built("map-", impl, items + seeds if both else items)
         if WEFT in self.programs:
             for b in BATCHES:
                 self.add_program(batch_impl(b), self.programs[WEFT].cmd

@@ -84,6 +84,13 @@ class Suite:
         else:
             self.programs[impl] = Program(impl, cmd, workloads)
 
+    def add_built(self, prefix, impl, workloads):
+        """The build's program PREFIX-IMPL as IMPL, or its file name among
+        the missing."""
+        exe = find_exe(self.args.build_dir, prefix + impl)
+        self.add_program(prefix + impl if exe is None else impl,
+                         [exe] if exe else None, workloads)
+
     def has(self, impl, workload=None):
         p = self.programs.get(impl)
         return p is not None and impl not in self.skipped and (
@@ -206,9 +213,7 @@ class FutureSuite(Suite):
     def __init__(self, args):
         super().__init__(args)
         for impl in [SERIAL] + FUTURE_PEERS:
-            exe = find_exe(args.build_dir, "future-" + impl)
-            self.add_program("future-" + impl if exe is None else impl,
-                             [exe] if exe else None, FUTURE_SUPPORTS[impl])
+            self.add_built("future-", impl, FUTURE_SUPPORTS[impl])
 
     def size(self, workload):
         for name, full, quick in FUTURE_WORKLOADS:
@@ -394,9 +399,7 @@ class DagSuite(Suite):
         super().__init__(args)
         names = [w for w, *_ in DAG_WORKLOADS]
         for impl in [SERIAL] + DAG_PEERS:
-            exe = find_exe(args.build_dir, "dag-" + impl)
-            self.add_program("dag-" + impl if exe is None else impl,
-                             [exe] if exe else None, names)
+            self.add_built("dag-", impl, names)
         lib = None
         for sub in ("bench", "."):
             path = os.path.join(args.build_dir, sub, "libdagkern.so")

@@ -121,22 +121,13 @@ static int map_item(size_t i, const void *in, void *out, void *ctx)
     return 0;
 }
 
-struct fib_call { int n; long r; };
-
-static int fib_root(void *arg)
-{
-    struct fib_call *f = arg;
-    f->r = fib(f->n);
-    return 0;
-}
-
 /* One round of every kind of work: fork-join tasks (spawns, steals),
  * a range loop and a map (map calls and items). */
 static int round_of_work(weft_runtime *rt, uint64_t *out, size_t n)
 {
     static _Atomic uint64_t sink;
     struct fib_call f = { .n = 20 };
-    int rc = weft_run(rt, fib_root, &f);
+    int rc = weft_run(rt, fib_call_root, &f);
     if (rc == 0 && f.r != 6765)
         rc = -EIO;
     weft_map_opts opts = weft_map_opts_default();

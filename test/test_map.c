@@ -272,7 +272,6 @@ struct rec_out {
 };
 
 #define OUT_STRIDE (2 * sizeof(struct rec_out)) /* a gap after each slot */
-#define GAP_BYTE 0xee
 
 /* Where the items must find their input and output. */
 struct layout {
@@ -315,19 +314,14 @@ static struct rec_in *rec_inputs(size_t n)
 
 static char *rec_outputs(size_t n)
 {
-    char *out = malloc(n ? n * OUT_STRIDE : 1);
-    assert_non_null(out);
-    memset(out, GAP_BYTE, n * OUT_STRIDE);
-    for (size_t i = 0; i < n; i++)
-        ((struct rec_out *)(out + i * OUT_STRIDE))->keep = 0xc0ffee;
-    return out;
+    return gapped_outputs(n, OUT_STRIDE, offsetof(struct rec_out, keep));
 }
 
 static void rec_check(const char *out, size_t n, const char *what)
 {
     for (size_t i = 0; i < n; i++) {
         const struct rec_out *o = (const void *)(out + i * OUT_STRIDE);
-        if (o->y != rec_f(i) || o->keep != 0xc0ffee)
+        if (o->y != rec_f(i) || o->keep != KEEP_WORD)
             fail_msg("%s: out[%zu] = {%lld, %#x}, want {%lld, 0xc0ffee}",
                      what, i, (long long)o->y, o->keep,
                      (long long)rec_f(i));

@@ -58,7 +58,6 @@ struct iso_out {
 };
 
 #define ISO_OUT_STRIDE (sizeof(struct iso_out) + 16) /* a gap after each */
-#define GAP_BYTE 0xee
 
 /* y = v * v + *ctx (ctx: an int64_t, or NULL for 0); v = i with no
  * input. */
@@ -85,12 +84,7 @@ static struct iso_in *iso_inputs(size_t n)
 
 static char *iso_outputs(size_t n)
 {
-    char *out = malloc(n ? n * ISO_OUT_STRIDE : 1);
-    assert_non_null(out);
-    memset(out, GAP_BYTE, n * ISO_OUT_STRIDE);
-    for (size_t i = 0; i < n; i++)
-        ((struct iso_out *)(out + i * ISO_OUT_STRIDE))->keep = 0xc0ffee;
-    return out;
+    return gapped_outputs(n, ISO_OUT_STRIDE, offsetof(struct iso_out, keep));
 }
 
 static const struct iso_out *iso_slot(const char *out, size_t i)
@@ -110,7 +104,7 @@ static void iso_expect(const char *out, size_t n, int with_in, int64_t add,
             fail_msg("%s: out[%zu] = %lld from pid %d, want %lld from a "
                      "child of %d", what, i, (long long)o->y, (int)o->pid,
                      (long long)(v * v + add), (int)getpid());
-        if (o->keep != 0xc0ffee)
+        if (o->keep != KEEP_WORD)
             fail_msg("%s: out[%zu].keep, never written by the item, became "
                      "%#x", what, i, o->keep);
         const unsigned char *gap = (const void *)(o + 1);

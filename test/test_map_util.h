@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -131,6 +132,24 @@ static inline void report_expect_clean(const weft_map_report *r, size_t n,
         fail_msg("%s: done %zu failed %zu skipped %zu nerrors %zu, want "
                  "%zu/0/0/0", what, r->done, r->failed, r->skipped,
                  r->nerrors, n);
+}
+
+/* Output slots with a gap after each: the gap bytes and a field of every
+ * slot that no item writes (keep) start known, so a check catches an item
+ * that writes past its slot or over the field. */
+#define GAP_BYTE 0xee
+#define KEEP_WORD 0xc0ffee
+
+/* n slots of `stride` bytes, all GAP_BYTE but the uint32_t keep field at
+ * keep_off of each, which is KEEP_WORD. */
+static inline char *gapped_outputs(size_t n, size_t stride, size_t keep_off)
+{
+    char *out = malloc(n ? n * stride : 1);
+    assert_non_null(out);
+    memset(out, GAP_BYTE, n * stride);
+    for (size_t i = 0; i < n; i++)
+        *(uint32_t *)(out + i * stride + keep_off) = KEEP_WORD;
+    return out;
 }
 
 /* Busy-wait about us microseconds (items that take a while without

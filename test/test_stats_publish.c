@@ -107,20 +107,11 @@ static int nop_item(size_t i, void *ctx)
     return 0;
 }
 
-struct fib_call { int n; long r; };
-
-static int fib_root(void *arg)
-{
-    struct fib_call *f = arg;
-    f->r = fib(f->n);
-    return 0;
-}
-
 /* Fork-join tasks and one map of `items` items. */
 static void some_work(weft_runtime *rt, size_t items)
 {
     struct fib_call f = { .n = 18 };
-    assert_int_equal(weft_run(rt, fib_root, &f), 0);
+    assert_int_equal(weft_run(rt, fib_call_root, &f), 0);
     assert_int_equal(f.r, fib_serial(18));
     weft_map_opts o = weft_map_opts_default();
     o.flags = WEFT_MAP_QUIET;

@@ -43,6 +43,14 @@ static inline long fib(int n)
     return a.r + b;
 }
 static inline long fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
+/* fib(n) as a weft_run() root: arg is a struct fib_call. */
+struct fib_call { int n; long r; };
+static inline int fib_call_root(void *arg)
+{
+    struct fib_call *f = arg;
+    f->r = fib(f->n);
+    return 0;
+}
 
 /* nqueens: a spawn per legal placement in the next row. */
 #define NQ_MAX 16

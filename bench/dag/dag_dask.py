@@ -24,30 +24,22 @@ command line; 77 (meson's "skipped") when dask cannot be imported or the
 library is missing.
 """
 
-import argparse
 import concurrent.futures
 import ctypes
 import os
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "common"))
+from benchprog import parse_args, peak_rss_kb  # noqa: E402
+
 SKIP = 77
 # The C programs' defaults (bench/common/bench.h) would take Dask minutes;
 # these are the sizes run.py gives Dask.
 DEFAULT_SIZE = {"chol": 8, "chol-fine": 16, "dag": 10000}
 CHOL_BLOCK = {"chol": 64, "chol-fine": 16}
-
-
-def peak_rss_kb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def load_kernels(path):
@@ -157,27 +149,13 @@ class CholWorkload:
 
 # ------------------------------------------------------------ main
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("-k", dest="workload", required=True,
-                   choices=sorted(DEFAULT_SIZE))
-    p.add_argument("-n", dest="size", type=int, default=-1)
-    p.add_argument("-w", dest="workers", type=int, default=1)
-    p.add_argument("-r", dest="runs", type=int, default=1)
-    p.add_argument("-c", dest="expect", type=int, default=None)
+def add_verbose(p):
     p.add_argument("-v", dest="verbose", action="store_true")
-    p.add_argument("--lib", default=os.environ.get("BENCH_DAGKERN"),
-                   help="path of libdagkern.so (default: $BENCH_DAGKERN)")
-    a = p.parse_args(argv)
-    if a.size < 0:
-        a.size = DEFAULT_SIZE[a.workload]
-    if a.workers < 1 or a.runs < 1 or a.size < 1:
-        p.error("-n, -w and -r must be positive")
-    return a
 
 
 def main(argv):
-    a = parse_args(argv)
+    a = parse_args(argv, __doc__, DEFAULT_SIZE, "libdagkern.so",
+                   "BENCH_DAGKERN", add_verbose)
     prog = "dag-dask"
     try:
         import dask

@@ -7,12 +7,11 @@
 // inside one task_arena of -w slots under a global_control of -w
 // threads, made once in setup.
 #include "bench.h"
+#include "bench_tbb.h"
 #include "dag_work.h"
 
 #include <memory>
 #include <oneapi/tbb/flow_graph.h>
-#include <oneapi/tbb/global_control.h>
-#include <oneapi/tbb/task_arena.h>
 #include <vector>
 
 namespace {
@@ -20,8 +19,6 @@ namespace {
 namespace flow = tbb::flow;
 using node_t = flow::continue_node<flow::continue_msg>;
 
-std::unique_ptr<tbb::global_control> limit;
-std::unique_ptr<tbb::task_arena> arena;
 std::unique_ptr<flow::graph> graph;
 std::unique_ptr<flow::broadcast_node<flow::continue_msg>> start;
 std::vector<std::unique_ptr<node_t>> nodes;
@@ -93,12 +90,7 @@ int prepare(const char *workload, long size, int)
 
 int setup(int workers)
 {
-    // Without the global limit TBB never runs more threads than cores,
-    // whatever the arena asks for.
-    limit = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, (size_t)workers);
-    arena = std::make_unique<tbb::task_arena>(workers);
-    arena->initialize();
+    tbb_start(workers);
     return 0;
 }
 
@@ -109,8 +101,7 @@ void teardown(int)
         start.reset();
         graph.reset();
     });
-    arena.reset();
-    limit.reset();
+    tbb_stop();
 }
 
 const bench_workload workloads[] = {

@@ -21,7 +21,7 @@
 
 #include <weft.h>
 
-#include "weft_stats.h"
+#include "bench_weft.h"
 
 #ifdef BENCH_WEFT_DYNAMIC
 #define IMPL "weft-dyn"
@@ -236,13 +236,9 @@ static int prepare(const char *workload, long size, int workers)
         return rc;
     weft_config cfg = weft_config_default();
     cfg.workers = workers;
-    rc = weft_runtime_create(&rt, &cfg);
+    rc = bench_weft_create(PROG, &rt, &cfg);
     if (rc != 0)
         return rc;
-    if (weft_runtime_workers(rt) != workers) /* WEFT_WORKERS overrides */
-        fprintf(stderr, PROG ": asked for %d workers, runtime has %d "
-                        "(WEFT_WORKERS set?)\n",
-                workers, weft_runtime_workers(rt));
 #ifdef BENCH_WEFT_DYNAMIC
     if (is_chol(workload)) {
         cfut = calloc((size_t)cw.ntasks, sizeof *cfut);

@@ -4,13 +4,12 @@
 // The arena and the thread limit are made once in setup; each run enters
 // the arena with execute().
 #include "bench.h"
+#include "bench_tbb.h"
 #include "kernels.h"
 #include "uts.h"
 
 #include <alloca.h>
 #include <memory>
-#include <oneapi/tbb/global_control.h>
-#include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
 namespace {
@@ -110,16 +109,6 @@ uint64_t skew(long lo, long hi, long n)
     return a + b;
 }
 
-std::unique_ptr<tbb::global_control> limit;
-std::unique_ptr<tbb::task_arena> arena;
-
-template <class F> bench_check in_arena(F f)
-{
-    bench_check result = 0;
-    arena->execute([&] { result = f(); });
-    return result;
-}
-
 bench_check run_fib(long n)
 {
     return in_arena([n] { return (bench_check)fib((int)n); });
@@ -156,19 +145,13 @@ bench_check run_skew(long n)
 
 int setup(int workers)
 {
-    // Without the global limit TBB never runs more threads than cores,
-    // whatever the arena asks for.
-    limit = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, (size_t)workers);
-    arena = std::make_unique<tbb::task_arena>(workers);
-    arena->initialize();
+    tbb_start(workers);
     return 0;
 }
 
 void teardown(int)
 {
-    arena.reset();
-    limit.reset();
+    tbb_stop();
 }
 
 const bench_workload workloads[] = {

@@ -9,6 +9,7 @@
  * Frames are structs on the spawning task's stack whose first member is
  * the weft_task, so a task function recovers its frame with a cast. */
 #include "bench.h"
+#include "bench_weft.h"
 #include "kernels.h"
 #include "uts.h"
 
@@ -21,34 +22,9 @@
 #define IMPL "weft"
 #define SYNC(t, fn) weft_sync_fn((t), (fn))
 #endif
+#define FIB_SYNC SYNC /* fib_weft.h's fib joins the same way */
 
-/* ---- fib: spawn fib(n-1), compute fib(n-2) inline. */
-
-struct fib_frame {
-    weft_task task;
-    int n;
-    long r;
-};
-
-static long fib(int n);
-
-static void fib_task(weft_task *t)
-{
-    struct fib_frame *f = (struct fib_frame *)t;
-    f->r = fib(f->n);
-}
-
-static long fib(int n)
-{
-    if (n < 2)
-        return n;
-    struct fib_frame a;
-    a.n = n - 1;
-    weft_spawn(&a.task, fib_task);
-    long b = fib(n - 2);
-    SYNC(&a.task, fib_task);
-    return a.r + b;
-}
+#include "fib_weft.h" /* ---- fib */
 
 /* ---- nqueens: one child per queen that fits in the next row. */
 
@@ -252,14 +228,7 @@ static int setup(int workers)
 {
     weft_config cfg = weft_config_default();
     cfg.workers = workers;
-    int rc = weft_runtime_create(&rt, &cfg);
-    if (rc != 0)
-        return rc;
-    int got = weft_runtime_workers(rt);
-    if (got != workers) /* WEFT_WORKERS overrides cfg.workers */
-        fprintf(stderr, "fj-" IMPL ": asked for %d workers, runtime has %d "
-                        "(WEFT_WORKERS set?)\n", workers, got);
-    return 0;
+    return bench_weft_create("fj-" IMPL, &rt, &cfg);
 }
 
 /* -v: what each worker did over all runs, to explain a surprising time. */

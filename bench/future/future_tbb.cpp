@@ -15,6 +15,7 @@
 // the main thread), and the main thread spins on an atomic flag until
 // the task has set it: a true hand-off, like weft's.
 #include "bench.h"
+#include "bench_tbb.h"
 #include "future_common.h"
 
 #include <atomic>
@@ -30,9 +31,6 @@
 #endif
 
 namespace {
-
-std::unique_ptr<tbb::global_control> limit;
-std::unique_ptr<tbb::task_arena> arena;
 
 #ifndef BENCH_TBB_ENQUEUE
 
@@ -136,14 +134,10 @@ int setup(int workers)
     limit = std::make_unique<tbb::global_control>(
         tbb::global_control::max_allowed_parallelism, (size_t)workers + 1);
     arena = std::make_unique<tbb::task_arena>(workers, 0);
-#else
-    // Without the global limit TBB never runs more threads than cores,
-    // whatever the arena asks for.
-    limit = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, (size_t)workers);
-    arena = std::make_unique<tbb::task_arena>(workers);
-#endif
     arena->initialize();
+#else
+    tbb_start(workers);
+#endif
     return 0;
 }
 
@@ -154,8 +148,7 @@ int prepare(const char *workload, long size, int)
 
 void teardown(int)
 {
-    arena.reset();
-    limit.reset();
+    tbb_stop();
 }
 
 const bench_workload workloads[] = {

@@ -10,7 +10,7 @@
 
 #include <weft.h>
 
-#include "weft_stats.h"
+#include "bench_weft.h"
 
 #define PROG "future-weft"
 
@@ -159,13 +159,9 @@ static int prepare(const char *workload, long size, int workers)
         cfg.spin_us = -1;
     else if (strcmp(workload, "rt-spin") == 0)
         cfg.spin_us = 1000000;
-    int rc = weft_runtime_create(&rt, &cfg);
+    int rc = bench_weft_create(PROG, &rt, &cfg);
     if (rc != 0)
         return rc;
-    if (weft_runtime_workers(rt) != workers) /* WEFT_WORKERS overrides */
-        fprintf(stderr, PROG ": asked for %d workers, runtime has %d "
-                        "(WEFT_WORKERS set?)\n",
-                workers, weft_runtime_workers(rt));
     return is_rt(workload) ? rt_prepare(size) : 0;
 }
 

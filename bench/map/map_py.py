@@ -31,13 +31,17 @@ imported or the library is missing (with "all", those skipped are named on
 stderr and the rest run).
 """
 
-import argparse
 import collections
 import ctypes
 import json
 import os
 import sys
 import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "common"))
+from benchprog import parse_args, peak_rss_kb  # noqa: E402
 
 SKIP = 77
 MASK = (1 << 64) - 1
@@ -48,18 +52,6 @@ DEFAULT_SIZE = {"pi": 200000, "wordcount": 50000, "json": 50000,
                 "join": 50000}
 JOIN_BITS = 8
 S_PER_R = 4
-
-
-def peak_rss_kb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def mix(x):
@@ -276,23 +268,8 @@ def run_impl(impl, work, a):
     return wrong
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("-k", dest="workload", required=True,
-                   choices=sorted(WORKLOADS))
-    p.add_argument("-n", dest="size", type=int, default=-1)
-    p.add_argument("-w", dest="workers", type=int, default=1)
-    p.add_argument("-r", dest="runs", type=int, default=1)
-    p.add_argument("-c", dest="expect", type=int, default=None)
+def add_impl(p):
     p.add_argument("--impl", required=True, choices=IMPLS + ("all",))
-    p.add_argument("--lib", default=os.environ.get("BENCH_MAPGEN"),
-                   help="path of libmapgen.so (default: $BENCH_MAPGEN)")
-    a = p.parse_args(argv)
-    if a.size < 0:
-        a.size = DEFAULT_SIZE[a.workload]
-    if a.workers < 1 or a.runs < 1 or a.size < 1:
-        p.error("-n, -w and -r must be positive")
-    return a
 
 
 def load_lib(path):
@@ -307,7 +284,8 @@ def load_lib(path):
 
 
 def main(argv):
-    a = parse_args(argv)
+    a = parse_args(argv, __doc__, DEFAULT_SIZE, "libmapgen.so",
+                   "BENCH_MAPGEN", add_impl)
     if not a.lib or not os.path.exists(a.lib):
         print("map-py: no libmapgen (--lib %s): skipped" % a.lib,
               file=sys.stderr)

@@ -7,29 +7,18 @@
 // inside one task_arena of -w slots under a global_control of -w threads,
 // made once in setup.
 #include "map_work.h"
+#include "bench_tbb.h"
 
 #include <functional>
 #include <memory>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
-#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/parallel_reduce.h>
-#include <oneapi/tbb/task_arena.h>
 
 namespace {
 
 using range = tbb::blocked_range<size_t>;
-
-std::unique_ptr<tbb::global_control> limit;
-std::unique_ptr<tbb::task_arena> arena;
-
-template <class F> bench_check in_arena(F f)
-{
-    bench_check result = 0;
-    arena->execute([&] { result = f(); });
-    return result;
-}
 
 // Sum of part(lo, hi) over [0, n).
 template <class Part> uint64_t sum(long n, Part part)
@@ -44,19 +33,13 @@ template <class Part> uint64_t sum(long n, Part part)
 
 int setup(int workers)
 {
-    // Without the global limit TBB never runs more threads than cores,
-    // whatever the arena asks for.
-    limit = std::make_unique<tbb::global_control>(
-        tbb::global_control::max_allowed_parallelism, (size_t)workers);
-    arena = std::make_unique<tbb::task_arena>(workers);
-    arena->initialize();
+    tbb_start(workers);
     return 0;
 }
 
 void teardown(int)
 {
-    arena.reset();
-    limit.reset();
+    tbb_stop();
 }
 
 } // namespace

@@ -16,8 +16,8 @@
  * Each RESULT line adds what the run's last map call reported: batches
  * run, ranges split off, and the smallest and largest batch. */
 #include "map_work.h" /* first: bench.h sets the feature macros */
+#include "bench_weft.h"
 #include "map_seeds_weft.h"
-#include "weft_stats.h"
 
 #include <weft.h>
 
@@ -180,13 +180,10 @@ static int setup(int workers)
 {
     weft_config cfg = weft_config_default();
     cfg.workers = workers;
-    int rc = weft_runtime_create(&rt, &cfg);
+    int rc = bench_weft_create("map-" IMPL, &rt, &cfg);
     if (rc != 0)
         return rc;
     nslots = weft_runtime_workers(rt);
-    if (nslots != workers) /* WEFT_WORKERS overrides cfg.workers */
-        fprintf(stderr, "map-" IMPL ": asked for %d workers, runtime has %d "
-                        "(WEFT_WORKERS set?)\n", workers, nslots);
     slots = (struct slot *)aligned_alloc(64, (size_t)nslots * sizeof *slots);
     return slots != NULL ? 0 : -ENOMEM;
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "fib_weft.h"
 #include "suite.h"
 #include "uts.h"
 
@@ -14,32 +15,32 @@
 #define FIB_CALLS 48.3e6 /* fib(36) */
 #define UTS_ROOT_CHILDREN 3000.0
 
-/* ---- fib */
+/* ---- the weft_run root of both workloads: body(p) on a worker */
 
-struct fib_frame {
-    weft_task task;
-    int n;
-    long r;
+struct fj_job {
+    uint64_t (*body)(long p);
+    long p;
+    uint64_t r;
 };
 
-static long fib(int n);
-
-static void fib_task(weft_task *t)
+static int fj_root(void *arg)
 {
-    struct fib_frame *f = (struct fib_frame *)t;
-    f->r = fib(f->n);
+    struct fj_job *j = arg;
+    j->r = j->body(j->p);
+    return 0;
 }
 
-static long fib(int n)
+/* *r is 0 when weft_run fails. */
+static int fj_run(weft_runtime *rt, uint64_t (*body)(long), long p,
+                  uint64_t *r)
 {
-    if (n < 2)
-        return n;
-    struct fib_frame a = { .n = n - 1 };
-    weft_spawn(&a.task, fib_task);
-    long b = fib(n - 2);
-    weft_sync_fn(&a.task, fib_task);
-    return a.r + b;
+    struct fj_job j = { body, p, 0 };
+    int rc = weft_run(rt, fj_root, &j);
+    *r = j.r;
+    return rc;
 }
+
+/* ---- fib (bench/common/fib_weft.h) */
 
 /* The serial twin: the same recursion, no spawn (the compiler may inline
  * and unroll it as it likes, as in bench/fj/fj_serial.c). */
@@ -79,16 +80,9 @@ static void fib_label(long n, char *buf, size_t len)
     snprintf(buf, len, "fib(%ld)", n);
 }
 
-struct fib_job {
-    int n;
-    long r;
-};
-
-static int fib_root(void *arg)
+static uint64_t fib_body(long n)
 {
-    struct fib_job *j = arg;
-    j->r = fib(j->n);
-    return 0;
+    return (uint64_t)fib((int)n);
 }
 
 static int fib_serial(long n, scale_answer *out)
@@ -99,9 +93,9 @@ static int fib_serial(long n, scale_answer *out)
 
 static int fib_parallel(weft_runtime *rt, long n, scale_answer *out)
 {
-    struct fib_job j = { (int)n, 0 };
-    int rc = weft_run(rt, fib_root, &j);
-    *out = (scale_answer){ (uint64_t)j.r, fib_calls(n) };
+    uint64_t r;
+    int rc = fj_run(rt, fib_body, n, &r);
+    *out = (scale_answer){ r, fib_calls(n) };
     return rc;
 }
 
@@ -171,16 +165,9 @@ static void uts_label(long b0, char *buf, size_t len)
     snprintf(buf, len, "binomial tree, %ld root children", b0);
 }
 
-struct uts_job {
-    int b0;
-    uts_count r;
-};
-
-static int uts_root_task(void *arg)
+static uint64_t uts_body(long b0)
 {
-    struct uts_job *j = arg;
-    j->r = uts_node(uts_root(UTS_BIN_SEED), j->b0);
-    return 0;
+    return uts_node(uts_root(UTS_BIN_SEED), (int)b0);
 }
 
 static int uts_serial(long b0, scale_answer *out)
@@ -192,9 +179,9 @@ static int uts_serial(long b0, scale_answer *out)
 
 static int uts_parallel(weft_runtime *rt, long b0, scale_answer *out)
 {
-    struct uts_job j = { (int)b0, 0 };
-    int rc = weft_run(rt, uts_root_task, &j);
-    *out = (scale_answer){ j.r, (double)j.r };
+    uint64_t r;
+    int rc = fj_run(rt, uts_body, b0, &r);
+    *out = (scale_answer){ r, (double)r };
     return rc;
 }
 
