@@ -88,24 +88,33 @@ bool weft__work_visible(weft_runtime *rt, int node, uint64_t *wake_at)
     return weft__jobs_visible(rt, node, wake_at);
 }
 
-/* Wake up to count parked workers of n, the most recent first. */
+/* Wake up to count parked workers of n, the most recent first. The
+ * workers taken off the stack are remembered in a local batch, not
+ * chained through their idle_next: a taken worker whose timed park ran
+ * out may park again at once and rewrite its idle_next under the lock,
+ * and a chain through it would then lead into the stack, so the rest of
+ * the chain (off the stack, asleep) would never be woken. */
+enum { WAKE_BATCH = 16 };
+
 static void wake_node(weft__node *n, int count)
 {
-    weft__worker *woken = NULL;
-    pthread_mutex_lock(&n->idle_lock);
-    for (; count > 0 && n->idle_top; count--) {
-        weft__worker *w = n->idle_top;
-        n->idle_top = w->idle_next;
-        w->idle_listed = false;
-        w->idle_next = woken;
-        woken = w;
-    }
-    pthread_mutex_unlock(&n->idle_lock);
-    while (woken) {
-        weft__worker *w = woken;
-        woken = w->idle_next; /* read before w may run and park again */
-        weft__add_seqcst(&w->park_seq, 1);
-        weft__futex_wake(&w->park_seq, 1);
+    while (count > 0) {
+        weft__worker *batch[WAKE_BATCH];
+        int k = 0;
+        pthread_mutex_lock(&n->idle_lock);
+        for (; k < WAKE_BATCH && count > 0 && n->idle_top; k++, count--) {
+            weft__worker *w = n->idle_top;
+            n->idle_top = w->idle_next;
+            w->idle_listed = false;
+            batch[k] = w;
+        }
+        pthread_mutex_unlock(&n->idle_lock);
+        for (int i = 0; i < k; i++) {
+            weft__add_seqcst(&batch[i]->park_seq, 1);
+            weft__futex_wake(&batch[i]->park_seq, 1);
+        }
+        if (k < WAKE_BATCH)
+            return; /* the stack is empty, or count is done */
     }
 }
 
