@@ -18,9 +18,10 @@
  * worker. The batch (items between two scheduling checks) is adaptive by
  * default: each worker measures the time per item a and the per-batch
  * overhead b, and picks the batch s where b/s stays under 2% of a (Parfun's
- * t(s) = a + b/s), capped at items/(4 x workers) so the tail stays
- * balanced, re-fitted after every batch so drifting item costs are
- * followed. Memory is O(workers), whatever the item count.
+ * t(s) = a + b/s), at least about 10-40 us of items (costs no timer can
+ * bracket), capped at items/(4 x workers) so the tail stays balanced,
+ * re-fitted after every batch so drifting item costs are followed. Memory
+ * is O(workers), whatever the item count.
  *
  * Threads. Every call here may be made from any thread. From a thread that
  * is not one of rt's workers, the call runs the map on the pool and sleeps
