@@ -126,10 +126,9 @@ static double cpu_seconds(void)
  * (a) and after (b) it, and the CPU time the process got meanwhile.
  *
  * Idle is what busy_ns does not cover: looking for work, waiting for a
- * stolen child, parked. It comes from busy time because that counter
- * includes the work running at the reading, while spin and park time are
- * added only when the period ends (a worker parked across a reading would
- * be missed, or counted from before it).
+ * stolen child, parked. One counter gives all three (every counter
+ * includes the period under way at a reading, so deltas are exact up to
+ * the few microseconds of a reading).
  *
  * Preempted: busy time the process got no CPU for. A worker is busy from
  * weft's view while the OS runs another process on its core, so busy time
