@@ -177,6 +177,33 @@ static void test_iso_ctx_copy(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* A ctx over the 64 MiB the arena gives it: refused before anything is
+ * copied or run, and the pool still works afterwards. */
+static void test_iso_ctx_too_big(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t big = (64u << 20) + 1, n = 50;
+    char *ctx = calloc(1, big);
+    char *out = iso_outputs(n);
+    assert_non_null(ctx);
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.ctx_size = big;
+    weft_map_report rep;
+    assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE, sq_item,
+                              ctx, &opts, &rep), -E2BIG);
+    assert_int_equal(rep.done, 0);
+    struct big_ctx small = { .add = 7 };
+    opts.ctx_size = sizeof small;
+    assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE, sq_item,
+                              &small, &opts, &rep), 0);
+    iso_expect(out, n, 0, 7, "after a refused ctx");
+    free(ctx);
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
 /* The distinct pids found in outputs [0, n), at most max of them;
  * returns how many (max + 1 when there were more). */
 static size_t iso_pids(const char *out, size_t n, pid_t *pids, size_t max)
@@ -751,6 +778,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_iso_results),
         cmocka_unit_test(test_iso_ctx_copy),
+        cmocka_unit_test(test_iso_ctx_too_big),
         cmocka_unit_test(test_iso_reuse),
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),

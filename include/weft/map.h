@@ -183,7 +183,10 @@ typedef struct weft_map_report {
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
  * max_errors > 0, deliver set with out_stride 0; -ENOTSUP for isolated mode
- * with deliver or progress set. */
+ * with deliver or progress set; in isolated mode, -E2BIG when ctx_size is
+ * over 64 MiB or ctx plus one item's input and output over 256 MiB (the
+ * shared arena), and -ENOSPC / -ENOMEM when the machine cannot back the
+ * arena's memory (reserved before any copy, never a SIGBUS later). */
 WEFT_API int weft_map(weft_runtime *rt, size_t n, const void *in,
                       size_t in_stride, void *out, size_t out_stride,
                       weft_map_fn fn, void *ctx, const weft_map_opts *opts,

@@ -15,6 +15,7 @@
  * one, which amortises the round trip (a few microseconds) while keeping
  * the tail short. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
@@ -575,6 +576,20 @@ static size_t window_items(const map_run *m)
     return n ? n : 1;
 }
 
+/* Grow the arena to at least need bytes, allocating the memory now
+ * (fallocate, not ftruncate): a machine short of memory is -ENOSPC or
+ * -ENOMEM here, never a SIGBUS when the copy or a child touches a page. */
+static int arena_reserve(iso_pool *p, size_t need)
+{
+    if (need <= p->arena_size)
+        return 0;
+    int rc = posix_fallocate(p->memfd, 0, (off_t)need);
+    if (rc)
+        return -rc;
+    p->arena_size = need;
+    return 0;
+}
+
 static int window_copy_in(iso_call *k)
 {
     map_run *m = k->m;
@@ -584,11 +599,9 @@ static int window_copy_in(iso_call *k)
     size_t need = ctx + in + out;
     if (need > ARENA_MAX)
         return -E2BIG;
-    if (need > k->p->arena_size) {
-        if (ftruncate(k->p->memfd, (off_t)need) < 0)
-            return -errno;
-        k->p->arena_size = need;
-    }
+    int rc = arena_reserve(k->p, need);
+    if (rc)
+        return rc;
     unsigned char *a = k->p->arena + ctx;
     if (m->in)
         memcpy(a, m->in + k->win_lo * m->in_stride, in);
@@ -635,11 +648,9 @@ static int call_setup(iso_call *k)
     if (m->o.ctx_size > WINDOW_MAX)
         return -E2BIG;
     if (m->o.ctx_size) {
-        if (m->o.ctx_size > k->p->arena_size) {
-            if (ftruncate(k->p->memfd, (off_t)m->o.ctx_size) < 0)
-                return -errno;
-            k->p->arena_size = m->o.ctx_size;
-        }
+        int rc = arena_reserve(k->p, m->o.ctx_size);
+        if (rc)
+            return rc;
         k->ctx_copy = k->p->arena;
         memcpy(k->ctx_copy, m->ctx, m->o.ctx_size);
     }
