@@ -1338,11 +1338,6 @@ static void ran_deliver(size_t i, void *r, void *ctx)
     atomic_fetch_add(&g_ran, 1);
 }
 
-static void ran_progress(const weft_map_progress *p, void *ctx)
-{
-    (void)p, (void)ctx;
-    atomic_fetch_add(&g_ran, 1);
-}
 
 /* weft_map and weft_for with options each call must refuse. */
 static void bad_map_opts(weft_runtime *rt)
@@ -1354,10 +1349,8 @@ static void bad_map_opts(weft_runtime *rt)
         { map_opts(-WEFT_MAX_WORKERS - 1, 0, 0), -EINVAL, "workers" },
         { map_opts(INT_MIN, 0, 0), -EINVAL, "workers INT_MIN" },
         { map_opts(0, 0, 0), -EINVAL, "errors NULL, max_errors 3" },
-        { map_opts(0, WEFT_MAP_ISOLATED, 0), -ENOTSUP, "isolated+progress" },
     };
     k[4].o.max_errors = 3;
-    k[5].o.progress = ran_progress;
     for (size_t i = 0; i < NELEM(k); i++) {
         int a = weft_map(rt, 16, NULL, 0, out, 8, ran_map, NULL, &k[i].o,
                          NULL);

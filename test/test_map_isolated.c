@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -200,6 +201,57 @@ static void test_iso_ctx_too_big(void **s)
                               &small, &opts, &rep), 0);
     iso_expect(out, n, 0, 7, "after a refused ctx");
     free(ctx);
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
+/* Progress in isolated mode comes from the calling thread: calls never
+ * overlap, done never goes back, and the last call reports every item. */
+struct iso_prog {
+    pthread_t caller;
+    int calls, wrong_thread;
+    size_t last_done, total;
+    int went_back;
+};
+
+static void iso_progress(const weft_map_progress *p, void *ctx)
+{
+    struct iso_prog *g = ctx;
+    g->calls++;
+    g->wrong_thread += !pthread_equal(pthread_self(), g->caller);
+    g->went_back += p->done < g->last_done;
+    g->last_done = p->done;
+    g->total = p->total;
+}
+
+static int slow_map_item(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in, (void)ctx;
+    struct timespec ts = { 0, 2000000 }; /* 2 ms */
+    nanosleep(&ts, NULL);
+    memcpy(out, &i, sizeof i);
+    return 0;
+}
+
+static void test_iso_progress(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t n = 200; /* 200 x 2 ms on 2 processes: about 200 ms */
+    char *out = iso_outputs(n);
+    struct iso_prog g = { .caller = pthread_self() };
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.progress = iso_progress;
+    opts.progress_ctx = &g;
+    opts.progress_ms = 20;
+    assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE, slow_map_item,
+                              NULL, &opts, NULL), 0);
+    if (g.calls < 2 || g.wrong_thread || g.went_back || g.last_done != n ||
+        g.total != n)
+        fail_msg("progress: %d calls, %d from another thread, %d went back, "
+                 "last %zu of %zu (want %zu)", g.calls, g.wrong_thread,
+                 g.went_back, g.last_done, g.total, n);
     free(out);
     weft_runtime_destroy(&rt);
 }
@@ -779,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_iso_results),
         cmocka_unit_test(test_iso_ctx_copy),
         cmocka_unit_test(test_iso_ctx_too_big),
+        cmocka_unit_test(test_iso_progress),
         cmocka_unit_test(test_iso_reuse),
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),

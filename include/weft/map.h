@@ -77,7 +77,8 @@ enum {
      * other memory is as it was when the worker processes were forked
      * (the first isolated call on the runtime, or after
      * weft_map_isolated_reset()). The processes are reused across calls.
-     * Delivery callbacks, progress and reduce are not available there. */
+     * Delivery callbacks and reduce are not available there; progress is
+     * reported from the calling thread, which dispatches the items. */
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 
@@ -119,8 +120,8 @@ typedef struct weft_map_opts {
      * are delivered. */
     size_t batch;
     /* Progress callback, called at most every progress_ms (0 = 200 ms)
-     * from a worker thread, one call at a time, and once more from the
-     * calling thread when the map ends. With none, a bar is drawn on stderr
+     * from a worker thread (the calling thread in isolated mode), one call
+     * at a time, and once more from the calling thread when the map ends. With none, a bar is drawn on stderr
      * when stderr is a terminal and the map runs longer than half a second
      * (unless WEFT_MAP_QUIET, or WEFT_PROGRESS=0 in the environment). */
     void (*progress)(const weft_map_progress *p, void *ctx);
@@ -183,7 +184,7 @@ typedef struct weft_map_report {
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
  * max_errors > 0, deliver set with out_stride 0; -ENOTSUP for isolated mode
- * with deliver or progress set; in isolated mode, -E2BIG when ctx_size is
+ * with deliver set; in isolated mode, -E2BIG when ctx_size is
  * over 64 MiB or ctx plus one item's input and output over 256 MiB (the
  * shared arena), and -ENOSPC / -ENOMEM when the machine cannot back the
  * arena's memory (reserved before any copy, never a SIGBUS later). */

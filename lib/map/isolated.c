@@ -555,6 +555,12 @@ static int dispatch(iso_call *k)
     return 0;
 }
 
+static size_t call_done(map_run *m)
+{
+    const iso_call *k = m->iso;
+    return k->ok + k->failed;
+}
+
 static int run_window(iso_call *k)
 {
     int rc = 0;
@@ -565,6 +571,7 @@ static int run_window(iso_call *k)
             break;
         int w = wait_events(k);
         rc = rc ? rc : w;
+        weft__map_progress(k->m, call_done, false);
     }
     return rc;
 }
@@ -682,6 +689,7 @@ int weft__map_isolated(map_run *m, weft_map_report *rep)
     if (!p)
         return -ENOMEM;
     iso_call k = {.m = m, .p = p};
+    m->iso = &k;
     pthread_mutex_lock(&p->lock);
     int rc = call_setup(&k);
     if (rc == 0)
@@ -691,6 +699,7 @@ int weft__map_isolated(map_run *m, weft_map_report *rep)
     weft__store_relaxed(&p->sh->stop, 0);
     pthread_mutex_unlock(&p->lock);
     free(k.pending);
+    weft__map_progress(m, call_done, true);
     call_report(&k, rep);
     weft__add_relaxed(&m->rt->maps, 1);
     weft__add_relaxed(&m->rt->map_items, k.ok + k.failed);

@@ -340,12 +340,10 @@ static void report(map_run *m, size_t done, uint64_t now, bool last)
         draw_bar(m, &p, last);
 }
 
-/* After a batch: count it, and let one worker at a time report when the
- * interval has passed. */
-static void progress_tick(map_run *m, size_t n)
+/* Report when the interval has passed, one caller at a time. done() is
+ * asked only then: summing the workers' counters is not free. */
+static void progress_due(map_run *m, size_t (*done)(map_run *m))
 {
-    map_slot *home = slot_home(m);
-    weft__stat_add(&home->done, n);
     if (!m->progress_on)
         return;
     uint64_t now = coarse_ns();
@@ -357,8 +355,25 @@ static void progress_tick(map_run *m, size_t n)
         return;
     unsigned ms = m->o.progress_ms ? m->o.progress_ms : PROGRESS_DEFAULT_MS;
     weft__store_relaxed(&m->next_report, now + ms * 1000000ull);
-    report(m, progress_done(m), now, false);
+    report(m, done(m), now, false);
     weft__store_release(&m->reporting, 0);
+}
+
+/* After a batch: count it, and report if due. */
+static void progress_tick(map_run *m, size_t n)
+{
+    weft__stat_add(&slot_home(m)->done, n);
+    progress_due(m, progress_done);
+}
+
+void weft__map_progress(map_run *m, size_t (*done)(map_run *m), bool last)
+{
+    if (last) {
+        if (m->progress_on)
+            report(m, done(m), weft__now_ns(), true);
+        return;
+    }
+    progress_due(m, done);
 }
 
 /* ---- lazy splitting -------------------------------------------------- */
@@ -691,7 +706,7 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
 
 static int isolated_go(map_run *m, weft_map_report *rep)
 {
-    if (m->o.deliver || m->o.progress)
+    if (m->o.deliver)
         return -ENOTSUP;
     pthread_mutex_init(&m->lock, NULL);
     m->t_start = weft__now_ns();

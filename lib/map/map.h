@@ -66,6 +66,7 @@ struct map_run {
     _Atomic uint64_t next_report;
     _Atomic int reporting;
     bool bar_drawn;
+    void *iso; /* isolated mode: its call's state (isolated.c) */
 
     int nslots;
     map_slot *slots;
@@ -75,6 +76,10 @@ enum { MAPRUN_GOING, MAPRUN_FAILED, MAPRUN_CANCELLED };
 
 WEFT__HIDDEN void weft__map_fail(map_run *m, size_t index, int status,
                                  int signal);
+/* Report progress if the interval has passed (last: the final report,
+ * always); done(m) counts the items finished. */
+WEFT__HIDDEN void weft__map_progress(map_run *m, size_t (*done)(map_run *m),
+                                     bool last);
 
 /* isolated.c: runs a validated weft_map/weft_for call in worker processes
  * and fills the report's counters. */
