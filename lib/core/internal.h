@@ -153,6 +153,7 @@ typedef struct weft__worker {
     _Atomic uint64_t busy_since, spin_since, parked_since;
     _Atomic uint64_t misuses;
     _Atomic uint64_t jobs;
+    _Atomic uint64_t map_items; /* parallel-map items finished (lib/map) */
     /* Job tokens created / consumed on this worker (see jobs.c): written
      * with release by the owner, read with acquire by destroy. */
     _Atomic uint64_t jobs_in, jobs_out;
@@ -191,7 +192,8 @@ struct weft_runtime {
     weft__ext_free_fn ext_free[WEFT__EXT_MAX];
     pthread_mutex_t ext_lock;
 
-    /* Statistics of the whole runtime (publish.c, lib/map). */
+    /* Statistics of the whole runtime (publish.c, lib/map): map calls
+     * done, and items of isolated maps (the pool's count per worker). */
     alignas(WEFT__CACHELINE) _Atomic uint64_t maps, map_items;
     uint64_t created_ns;
     struct weft__publisher *publisher; /* NULL unless WEFT_STATS is set */

@@ -420,5 +420,7 @@ int weft_stats_runtime(const weft_runtime *rt, weft_runtime_stats *out)
     out->workers = rt->nworkers;
     out->maps = weft__load_relaxed(&rt->maps);
     out->map_items = weft__load_relaxed(&rt->map_items);
+    for (int i = 0; i < rt->nworkers; i++) /* live: counted per batch */
+        out->map_items += weft__load_relaxed(&rt->workers[i]->map_items);
     return 0;
 }

@@ -359,10 +359,12 @@ static void progress_due(map_run *m, size_t (*done)(map_run *m))
     weft__store_release(&m->reporting, 0);
 }
 
-/* After a batch: count it, and report if due. */
+/* After a batch: count it (for this map, and for the runtime's live
+ * statistics), and report if due. */
 static void progress_tick(map_run *m, size_t n)
 {
     weft__stat_add(&slot_home(m)->done, n);
+    weft__stat_add(&weft__self->map_items, n);
     progress_due(m, progress_done);
 }
 
@@ -453,6 +455,7 @@ static void split(map_run *m, map_slot *s, size_t lo, size_t hi,
 static void run_batch(map_run *m, map_slot *s, size_t lo, size_t n,
                       uint64_t *last_end)
 {
+    size_t before = s->ok + s->failed;
     uint64_t t0 = ticks();
     s->in_body = true;
     m->batch(m, s, lo, lo + n);
@@ -461,7 +464,8 @@ static void run_batch(map_run *m, map_slot *s, size_t lo, size_t n,
     count_batch(s, n);
     if (!m->o.batch)
         adapt(m, s, n, t0, t1, *last_end ? t0 - *last_end : 0);
-    progress_tick(m, n);
+    /* what ran: a batch stopped at a failing item skips the rest */
+    progress_tick(m, s->ok + s->failed - before);
     /* the next gap starts here, so it covers this bookkeeping too */
     *last_end = t1;
 }
@@ -670,7 +674,6 @@ static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
     rep->first_signal = m->first_signal;
     rep->seconds = (double)(weft__now_ns() - m->t_start) / 1e9;
     weft__add_relaxed(&m->rt->maps, 1);
-    weft__add_relaxed(&m->rt->map_items, ok + failed);
     if (m->progress_on)
         report(m, ok + failed, weft__now_ns(), true);
     if (run_rc)
