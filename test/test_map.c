@@ -1370,9 +1370,6 @@ static void bad_deliver_opts(weft_runtime *rt)
                               NULL), -EINVAL);
     assert_int_equal(weft_map(rt, 16, NULL, 0, out, 0, ran_map, NULL, &o,
                               NULL), -EINVAL);
-    o.flags = WEFT_MAP_ISOLATED;
-    assert_int_equal(weft_map(rt, 16, NULL, 0, out, 8, ran_map, NULL, &o,
-                              NULL), -ENOTSUP);
 }
 
 static void bad_range_args(weft_runtime *rt)

@@ -256,6 +256,68 @@ static void test_iso_progress(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* Delivery in isolated mode: every item that succeeded exactly once, with
+ * its own result, from the calling thread; with an output array and
+ * without one (results straight from the shared arena). */
+struct iso_dlv {
+    pthread_t caller;
+    unsigned char *seen; /* per index */
+    int wrong_thread, wrong_value;
+};
+
+static int sq_or_fail(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in, (void)ctx;
+    if (i % 10 == 3)
+        return -EIO;
+    uint64_t v = (uint64_t)i * i;
+    memcpy(out, &v, sizeof v);
+    return 0;
+}
+
+static void iso_deliver(size_t i, void *result, void *ctx)
+{
+    struct iso_dlv *d = ctx;
+    uint64_t v;
+    memcpy(&v, result, sizeof v);
+    d->seen[i]++;
+    d->wrong_thread += !pthread_equal(pthread_self(), d->caller);
+    d->wrong_value += v != (uint64_t)i * i;
+}
+
+static void test_iso_deliver(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t n = 1000;
+    uint64_t *out = calloc(n, sizeof *out);
+    struct iso_dlv d = { .caller = pthread_self(), .seen = calloc(n, 1) };
+    assert_non_null(out);
+    assert_non_null(d.seen);
+    for (int with_out = 0; with_out < 2; with_out++) {
+        memset(d.seen, 0, n);
+        weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+        opts.deliver = iso_deliver;
+        opts.deliver_ctx = &d;
+        weft_map_report rep;
+        assert_int_equal(weft_map(rt, n, NULL, 0, with_out ? out : NULL,
+                                  sizeof *out, sq_or_fail, NULL, &opts,
+                                  &rep), -EIO);
+        assert_int_equal(rep.failed, n / 10);
+        for (size_t i = 0; i < n; i++)
+            if (d.seen[i] != (i % 10 != 3))
+                fail_msg("with_out %d: item %zu delivered %d times",
+                         with_out, i, d.seen[i]);
+    }
+    if (d.wrong_thread || d.wrong_value)
+        fail_msg("%d deliveries from another thread, %d wrong values",
+                 d.wrong_thread, d.wrong_value);
+    free(d.seen);
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
 /* The distinct pids found in outputs [0, n), at most max of them;
  * returns how many (max + 1 when there were more). */
 static size_t iso_pids(const char *out, size_t n, pid_t *pids, size_t max)
@@ -832,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_iso_ctx_copy),
         cmocka_unit_test(test_iso_ctx_too_big),
         cmocka_unit_test(test_iso_progress),
+        cmocka_unit_test(test_iso_deliver),
         cmocka_unit_test(test_iso_reuse),
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),

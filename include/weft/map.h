@@ -77,8 +77,9 @@ enum {
      * other memory is as it was when the worker processes were forked
      * (the first isolated call on the runtime, or after
      * weft_map_isolated_reset()). The processes are reused across calls.
-     * Delivery callbacks and reduce are not available there; progress is
-     * reported from the calling thread, which dispatches the items. */
+     * Reduce is not available there. Progress and delivery come from the
+     * calling thread, which dispatches the items; results are delivered
+     * once their window (up to 64 MiB of items) is done, in index order. */
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 
@@ -102,7 +103,8 @@ typedef struct weft_map_progress {
 
 /* Called with each item's result as soon as its batch is done, in
  * completion order (joblib's return_as="generator_unordered"). Calls never
- * overlap: weft makes them one at a time from worker threads. result
+ * overlap: weft makes them one at a time from worker threads (in isolated
+ * mode: from the calling thread, window by window). result
  * points at the item's output (in the map's output array, or, when the map
  * has none, in a scratch buffer valid only during the call). Items that
  * failed are not delivered: they are in the report. */
@@ -183,8 +185,7 @@ typedef struct weft_map_report {
  * -ECANCELED when *opts->cancel became nonzero; -ENOMEM; -ESHUTDOWN when
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
- * max_errors > 0, deliver set with out_stride 0; -ENOTSUP for isolated mode
- * with deliver set; in isolated mode, -E2BIG when ctx_size is
+ * max_errors > 0, deliver set with out_stride 0; in isolated mode, -E2BIG when ctx_size is
  * over 64 MiB or ctx plus one item's input and output over 256 MiB (the
  * shared arena), and -ENOSPC / -ENOMEM when the machine cannot back the
  * arena's memory (reserved before any copy, never a SIGBUS later). */

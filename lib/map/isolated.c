@@ -101,6 +101,7 @@ typedef struct iso_call {
     size_t ok, failed;
     bool stopping;
     unsigned char *ctx_copy;
+    uint64_t *ok_mask; /* delivery: the window's items that succeeded */
 } iso_call;
 
 /* ---- shared futexes (the private ones of park.c do not cross fork) --- */
@@ -332,6 +333,22 @@ int weft_map_isolated_reset(weft_runtime *rt)
 
 /* ---- one call: the queue of ranges ----------------------------------- */
 
+/* Outputs go through the arena when the caller has an output array, or
+ * when results are delivered (from the arena, then). */
+static bool has_out(const map_run *m)
+{
+    return m->out || m->o.deliver;
+}
+
+/* Items [lo, hi) of the window succeeded (for delivery). */
+static void mark_ok(iso_call *k, size_t lo, size_t hi)
+{
+    if (!k->ok_mask)
+        return;
+    for (size_t i = lo - k->win_lo; i < hi - k->win_lo; i++)
+        k->ok_mask[i / 64] |= 1ull << (i % 64);
+}
+
 static int push_range(iso_call *k, size_t lo, size_t hi, unsigned attempt)
 {
     if (k->npending == k->cap_pending) {
@@ -389,7 +406,7 @@ static void send_chunk(iso_call *k, int slot, const iso_range *r)
     c->fn = m->map_fn ? (uintptr_t)m->map_fn : (uintptr_t)m->for_fn;
     c->ctx = k->ctx_copy ? (uintptr_t)k->ctx_copy : (uintptr_t)m->ctx;
     c->in = m->in ? base : NULL;
-    c->out = m->out ? base + win_in : NULL;
+    c->out = has_out(m) ? base + win_in : NULL;
     c->in_stride = m->in_stride;
     c->out_stride = m->out_stride;
     c->base = k->win_lo;
@@ -430,6 +447,7 @@ static int chunk_done(iso_call *k, int slot)
     size_t ran = c->next - q->lo;
     k->ok += ran - (c->err != 0);
     resize_chunk(k, c, ran);
+    mark_ok(k, q->lo, c->err ? c->err_index : c->next);
     if (!c->err)
         return 0;
     fail_item(k, c->err_index, c->err, 0);
@@ -453,6 +471,7 @@ static int child_died(iso_call *k, int slot)
     if (i < lo || i >= hi)
         i = lo; /* died before its first item */
     k->ok += i - lo;
+    mark_ok(k, lo, i);
     int rc = 0;
     if (attempt < k->m->o.max_retries && !k->stopping)
         rc = push_range(k, i, i + 1, attempt + 1);
@@ -578,7 +597,7 @@ static int run_window(iso_call *k)
 
 static size_t window_items(const map_run *m)
 {
-    size_t per = (m->in ? m->in_stride : 0) + (m->out ? m->out_stride : 0);
+    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
     size_t n = per ? WINDOW_MAX / per : m->end - m->begin;
     return n ? n : 1;
 }
@@ -602,7 +621,7 @@ static int window_copy_in(iso_call *k)
     map_run *m = k->m;
     size_t n = k->win_hi - k->win_lo, ctx = m->o.ctx_size;
     size_t in = m->in ? n * m->in_stride : 0;
-    size_t out = m->out ? n * m->out_stride : 0;
+    size_t out = has_out(m) ? n * m->out_stride : 0;
     size_t need = ctx + in + out;
     if (need > ARENA_MAX)
         return -E2BIG;
@@ -618,15 +637,35 @@ static int window_copy_in(iso_call *k)
     return 0;
 }
 
+/* The window's outputs back to the caller, then its successful items to
+ * the delivery callback, in index order (from the caller's array, or from
+ * the arena when there is none). */
 static void window_copy_out(iso_call *k)
 {
     map_run *m = k->m;
-    if (!m->out)
-        return;
     size_t n = k->win_hi - k->win_lo;
     size_t in = m->in ? n * m->in_stride : 0;
-    memcpy(m->out + k->win_lo * m->out_stride,
-           k->p->arena + m->o.ctx_size + in, n * m->out_stride);
+    unsigned char *res = k->p->arena + m->o.ctx_size + in;
+    if (m->out) {
+        memcpy(m->out + k->win_lo * m->out_stride, res, n * m->out_stride);
+        res = m->out + k->win_lo * m->out_stride;
+    }
+    if (!k->ok_mask)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (k->ok_mask[i / 64] >> (i % 64) & 1)
+            m->o.deliver(k->win_lo + i, res + i * m->out_stride,
+                         m->o.deliver_ctx);
+}
+
+static int window_mask(iso_call *k)
+{
+    if (!k->m->o.deliver)
+        return 0;
+    size_t words = (k->win_hi - k->win_lo + 63) / 64;
+    free(k->ok_mask);
+    k->ok_mask = calloc(words, sizeof *k->ok_mask);
+    return k->ok_mask ? 0 : -ENOMEM;
 }
 
 static int run_windows(iso_call *k)
@@ -640,7 +679,7 @@ static int run_windows(iso_call *k)
         size_t rest = m->end - k->win_lo;
         k->win_hi = k->win_lo + (per < rest ? per : rest);
         k->next = k->win_lo;
-        if ((rc = window_copy_in(k)))
+        if ((rc = window_mask(k)) || (rc = window_copy_in(k)))
             break;
         weft__store_relaxed(&k->p->sh->stop, 0);
         rc = run_window(k);
@@ -699,6 +738,7 @@ int weft__map_isolated(map_run *m, weft_map_report *rep)
     weft__store_relaxed(&p->sh->stop, 0);
     pthread_mutex_unlock(&p->lock);
     free(k.pending);
+    free(k.ok_mask);
     weft__map_progress(m, call_done, true);
     call_report(&k, rep);
     weft__add_relaxed(&m->rt->maps, 1);

@@ -709,8 +709,6 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
 
 static int isolated_go(map_run *m, weft_map_report *rep)
 {
-    if (m->o.deliver)
-        return -ENOTSUP;
     pthread_mutex_init(&m->lock, NULL);
     m->t_start = weft__now_ns();
     int rc = weft__map_isolated(m, rep);
