@@ -160,13 +160,20 @@ static bool stats_name(char *name, size_t len)
     return true;
 }
 
+/* shm_open's name for a segment id. */
+enum { PATH_MAX_LEN = 80 };
+static void seg_path(char path[PATH_MAX_LEN], const char *id)
+{
+    snprintf(path, PATH_MAX_LEN, "/%s", id);
+}
+
 static int seg_create(weft__publisher *p, uint32_t workers)
 {
     snprintf(p->id, sizeof p->id, SEG_PREFIX "%d-%u", (int)getpid(),
              atomic_fetch_add_explicit(&seg_counter, 1,
                                        memory_order_relaxed));
-    char path[80];
-    snprintf(path, sizeof path, "/%s", p->id);
+    char path[PATH_MAX_LEN];
+    seg_path(path, p->id);
     int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
         return -errno;
@@ -244,9 +251,7 @@ void weft__publish_start(weft_runtime *rt)
             return;
         rc = -EAGAIN;
         rt->publisher = NULL;
-        char path[80];
-        snprintf(path, sizeof path, "/%s", p->id);
-        shm_unlink(path);
+        weft_stats_remove(p->id);
     }
     weft__log("WEFT_STATS: cannot publish statistics (%s)", strerror(-rc));
     publisher_free(p);
@@ -264,11 +269,8 @@ void weft__publish_stop(weft_runtime *rt)
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
     publish_now(rt, SEG_EXITED);
-    if (!p->seg->keep) {
-        char path[80];
-        snprintf(path, sizeof path, "/%s", p->id);
-        shm_unlink(path);
-    }
+    if (!p->seg->keep)
+        weft_stats_remove(p->id);
     rt->publisher = NULL;
     publisher_free(p);
 }
@@ -309,8 +311,8 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
     *out = NULL;
     if (!id_ok(id))
         return -EINVAL;
-    char path[80];
-    snprintf(path, sizeof path, "/%s", id);
+    char path[PATH_MAX_LEN];
+    seg_path(path, id);
     int fd = shm_open(path, O_RDONLY, 0);
     if (fd < 0)
         return -errno;
@@ -419,8 +421,8 @@ int weft_stats_remove(const char *id)
 {
     if (!id_ok(id))
         return -EINVAL;
-    char path[80];
-    snprintf(path, sizeof path, "/%s", id);
+    char path[PATH_MAX_LEN];
+    seg_path(path, id);
     return shm_unlink(path) ? -errno : 0;
 }
 
@@ -439,27 +441,18 @@ static bool probe(const char *id, weft_stats_source *s)
 {
     weft_stats_reader *r;
     int rc = weft_stats_attach(id, &r);
-    if (rc == -EPROTO)
-        return false; /* not ours, or half-made: never removed */
     if (rc)
-        return false;
+        return false; /* -EPROTO: not ours, or half-made: never removed */
     rc = weft_stats_read(r, s, NULL, NULL, 0);
     /* a publisher that died mid-write leaves seq odd for good; its pid,
      * written before the first snapshot and never changed, still tells */
     size_t nw;
     int64_t pid = (int64_t)weft__load_relaxed(payload_words(r->seg, &nw));
     weft_stats_detach(&r);
-    if (rc == -EAGAIN && !pid_alive(pid)) {
+    bool gone = rc == -EAGAIN ? !pid_alive(pid) : rc >= 0 && stale(s);
+    if (gone)
         weft_stats_remove(id);
-        return false;
-    }
-    if (rc < 0)
-        return false;
-    if (stale(s)) {
-        weft_stats_remove(id);
-        return false;
-    }
-    return true;
+    return rc >= 0 && !gone;
 }
 
 int weft_stats_list(weft_stats_source *out, int n)

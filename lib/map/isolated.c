@@ -46,7 +46,7 @@ typedef struct iso_ctl {
     alignas(WEFT__CACHELINE) _Atomic uint32_t cmd_seq;
     _Atomic uint32_t done_seq;
     int cmd;
-    bool is_map, collect;
+    bool is_map;
     uintptr_t fn, ctx;
     unsigned char *in, *out; /* window bases in the arena */
     size_t in_stride, out_stride, base; /* base: index of window item 0 */
@@ -252,18 +252,28 @@ static void pool_stop_all(iso_pool *p)
         proc_stop(p, i);
 }
 
-void weft__isolated_free(weft_runtime *rt, void *ext)
+/* Stop the processes and free what exists of p (also a half-made one). */
+static void pool_destroy(iso_pool *p)
 {
-    (void)rt;
-    iso_pool *p = ext;
-    pool_stop_all(p);
-    munmap(p->arena, ARENA_MAX);
-    munmap(p->sh, p->sh_size);
-    close(p->memfd);
-    close(p->evfd);
+    if (p->procs && p->sh != MAP_FAILED)
+        pool_stop_all(p);
+    if (p->arena != MAP_FAILED)
+        munmap(p->arena, ARENA_MAX);
+    if (p->sh != MAP_FAILED)
+        munmap(p->sh, p->sh_size);
+    if (p->memfd >= 0)
+        close(p->memfd);
+    if (p->evfd >= 0)
+        close(p->evfd);
     free(p->procs);
     pthread_mutex_destroy(&p->lock);
     free(p);
+}
+
+void weft__isolated_free(weft_runtime *rt, void *ext)
+{
+    (void)rt;
+    pool_destroy(ext);
 }
 
 static int pool_maps(iso_pool *p)
@@ -298,16 +308,7 @@ static void *pool_make(weft_runtime *rt)
         p->procs[i].pidfd = -1;
     if (p->procs && pool_maps(p) == 0)
         return p;
-    if (p->sh != MAP_FAILED)
-        munmap(p->sh, p->sh_size);
-    if (p->arena != MAP_FAILED)
-        munmap(p->arena, ARENA_MAX);
-    if (p->memfd >= 0)
-        close(p->memfd);
-    if (p->evfd >= 0)
-        close(p->evfd);
-    free(p->procs);
-    free(p);
+    pool_destroy(p);
     return NULL;
 }
 
@@ -338,6 +339,24 @@ int weft_map_isolated_reset(weft_runtime *rt)
 static bool has_out(const map_run *m)
 {
     return m->out || m->o.deliver;
+}
+
+/* The window's layout in the arena: ctx_size bytes of ctx, the inputs,
+ * then the outputs. */
+static size_t window_in_bytes(const iso_call *k)
+{
+    const map_run *m = k->m;
+    return m->in ? (k->win_hi - k->win_lo) * m->in_stride : 0;
+}
+
+static unsigned char *window_in(const iso_call *k)
+{
+    return k->p->arena + k->m->o.ctx_size;
+}
+
+static unsigned char *window_out(const iso_call *k)
+{
+    return window_in(k) + window_in_bytes(k);
 }
 
 /* Items [lo, hi) of the window succeeded (for delivery). */
@@ -378,6 +397,12 @@ static bool take_range(iso_call *k, iso_range *r)
     return true;
 }
 
+/* Killed for its time limit and not reaped yet: neither idle nor free. */
+static bool proc_killed(const iso_proc *q)
+{
+    return q->pid && q->timed_out;
+}
+
 /* No more chunks; running ones end after their current item. */
 static void stop_children(iso_call *k)
 {
@@ -399,14 +424,12 @@ static void send_chunk(iso_call *k, int slot, const iso_range *r)
     iso_pool *p = k->p;
     iso_ctl *c = &p->sh->ctl[slot];
     iso_proc *q = &p->procs[slot];
-    size_t win_in = m->in ? (k->win_hi - k->win_lo) * m->in_stride : 0;
-    unsigned char *base = p->arena + (m->o.ctx_size ? m->o.ctx_size : 0);
     c->cmd = CMD_RUN;
     c->is_map = m->map_fn != NULL;
     c->fn = m->map_fn ? (uintptr_t)m->map_fn : (uintptr_t)m->for_fn;
     c->ctx = k->ctx_copy ? (uintptr_t)k->ctx_copy : (uintptr_t)m->ctx;
-    c->in = m->in ? base : NULL;
-    c->out = has_out(m) ? base + win_in : NULL;
+    c->in = m->in ? window_in(k) : NULL;
+    c->out = has_out(m) ? window_out(k) : NULL;
     c->in_stride = m->in_stride;
     c->out_stride = m->out_stride;
     c->base = k->win_lo;
@@ -538,7 +561,7 @@ static bool any_busy(const iso_call *k)
 {
     for (int s = 0; s < k->nprocs; s++) {
         const iso_proc *q = &k->p->procs[s];
-        if (q->busy || (q->pid && q->timed_out))
+        if (q->busy || proc_killed(q))
             return true;
     }
     return false;
@@ -559,7 +582,7 @@ static int dispatch(iso_call *k)
 {
     for (int s = 0; s < k->nprocs; s++) {
         iso_proc *q = &k->p->procs[s];
-        if (q->busy || (q->pid && q->timed_out))
+        if (q->busy || proc_killed(q))
             continue; /* killed: wait for its pidfd before reusing it */
         iso_range r;
         if (!take_range(k, &r))
@@ -590,7 +613,7 @@ static int run_window(iso_call *k)
             break;
         int w = wait_events(k);
         rc = rc ? rc : w;
-        weft__map_progress(k->m, call_done, false);
+        weft__map_progress(k->m, call_done);
     }
     return rc;
 }
@@ -619,21 +642,19 @@ static int arena_reserve(iso_pool *p, size_t need)
 static int window_copy_in(iso_call *k)
 {
     map_run *m = k->m;
-    size_t n = k->win_hi - k->win_lo, ctx = m->o.ctx_size;
-    size_t in = m->in ? n * m->in_stride : 0;
+    size_t n = k->win_hi - k->win_lo, in = window_in_bytes(k);
     size_t out = has_out(m) ? n * m->out_stride : 0;
-    size_t need = ctx + in + out;
+    size_t need = m->o.ctx_size + in + out;
     if (need > ARENA_MAX)
         return -E2BIG;
     int rc = arena_reserve(k->p, need);
     if (rc)
         return rc;
-    unsigned char *a = k->p->arena + ctx;
     if (m->in)
-        memcpy(a, m->in + k->win_lo * m->in_stride, in);
+        memcpy(window_in(k), m->in + k->win_lo * m->in_stride, in);
     /* outputs too, so items that do not run keep what the caller had */
     if (m->out)
-        memcpy(a + in, m->out + k->win_lo * m->out_stride, out);
+        memcpy(window_out(k), m->out + k->win_lo * m->out_stride, out);
     return 0;
 }
 
@@ -644,8 +665,7 @@ static void window_copy_out(iso_call *k)
 {
     map_run *m = k->m;
     size_t n = k->win_hi - k->win_lo;
-    size_t in = m->in ? n * m->in_stride : 0;
-    unsigned char *res = k->p->arena + m->o.ctx_size + in;
+    unsigned char *res = window_out(k);
     if (m->out) {
         memcpy(m->out + k->win_lo * m->out_stride, res, n * m->out_stride);
         res = m->out + k->win_lo * m->out_stride;
@@ -705,23 +725,6 @@ static int call_setup(iso_call *k)
     return 0;
 }
 
-static void call_report(iso_call *k, weft_map_report *rep)
-{
-    map_run *m = k->m;
-    if (!rep)
-        return;
-    memset(rep, 0, sizeof *rep);
-    rep->done = k->ok;
-    rep->failed = k->failed;
-    rep->skipped = m->end - m->begin - k->ok - k->failed;
-    rep->nerrors = m->nerrors;
-    rep->first_index = m->first_index;
-    rep->first_status = m->first_status;
-    rep->first_signal = m->first_signal;
-    rep->workers = k->nprocs;
-    rep->seconds = (double)(weft__now_ns() - m->t_start) / 1e9;
-}
-
 int weft__map_isolated(map_run *m, weft_map_report *rep)
 {
     iso_pool *p = pool_get(m->rt);
@@ -739,13 +742,10 @@ int weft__map_isolated(map_run *m, weft_map_report *rep)
     pthread_mutex_unlock(&p->lock);
     free(k.pending);
     free(k.ok_mask);
-    weft__map_progress(m, call_done, true);
-    call_report(&k, rep);
-    weft__add_relaxed(&m->rt->maps, 1);
     weft__add_relaxed(&m->rt->map_items, k.ok + k.failed);
-    if (rc)
-        return rc;
-    if (weft__load_relaxed(&m->stop) == MAPRUN_CANCELLED)
-        return -ECANCELED;
-    return k.failed ? m->first_status : 0;
+    weft_map_report local;
+    rep = rep ? rep : &local;
+    memset(rep, 0, sizeof *rep);
+    rep->workers = k.nprocs;
+    return weft__map_end(m, rc, k.ok, k.failed, rep);
 }

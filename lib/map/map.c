@@ -74,11 +74,18 @@ static size_t acc_stride(const map_run *m)
                   : 0;
 }
 
+/* The primary slot of the calling worker (always one of m's runtime:
+ * map code runs only there), where progress is counted. */
+static map_slot *slot_home(map_run *m)
+{
+    return &m->slots[weft__self->index];
+}
+
 /* The calling worker's slot, or a fresh one when its slot is inside an
  * item function further up this stack (see map_slot). NULL: no memory. */
 static map_slot *slot_get(map_run *m)
 {
-    map_slot *s = &m->slots[weft_worker_index()];
+    map_slot *s = slot_home(m);
     if (!s->in_body)
         return s;
     map_slot *x = aligned_alloc(WEFT__CACHELINE, sizeof *x);
@@ -95,12 +102,6 @@ static map_slot *slot_get(map_run *m)
     m->extra = x;
     pthread_mutex_unlock(&m->lock);
     return x;
-}
-
-/* The primary slot of the calling worker, where progress is counted. */
-static map_slot *slot_home(map_run *m)
-{
-    return &m->slots[weft_worker_index()];
 }
 
 /* ---- errors and stopping --------------------------------------------- */
@@ -368,13 +369,8 @@ static void progress_tick(map_run *m, size_t n)
     progress_due(m, progress_done);
 }
 
-void weft__map_progress(map_run *m, size_t (*done)(map_run *m), bool last)
+void weft__map_progress(map_run *m, size_t (*done)(map_run *m))
 {
-    if (last) {
-        if (m->progress_on)
-            report(m, done(m), weft__now_ns(), true);
-        return;
-    }
     progress_due(m, done);
 }
 
@@ -417,7 +413,7 @@ static void split_task(weft_task *t)
 {
     split_frame *f = (split_frame *)t;
     map_run *m = f->m;
-    bool stolen = weft_worker_index() != f->spawner;
+    bool stolen = weft__self->index != f->spawner;
     if (!stolen)
         split_put(m);
     map_slot *s = slot_get(m);
@@ -443,7 +439,7 @@ static void split(map_run *m, map_slot *s, size_t lo, size_t hi,
                   uint64_t *last_end)
 {
     split_frame f = {.m = m, .lo = lo + (hi - lo) / 2, .hi = hi,
-                     .spawner = weft_worker_index()};
+                     .spawner = weft__self->index};
     s->splits++;
     weft_spawn(&f.task, split_task);
     weft__deque_share();
@@ -636,11 +632,9 @@ static void reduce_one(map_run *m, map_slot *s, void *result, int *rc)
 {
     if (!s->acc_ready)
         return;
-    if (*rc == 0 || result) {
-        int c = result ? m->red->combine(result, s->acc, m->ctx) : 0;
-        if (c && !*rc)
-            *rc = c;
-    }
+    int c = result ? m->red->combine(result, s->acc, m->ctx) : 0;
+    if (c && !*rc)
+        *rc = c;
     if (m->red->fini)
         m->red->fini(s->acc, m->ctx);
     s->acc_ready = false;
@@ -657,17 +651,12 @@ static int reduce_finish(map_run *m, void *result)
     return rc;
 }
 
-/* Final progress report and the call's return value. */
-static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
+int weft__map_end(map_run *m, int run_rc, size_t ok, size_t failed,
+                  weft_map_report *rep)
 {
-    weft_map_report local;
-    rep = rep ? rep : &local;
-    size_t ok = 0, failed = 0, n = m->end - m->begin;
-    fill_report(m, rep, &ok, &failed);
     rep->done = ok;
     rep->failed = failed;
-    rep->batch_mean = rep->batches ? (ok + failed) / rep->batches : 0;
-    rep->skipped = n - ok - failed;
+    rep->skipped = m->end - m->begin - ok - failed;
     rep->nerrors = m->nerrors;
     rep->first_index = m->first_index;
     rep->first_status = m->first_status;
@@ -681,6 +670,17 @@ static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
     if (weft__load_relaxed(&m->stop) == MAPRUN_CANCELLED)
         return -ECANCELED;
     return failed ? m->first_status : 0;
+}
+
+/* The pool's counters into the report, then the common end. */
+static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
+{
+    weft_map_report local;
+    rep = rep ? rep : &local;
+    size_t ok = 0, failed = 0;
+    fill_report(m, rep, &ok, &failed);
+    rep->batch_mean = rep->batches ? (ok + failed) / rep->batches : 0;
+    return weft__map_end(m, run_rc, ok, failed, rep);
 }
 
 static int map_go(map_run *m, weft_map_report *rep, void *result)

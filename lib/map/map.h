@@ -76,10 +76,15 @@ enum { MAPRUN_GOING, MAPRUN_FAILED, MAPRUN_CANCELLED };
 
 WEFT__HIDDEN void weft__map_fail(map_run *m, size_t index, int status,
                                  int signal);
-/* Report progress if the interval has passed (last: the final report,
- * always); done(m) counts the items finished. */
-WEFT__HIDDEN void weft__map_progress(map_run *m, size_t (*done)(map_run *m),
-                                     bool last);
+/* Report progress if the interval has passed; done(m) counts the items
+ * finished. */
+WEFT__HIDDEN void weft__map_progress(map_run *m, size_t (*done)(map_run *m));
+/* The end of every map, on the pool or isolated: the report's common
+ * fields (rep already holds the mode's own, zero elsewhere), the
+ * runtime's count of maps, the final progress report, and the call's
+ * return value (run_rc when not 0). */
+WEFT__HIDDEN int weft__map_end(map_run *m, int run_rc, size_t ok,
+                               size_t failed, weft_map_report *rep);
 
 /* isolated.c: runs a validated weft_map/weft_for call in worker processes
  * and fills the report's counters. */
