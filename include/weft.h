@@ -11,5 +11,8 @@
 #include "weft/future.h"
 #include "weft/graph.h"
 #include "weft/map.h"
+#include "weft/actor.h"
+#include "weft/store.h"
+#include "weft/net.h"
 
 #endif
