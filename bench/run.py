@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the benchmarks and print tables of ratios.
 
-    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag,map]
+    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag,map,actor]
                          [--runs 5] [--workers 1,2] [--quick]
 
 Suites (all by default): fj, the fork-join workloads (this file); future,
@@ -36,13 +36,14 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from benchlib import (Failure, Sample, Section, cpu_busy_fraction,  # noqa
                       machine_line, note, ratio, render_markdown,
                       render_text, run_results)
+import run_actor  # noqa: E402
 import run_map  # noqa: E402
 import run_tasks  # noqa: E402
 
-SUITES = ("fj", "future", "dag", "map")
+SUITES = ("fj", "future", "dag", "map", "actor")
 # The suites besides fj, by name: their Suite classes.
 TASK_SUITES = {"future": run_tasks.FutureSuite, "dag": run_tasks.DagSuite,
-               "map": run_map.MapSuite}
+               "map": run_map.MapSuite, "actor": run_actor.ActorSuite}
 
 # (name, full size, quick size, what the size means)
 WORKLOADS = [

@@ -50,11 +50,15 @@ typedef struct weft_runtime_stats {
     int32_t reserved0;
     uint64_t maps;       /* weft_map/for/for_range/map_reduce calls done */
     uint64_t map_items;  /* items those calls ran, failed ones included */
-    uint64_t actors, mailbox_backlog;
+    uint64_t actors;          /* actors alive (spawned, not yet dead) */
+    uint64_t mailbox_backlog; /* messages queued in mailboxes now */
     uint64_t store_used, store_capacity, store_objects, store_evictions,
              store_spills;
     uint64_t peers;
-    uint64_t reserved[12];
+    /* actor messages accepted by weft_send/weft_ask, messages whose
+     * receive ran, and actor restarts after failed messages */
+    uint64_t messages_sent, messages_handled, actor_restarts;
+    uint64_t reserved[9];
 } weft_runtime_stats;
 
 /* Fill *out with rt's counters. Returns 0, or -EINVAL (NULL argument).

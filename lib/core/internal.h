@@ -94,7 +94,8 @@ typedef struct weft__node {
 /* Extension slots: state that a higher layer (lib/task) hangs on a runtime
  * without core knowing its type; freed by its hook at destroy, after the
  * workers stopped. */
-enum { WEFT__EXT_FUTURES, WEFT__EXT_ISOLATED, WEFT__EXT_MAX };
+enum { WEFT__EXT_FUTURES, WEFT__EXT_ISOLATED, WEFT__EXT_ACTORS,
+       WEFT__EXT_MAX };
 typedef void (*weft__ext_free_fn)(weft_runtime *rt, void *ext);
 
 typedef struct weft__worker {
@@ -154,6 +155,8 @@ typedef struct weft__worker {
     _Atomic uint64_t misuses;
     _Atomic uint64_t jobs;
     _Atomic uint64_t map_items; /* parallel-map items finished (lib/map) */
+    /* actor messages sent from / handled on this worker (lib/actor) */
+    _Atomic uint64_t actor_sent, actor_handled;
     /* Job tokens created / consumed on this worker (see jobs.c): written
      * with release by the owner, read with acquire by destroy. */
     _Atomic uint64_t jobs_in, jobs_out;
@@ -195,6 +198,9 @@ struct weft_runtime {
     /* Statistics of the whole runtime (publish.c, lib/map): map calls
      * done, and items of isolated maps (the pool's count per worker). */
     alignas(WEFT__CACHELINE) _Atomic uint64_t maps, map_items;
+    /* lib/actor: actors alive, restarts, messages sent from outside
+     * threads, and messages dropped unhandled (stop, death) */
+    _Atomic uint64_t actors, actor_restarts, actor_sent_ext, actor_dropped;
     uint64_t created_ns;
     struct weft__publisher *publisher; /* NULL unless WEFT_STATS is set */
 

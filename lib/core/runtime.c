@@ -411,6 +411,23 @@ int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
     return k;
 }
 
+/* Actor counters (lib/actor): summed racily, so the backlog (sent minus
+ * handled minus dropped) is a gauge, clamped at 0. */
+static void actor_stats(const weft_runtime *rt, weft_runtime_stats *out)
+{
+    uint64_t sent = weft__load_relaxed(&rt->actor_sent_ext), handled = 0;
+    for (int i = 0; i < rt->nworkers; i++) {
+        sent += weft__load_relaxed(&rt->workers[i]->actor_sent);
+        handled += weft__load_relaxed(&rt->workers[i]->actor_handled);
+    }
+    uint64_t gone = handled + weft__load_relaxed(&rt->actor_dropped);
+    out->actors = weft__load_relaxed(&rt->actors);
+    out->messages_sent = sent;
+    out->messages_handled = handled;
+    out->actor_restarts = weft__load_relaxed(&rt->actor_restarts);
+    out->mailbox_backlog = sent > gone ? sent - gone : 0;
+}
+
 int weft_stats_runtime(const weft_runtime *rt, weft_runtime_stats *out)
 {
     if (!rt || !out)
@@ -422,5 +439,6 @@ int weft_stats_runtime(const weft_runtime *rt, weft_runtime_stats *out)
     out->map_items = weft__load_relaxed(&rt->map_items);
     for (int i = 0; i < rt->nworkers; i++) /* live: counted per batch */
         out->map_items += weft__load_relaxed(&rt->workers[i]->map_items);
+    actor_stats(rt, out);
     return 0;
 }

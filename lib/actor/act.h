@@ -1,0 +1,111 @@
+/* Actors' internals, shared by actor.c (mailboxes, activation, restarts,
+ * stops) and pool.c (actor pools). Nothing outside lib/actor includes
+ * this. */
+#ifndef WEFT_ACTOR_ACT_H
+#define WEFT_ACTOR_ACT_H
+
+#include "internal.h"
+#include "fut.h"
+
+/* A link of the mailbox (Vyukov's intrusive MPSC queue): producers
+ * exchange the queue's `in` end and then link the previous node; the
+ * single consumer follows `next` from `out`. */
+typedef struct alink {
+    _Atomic(struct alink *) next;
+} alink;
+
+enum { MSG_USER, MSG_STOP };
+
+/* The join of a pool's stop: the last member to stop completes f. */
+typedef struct ajoin {
+    _Atomic int left;
+    fut *f;
+} ajoin;
+
+/* An envelope: the link, the reply's future (asks), then a copy of the
+ * payload. 32 bytes of header keep the payload 16-byte aligned. */
+typedef struct amsg {
+    alink link;
+    fut *reply;      /* NULL for a plain send */
+    uint32_t size;
+    uint32_t kind;   /* MSG_* */
+    ajoin *join;     /* MSG_STOP of a pool member, else NULL */
+    alignas(16) unsigned char data[];
+} amsg;
+
+/* flags of an actor */
+enum {
+    F_CLOSED = 1u << 0, /* sends refused: stopping, stopped or dead */
+    F_KILL = 1u << 1,   /* immediate stop asked: drop what is queued */
+    F_DEAD = 1u << 2,   /* fini ran (or init failed): nothing more runs */
+};
+
+typedef struct apool apool;
+
+/* One actor (or, when pool is set, a pool's handle, whose mailbox is
+ * unused). 128 bytes; its state follows at WEFT__ACTOR_HDR. The block is
+ * 16-byte aligned, so the producers' words (the first 16 bytes) never
+ * share a cache line with the read-mostly ones from offset 80 on (flags
+ * first): a sender's check of flags does not pull in the line that the
+ * other senders' read-modify-writes keep moving. */
+struct weft_actor {
+    /* producers' words: one line moves per send */
+    _Atomic(alink *) in;      /* newest message (the stub when drained) */
+    /* messages and stop requests reserved or queued, not yet taken by
+     * an activation. 0 -> 1 schedules the actor; the activation's
+     * subtraction back to 0 ends it. */
+    _Atomic int64_t count;
+    /* consumer's words (the running activation only) */
+    weft__job job;            /* its activation's queue entry */
+    alink *out;
+    alink stub;
+    /* references: handles, plus one while alive (not F_DEAD), plus one
+     * per scheduled activation */
+    _Atomic uint32_t refs;
+    _Atomic uint32_t restarts;
+    _Atomic uint32_t space_seq;     /* futex: bounded mailbox has room */
+    _Atomic uint32_t space_waiters; /* outside threads sleeping on it */
+    bool inited;              /* init succeeded, fini owed */
+    int8_t node;
+    uint16_t batch;
+    int32_t max_restarts;
+    void *arg;                /* init's, read-only */
+    /* read-mostly, from offset 80 */
+    _Atomic uint32_t flags;   /* F_* */
+    int32_t capacity;         /* 0 = unbounded */
+    const weft_actor_class *cls;
+    weft_runtime *rt;
+    apool *pool;              /* non-NULL: this is a pool's handle */
+    struct weft_actor *prev, *next; /* the runtime's registry */
+};
+
+_Static_assert(offsetof(struct weft_actor, flags) >= 80,
+               "flags must be off the producers' cache line");
+_Static_assert(sizeof(struct weft_actor) == 128,
+               "an idle actor's cost is measured against this size");
+
+#define WEFT__ACTOR_HDR \
+    ((sizeof(struct weft_actor) + 15) & ~(size_t)15)
+
+struct apool {
+    int n;
+    weft_actor *member[];
+};
+
+/* actor.c, for pool.c */
+WEFT__HIDDEN int weft__actor_new(weft_runtime *rt, const weft_actor_class *cls,
+                                 void *arg, const weft_actor_opts *o,
+                                 weft_actor **out);
+WEFT__HIDDEN int weft__actor_register(weft_runtime *rt, weft_actor *a);
+WEFT__HIDDEN void weft__actor_unref(weft_actor *a);
+WEFT__HIDDEN int weft__actor_stop_one(weft_actor *a, int mode, ajoin *join,
+                                      fut *done);
+WEFT__HIDDEN int weft__actor_check_opts(const weft_actor_opts *o);
+WEFT__HIDDEN void weft__actor_finish_join(ajoin *j);
+
+/* pool.c, for actor.c */
+WEFT__HIDDEN weft_actor *weft__pool_pick(weft_actor *p);
+WEFT__HIDDEN int weft__pool_stop(weft_actor *p, int mode, weft_future **done);
+WEFT__HIDDEN void weft__pool_free(weft_actor *p);
+
+#endif
