@@ -6,7 +6,8 @@
  *
  * It creates a runtime (publishing when WEFT_STATS is set, or under NAME
  * with -n, which sets WEFT_STATS), prints "ready pid=PID" on stdout, then
- * loops over fork-join fib, weft_for_range and weft_map rounds until
+ * loops over fork-join fib, weft_for_range, weft_map and actor-message
+ * rounds (one counting actor, alive for the whole run) until
  * SECONDS (default 3) have passed. -e says how it ends: destroy the
  * runtime and exit 0 (default), _exit(0) without destroying, or raise
  * SIGKILL: the last two leave the published segment behind, as a crashed
@@ -121,9 +122,55 @@ static int map_item(size_t i, const void *in, void *out, void *ctx)
     return 0;
 }
 
+/* The counting actor: adds what it is sent; an ask (empty message)
+ * replies with the count. */
+static int count_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    uint64_t *count = st;
+    if (n == sizeof(uint64_t)) {
+        *count += *(const uint64_t *)msg;
+        return 0;
+    }
+    uint64_t *v = malloc(sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    *v = *count;
+    return weft_actor_reply(cx, v, free);
+}
+
+static const weft_actor_class COUNTER = {
+    .state_size = sizeof(uint64_t),
+    .receive = count_recv,
+    .name = "stats_target counter",
+};
+
+/* 1000 messages of 1, then an ask that must see them all (one sender:
+ * its messages are handled in order). */
+static int actor_round(weft_actor *a, uint64_t *expect)
+{
+    uint64_t one = 1;
+    for (int i = 0; i < 1000; i++) {
+        int rc = weft_send(a, &one, sizeof one, 0);
+        if (rc)
+            return rc;
+    }
+    *expect += 1000;
+    weft_future *f;
+    int rc = weft_ask(a, NULL, 0, 0, &f);
+    if (rc)
+        return rc;
+    void *v = NULL;
+    rc = weft_future_get(f, -1, &v);
+    if (rc == 0 && *(uint64_t *)v != *expect)
+        rc = -EIO;
+    weft_future_release(f);
+    return rc;
+}
+
 /* One round of every kind of work: fork-join tasks (spawns, steals),
- * a range loop and a map (map calls and items). */
-static int round_of_work(weft_runtime *rt, uint64_t *out, size_t n)
+ * a range loop and a map (map calls and items), actor messages. */
+static int round_of_work(weft_runtime *rt, weft_actor *a, uint64_t *sent,
+                         uint64_t *out, size_t n)
 {
     static _Atomic uint64_t sink;
     struct fib_call f = { .n = 20 };
@@ -137,6 +184,8 @@ static int round_of_work(weft_runtime *rt, uint64_t *out, size_t n)
     if (rc == 0)
         rc = weft_map(rt, n, NULL, 0, out, sizeof *out, map_item, NULL,
                       &opts, NULL);
+    if (rc == 0)
+        rc = actor_round(a, sent);
     return rc;
 }
 
@@ -151,19 +200,29 @@ static int run(const struct options *o)
                 strerror(-rc));
         return 1;
     }
+    weft_actor *a;
+    rc = weft_actor_spawn(rt, &COUNTER, NULL, NULL, &a);
+    if (rc) {
+        fprintf(stderr, "stats_target: weft_actor_spawn: %s\n",
+                strerror(-rc));
+        weft_runtime_destroy(&rt);
+        return 1;
+    }
     printf("ready pid=%d\n", (int)getpid());
     fflush(stdout);
     enum { N = 20000 };
     static uint64_t out[N];
+    uint64_t sent = 0;
     double end = mono_s() + o->seconds;
     while (rc == 0 && mono_s() < end)
-        rc = round_of_work(rt, out, N);
+        rc = round_of_work(rt, a, &sent, out, N);
     if (rc)
         fprintf(stderr, "stats_target: work failed: %s\n", strerror(-rc));
     if (o->end == END_EXIT)
         _exit(rc ? 1 : 0);
     if (o->end == END_KILL)
         raise(SIGKILL);
+    weft_actor_release(a); /* destroy stops it */
     weft_runtime_destroy(&rt);
     return rc ? 1 : 0;
 }

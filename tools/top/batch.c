@@ -41,10 +41,15 @@ static void print_count(const char *key, uint64_t v)
         printf(" %s=-", key);
 }
 
-static void print_subsystems(const weft_runtime_stats *rs)
+static void print_subsystems(const struct top_runtime *r)
 {
+    const weft_runtime_stats *rs = &r->cur.rs;
     print_count("actors", rs->actors);
     print_count("mailbox_backlog", rs->mailbox_backlog);
+    print_count("messages_sent", rs->messages_sent);
+    print_count("messages_handled", rs->messages_handled);
+    printf(" msgs_per_s=%.1f", top_msgs_s(r));
+    print_count("actor_restarts", rs->actor_restarts);
     print_count("store_used", rs->store_used);
     print_count("store_capacity", rs->store_capacity);
     print_count("store_objects", rs->store_objects);
@@ -73,7 +78,7 @@ static void print_runtime(const struct top_runtime *r)
            (unsigned long long)t.queued, (unsigned long long)t.parks,
            t.parks_s, (unsigned long long)s->rs.maps, top_maps_s(r),
            (unsigned long long)s->rs.map_items, top_items_s(r));
-    print_subsystems(&s->rs);
+    print_subsystems(r);
     putchar('\n');
 }
 

@@ -264,6 +264,14 @@ double top_items_s(const struct top_runtime *r)
                    : 0;
 }
 
+double top_msgs_s(const struct top_runtime *r)
+{
+    double win = window_s(r);
+    return win > 0 ? (double)delta(r->cur.rs.messages_handled,
+                                   r->prev.rs.messages_handled) / win
+                   : 0;
+}
+
 /* ---- formatting --------------------------------------------------------- */
 
 void top_clean_name(char *dst, size_t len, const char *name)

@@ -154,13 +154,18 @@ static int put_count(char *buf, size_t len, const char *name, uint64_t v,
     return snprintf(buf, len, "%s %s  ", name, n);
 }
 
-static void subsystems_line(int row, const weft_runtime_stats *rs)
+static void subsystems_line(int row, const struct top_runtime *r)
 {
-    char buf[512];
+    const weft_runtime_stats *rs = &r->cur.rs;
+    char buf[512], rate[16];
     size_t k = 0;
     bool dash = false;
     k += (size_t)put_count(buf + k, sizeof buf - k, " actors", rs->actors,
                            &dash);
+    top_fmt_si(rate, sizeof rate, top_msgs_s(r));
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "msgs/s %s  ", rate);
+    k += (size_t)put_count(buf + k, sizeof buf - k, "restarts",
+                           rs->actor_restarts, &dash);
     k += (size_t)put_count(buf + k, sizeof buf - k, "mailbox backlog",
                            rs->mailbox_backlog, &dash);
     k += (size_t)put_count(buf + k, sizeof buf - k, "store", rs->store_used,
@@ -203,7 +208,7 @@ static int draw_summary(const struct top_runtime *r, int row)
     snprintf(buf, sizeof buf, " maps %s/s  items %s/s  (rates over %.2f s)",
              c, d, t.window_s);
     line_at(row++, A_NORMAL, buf);
-    subsystems_line(row, &r->cur.rs);
+    subsystems_line(row, r);
     return row + 3;
 }
 

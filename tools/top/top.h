@@ -68,6 +68,8 @@ void top_runtime_rates(const struct top_runtime *r, struct top_rates *out);
 /* Calls of weft_map & co. and their items, per second over the window. */
 double top_maps_s(const struct top_runtime *r);
 double top_items_s(const struct top_runtime *r);
+/* Actor messages handled per second over the window. */
+double top_msgs_s(const struct top_runtime *r);
 
 /* name made safe to print: bytes that are not printable ASCII become '?'
  * (a segment is written by another process; its name must not drive the

@@ -1,0 +1,563 @@
+/* Objects: create, seal, abort, delete under the lock; get and release
+ * lock-free on the fast path (see st.h for the protocol); LRU eviction
+ * with a second chance for objects got since they were queued. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "st.h"
+
+/* A handle's references to one object stop short of the u16 limit with
+ * room for every thread of the process to overshoot by one. */
+#define REFS_LIMIT 60000u
+
+/* ---- descriptors and lists (under the lock) */
+
+static void free_push(weft_store *st, uint32_t d)
+{
+    st_desc_at(st, d)->lru_next = st->h->free_desc;
+    st->h->free_desc = d;
+}
+
+/* The raw free of the truth (no derived structure touched): gen odd,
+ * state FREE, id cleared, gen even; see the order in st.h. */
+void st_desc_reset(weft_store *st, uint32_t d)
+{
+    st_desc *x = st_desc_at(st, d);
+    uint32_t g = atomic_load_explicit(&x->gen, memory_order_relaxed);
+    g |= 1;
+    atomic_store_explicit(&x->gen, g, memory_order_seq_cst);
+    atomic_store_explicit(&x->state, ST_FREE, memory_order_relaxed);
+    for (int i = 0; i < 3; i++)
+        atomic_store_explicit(&x->id[i], 0, memory_order_relaxed);
+    x->owner = ST_NIL32;
+    x->flags = 0;
+    /* release: pairs with st_find_fast's acquire of gen */
+    atomic_store_explicit(&x->gen, g + 1, memory_order_release);
+}
+
+void st_lru_push(weft_store *st, uint32_t d)
+{
+    st_hdr *h = st->h;
+    st_desc *x = st_desc_at(st, d);
+    x->lru_seq = ++h->lru_seq;
+    x->lru_next = ST_NIL32;
+    x->lru_prev = h->lru_tail;
+    if (h->lru_tail != ST_NIL32)
+        st_desc_at(st, h->lru_tail)->lru_next = d;
+    else
+        h->lru_head = d;
+    h->lru_tail = d;
+}
+
+void st_lru_unlink(weft_store *st, uint32_t d)
+{
+    st_hdr *h = st->h;
+    st_desc *x = st_desc_at(st, d);
+    if (x->lru_prev != ST_NIL32)
+        st_desc_at(st, x->lru_prev)->lru_next = x->lru_next;
+    else
+        h->lru_head = x->lru_next;
+    if (x->lru_next != ST_NIL32)
+        st_desc_at(st, x->lru_next)->lru_prev = x->lru_prev;
+    else
+        h->lru_tail = x->lru_prev;
+    x->lru_prev = x->lru_next = ST_NIL32;
+}
+
+/* Frees descriptor d and everything derived from it. The caller made
+ * sure nobody references it (state CREATED by the caller, or claimed). */
+void st_desc_free(weft_store *st, uint32_t d)
+{
+    st_hdr *h = st->h;
+    st_desc *x = st_desc_at(st, d);
+    uint32_t s = atomic_load_explicit(&x->state, memory_order_relaxed);
+    st_index_remove(st, d);
+    if (s == ST_SPILLED) {
+        st_spill_drop(st, x->spill_file);
+        ST_SUB(&h->spilled, 1);
+    } else {
+        if (s == ST_SEALED || s == ST_DELETING) {
+            st_lru_unlink(st, d);
+            ST_SUB(&h->sealed, 1);
+        }
+        st_heap_free(st, atomic_load_explicit(&x->off, memory_order_relaxed));
+        ST_SUB(&h->objects, 1);
+    }
+    ST_POINT("free:derived-done");
+    st_desc_reset(st, d);
+    free_push(st, d);
+}
+
+/* Claims a sealed object for freeing or spilling: DELETING (seq_cst),
+ * then no reference may exist (seq_cst loads); see the Dekker argument
+ * in st.h. -EBUSY, state restored, when someone holds one. */
+int st_try_claim(weft_store *st, uint32_t d)
+{
+    st_desc *x = st_desc_at(st, d);
+    atomic_store_explicit(&x->state, ST_DELETING, memory_order_seq_cst);
+    if (st_refsum(st, d) == 0)
+        return 0;
+    atomic_store_explicit(&x->state, ST_SEALED, memory_order_seq_cst);
+    return -EBUSY;
+}
+
+static int by_lru(const void *a, const void *b, void *ctx)
+{
+    st_desc *descs = ctx;
+    uint64_t x = descs[*(const uint32_t *)a].lru_seq;
+    uint64_t y = descs[*(const uint32_t *)b].lru_seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Recreates the free-descriptor stack, the LRU list (in lru_seq order),
+ * the object counters and the spill files' live counts. */
+void st_rebuild_lists(weft_store *st)
+{
+    st_hdr *h = st->h;
+    uint32_t *sealed = weft__malloc(sizeof *sealed * (st->max_objects + 1u));
+    uint64_t objects = 0, nsealed = 0, spilled = 0;
+    h->free_desc = ST_NIL32;
+    h->lru_head = h->lru_tail = ST_NIL32;
+    memset(h->spill_live, 0, sizeof h->spill_live);
+    for (uint32_t d = st->max_objects; d-- > 0;) {
+        st_desc *x = st_desc_at(st, d);
+        uint32_t s = atomic_load_explicit(&x->state, memory_order_relaxed);
+        x->lru_prev = x->lru_next = ST_NIL32;
+        if (s == ST_FREE)
+            free_push(st, d);
+        else if (s == ST_SPILLED) {
+            h->spill_live[x->spill_file]++;
+            spilled++;
+        } else {
+            objects++;
+            if (s == ST_SEALED && sealed)
+                sealed[nsealed] = d;
+            else if (s == ST_SEALED) /* no memory to sort: any order */
+                st_lru_push(st, d);
+            nsealed += s == ST_SEALED;
+        }
+    }
+    if (sealed) {
+        /* re-stamped from lru_seq on, in the old order */
+        qsort_r(sealed, nsealed, sizeof *sealed, by_lru, st->descs);
+        for (uint64_t i = 0; i < nsealed; i++)
+            st_lru_push(st, sealed[i]);
+        weft__free(sealed);
+    }
+    atomic_store_explicit(&h->objects, objects, memory_order_relaxed);
+    atomic_store_explicit(&h->sealed, nsealed, memory_order_relaxed);
+    atomic_store_explicit(&h->spilled, spilled, memory_order_relaxed);
+}
+
+/* ---- making room (under the lock) */
+
+/* Evicts the least recently used sealed, unpinned, unreferenced object.
+ * An object got since it was queued is moved to the back once (second
+ * chance: gets are lock-free and only set `touched`). 1 when one went. */
+static int evict_one(weft_store *st)
+{
+    uint64_t budget = 2 * atomic_load_explicit(&st->h->sealed,
+                                               memory_order_relaxed) + 2;
+    uint32_t d = st->h->lru_head;
+    while (d != ST_NIL32 && budget-- > 0) {
+        st_desc *x = st_desc_at(st, d);
+        uint32_t next = x->lru_next;
+        if (atomic_load_explicit(&x->touched, memory_order_relaxed)) {
+            atomic_store_explicit(&x->touched, 0, memory_order_relaxed);
+            st_lru_unlink(st, d);
+            st_lru_push(st, d);
+        } else if (!(x->flags & WEFT_STORE_PIN) && st_try_claim(st, d) == 0) {
+            ST_POINT("evict:claimed");
+            ST_ADD(&st->h->evictions, 1);
+            ST_ADD(&st->h->evicted_bytes, x->block);
+            st_desc_free(st, d);
+            return 1;
+        }
+        d = next;
+    }
+    return 0;
+}
+
+/* One step towards room: evict, else reclaim the dead, else spill.
+ * -ENOSPC when none of them can free anything. */
+static int free_something(weft_store *st, uint64_t need)
+{
+    if (evict_one(st))
+        return 0;
+    if (st_reclaim_dead(st) > 0)
+        return 0;
+    if (st->spill_dir && st_spill(st, need) == 0)
+        return 0;
+    return -ENOSPC;
+}
+
+int st_alloc_block(weft_store *st, uint64_t need, uint64_t *off,
+                   uint64_t *got)
+{
+    for (;;) {
+        if (st_heap_alloc(st, need, off, got) == 0)
+            return 0;
+        int rc = free_something(st, need);
+        if (rc)
+            return rc;
+    }
+}
+
+static int alloc_desc(weft_store *st, uint32_t *d)
+{
+    while (st->h->free_desc == ST_NIL32) {
+        if (evict_one(st))
+            continue;
+        if (st_reclaim_dead(st) > 0)
+            continue;
+        return -ENOSPC;
+    }
+    *d = st->h->free_desc;
+    st->h->free_desc = st_desc_at(st, *d)->lru_next;
+    return 0;
+}
+
+/* ---- the public operations */
+
+static int id_ok(const weft_store *st, const weft_store_id *id)
+{
+    return st && id;
+}
+
+/* Fills the descriptor of a new object in the order st.h gives. */
+static void desc_fill(weft_store *st, uint32_t d, const weft_store_id *id,
+                      uint64_t off, uint64_t got, size_t size,
+                      unsigned flags)
+{
+    st_desc *x = st_desc_at(st, d);
+    uint32_t g = atomic_load_explicit(&x->gen, memory_order_relaxed) | 1;
+    atomic_store_explicit(&x->gen, g, memory_order_seq_cst);
+    st_id_store(x, id);
+    atomic_store_explicit(&x->off, off, memory_order_relaxed);
+    atomic_store_explicit(&x->size, size, memory_order_relaxed);
+    atomic_store_explicit(&x->touched, 0, memory_order_relaxed);
+    x->block = got;
+    x->owner = st->me;
+    x->flags = flags;
+    ST_POINT("create:half-desc");
+    atomic_store_explicit(&x->state, ST_CREATED, memory_order_relaxed);
+    /* release: pairs with st_find_fast's acquire of gen */
+    atomic_store_explicit(&x->gen, g + 1, memory_order_release);
+}
+
+int weft_store_create(weft_store *st, const weft_store_id *id, size_t size,
+                      unsigned flags, void **data)
+{
+    if (!id_ok(st, id) || !data || (flags & ~(unsigned)WEFT_STORE_PIN))
+        return -EINVAL;
+    if (size > st->capacity - ST_BLK_HDR)
+        return -ENOSPC;
+    uint64_t need = st_block_need(size), off, got;
+    uint32_t d;
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    ST_POINT("create:locked");
+    if (st_find_locked(st, id) != ST_NIL32) {
+        rc = -EEXIST;
+        goto out;
+    }
+    rc = alloc_desc(st, &d);
+    if (rc)
+        goto out;
+    rc = st_alloc_block(st, need, &off, &got);
+    if (rc) {
+        free_push(st, d);
+        goto out;
+    }
+    ST_POINT("create:allocated");
+    desc_fill(st, d, id, off, got, size, flags);
+    st_index_insert(st, d);
+    ST_ADD(&st->h->objects, 1);
+    ST_ADD(&st->h->creates, 1);
+    *data = st->data + off + ST_BLK_HDR;
+out:
+    st_unlock(st);
+    return rc;
+}
+
+/* Under the lock: d, an object this handle created and has not sealed. */
+static int own_unsealed(weft_store *st, const weft_store_id *id,
+                        uint32_t *d)
+{
+    *d = st_find_locked(st, id);
+    if (*d == ST_NIL32)
+        return -ENOENT;
+    st_desc *x = st_desc_at(st, *d);
+    if (atomic_load_explicit(&x->state, memory_order_relaxed) != ST_CREATED)
+        return -EALREADY;
+    return x->owner == st->me ? 0 : -EPERM;
+}
+
+static void futex_wake_all(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int weft_store_seal(weft_store *st, const weft_store_id *id)
+{
+    if (!id_ok(st, id))
+        return -EINVAL;
+    uint32_t d;
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    rc = own_unsealed(st, id, &d);
+    if (rc == 0) {
+        ST_POINT("seal:locked");
+        st_desc *x = st_desc_at(st, d);
+        /* seq_cst: pairs with the getter's seq_cst load of state, which
+         * makes the object's data written before it visible */
+        atomic_store_explicit(&x->state, ST_SEALED, memory_order_seq_cst);
+        st_lru_push(st, d);
+        ST_ADD(&st->h->sealed, 1);
+        ST_ADD(&st->h->seals, 1);
+        /* seq_cst: with the waiter's seq_cst increment of nwaiters before
+         * it sleeps (Dekker), either we see it or it sees the new seq */
+        atomic_store_explicit(&st->h->seal_seq,
+            atomic_load_explicit(&st->h->seal_seq, memory_order_relaxed) + 1,
+            memory_order_seq_cst);
+    }
+    st_unlock(st);
+    if (rc == 0 && atomic_load_explicit(&st->h->nwaiters,
+                                        memory_order_seq_cst) > 0)
+        futex_wake_all(&st->h->seal_seq);
+    return rc;
+}
+
+int weft_store_abort(weft_store *st, const weft_store_id *id)
+{
+    if (!id_ok(st, id))
+        return -EINVAL;
+    uint32_t d;
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    rc = own_unsealed(st, id, &d);
+    if (rc == 0) {
+        st_desc_free(st, d);
+        ST_ADD(&st->h->aborts, 1);
+    }
+    st_unlock(st);
+    return rc;
+}
+
+int weft_store_put(weft_store *st, const weft_store_id *id, const void *data,
+                   size_t size, unsigned flags)
+{
+    void *p;
+    if (size && !data)
+        return -EINVAL;
+    int rc = weft_store_create(st, id, size, flags, &p);
+    if (rc)
+        return rc;
+    if (size)
+        memcpy(p, data, size);
+    return weft_store_seal(st, id);
+}
+
+int weft_store_delete(weft_store *st, const weft_store_id *id)
+{
+    if (!id_ok(st, id))
+        return -EINVAL;
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    uint32_t d = st_find_locked(st, id);
+    uint32_t s = d == ST_NIL32 ? ST_FREE
+                 : atomic_load_explicit(&st_desc_at(st, d)->state,
+                                        memory_order_relaxed);
+    if (d == ST_NIL32)
+        rc = -ENOENT;
+    else if (s == ST_CREATED)
+        rc = -EBUSY;
+    else if (s == ST_SEALED)
+        rc = st_try_claim(st, d);
+    if (rc == 0) {
+        ST_POINT("delete:claimed");
+        st_desc_free(st, d);
+        ST_ADD(&st->h->deletes, 1);
+    }
+    st_unlock(st);
+    return rc;
+}
+
+/* ---- get and release */
+
+static void fill_obj(weft_store *st, uint32_t d, uint32_t gen,
+                     weft_store_obj *obj)
+{
+    st_desc *x = st_desc_at(st, d);
+    uint64_t off = atomic_load_explicit(&x->off, memory_order_relaxed);
+    uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
+    obj->data = st->data + off + ST_BLK_HDR;
+    obj->size = size;
+    obj->slot = d;
+    obj->gen = gen;
+    if (!atomic_load_explicit(&x->touched, memory_order_relaxed))
+        atomic_store_explicit(&x->touched, 1, memory_order_relaxed);
+}
+
+/* The object lies inside the data area (a segment written by something
+ * else than weft could say otherwise). */
+static int bounds_ok(weft_store *st, st_desc *x)
+{
+    uint64_t off = atomic_load_explicit(&x->off, memory_order_relaxed);
+    uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
+    return off < st->capacity && size <= st->capacity - off - ST_BLK_HDR;
+}
+
+/* Takes a reference on d if it still holds the sealed object seen at
+ * gen: increment first (seq_cst), then re-check (seq_cst), see st.h.
+ * -EAGAIN when it changed, -EOVERFLOW at the reference limit. */
+static int try_ref(weft_store *st, uint32_t d, uint32_t gen,
+                   weft_store_obj *obj)
+{
+    _Atomic uint16_t *r = &st->mine[d];
+    uint16_t old = atomic_fetch_add_explicit(r, 1, memory_order_seq_cst);
+    ST_POINT("get:counted");
+    st_desc *x = st_desc_at(st, d);
+    int rc = old >= REFS_LIMIT ? -EOVERFLOW : 0;
+    if (rc == 0 &&
+        (atomic_load_explicit(&x->state, memory_order_seq_cst) != ST_SEALED ||
+         atomic_load_explicit(&x->gen, memory_order_acquire) != gen))
+        rc = -EAGAIN;
+    if (rc == 0 && !bounds_ok(st, x))
+        rc = -EPROTO;
+    if (rc) {
+        atomic_fetch_sub_explicit(r, 1, memory_order_release);
+        return rc;
+    }
+    fill_obj(st, d, gen, obj);
+    return 0;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Under the lock: a reference to id if it is sealed (restoring it from
+ * the spill directory if needed); -ENOENT if absent or unsealed, with
+ * *seq the seal sequence read under the lock. */
+static int get_locked(weft_store *st, const weft_store_id *id,
+                      weft_store_obj *obj, uint32_t *seq)
+{
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    *seq = atomic_load_explicit(&st->h->seal_seq, memory_order_relaxed);
+    uint32_t d = st_find_locked(st, id);
+    rc = -ENOENT;
+    if (d != ST_NIL32 && atomic_load_explicit(&st_desc_at(st, d)->state,
+                                              memory_order_relaxed) ==
+                             ST_SPILLED)
+        rc = st_restore(st, d);
+    if (d != ST_NIL32 && atomic_load_explicit(&st_desc_at(st, d)->state,
+                                              memory_order_relaxed) ==
+                             ST_SEALED)
+        rc = try_ref(st, d, atomic_load_explicit(&st_desc_at(st, d)->gen,
+                                                 memory_order_relaxed), obj);
+    st_unlock(st);
+    return rc;
+}
+
+/* Sleeps until the seal sequence moves from seq or the deadline. */
+static void wait_seal(weft_store *st, uint32_t seq, int64_t deadline)
+{
+    struct timespec ts, *tp = NULL;
+    if (deadline >= 0) {
+        int64_t left = deadline - now_ns();
+        if (left <= 0)
+            return;
+        ts.tv_sec = left / 1000000000;
+        ts.tv_nsec = left % 1000000000;
+        tp = &ts;
+    }
+    /* seq_cst: pairs with the sealer's seq_cst load of nwaiters */
+    atomic_fetch_add_explicit(&st->h->nwaiters, 1, memory_order_seq_cst);
+    syscall(SYS_futex, &st->h->seal_seq, FUTEX_WAIT, seq, tp, NULL, 0);
+    atomic_fetch_sub_explicit(&st->h->nwaiters, 1, memory_order_relaxed);
+}
+
+static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
+                    weft_store_obj *obj)
+{
+    int64_t deadline = timeout_ms < 0 ? -1
+                       : now_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        uint32_t seq = 0;
+        int rc = get_locked(st, id, obj, &seq);
+        if (rc != -ENOENT)
+            return rc;
+        if (timeout_ms == 0)
+            return -ENOENT;
+        if (deadline >= 0 && now_ns() >= deadline)
+            return -ETIMEDOUT;
+        wait_seal(st, seq, deadline);
+    }
+}
+
+int weft_store_get(weft_store *st, const weft_store_id *id, int timeout_ms,
+                   weft_store_obj *obj)
+{
+    if (!id_ok(st, id) || !obj)
+        return -EINVAL;
+    uint32_t gen;
+    uint32_t d = st_find_fast(st, id, &gen);
+    if (WEFT_LIKELY(d != ST_NIL32)) {
+        int rc = try_ref(st, d, gen, obj);
+        if (rc != -EAGAIN)
+            return rc;
+    }
+    return get_slow(st, id, timeout_ms, obj);
+}
+
+int weft_store_release(weft_store *st, weft_store_obj *obj)
+{
+    if (!st || !obj || obj->slot >= st->max_objects || !obj->data)
+        return -EINVAL;
+    _Atomic uint16_t *r = &st->mine[obj->slot];
+    st_desc *x = st_desc_at(st, obj->slot);
+    if (atomic_load_explicit(&x->gen, memory_order_relaxed) != obj->gen)
+        return -EINVAL;
+    uint16_t c = atomic_load_explicit(r, memory_order_relaxed);
+    do {
+        if (c == 0)
+            return -EINVAL;
+        /* release: our reads of the data happen before a freer's seq_cst
+         * load of the count that lets it reuse the block */
+    } while (!atomic_compare_exchange_weak_explicit(
+        r, &c, (uint16_t)(c - 1), memory_order_release, memory_order_relaxed));
+    obj->data = NULL;
+    obj->slot = ST_NIL32;
+    return 0;
+}
+
+int weft_store_contains(weft_store *st, const weft_store_id *id)
+{
+    if (!id_ok(st, id))
+        return -EINVAL;
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    uint32_t d = st_find_locked(st, id);
+    uint32_t s = d == ST_NIL32 ? ST_FREE
+                 : atomic_load_explicit(&st_desc_at(st, d)->state,
+                                        memory_order_relaxed);
+    st_unlock(st);
+    return s == ST_SEALED || s == ST_SPILLED;
+}

@@ -1,0 +1,606 @@
+/* The segment: creating, validating and mapping it; client slots and
+ * their liveness; the robust lock and the repair after a death inside it;
+ * reclaiming dead clients. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "st.h"
+
+#define SHM_DIR "/dev/shm/"
+#define PAGE 4096u
+
+void (*weft__store_hook)(const char *point);
+
+static uint64_t up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+/* ---- layout */
+
+typedef struct layout {
+    uint64_t hdr, clients, refs, descs, index, data, total;
+    uint32_t stride, slots;
+} layout;
+
+static void plan(layout *l, uint64_t cap, uint32_t objs, uint32_t clients)
+{
+    l->hdr = up(sizeof(st_hdr), PAGE);
+    l->stride = (uint32_t)up(objs, 32);
+    l->slots = 1;
+    while (l->slots < 2 * objs)
+        l->slots <<= 1;
+    l->clients = l->hdr;
+    l->refs = up(l->clients + (uint64_t)clients * sizeof(st_client), PAGE);
+    l->descs = up(l->refs + (uint64_t)clients * l->stride * 2, PAGE);
+    l->index = up(l->descs + (uint64_t)objs * sizeof(st_desc), PAGE);
+    l->data = up(l->index + (uint64_t)l->slots * 4, PAGE);
+    l->total = up(l->data + cap, PAGE);
+}
+
+static int name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > WEFT_STORE_NAME_MAX || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int weft_store_opts_default(weft_store_opts *o)
+{
+    if (!o)
+        return -EINVAL;
+    memset(o, 0, sizeof *o);
+    o->capacity = 64u << 20;
+    o->mode = 0600;
+    return 0;
+}
+
+static int opts_resolve(const weft_store_opts *in, weft_store_opts *o)
+{
+    if (in)
+        *o = *in;
+    else
+        weft_store_opts_default(o);
+    if (o->capacity < (64u << 10) || o->capacity > (1ull << 46) ||
+        o->max_objects > (1u << 24) || o->max_clients > 1024 ||
+        (o->mode & ~0777u))
+        return -EINVAL;
+    o->capacity &= ~(uint64_t)(ST_ALIGN - 1);
+    if (o->max_objects == 0) {
+        uint64_t n = o->capacity / 4096;
+        o->max_objects = n < 1024 ? 1024 : n > (1u << 20) ? 1u << 20
+                                                         : (uint32_t)n;
+    }
+    if (o->max_clients == 0)
+        o->max_clients = 64;
+    return 0;
+}
+
+/* ---- mapping */
+
+static void bind_layout(weft_store *st, uint8_t *base, size_t size)
+{
+    st->base = base;
+    st->map_size = size;
+    st->h = (st_hdr *)base;
+    st->clients = (st_client *)(base + st->h->off_clients);
+    st->refs = (_Atomic uint16_t *)(base + st->h->off_refs);
+    st->descs = (st_desc *)(base + st->h->off_descs);
+    st->index = (_Atomic uint32_t *)(base + st->h->off_index);
+    st->data = base + st->h->off_data;
+    st->capacity = st->h->capacity;
+    st->max_objects = st->h->max_objects;
+    st->max_clients = st->h->max_clients;
+    st->index_mask = st->h->index_slots - 1;
+    st->refs_stride = st->h->refs_stride;
+}
+
+static int map_fd(int fd, size_t size, unsigned flags, uint8_t **base)
+{
+    int mf = MAP_SHARED | ((flags & WEFT_STORE_OPEN_LAZY) ? 0 : MAP_POPULATE);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, mf, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    *base = p;
+    return 0;
+}
+
+static int init_lock(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int rc = pthread_mutexattr_init(&a);
+    if (rc)
+        return -rc;
+    rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (!rc)
+        rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (!rc)
+        rc = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -rc;
+}
+
+/* Fills a fresh (zeroed) segment; magic last, though nobody can see the
+ * segment before it is linked under its name. */
+static int init_segment(weft_store *st, const layout *l,
+                        const weft_store_opts *o)
+{
+    st_hdr *h = st->h;
+    h->version = ST_VERSION;
+    h->hdr_size = sizeof(st_hdr);
+    h->total_size = l->total;
+    h->capacity = o->capacity;
+    h->max_objects = o->max_objects;
+    h->max_clients = o->max_clients;
+    h->index_slots = l->slots;
+    h->refs_stride = l->stride;
+    h->off_clients = l->clients;
+    h->off_refs = l->refs;
+    h->off_descs = l->descs;
+    h->off_index = l->index;
+    h->off_data = l->data;
+    int rc = init_lock(&h->lock);
+    if (rc)
+        return rc;
+    bind_layout(st, st->base, st->map_size);
+    st_heap_init(st);
+    st_rebuild_lists(st);
+    h->magic = ST_MAGIC;
+    return 0;
+}
+
+static int room_in_shm(uint64_t total)
+{
+    struct statvfs v;
+    if (statvfs(SHM_DIR, &v) != 0)
+        return 0; /* unknown: posix_fallocate decides */
+    return (uint64_t)v.f_bavail * v.f_frsize >= total ? 0 : -ENOSPC;
+}
+
+/* Creates the segment under a temporary name, reserves its memory,
+ * initialises it, then links it under `name` (link fails with EEXIST when
+ * another process won the race: the caller then attaches). */
+static int create_segment(weft_store *st, const weft_store_opts *o)
+{
+    static _Atomic unsigned seq;
+    layout l;
+    plan(&l, o->capacity, o->max_objects, o->max_clients);
+    int rc = room_in_shm(l.total);
+    if (rc)
+        return rc;
+    char tmp[64], path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
+    snprintf(tmp, sizeof tmp, SHM_DIR ".weft-store-%d-%u-%lx", (int)getpid(),
+             atomic_fetch_add(&seq, 1), (long)time(NULL));
+    snprintf(path, sizeof path, SHM_DIR "%s", st->name);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                  o->mode);
+    if (fd < 0)
+        return -errno;
+    uint8_t *base = NULL;
+    if (fchmod(fd, o->mode) != 0 || ftruncate(fd, (off_t)l.total) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = -posix_fallocate(fd, 0, (off_t)l.total);
+    if (rc == -EOPNOTSUPP || rc == -EINVAL)
+        rc = 0; /* no fallocate here: MAP_POPULATE below touches every page */
+    if (rc)
+        goto fail;
+    rc = map_fd(fd, l.total, o->flags & ~WEFT_STORE_OPEN_LAZY, &base);
+    if (rc)
+        goto fail;
+    st->base = base;
+    st->map_size = l.total;
+    st->h = (st_hdr *)base;
+    rc = init_segment(st, &l, o);
+    if (rc)
+        goto fail;
+    if (link(tmp, path) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    unlink(tmp);
+    close(fd);
+    return 0;
+fail:
+    if (base)
+        munmap(base, l.total);
+    st->base = NULL;
+    unlink(tmp);
+    close(fd);
+    return rc;
+}
+
+/* Validates a header against the layout its own sizes imply: any field
+ * out of place means garbage (or another version), -EPROTO. */
+static int header_ok(const st_hdr *h, uint64_t file_size)
+{
+    if (h->magic != ST_MAGIC || h->version != ST_VERSION ||
+        h->hdr_size != sizeof(st_hdr))
+        return 0;
+    if (h->max_objects == 0 || h->max_objects > (1u << 24) ||
+        h->max_clients == 0 || h->max_clients > 1024 ||
+        h->capacity < (64u << 10) || h->capacity > (1ull << 46) ||
+        h->capacity % ST_ALIGN)
+        return 0;
+    layout l;
+    plan(&l, h->capacity, h->max_objects, h->max_clients);
+    return h->total_size == l.total && file_size >= l.total &&
+           h->index_slots == l.slots && h->refs_stride == l.stride &&
+           h->off_clients == l.clients && h->off_refs == l.refs &&
+           h->off_descs == l.descs && h->off_index == l.index &&
+           h->off_data == l.data;
+}
+
+static int attach_segment(weft_store *st, int fd, unsigned flags)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return -errno;
+    if ((uint64_t)sb.st_size < sizeof(st_hdr))
+        return -EPROTO;
+    void *hp = mmap(NULL, sizeof(st_hdr), PROT_READ, MAP_SHARED, fd, 0);
+    if (hp == MAP_FAILED)
+        return -errno;
+    int ok = header_ok(hp, (uint64_t)sb.st_size);
+    uint64_t total = ((st_hdr *)hp)->total_size;
+    munmap(hp, sizeof(st_hdr));
+    if (!ok)
+        return -EPROTO;
+    uint8_t *base = NULL;
+    int rc = map_fd(fd, total, flags, &base);
+    if (rc)
+        return rc;
+    bind_layout(st, base, total);
+    if (!header_ok(st->h, (uint64_t)sb.st_size)) { /* changed under us */
+        munmap(base, total);
+        st->base = NULL;
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* ---- liveness */
+
+/* Start time (clock ticks since boot) and state letter of pid, from
+ * /proc/PID/stat; 0 when unreadable. */
+static uint64_t proc_start(pid_t pid, char *state)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return 0;
+    *state = p[2];
+    /* field 3 is the state; starttime is field 22 */
+    p += 2;
+    for (int f = 3; f < 22 && p; f++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    return p ? strtoull(p, NULL, 10) : 0;
+}
+
+/* A client is dead when its pid is gone, a zombie, or now belongs to a
+ * process that started at another time (pid reuse). */
+int st_client_dead(const st_client *c)
+{
+    pid_t pid = atomic_load_explicit(&c->pid, memory_order_relaxed);
+    if (pid <= 0)
+        return 1;
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return 1;
+    char state = '?';
+    uint64_t t = proc_start(pid, &state);
+    if (t == 0)
+        return 0; /* cannot tell (no /proc): assume alive */
+    return state == 'Z' || state == 'X' || t != c->start_time;
+}
+
+/* ---- the lock */
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* The critical sections are short (a hash insert, a free-list pop), so a
+ * contended lock is tried a few times before sleeping in the futex: the
+ * sleep and the wake-up cost microseconds, the wait mostly less. A dead
+ * owner shows as EOWNERDEAD from either call. */
+static int lock_spin_then_block(pthread_mutex_t *m)
+{
+    for (int i = 0; i < 100; i++) {
+        int rc = pthread_mutex_trylock(m);
+        if (rc != EBUSY)
+            return rc;
+        for (int k = 0; k < 16; k++)
+            cpu_relax();
+    }
+    return pthread_mutex_lock(m);
+}
+
+int st_lock(weft_store *st)
+{
+    int rc = lock_spin_then_block(&st->h->lock);
+    if (rc == EOWNERDEAD) {
+        ST_POINT("repair");
+        st_repair(st);
+        pthread_mutex_consistent(&st->h->lock);
+        return 0;
+    }
+    return -rc;
+}
+
+void st_unlock(weft_store *st)
+{
+    pthread_mutex_unlock(&st->h->lock);
+}
+
+uint32_t st_refsum(weft_store *st, uint32_t d)
+{
+    uint32_t sum = 0;
+    for (uint32_t c = 0; c < st->max_clients; c++)
+        sum += atomic_load_explicit(st_ref(st, c, d), memory_order_seq_cst);
+    return sum;
+}
+
+/* Under the lock: drops every reference client c held (release: the
+ * reads it made of the objects happen before whatever reuses them) and
+ * frees the objects it left unsealed. */
+void st_reclaim_client(weft_store *st, uint32_t c)
+{
+    for (uint32_t d = 0; d < st->max_objects; d++) {
+        _Atomic uint16_t *r = st_ref(st, c, d);
+        if (atomic_load_explicit(r, memory_order_relaxed))
+            atomic_store_explicit(r, 0, memory_order_release);
+        st_desc *x = st_desc_at(st, d);
+        if (atomic_load_explicit(&x->state, memory_order_relaxed) ==
+                ST_CREATED && x->owner == c)
+            st_desc_free(st, d);
+    }
+    st_client *cl = &st->clients[c];
+    atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&cl->state, ST_CLIENT_FREE, memory_order_release);
+    ST_SUB(&st->h->clients, 1);
+}
+
+/* Under the lock: reclaims every dead client; returns how many. */
+int st_reclaim_dead(weft_store *st)
+{
+    int n = 0;
+    for (uint32_t c = 0; c < st->max_clients; c++) {
+        st_client *cl = &st->clients[c];
+        if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
+                ST_CLIENT_ALIVE || c == st->me || !st_client_dead(cl))
+            continue;
+        st_reclaim_client(st, c);
+        ST_ADD(&st->h->reclaims, 1);
+        n++;
+    }
+    return n;
+}
+
+/* Normalises one descriptor after a death inside the lock (see st.h):
+ * half-made or half-freed -> free; a deletion not committed -> sealed;
+ * unsealed by a client that is gone -> free. */
+static void repair_desc(weft_store *st, uint32_t d)
+{
+    st_desc *x = st_desc_at(st, d);
+    uint32_t g = atomic_load_explicit(&x->gen, memory_order_relaxed);
+    uint32_t s = atomic_load_explicit(&x->state, memory_order_relaxed);
+    if (g & 1) {
+        atomic_store_explicit(&x->state, ST_FREE, memory_order_relaxed);
+        atomic_store_explicit(&x->gen, g + 1, memory_order_release);
+        return;
+    }
+    if (s == ST_DELETING)
+        atomic_store_explicit(&x->state, ST_SEALED, memory_order_relaxed);
+    else if (s == ST_CREATED &&
+             (x->owner >= st->max_clients ||
+              atomic_load_explicit(&st->clients[x->owner].state,
+                                   memory_order_relaxed) != ST_CLIENT_ALIVE))
+        st_desc_reset(st, d);
+    else if (s == ST_SPILLED && x->spill_file >= ST_SPILL_FILES)
+        st_desc_reset(st, d);
+    else if (s != ST_FREE && s != ST_CREATED && s != ST_SEALED &&
+             s != ST_SPILLED)
+        st_desc_reset(st, d);
+}
+
+/* Under the lock, after its previous owner died holding it: every
+ * derived structure may be half-updated, so it is all rebuilt from the
+ * descriptors. The dead owner (and any other dead client) is reclaimed
+ * first so that its unsealed objects go. */
+void st_repair(weft_store *st)
+{
+    for (uint32_t c = 0; c < st->max_clients; c++) {
+        st_client *cl = &st->clients[c];
+        if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
+                ST_CLIENT_ALIVE || c == st->me || !st_client_dead(cl))
+            continue;
+        for (uint32_t d = 0; d < st->max_objects; d++)
+            atomic_store_explicit(st_ref(st, c, d), 0, memory_order_release);
+        atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
+        atomic_store_explicit(&cl->state, ST_CLIENT_FREE,
+                              memory_order_release);
+        ST_ADD(&st->h->reclaims, 1);
+    }
+    uint64_t alive = 0;
+    for (uint32_t c = 0; c < st->max_clients; c++)
+        alive += atomic_load_explicit(&st->clients[c].state,
+                                      memory_order_relaxed) == ST_CLIENT_ALIVE;
+    atomic_store_explicit(&st->h->clients, alive, memory_order_relaxed);
+    for (uint32_t d = 0; d < st->max_objects; d++)
+        repair_desc(st, d);
+    st_heap_rebuild(st);
+    st_rebuild_lists(st);
+    st_index_rebuild(st);
+    ST_ADD(&st->h->repairs, 1);
+}
+
+/* ---- clients */
+
+static int take_slot(weft_store *st)
+{
+    for (uint32_t c = 0; c < st->max_clients; c++) {
+        st_client *cl = &st->clients[c];
+        if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
+                ST_CLIENT_FREE)
+            continue;
+        char state;
+        for (uint32_t d = 0; d < st->max_objects; d++)
+            atomic_store_explicit(st_ref(st, c, d), 0, memory_order_relaxed);
+        cl->start_time = proc_start(getpid(), &state);
+        atomic_store_explicit(&cl->pid, getpid(), memory_order_relaxed);
+        atomic_store_explicit(&cl->state, ST_CLIENT_ALIVE,
+                              memory_order_release);
+        ST_ADD(&st->h->clients, 1);
+        return (int)c;
+    }
+    return -EUSERS;
+}
+
+/* Takes a client slot, reclaiming the dead first, and checks the whole
+ * segment once: a store that fails the check is refused (-EPROTO). */
+static int join(weft_store *st)
+{
+    st->me = ST_NIL32;
+    int rc = st_lock(st);
+    if (rc)
+        return rc;
+    st_reclaim_dead(st);
+    char why[160];
+    if (st_check_locked(st, why, sizeof why) != 0) {
+        st_unlock(st);
+        return -EPROTO;
+    }
+    rc = take_slot(st);
+    st_unlock(st);
+    if (rc < 0)
+        return rc;
+    st->me = (uint32_t)rc;
+    st->mine = st_ref(st, st->me, 0);
+    st->pid = getpid();
+    return 0;
+}
+
+static int open_or_create(weft_store *st, const weft_store_opts *o)
+{
+    char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
+    snprintf(path, sizeof path, SHM_DIR "%s", st->name);
+    for (int tries = 0; tries < 64; tries++) {
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+            int rc = (o->flags & WEFT_STORE_OPEN_CREATE)
+                         ? -EEXIST : attach_segment(st, fd, o->flags);
+            close(fd);
+            return rc;
+        }
+        if (errno != ENOENT)
+            return -errno;
+        if (o->flags & WEFT_STORE_OPEN_EXISTING)
+            return -ENOENT;
+        int rc = create_segment(st, o);
+        if (rc != -EEXIST)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
+static char *copy_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = weft__malloc(n);
+    return c ? memcpy(c, s, n) : NULL;
+}
+
+int weft_store_open(const char *name, const weft_store_opts *opts,
+                    weft_store **out)
+{
+    weft_store_opts o;
+    if (!out || !name_ok(name) || opts_resolve(opts, &o) != 0)
+        return -EINVAL;
+    weft_store *st = weft__calloc(1, sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    snprintf(st->name, sizeof st->name, "%s", name);
+    int rc = -ENOMEM;
+    if (o.spill_dir && !(st->spill_dir = copy_string(o.spill_dir)))
+        goto fail;
+    rc = open_or_create(st, &o);
+    if (rc)
+        goto fail;
+    rc = join(st);
+    if (rc)
+        goto fail;
+    *out = st;
+    return 0;
+fail:
+    if (st->base)
+        munmap(st->base, st->map_size);
+    weft__free(st->spill_dir);
+    weft__free(st);
+    return rc;
+}
+
+int weft_store_close(weft_store *st)
+{
+    if (!st)
+        return 0;
+    int rc = st_lock(st);
+    if (rc == 0) {
+        st_reclaim_client(st, st->me);
+        st_unlock(st);
+    }
+    st_spill_close(st);
+    munmap(st->base, st->map_size);
+    weft__free(st->spill_dir);
+    weft__free(st);
+    return rc;
+}
+
+int weft_store_unlink(const char *name, const char *spill_dir)
+{
+    if (!name_ok(name))
+        return -EINVAL;
+    char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
+    snprintf(path, sizeof path, SHM_DIR "%s", name);
+    if (unlink(path) != 0)
+        return -errno;
+    for (uint32_t f = 0; spill_dir && f < ST_SPILL_FILES; f++) {
+        char sp[4096];
+        if (st_spill_path(spill_dir, name, f, sp, sizeof sp) == 0)
+            unlink(sp);
+    }
+    return 0;
+}

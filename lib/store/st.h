@@ -1,0 +1,260 @@
+/* The object store's segment layout and internal interfaces.
+ *
+ * Segment (all references are offsets from its start, never pointers):
+ *
+ *   header     magic, version, sizes, the robust process-shared lock, the
+ *              heads of the derived lists, counters, spill-file table
+ *   clients    one slot per attached process: pid, start time, state
+ *   refs       refs[client][object]: references that client holds, u16;
+ *              the truth about references (an object's count is the sum)
+ *   descs      one descriptor per object slot: gen, state, id, offset,
+ *              size, owner, flags, LRU links and stamp, spill location
+ *   index      open-addressing hash of ids: u32 (0 empty, ~0 tombstone,
+ *              else descriptor + 1), a hint only: readers validate the
+ *              descriptor it names
+ *   data       blocks with a 64-byte boundary-tag header, object data
+ *              64-byte aligned after it
+ *
+ * Truth and derived state. The descriptors (and the client table and refs)
+ * are the truth; the allocator's block headers and free lists, the free
+ * descriptor list, the LRU list and the index are derived from them and
+ * rebuilt by st_repair() when a process dies while holding the lock. So
+ * every mutation writes the descriptor in an order whose every prefix is
+ * a consistent truth:
+ *
+ *   create: gen odd; id, off, size, owner, flags; state CREATED; gen even
+ *   free:   state DELETING (then refs are checked); gen odd; state FREE;
+ *           gen even
+ *   seal:   state SEALED          spill: spill fields; state SPILLED
+ *   restore: off; state SEALED
+ *
+ * and repair maps gen odd -> FREE, DELETING -> SEALED, CREATED by a dead
+ * client -> FREE.
+ *
+ * Lock-free get. A reader finds d in the index, reads gen (acquire; odd =
+ * skip), compares the id, stores refs[me][d] + 1 (seq_cst), then loads
+ * state and gen (seq_cst): SEALED and unchanged = it holds a reference.
+ * Whoever frees or spills stores state DELETING (seq_cst) and then loads
+ * every refs[c][d] (seq_cst): by sequential consistency either the reader
+ * sees DELETING and backs out, or the freer sees its reference and gives
+ * up (Dekker). */
+#ifndef WEFT_STORE_ST_H
+#define WEFT_STORE_ST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <liburing.h>
+
+#include "alloc.h"
+
+#include "weft/store.h"
+
+#ifndef WEFT__HIDDEN
+#define WEFT__HIDDEN __attribute__((visibility("hidden")))
+#endif
+
+/* "WEFTSTOR" in memory (little-endian) */
+#define ST_MAGIC 0x524f545354464557ull
+#define ST_VERSION 1u
+#define ST_NIL32 UINT32_MAX
+#define ST_NIL64 UINT64_MAX
+#define ST_ALIGN 64u          /* block and data alignment */
+#define ST_BLK_HDR 64u        /* block header bytes before the data */
+#define ST_BINS 48
+#define ST_SPILL_FILES 1024   /* spill files alive at once */
+#define ST_IDX_EMPTY 0u
+#define ST_IDX_TOMB UINT32_MAX
+#define ST_REFS_MAX 65535u
+
+enum st_state {
+    ST_FREE = 0,
+    ST_CREATED = WEFT_STORE_STATE_CREATED,
+    ST_SEALED = WEFT_STORE_STATE_SEALED,
+    ST_DELETING = 3,
+    ST_SPILLED = WEFT_STORE_STATE_SPILLED,
+};
+
+enum { ST_CLIENT_FREE = 0, ST_CLIENT_ALIVE = 1 };
+
+typedef struct st_hdr {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t hdr_size;
+    uint64_t total_size;
+    uint64_t capacity;
+    uint32_t max_objects;
+    uint32_t max_clients;
+    uint32_t index_slots;
+    uint32_t refs_stride;   /* u16 entries per client row */
+    uint64_t off_clients, off_refs, off_descs, off_index, off_data;
+    uint64_t pad0[3];
+    pthread_mutex_t lock;   /* robust, process-shared */
+    /* Hot (every create and seal), packed into few cache lines since the
+     * processes that share the lock pass them around with it. Derived,
+     * under the lock (rebuilt by st_repair): */
+    uint32_t free_desc;     /* stack through desc.lru_next */
+    uint32_t lru_head, lru_tail;
+    uint32_t index_used, index_tombs;
+    uint64_t lru_seq;
+    uint64_t bins_mask;
+    /* Seal notification: bumped on every seal, futex-waited by getters;
+     * nwaiters counts waiters so a seal makes no syscall when nobody
+     * waits (a waiter killed while waiting leaves it high: extra wakes
+     * only). */
+    _Atomic uint32_t seal_seq;
+    _Atomic uint32_t nwaiters;
+    /* Counters: written under the lock, read by anyone (relaxed). */
+    _Atomic uint64_t used, objects, sealed, creates, seals;
+    /* Cold. */
+    _Atomic uint64_t spilled, clients, deletes, aborts;
+    _Atomic uint64_t evictions, evicted_bytes;
+    _Atomic uint64_t spills, spilled_bytes, restores, restored_bytes;
+    _Atomic uint64_t reclaims, repairs;
+    uint64_t bins[ST_BINS]; /* free-list heads: block offsets or NIL */
+    uint32_t spill_next;
+    uint32_t spill_live[ST_SPILL_FILES]; /* objects in each spill file */
+} st_hdr;
+
+typedef struct st_client {
+    _Atomic int32_t pid;
+    _Atomic uint32_t state;
+    uint64_t start_time;    /* /proc/PID/stat field 22: pid reuse guard */
+    uint64_t pad[6];
+} st_client;
+
+typedef struct st_desc {
+    /* Read by lock-free getters. */
+    _Atomic uint32_t gen;
+    _Atomic uint32_t state;
+    _Atomic uint64_t id[3];  /* 20 bytes, last word's high half zero */
+    _Atomic uint64_t off;    /* block offset in the data area */
+    _Atomic uint64_t size;   /* object bytes */
+    _Atomic uint32_t touched; /* got since last LRU visit */
+    uint32_t pad0;
+    /* Under the lock. */
+    uint64_t block;          /* block bytes, header included */
+    uint32_t owner;          /* creating client while CREATED */
+    uint32_t flags;
+    uint32_t lru_prev, lru_next;
+    uint64_t lru_seq;        /* LRU order stamp (rebuild sorts by it) */
+    uint64_t spill_off;
+    uint32_t spill_file;
+    uint32_t pad1;
+    uint64_t pad2[3];
+} st_desc;
+
+/* Block header in the data area. */
+typedef struct st_blk {
+    uint64_t size;       /* total bytes, multiple of 64; bit 0: used */
+    uint64_t prev_size;  /* size of the block before (0: first) */
+    uint64_t next, prev; /* free list links when free */
+    uint64_t pad[4];
+} st_blk;
+
+struct weft_store {
+    uint8_t *base;
+    size_t map_size;
+    st_hdr *h;
+    st_client *clients;
+    _Atomic uint16_t *refs;  /* all rows */
+    _Atomic uint16_t *mine;  /* this handle's row */
+    st_desc *descs;
+    _Atomic uint32_t *index;
+    uint8_t *data;
+    uint64_t capacity;
+    uint32_t max_objects, max_clients, index_mask, refs_stride;
+    uint32_t me;
+    pid_t pid;
+    char name[WEFT_STORE_NAME_MAX + 1];
+    char *spill_dir;
+    struct io_uring ring;
+    int ring_ok;
+};
+
+/* Test hook: called at named points inside the store's operations (some
+ * with the lock held); the crash test kills the process from it. */
+WEFT__HIDDEN extern void (*weft__store_hook)(const char *point);
+#define ST_POINT(name)                                                  \
+    do {                                                                \
+        if (__builtin_expect(weft__store_hook != NULL, 0))              \
+            weft__store_hook(name);                                     \
+    } while (0)
+
+/* segment.c */
+WEFT__HIDDEN int st_lock(weft_store *st);
+WEFT__HIDDEN void st_unlock(weft_store *st);
+WEFT__HIDDEN int st_client_dead(const st_client *c);
+WEFT__HIDDEN int st_reclaim_dead(weft_store *st);
+WEFT__HIDDEN uint32_t st_refsum(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_repair(weft_store *st);
+WEFT__HIDDEN void st_reclaim_client(weft_store *st, uint32_t c);
+
+/* heap.c: the data-area allocator (under the lock). */
+WEFT__HIDDEN void st_heap_init(weft_store *st);
+WEFT__HIDDEN int st_heap_alloc(weft_store *st, uint64_t need, uint64_t *off,
+                               uint64_t *got);
+WEFT__HIDDEN void st_heap_free(weft_store *st, uint64_t off);
+WEFT__HIDDEN int st_heap_rebuild(weft_store *st);
+WEFT__HIDDEN int st_heap_check(weft_store *st, char *why, size_t len);
+WEFT__HIDDEN uint64_t st_block_need(uint64_t size);
+
+/* info.c */
+WEFT__HIDDEN int st_check_locked(weft_store *st, char *why, size_t len);
+
+/* index.c */
+WEFT__HIDDEN uint32_t st_find_locked(weft_store *st, const weft_store_id *id);
+WEFT__HIDDEN uint32_t st_find_fast(weft_store *st, const weft_store_id *id,
+                                   uint32_t *gen);
+WEFT__HIDDEN int st_index_insert(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_index_remove(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_index_rebuild(weft_store *st);
+WEFT__HIDDEN int st_id_equal(st_desc *x, const weft_store_id *id);
+WEFT__HIDDEN void st_id_store(st_desc *x, const weft_store_id *id);
+WEFT__HIDDEN void st_id_load(st_desc *x, weft_store_id *id);
+
+/* object.c */
+WEFT__HIDDEN void st_lru_push(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_lru_unlink(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_desc_free(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_desc_reset(weft_store *st, uint32_t d);
+WEFT__HIDDEN int st_try_claim(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_rebuild_lists(weft_store *st);
+WEFT__HIDDEN int st_alloc_block(weft_store *st, uint64_t need, uint64_t *off,
+                                uint64_t *got);
+
+/* spill.c */
+WEFT__HIDDEN int st_spill(weft_store *st, uint64_t need);
+WEFT__HIDDEN int st_restore(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_spill_drop(weft_store *st, uint32_t file);
+WEFT__HIDDEN void st_spill_close(weft_store *st);
+WEFT__HIDDEN int st_spill_path(const char *dir, const char *name,
+                               uint32_t file, char *out, size_t len);
+
+/* Counters in the header change only under the lock, one writer at a
+ * time: a plain load and store (no locked instruction), relaxed atomics
+ * because lock-free readers (weft_store_stats_get) look at them. */
+#define ST_ADD(p, v) \
+    atomic_store_explicit((p), atomic_load_explicit((p), \
+        memory_order_relaxed) + (v), memory_order_relaxed)
+#define ST_SUB(p, v) ST_ADD((p), -(uint64_t)(v))
+
+static inline st_desc *st_desc_at(weft_store *st, uint32_t d)
+{
+    return &st->descs[d];
+}
+
+static inline st_blk *st_blk_at(weft_store *st, uint64_t off)
+{
+    return (st_blk *)(st->data + off);
+}
+
+static inline _Atomic uint16_t *st_ref(weft_store *st, uint32_t c,
+                                       uint32_t d)
+{
+    return &st->refs[(size_t)c * st->refs_stride + d];
+}
+
+#endif

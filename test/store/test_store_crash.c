@@ -1,0 +1,197 @@
+/* SIGKILL at randomised points: 200 times, a child process opens the
+ * store and runs random operations (puts, pinned puts that spill, gets
+ * holding references, deletes, aborts, creates left unsealed) until it
+ * kills itself from the store's internal hook, at a random one of the
+ * named points, several of them inside the lock, or is killed by the
+ * parent after a random delay. After every death the parent checks that
+ * the store is consistent (no leaked bytes, every lock usable, counters
+ * right), and that every sealed object is readable with the right bytes.
+ * At the end, deleting everything leaves zero bytes in use. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "store_util.h"
+
+/* The store's test hook (lib/store/st.h). */
+extern void (*weft__store_hook)(const char *point);
+
+static long countdown;
+
+static void crash_hook(const char *point)
+{
+    (void)point;
+    if (--countdown == 0)
+        raise(SIGKILL);
+}
+
+static uint64_t rng(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+#define IDS 400
+
+/* One random operation; returns 0 or the exit status that reports a
+ * wrong answer. Errors the store may legitimately give (full, busy,
+ * exists, gone) are fine. */
+static int child_op(weft_store *st, uint64_t *s, weft_store_obj *held,
+                    int *nheld)
+{
+    uint64_t i = rng(s) % IDS;
+    weft_store_id id = st_id(i);
+    weft_store_obj obj;
+    void *p;
+    switch (rng(s) % 8) {
+    case 0: case 1:
+        (void)st_put_n(st, i, st_size_of(i),
+                       (rng(s) % 3 == 0) ? WEFT_STORE_PIN : 0);
+        return 0;
+    case 2: case 3:
+        if (weft_store_get(st, &id, 0, &obj) != 0)
+            return 0;
+        if (obj.size != st_size_of(i) || !st_verify(i, obj.data, obj.size))
+            return 20;
+        if (*nheld < 16 && rng(s) % 2)
+            held[(*nheld)++] = obj;
+        else if (weft_store_release(st, &obj) != 0)
+            return 21;
+        return 0;
+    case 4:
+        (void)weft_store_delete(st, &id);
+        return 0;
+    case 5:
+        if (weft_store_create(st, &id, st_size_of(i), 0, &p) == 0) {
+            st_fill(i, p, st_size_of(i));
+            if (rng(s) % 2)
+                (void)weft_store_abort(st, &id);
+        }
+        return 0;
+    case 6:
+        if (*nheld > 0 && weft_store_release(st, &held[--*nheld]) != 0)
+            return 22;
+        return 0;
+    default:
+        (void)weft_store_contains(st, &id);
+        return 0;
+    }
+}
+
+static int child(const char *name, const char *spill, uint64_t seed)
+{
+    weft_store_opts o;
+    weft_store_opts_default(&o);
+    o.spill_dir = spill;
+    weft__store_hook = crash_hook;
+    countdown = (long)(seed % 1000) + 1;
+    weft_store *st;
+    if (weft_store_open(name, &o, &st) != 0)
+        return 10;
+    weft_store_obj held[16];
+    int nheld = 0;
+    uint64_t s = seed;
+    for (;;) {
+        int rc = child_op(st, &s, held, &nheld);
+        if (rc)
+            return rc;
+    }
+}
+
+/* Every sealed object in the store is readable with its own bytes. */
+static void verify_all(weft_store *st)
+{
+    static weft_store_info infos[IDS + 64];
+    size_t n;
+    assert_int_equal(weft_store_list(st, infos, IDS + 64, &n), 0);
+    assert_true(n <= IDS);
+    for (size_t k = 0; k < n; k++) {
+        if (infos[k].state == WEFT_STORE_STATE_CREATED)
+            continue;
+        uint64_t i;
+        memcpy(&i, infos[k].id.bytes, sizeof i);
+        weft_store_obj obj;
+        int rc = weft_store_get(st, &infos[k].id, 0, &obj);
+        /* restoring a spilled object may have evicted one listed later */
+        if (rc == -ENOENT && weft_store_contains(st, &infos[k].id) == 0)
+            continue;
+        assert_int_equal(rc, 0);
+        assert_int_equal(obj.size, st_size_of(i));
+        assert_true(st_verify(i, obj.data, obj.size));
+        assert_int_equal(weft_store_release(st, &obj), 0);
+    }
+}
+
+static void check_consistent(weft_store *st, int round)
+{
+    char why[256];
+    int rc = weft_store_check(st, why, sizeof why);
+    if (rc)
+        fail_msg("round %d: %s", round, why);
+    verify_all(st);
+}
+
+static void test_sigkill_rounds(void **state)
+{
+    (void)state;
+    char spill[] = "/tmp/weft-store-crash-XXXXXX";
+    assert_non_null(mkdtemp(spill));
+    const char *name = st_name("crash");
+    weft_store_opts o = st_opts(512u << 10, 1024);
+    o.spill_dir = spill;
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+    printf("seed %llu\n", (unsigned long long)seed);
+    int rounds = 200, killed_by_hook = 0;
+    for (int r = 0; r < rounds; r++) {
+        uint64_t s = st_mix(seed + (uint64_t)r);
+        pid_t kid = fork();
+        assert_true(kid >= 0);
+        if (kid == 0)
+            _exit(child(name, spill, s));
+        if (s % 4 == 0) { /* some die from outside, at a random moment */
+            usleep((useconds_t)(s % 3000));
+            kill(kid, SIGKILL);
+        }
+        int status = st_wait(kid);
+        if (status != 128 + SIGKILL)
+            fail_msg("round %d: child exit %d", r, status);
+        killed_by_hook += s % 4 != 0;
+        check_consistent(st, r);
+    }
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    printf("reclaims %llu repairs %llu evictions %llu spills %llu "
+           "restores %llu\n", (unsigned long long)s.reclaims,
+           (unsigned long long)s.repairs, (unsigned long long)s.evictions,
+           (unsigned long long)s.spills, (unsigned long long)s.restores);
+    assert_true(s.reclaims >= (uint64_t)rounds / 2);
+    assert_true(s.repairs > 0);
+    /* delete everything: nothing may remain in use */
+    for (uint64_t i = 0; i < IDS; i++) {
+        weft_store_id id = st_id(i);
+        int rc = weft_store_delete(st, &id);
+        assert_true(rc == 0 || rc == -ENOENT);
+    }
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.used, 0);
+    assert_int_equal(s.objects + s.spilled, 0);
+    check_consistent(st, rounds);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, spill), 0);
+    assert_int_equal(rmdir(spill), 0); /* every spill file went */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_rounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

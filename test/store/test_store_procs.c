@@ -1,0 +1,180 @@
+/* The object store across processes: a producer and consumers in separate
+ * processes agree on every byte (checksums), a get waits for a seal made
+ * by another process, and a process that dies (SIGKILL) holding
+ * references and unsealed objects loses exactly those. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "store_util.h"
+
+/* Consumer: opens the store by name, waits for each of n objects (in its
+ * own order), verifies it, releases it. Exit status: 0, or what failed. */
+static int consumer(const char *name, uint64_t n, int stride)
+{
+    weft_store *st;
+    if (weft_store_open(name, NULL, &st) != 0)
+        return 10;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t i = (k * (uint64_t)stride) % n;
+        weft_store_id id = st_id(i);
+        weft_store_obj obj;
+        int rc = weft_store_get(st, &id, 20000, &obj);
+        if (rc != 0)
+            return 11;
+        if (obj.size != st_size_of(i) || !st_verify(i, obj.data, obj.size))
+            return 12;
+        if (weft_store_release(st, &obj) != 0)
+            return 13;
+    }
+    return weft_store_close(st) == 0 ? 0 : 14;
+}
+
+static void test_producer_consumers(void **state)
+{
+    (void)state;
+    const char *name = st_name("pc");
+    weft_store_opts o = st_opts(64u << 20, 8192);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    const uint64_t n = 2000 / (uint64_t)st_scale();
+    pid_t kids[3];
+    int strides[3] = {1, 7, 13};
+    for (int c = 0; c < 3; c++) {
+        kids[c] = fork();
+        assert_true(kids[c] >= 0);
+        if (kids[c] == 0)
+            _exit(consumer(name, n, strides[c]));
+    }
+    for (uint64_t i = 0; i < n; i++)
+        assert_int_equal(st_put_n(st, i, st_size_of(i), 0), 0);
+    for (int c = 0; c < 3; c++)
+        assert_int_equal(st_wait(kids[c]), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.sealed, n);
+    assert_int_equal(s.clients, 1);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+/* The child waits (no timeout) for an object the parent seals later. */
+static void test_wait_for_seal(void **state)
+{
+    (void)state;
+    const char *name = st_name("wait");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store *c;
+        if (weft_store_open(name, NULL, &c) != 0)
+            _exit(10);
+        weft_store_id id = st_id(42);
+        weft_store_obj obj;
+        if (weft_store_get(c, &id, 0, &obj) != -ENOENT)
+            _exit(11);
+        char b = 1;
+        if (write(pipefd[1], &b, 1) != 1)
+            _exit(12);
+        if (weft_store_get(c, &id, -1, &obj) != 0)
+            _exit(13);
+        if (!st_verify(42, obj.data, obj.size) || obj.size != 5000)
+            _exit(14);
+        weft_store_release(c, &obj);
+        _exit(weft_store_close(c) == 0 ? 0 : 15);
+    }
+    char b;
+    assert_int_equal(read(pipefd[0], &b, 1), 1);
+    usleep(20000); /* let it sleep in the futex (not needed for the result) */
+    weft_store_id id = st_id(42);
+    void *p;
+    assert_int_equal(weft_store_create(st, &id, 5000, 0, &p), 0);
+    st_fill(42, p, 5000);
+    usleep(10000);
+    assert_int_equal(weft_store_seal(st, &id), 0);
+    assert_int_equal(st_wait(kid), 0);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+/* A child takes references and creates unsealed objects, then is killed:
+ * the next open (or check) reclaims them; sealed objects stay. */
+static void test_killed_holder(void **state)
+{
+    (void)state;
+    const char *name = st_name("killed");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    for (uint64_t i = 0; i < 8; i++)
+        assert_int_equal(st_put_n(st, i, 1000, 0), 0);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store *c;
+        if (weft_store_open(name, NULL, &c) != 0)
+            _exit(10);
+        for (uint64_t i = 0; i < 8; i++) {
+            weft_store_id id = st_id(i);
+            weft_store_obj obj;
+            if (weft_store_get(c, &id, 0, &obj) != 0)
+                _exit(11);
+        }
+        weft_store_id id = st_id(100);
+        void *p;
+        if (weft_store_create(c, &id, 3000, 0, &p) != 0)
+            _exit(12);
+        char b = 1;
+        if (write(pipefd[1], &b, 1) != 1)
+            _exit(13);
+        pause();
+        _exit(14);
+    }
+    char b;
+    assert_int_equal(read(pipefd[0], &b, 1), 1);
+    weft_store_id id0 = st_id(0), id100 = st_id(100);
+    assert_int_equal(weft_store_delete(st, &id0), -EBUSY);
+    weft_store_info info;
+    assert_int_equal(weft_store_stat(st, &id100, &info), 0);
+    assert_int_equal(info.owner_pid, kid);
+    kill(kid, SIGKILL);
+    assert_int_equal(st_wait(kid), 128 + SIGKILL);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_stat(st, &id100, &info), -ENOENT);
+    assert_int_equal(weft_store_delete(st, &id0), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.reclaims, 1);
+    assert_int_equal(s.clients, 1);
+    assert_int_equal(s.sealed, 7);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_producer_consumers),
+        cmocka_unit_test(test_wait_for_seal),
+        cmocka_unit_test(test_killed_holder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,147 @@
+/* Spilling: pinned objects beyond the capacity go to the spill directory
+ * in batches (io_uring) and come back on get with their bytes; deleting a
+ * spilled object removes it from disk; the files go when empty; a lost
+ * spill file is -EIO; another process restores what one process spilled. */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "store_util.h"
+
+static int files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void get_verify(weft_store *st, uint64_t i, size_t size)
+{
+    weft_store_id id = st_id(i);
+    weft_store_obj obj;
+    assert_int_equal(weft_store_get(st, &id, 0, &obj), 0);
+    assert_int_equal(obj.size, size);
+    assert_true(st_verify(i, obj.data, obj.size));
+    assert_int_equal(weft_store_release(st, &obj), 0);
+}
+
+static void test_spill_restore(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-store-spill-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *name = st_name("spill");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    o.spill_dir = dir;
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    const size_t sz = 100000;
+    const uint64_t n = 40; /* 4 MB of pinned objects in 1 MiB */
+    for (uint64_t i = 0; i < n; i++)
+        assert_int_equal(st_put_n(st, i, sz, WEFT_STORE_PIN), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_true(s.spills >= n - 10);
+    assert_true(s.spilled > 0);
+    assert_true(files_in(dir) > 0);
+    assert_true(files_in(dir) < (int)s.spills); /* batched */
+    weft_store_info info;
+    weft_store_id id0 = st_id(0);
+    assert_int_equal(weft_store_stat(st, &id0, &info), 0);
+    assert_int_equal(info.state, WEFT_STORE_STATE_SPILLED);
+    assert_int_equal(weft_store_contains(st, &id0), 1);
+    /* every object comes back, in any order */
+    for (uint64_t k = 0; k < n; k++)
+        get_verify(st, (k * 7) % n, sz);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_true(s.restores > 0);
+    /* another process restores too */
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store *c;
+        weft_store_opts co;
+        weft_store_opts_default(&co);
+        co.spill_dir = dir;
+        if (weft_store_open(name, &co, &c) != 0)
+            _exit(10);
+        for (uint64_t i = 0; i < n; i++) {
+            weft_store_id id = st_id(i);
+            weft_store_obj obj;
+            if (weft_store_get(c, &id, 0, &obj) != 0)
+                _exit(11);
+            if (!st_verify(i, obj.data, obj.size))
+                _exit(12);
+            weft_store_release(c, &obj);
+        }
+        _exit(weft_store_close(c) == 0 ? 0 : 13);
+    }
+    assert_int_equal(st_wait(kid), 0);
+    /* delete everything, spilled or not: the directory empties */
+    for (uint64_t i = 0; i < n; i++) {
+        weft_store_id id = st_id(i);
+        assert_int_equal(weft_store_delete(st, &id), 0);
+    }
+    assert_int_equal(files_in(dir), 0);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.used, 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, dir), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* A spill file that vanished: the get says -EIO, the store stays sane. */
+static void test_lost_spill_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-store-spill-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *name = st_name("lost");
+    weft_store_opts o = st_opts(256u << 10, 0);
+    o.spill_dir = dir;
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    for (uint64_t i = 0; i < 20; i++)
+        assert_int_equal(st_put_n(st, i, 50000, WEFT_STORE_PIN), 0);
+    weft_store_id id0 = st_id(0);
+    weft_store_info info;
+    assert_int_equal(weft_store_stat(st, &id0, &info), 0);
+    assert_int_equal(info.state, WEFT_STORE_STATE_SPILLED);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    weft_store_obj obj;
+    assert_int_equal(weft_store_get(st, &id0, 0, &obj), -EIO);
+    assert_int_equal(weft_store_delete(st, &id0), 0);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, dir), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spill_restore),
+        cmocka_unit_test(test_lost_spill_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

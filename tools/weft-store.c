@@ -1,0 +1,234 @@
+/* weft-store: look into a named weft object store from the shell.
+ *
+ *   weft-store NAME info           capacity, use, objects, clients, and
+ *                                  the create/evict/spill/reclaim counts
+ *   weft-store NAME list           one line per object
+ *   weft-store NAME stat ID        one object (ID: 40 hex digits)
+ *   weft-store NAME delete ID      delete a sealed, unreferenced object
+ *   weft-store NAME put ID [FILE]  store FILE (default stdin) as ID
+ *   weft-store NAME get ID         write the object to stdout
+ *   weft-store NAME check          verify the segment's consistency
+ *   weft-store NAME unlink         remove the store's name
+ *
+ * Options (before NAME): -s DIR, the spill directory (needed to get a
+ * spilled object back). The store must exist; this tool never creates
+ * one, except for put with -c CAPACITY_MIB. Exit status: 0, 1 when the
+ * operation failed, 2 on bad usage. Built on <weft.h> only. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: weft-store [-s SPILL_DIR] [-c CAPACITY_MIB] NAME "
+            "info|list|check|unlink|stat ID|delete ID|put ID [FILE]|get ID\n");
+    return 2;
+}
+
+static int fail(const char *what, int rc)
+{
+    fprintf(stderr, "weft-store: %s: %s\n", what, strerror(-rc));
+    return 1;
+}
+
+static const char *state_name(uint32_t s)
+{
+    switch (s) {
+    case WEFT_STORE_STATE_CREATED: return "created";
+    case WEFT_STORE_STATE_SEALED: return "sealed";
+    case WEFT_STORE_STATE_SPILLED: return "spilled";
+    default: return "?";
+    }
+}
+
+static void print_info(const weft_store_info *in)
+{
+    char hex[41];
+    weft_store_id_hex(&in->id, hex);
+    printf("%s  %-7s  %12llu  refs=%u%s", hex, state_name(in->state),
+           (unsigned long long)in->size, in->refs,
+           (in->flags & WEFT_STORE_PIN) ? "  pinned" : "");
+    if (in->owner_pid)
+        printf("  writer=%d", (int)in->owner_pid);
+    printf("\n");
+}
+
+static int cmd_info(weft_store *st, const char *name)
+{
+    weft_store_stats s;
+    int rc = weft_store_stats_get(st, &s);
+    if (rc)
+        return fail("stats", rc);
+    printf("store      %s\n", name);
+    printf("capacity   %llu bytes\n", (unsigned long long)s.capacity);
+    printf("used       %llu bytes (%.1f%%)\n", (unsigned long long)s.used,
+           s.capacity ? 100.0 * (double)s.used / (double)s.capacity : 0.0);
+    printf("objects    %llu in memory (%llu sealed), %llu spilled, "
+           "%llu max\n", (unsigned long long)s.objects,
+           (unsigned long long)s.sealed, (unsigned long long)s.spilled,
+           (unsigned long long)s.max_objects);
+    printf("clients    %llu of %llu (this tool included)\n",
+           (unsigned long long)s.clients, (unsigned long long)s.max_clients);
+    printf("creates    %llu  seals %llu  deletes %llu  aborts %llu\n",
+           (unsigned long long)s.creates, (unsigned long long)s.seals,
+           (unsigned long long)s.deletes, (unsigned long long)s.aborts);
+    printf("evictions  %llu (%llu bytes)\n", (unsigned long long)s.evictions,
+           (unsigned long long)s.evicted_bytes);
+    printf("spills     %llu (%llu bytes)  restores %llu (%llu bytes)\n",
+           (unsigned long long)s.spills, (unsigned long long)s.spilled_bytes,
+           (unsigned long long)s.restores,
+           (unsigned long long)s.restored_bytes);
+    printf("reclaims   %llu dead clients  repairs %llu\n",
+           (unsigned long long)s.reclaims, (unsigned long long)s.repairs);
+    return 0;
+}
+
+static int cmd_list(weft_store *st)
+{
+    size_t n = 0;
+    int rc = weft_store_list(st, NULL, 0, &n);
+    if (rc)
+        return fail("list", rc);
+    size_t cap = n + 64;
+    weft_store_info *in = calloc(cap, sizeof *in);
+    if (!in)
+        return fail("list", -ENOMEM);
+    rc = weft_store_list(st, in, cap, &n);
+    if (rc == 0)
+        for (size_t i = 0; i < n && i < cap; i++)
+            print_info(&in[i]);
+    free(in);
+    return rc ? fail("list", rc) : 0;
+}
+
+/* Reads all of f into a malloc'd buffer. */
+static int slurp(FILE *f, unsigned char **out, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *b = malloc(cap);
+    for (size_t r; b && (r = fread(b + n, 1, cap - n, f)) > 0;) {
+        n += r;
+        if (n == cap) {
+            unsigned char *nb = realloc(b, cap *= 2);
+            if (!nb)
+                free(b);
+            b = nb;
+        }
+    }
+    if (!b)
+        return -ENOMEM;
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+static int cmd_put(weft_store *st, const weft_store_id *id, const char *file)
+{
+    FILE *f = file ? fopen(file, "rb") : stdin;
+    if (!f)
+        return fail(file, -errno);
+    unsigned char *b;
+    size_t n;
+    int rc = slurp(f, &b, &n);
+    if (file)
+        fclose(f);
+    if (rc)
+        return fail("read", rc);
+    rc = weft_store_put(st, id, b, n, 0);
+    free(b);
+    return rc ? fail("put", rc) : 0;
+}
+
+static int cmd_get(weft_store *st, const weft_store_id *id)
+{
+    weft_store_obj obj;
+    int rc = weft_store_get(st, id, 0, &obj);
+    if (rc)
+        return fail("get", rc);
+    size_t w = fwrite(obj.data, 1, obj.size, stdout);
+    weft_store_release(st, &obj);
+    return w == obj.size ? 0 : fail("write", -EIO);
+}
+
+static int with_id(weft_store *st, const char *cmd, const char *hex,
+                   const char *file)
+{
+    weft_store_id id;
+    if (!hex || weft_store_id_parse(hex, &id) != 0) {
+        fprintf(stderr, "weft-store: an id is 40 hex digits\n");
+        return 2;
+    }
+    if (strcmp(cmd, "stat") == 0) {
+        weft_store_info in;
+        int rc = weft_store_stat(st, &id, &in);
+        if (rc)
+            return fail("stat", rc);
+        print_info(&in);
+        return 0;
+    }
+    if (strcmp(cmd, "delete") == 0) {
+        int rc = weft_store_delete(st, &id);
+        return rc ? fail("delete", rc) : 0;
+    }
+    if (strcmp(cmd, "put") == 0)
+        return cmd_put(st, &id, file);
+    if (strcmp(cmd, "get") == 0)
+        return cmd_get(st, &id);
+    return usage();
+}
+
+static int run(weft_store *st, const char *name, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(st, name);
+    if (strcmp(cmd, "list") == 0)
+        return cmd_list(st);
+    if (strcmp(cmd, "check") == 0) {
+        char why[256];
+        int rc = weft_store_check(st, why, sizeof why);
+        if (rc)
+            fprintf(stderr, "weft-store: inconsistent: %s\n", why);
+        else
+            printf("consistent\n");
+        return rc ? 1 : 0;
+    }
+    return with_id(st, cmd, argc > 1 ? argv[1] : NULL,
+                   argc > 2 ? argv[2] : NULL);
+}
+
+int main(int argc, char **argv)
+{
+    weft_store_opts o;
+    weft_store_opts_default(&o);
+    o.flags = WEFT_STORE_OPEN_EXISTING | WEFT_STORE_OPEN_LAZY;
+    int c;
+    while ((c = getopt(argc, argv, "s:c:")) != -1) {
+        if (c == 's')
+            o.spill_dir = optarg;
+        else if (c == 'c') {
+            o.capacity = (size_t)strtoull(optarg, NULL, 10) << 20;
+            o.flags &= ~(uint32_t)WEFT_STORE_OPEN_EXISTING;
+        } else
+            return usage();
+    }
+    if (argc - optind < 2)
+        return usage();
+    const char *name = argv[optind];
+    if (strcmp(argv[optind + 1], "unlink") == 0) {
+        int rc = weft_store_unlink(name, o.spill_dir);
+        return rc ? fail(name, rc) : 0;
+    }
+    weft_store *st;
+    int rc = weft_store_open(name, &o, &st);
+    if (rc)
+        return fail(name, rc);
+    rc = run(st, name, argc - optind - 1, argv + optind + 1);
+    weft_store_close(st);
+    return rc;
+}
