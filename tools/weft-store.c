@@ -22,11 +22,22 @@
 
 #include <weft.h>
 
+static const char USAGE[] =
+    "usage: weft-store [-s SPILL_DIR] [-c CAPACITY_MIB] NAME COMMAND\n"
+    "  info           capacity, use, objects, clients, evictions, spills\n"
+    "  list           one line per object\n"
+    "  stat ID        one object (ID: 40 hex digits)\n"
+    "  delete ID      delete a sealed, unreferenced object\n"
+    "  put ID [FILE]  store FILE (default stdin) as ID (-c: create the\n"
+    "                 store with this capacity if it does not exist)\n"
+    "  get ID         write the object to stdout\n"
+    "  check          verify the segment's consistency\n"
+    "  unlink         remove the store's name\n"
+    "  -s DIR         the spill directory (to get spilled objects back)\n";
+
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: weft-store [-s SPILL_DIR] [-c CAPACITY_MIB] NAME "
-            "info|list|check|unlink|stat ID|delete ID|put ID [FILE]|get ID\n");
+    fputs(USAGE, stderr);
     return 2;
 }
 
@@ -207,12 +218,23 @@ int main(int argc, char **argv)
     weft_store_opts o;
     weft_store_opts_default(&o);
     o.flags = WEFT_STORE_OPEN_EXISTING | WEFT_STORE_OPEN_LAZY;
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
     int c;
+    char *end;
     while ((c = getopt(argc, argv, "s:c:")) != -1) {
         if (c == 's')
             o.spill_dir = optarg;
         else if (c == 'c') {
-            o.capacity = (size_t)strtoull(optarg, NULL, 10) << 20;
+            unsigned long long mib = strtoull(optarg, &end, 10);
+            if (*end || mib == 0 || mib > (1ull << 24)) {
+                fprintf(stderr, "weft-store: bad capacity '%s' (MiB)\n",
+                        optarg);
+                return 2;
+            }
+            o.capacity = (size_t)mib << 20;
             o.flags &= ~(uint32_t)WEFT_STORE_OPEN_EXISTING;
         } else
             return usage();
