@@ -178,7 +178,7 @@ static void test_iso_ctx_copy(void **s)
     weft_runtime_destroy(&rt);
 }
 
-/* A ctx over the 64 MiB the arena gives it: refused before anything is
+/* A ctx over the 64 MiB isolated maps accept: refused before anything is
  * copied or run, and the pool still works afterwards. */
 static void test_iso_ctx_too_big(void **s)
 {
@@ -258,7 +258,7 @@ static void test_iso_progress(void **s)
 
 /* Delivery in isolated mode: every item that succeeded exactly once, with
  * its own result, from the calling thread; with an output array and
- * without one (results straight from the shared arena). */
+ * without one (results straight from the store). */
 struct iso_dlv {
     pthread_t caller;
     unsigned char *seen; /* per index */

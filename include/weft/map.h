@@ -45,6 +45,7 @@
 
 #include "common.h"
 #include "runtime.h"
+#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,13 +74,16 @@ enum {
      * an item that crashes (SIGSEGV, abort) or runs past timeout_ms is
      * reported with its index and signal and does not take the caller
      * down. What an item can see there: its input and output are copied
-     * through shared memory, ctx is copied when ctx_size is set, and any
-     * other memory is as it was when the worker processes were forked
-     * (the first isolated call on the runtime, or after
-     * weft_map_isolated_reset()). The processes are reused across calls.
-     * Reduce is not available there. Progress and delivery come from the
-     * calling thread, which dispatches the items; results are delivered
-     * once their window (up to 64 MiB of items) is done, in index order. */
+     * through the runtime's object store (weft_runtime_store(), opened on
+     * the first isolated call), ctx is copied there too when ctx_size is
+     * set, and any other memory is as it was when the worker processes
+     * were forked (the first isolated call on the runtime, or after
+     * weft_map_isolated_reset()). An item may put objects of its own in
+     * the store (weft_map_isolated_store()). The processes are reused
+     * across calls. Reduce is not available there. Progress and delivery
+     * come from the calling thread, which dispatches the items; results
+     * are delivered once their window (up to 64 MiB of items, or a
+     * quarter of the store) is done, in index order. */
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 
@@ -186,9 +190,11 @@ typedef struct weft_map_report {
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
  * max_errors > 0, deliver set with out_stride 0; in isolated mode, -E2BIG when ctx_size is
- * over 64 MiB or ctx plus one item's input and output over 256 MiB (the
- * shared arena), and -ENOSPC / -ENOMEM when the machine cannot back the
- * arena's memory (reserved before any copy, never a SIGBUS later). */
+ * over 64 MiB or half the runtime's store, or ctx plus one item's input
+ * and output over three quarters of it, -ENOSPC when the store (or /dev/shm, as
+ * the runtime's store is first opened) has no room for a window's inputs
+ * and outputs even after eviction (the store's memory is reserved: never
+ * a SIGBUS later), and the errors of weft_runtime_store(). */
 WEFT_API int weft_map(weft_runtime *rt, size_t n, const void *in,
                       size_t in_stride, void *out, size_t out_stride,
                       weft_map_fn fn, void *ctx, const weft_map_opts *opts,
@@ -234,6 +240,18 @@ typedef struct weft_reducer {
 WEFT_API int weft_map_reduce(weft_runtime *rt, size_t begin, size_t end,
                              const weft_reducer *r, void *ctx, void *result,
                              const weft_map_opts *opts, weft_map_report *rep);
+
+/* Inside an item of an isolated map (in its worker process): the
+ * process's own handle of the runtime's object store, in *out, so an item
+ * can put a result too large to copy (weft_store_put) and return its id;
+ * the caller gets it with its own handle (weft_runtime_store()) once the
+ * map returned. The handle is the process's: never close it; it is valid
+ * while the item runs. Objects that are not pinned (WEFT_STORE_PIN) may
+ * be evicted when the store needs room, as in any store. Returns 0, or
+ * -ENOENT in any other process (and when the process could not open the
+ * store, which then fails the items that need it too), -EINVAL for a
+ * NULL out. Any thread of an isolated worker process. */
+WEFT_API int weft_map_isolated_store(weft_store **out);
 
 /* Stop the isolated-mode worker processes of rt; the next isolated map
  * forks fresh ones (which then see the caller's memory as it is now).

@@ -39,7 +39,16 @@ typedef struct weft_config {
     /* Idle workers spin this many microseconds looking for work before
      * they park on a futex. 0 = the default (50 us); -1 = never spin. */
     int spin_us;
-    uint64_t reserved[8];
+    /* Bytes of object data of the runtime's own object store, opened on
+     * first use (weft_runtime_store() in weft/store.h, isolated maps):
+     * 0 = 128 MiB, or a quarter of the free space of /dev/shm when that is
+     * less; otherwise at least 64 KiB. Opening it reserves and faults in
+     * that much memory (/dev/shm), which the first use pays for. The environment variable
+     * WEFT_STORE_CAPACITY (bytes, or with a K, M or G suffix), when set,
+     * overrides this field. Memory is reserved only when the store is
+     * opened. */
+    uint64_t store_capacity;
+    uint64_t reserved[7];
 } weft_config;
 
 #define WEFT_MAX_WORKERS 1024

@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -250,6 +251,34 @@ WEFT_API int weft_store_id_random(weft_store_id *id);
 /* Hex form of an id (41 bytes with the NUL) and back (-EINVAL). */
 WEFT_API void weft_store_id_hex(const weft_store_id *id, char out[41]);
 WEFT_API int weft_store_id_parse(const char *hex, weft_store_id *id);
+
+/* ---- a runtime's store ----------------------------------------------
+ *
+ * Every runtime can have one object store, for task results too large to
+ * copy; isolated maps (weft/map.h) pass their items through it. */
+
+/* The runtime's store in *out: the one attached by
+ * weft_runtime_set_store(), or else the runtime's own, opened on the first
+ * call: a private store (mode 0600, named "weft-rt-PID-N", unique in the
+ * machine), of weft_config.store_capacity bytes (see weft/runtime.h),
+ * with room for a client per worker (the isolated map's processes). The
+ * runtime owns its own store: weft_runtime_destroy() closes and unlinks
+ * it; the caller must not close it, and must not use *out after destroy.
+ * Other processes of the same user may open it by its name
+ * ("weft-rt-PID-N"); a forked child must (see "Processes" above), as the
+ * isolated map's processes do.
+ * Errors: -EINVAL (NULL argument), and those of weft_store_open() (-ENOSPC
+ * when /dev/shm has no room for the capacity); a later call tries again.
+ * Any thread of the runtime's process, at any time before destroy. */
+WEFT_API int weft_runtime_store(weft_runtime *rt, weft_store **out);
+
+/* Makes st, a store the caller opened, rt's store, before rt has one
+ * (before the first weft_runtime_store() or isolated map). rt does not
+ * own st: the caller closes it, after weft_runtime_destroy(rt) returned.
+ * Returns 0 (also when st is rt's store already), -EINVAL (NULL
+ * argument), -EEXIST (rt has another store, its own or an attached one).
+ * Any thread. */
+WEFT_API int weft_runtime_set_store(weft_runtime *rt, weft_store *st);
 
 #ifdef __cplusplus
 }

@@ -93,10 +93,13 @@ typedef struct weft__node {
 
 /* Extension slots: state that a higher layer (lib/task) hangs on a runtime
  * without core knowing its type; freed by its hook at destroy, after the
- * workers stopped. */
+ * workers stopped, in slot order (the isolated pool's processes stop
+ * before the store they use is closed). A slot may also register a stats
+ * hook that weft_stats_runtime() calls to fill the fields of its layer. */
 enum { WEFT__EXT_FUTURES, WEFT__EXT_ISOLATED, WEFT__EXT_ACTORS,
-       WEFT__EXT_MAX };
+       WEFT__EXT_STORE, WEFT__EXT_MAX };
 typedef void (*weft__ext_free_fn)(weft_runtime *rt, void *ext);
+typedef void (*weft__ext_stats_fn)(void *ext, weft_runtime_stats *out);
 
 typedef struct weft__worker {
     /* Shared line: thieves read and CAS here; the owner writes it only
@@ -193,7 +196,13 @@ struct weft_runtime {
 
     _Atomic(void *) ext[WEFT__EXT_MAX];
     weft__ext_free_fn ext_free[WEFT__EXT_MAX];
+    /* written before the slot's ext is published (release), read after
+     * its acquire load */
+    weft__ext_stats_fn ext_stats[WEFT__EXT_MAX];
     pthread_mutex_t ext_lock;
+    /* weft_config.store_capacity (or WEFT_STORE_CAPACITY); lib/store reads
+     * it when it opens the runtime's store */
+    uint64_t store_capacity;
 
     /* Statistics of the whole runtime (publish.c, lib/map): map calls
      * done, and items of isolated maps (the pool's count per worker). */
@@ -256,6 +265,16 @@ WEFT__HIDDEN void weft__jobs_quiesce(weft_runtime *rt);
 WEFT__HIDDEN void *weft__ext_get(weft_runtime *rt, int slot,
                                  void *(*make)(weft_runtime *rt),
                                  weft__ext_free_fn free_fn);
+/* Like weft__ext_get, for a make that can fail with a reason: when the
+ * slot is empty, make(rt, arg, &ext) runs under the extension lock and
+ * its ext (returned 0) is published with free_fn and stats_fn (may be
+ * NULL); its error is returned otherwise. *out gets the slot's ext, the
+ * new one or the one that was there. */
+WEFT__HIDDEN int weft__ext_make(weft_runtime *rt, int slot,
+                                int (*make)(weft_runtime *rt, void *arg,
+                                            void **ext),
+                                void *arg, weft__ext_free_fn free_fn,
+                                weft__ext_stats_fn stats_fn, void **out);
 WEFT__HIDDEN int weft__enter(weft_runtime *rt);
 WEFT__HIDDEN void weft__leave(weft_runtime *rt);
 

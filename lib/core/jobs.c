@@ -394,3 +394,25 @@ void *weft__ext_get(weft_runtime *rt, int slot,
     pthread_mutex_unlock(&rt->ext_lock);
     return e;
 }
+
+int weft__ext_make(weft_runtime *rt, int slot,
+                   int (*make)(weft_runtime *rt, void *arg, void **ext),
+                   void *arg, weft__ext_free_fn free_fn,
+                   weft__ext_stats_fn stats_fn, void **out)
+{
+    /* acquire pairs with the release store below */
+    void *e = weft__load_acquire(&rt->ext[slot]);
+    int rc = 0;
+    if (!e) {
+        pthread_mutex_lock(&rt->ext_lock);
+        e = weft__load_relaxed(&rt->ext[slot]);
+        if (!e && (rc = make(rt, arg, &e)) == 0) {
+            rt->ext_free[slot] = free_fn;
+            rt->ext_stats[slot] = stats_fn;
+            weft__store_release(&rt->ext[slot], e);
+        }
+        pthread_mutex_unlock(&rt->ext_lock);
+    }
+    *out = rc ? NULL : e;
+    return rc;
+}

@@ -39,6 +39,29 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* Bytes, with an optional K, M or G suffix (binary); 0 allowed. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return -EINVAL;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || v > (UINT64_MAX >> shift))
+        return -EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
 static int apply_env(weft_config *c)
 {
     const char *s = getenv("WEFT_WORKERS");
@@ -54,6 +77,12 @@ static int apply_env(weft_config *c)
     s = getenv("WEFT_TOPOLOGY");
     if (s && *s)
         c->topology = s;
+    s = getenv("WEFT_STORE_CAPACITY");
+    if (s && *s && parse_bytes(s, &c->store_capacity)) {
+        weft__log("WEFT_STORE_CAPACITY='%s' is not a size in bytes (a "
+                  "number, optionally with K, M or G)", s);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -72,6 +101,12 @@ static int check_config(const weft_config *c)
                           c->stack_size > ((size_t)1 << 32))) {
         weft__log("config.stack_size=%zu is out of range (64 KiB..4 GiB)",
                   c->stack_size);
+        return -EINVAL;
+    }
+    if (c->store_capacity && (c->store_capacity < (64u << 10) ||
+                              c->store_capacity > ((uint64_t)1 << 46))) {
+        weft__log("config.store_capacity=%llu is out of range (0, or "
+                  "64 KiB..64 TiB)", (unsigned long long)c->store_capacity);
         return -EINVAL;
     }
     if (c->spin_us < -1 || c->spin_us > 10000000) {
@@ -225,6 +260,7 @@ static int setup(weft_runtime *rt, const weft_config *c)
         rt->nworkers = WEFT_MAX_WORKERS;
     rt->pinned = c->pin && !rt->synthetic && rt->nworkers <= ncores;
     rt->stack_size = c->stack_size ? c->stack_size : DEFAULT_STACK;
+    rt->store_capacity = c->store_capacity;
     rt->spin_us = c->spin_us == 0 ? DEFAULT_SPIN_US
                   : c->spin_us < 0 ? 0 : c->spin_us;
     if ((rc = make_workers(rt)) || (rc = make_nodes(rt)) ||
@@ -440,5 +476,12 @@ int weft_stats_runtime(const weft_runtime *rt, weft_runtime_stats *out)
     for (int i = 0; i < rt->nworkers; i++) /* live: counted per batch */
         out->map_items += weft__load_relaxed(&rt->workers[i]->map_items);
     actor_stats(rt, out);
+    /* fields of higher layers (the store's), from the hooks they
+     * registered; acquire pairs with weft__ext_make's release */
+    for (int i = 0; i < WEFT__EXT_MAX; i++) {
+        void *e = weft__load_acquire(&((weft_runtime *)rt)->ext[i]);
+        if (e && rt->ext_stats[i])
+            rt->ext_stats[i](e, out);
+    }
     return 0;
 }

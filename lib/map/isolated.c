@@ -3,11 +3,29 @@
  * caller down.
  *
  * Per runtime there is one pool of processes, forked on first use and
- * reused. Parent and children share two mappings made before any fork:
- * a control block per process (commands in, results out, futex words) and
- * an arena (a memfd, reserved at ARENA_MAX and grown with ftruncate) that
- * holds the copied ctx and a window of inputs and outputs. The caller's
- * thread is the dispatcher: it hands each idle process a chunk of items,
+ * reused. Parent and children share a control block per process (commands
+ * in, results out, futex words), mapped before any fork, and the
+ * runtime's object store (weft_runtime_store()), which every child opens
+ * by name after its fork (a handle is its process's). Data goes through
+ * the store, a window of items at a time:
+ *
+ *   ctx      one sealed object per call (when ctx_size is set): the copy
+ *   inputs   one sealed object per window; the parent holds a reference
+ *            until the window ends (so nothing evicts it), each child
+ *            gets it for the length of a chunk, read-only
+ *   outputs  one object per window that the parent creates and never
+ *            seals: children write their items' outputs in place, found
+ *            by the object's offset in the segment (the same in every
+ *            mapping). Not one object per chunk that each child seals:
+ *            the outputs of the items a child finished before one of its
+ *            items crashed would die with its unsealed object, and those
+ *            items would have to run twice.
+ *
+ * Objects are named by the parent's pid, a per-process call number, the
+ * window and their kind, so several runtimes may share one store. A child
+ * killed mid-chunk loses its references with its client slot (the store's
+ * crash safety), which the parent reclaims before deleting the window's
+ * inputs. The caller's thread is the dispatcher: it hands each idle process a chunk of items,
  * then sleeps in poll() on an eventfd (a chunk finished) and one pidfd per
  * process (it died). A process that dies has its current item reported
  * (or retried) and the rest of its chunk queued again, and a fresh process
@@ -28,9 +46,10 @@
 #include <unistd.h>
 
 #include "map.h"
+#include "st_rt.h"
 
-#define ARENA_MAX (256ull << 20)  /* address space reserved for the arena */
 #define WINDOW_MAX (64ull << 20)  /* inputs + outputs copied per window */
+#define CTX_ALIGN 64u
 #define CHUNK_NS 2000000ull       /* aim: 2 ms of items per chunk */
 #define POLL_MS 50                /* re-check cancel and timeouts */
 #define ORPHAN_CHECK_NS 1000000000ull
@@ -46,9 +65,12 @@ typedef struct iso_ctl {
     alignas(WEFT__CACHELINE) _Atomic uint32_t cmd_seq;
     _Atomic uint32_t done_seq;
     int cmd;
-    bool is_map;
-    uintptr_t fn, ctx;
-    unsigned char *in, *out; /* window bases in the arena */
+    bool is_map, ctx_obj, in_obj, out_obj;
+    uintptr_t fn, ctx;       /* ctx: the pointer, when not ctx_obj */
+    weft_store_id ctx_id;    /* the call's ctx copy, when ctx_obj */
+    weft_store_id in_id;     /* the window's inputs, when in_obj */
+    uint64_t out_off;        /* the window's outputs in the segment */
+    size_t out_size;
     size_t in_stride, out_stride, base; /* base: index of window item 0 */
     size_t lo, hi;
     /* results */
@@ -85,9 +107,11 @@ typedef struct iso_pool {
     iso_proc *procs;
     iso_shared *sh;
     size_t sh_size;
-    int memfd, evfd;
-    unsigned char *arena;
-    size_t arena_size;
+    int evfd;
+    /* the runtime's store (set under lock by the first call; a runtime's
+     * store never changes once it has one) and its name, for children */
+    weft_store *st;
+    char store_name[WEFT_STORE_NAME_MAX + 1];
 } iso_pool;
 
 /* What one call is doing: the queue of ranges still to run, counters. */
@@ -100,9 +124,25 @@ typedef struct iso_call {
     size_t npending, cap_pending;
     size_t ok, failed;
     bool stopping;
-    unsigned char *ctx_copy;
+    uint64_t seq;      /* call number, for object ids */
+    uint32_t nwin;     /* windows begun, for object ids */
+    size_t win_max;    /* bytes of inputs + outputs per window */
+    bool ctx_made;     /* ctx_id exists (parent holds ctx_ref) */
+    bool in_made;      /* in_id exists (parent holds in_ref) */
+    bool out_made;     /* out_id exists, unsealed */
+    weft_store_id ctx_id, in_id, out_id;
+    weft_store_obj ctx_ref, in_ref;
+    unsigned char *out; /* the window's outputs (parent's mapping) */
     uint64_t *ok_mask; /* delivery: the window's items that succeeded */
 } iso_call;
+
+/* Call numbers of this process, for object ids. */
+static _Atomic uint64_t iso_calls;
+
+/* In an isolated child: its own handle of the runtime's store (NULL in
+ * every other process, or when the child could not open it). */
+static weft_store *child_store;
+static int child_store_rc = -ENOENT;
 
 /* ---- shared futexes (the private ones of park.c do not cross fork) --- */
 
@@ -120,26 +160,75 @@ static void sfutex_wake(_Atomic uint32_t *a)
 
 /* ---- the child ------------------------------------------------------- */
 
-static int child_item(iso_ctl *c, size_t i)
+/* Where one chunk's items find their ctx, inputs and outputs in this
+ * child's mapping of the store. */
+typedef struct child_view {
+    void *ctx;
+    const unsigned char *in;
+    unsigned char *out;
+    weft_store_obj ctx_ref, in_ref;
+} child_view;
+
+static int child_item(const iso_ctl *c, const child_view *v, size_t i)
 {
-    void *ctx = (void *)c->ctx;
     if (!c->is_map)
-        return ((weft_for_fn)c->fn)(i, ctx);
+        return ((weft_for_fn)c->fn)(i, v->ctx);
     size_t k = i - c->base;
-    const void *in = c->in ? c->in + k * c->in_stride : NULL;
-    void *out = c->out ? c->out + k * c->out_stride : NULL;
-    return ((weft_map_fn)c->fn)(i, in, out, ctx);
+    const void *in = v->in ? v->in + k * c->in_stride : NULL;
+    void *out = v->out ? v->out + k * c->out_stride : NULL;
+    return ((weft_map_fn)c->fn)(i, in, out, v->ctx);
+}
+
+static void child_unview(child_view *v)
+{
+    if (v->ctx_ref.data)
+        weft_store_release(child_store, &v->ctx_ref);
+    if (v->in_ref.data)
+        weft_store_release(child_store, &v->in_ref);
+}
+
+/* The chunk's objects, got for its length: sealed before the command was
+ * sent and referenced by the parent, so a get without waiting finds
+ * them. */
+static int child_view_make(const iso_ctl *c, child_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->ctx = (void *)c->ctx;
+    if (!c->ctx_obj && !c->in_obj && !c->out_obj)
+        return 0;
+    if (!child_store)
+        return child_store_rc;
+    int rc = 0;
+    if (c->ctx_obj &&
+        (rc = weft_store_get(child_store, &c->ctx_id, 0, &v->ctx_ref)) == 0)
+        v->ctx = (void *)v->ctx_ref.data;
+    if (rc == 0 && c->in_obj &&
+        (rc = weft_store_get(child_store, &c->in_id, 0, &v->in_ref)) == 0)
+        v->in = v->in_ref.data;
+    if (rc == 0 && c->out_obj &&
+        !(v->out = weft__store_at(child_store, c->out_off, c->out_size)))
+        rc = -EPROTO;
+    if (rc)
+        child_unview(v);
+    return rc;
 }
 
 static void child_run(iso_shared *sh, iso_ctl *c)
 {
     uint64_t t0 = weft__now_ns();
     size_t i = c->lo;
-    c->err = 0;
+    child_view v;
+    c->err = child_view_make(c, &v);
+    if (c->err) { /* no store: the chunk's first item fails with why */
+        c->err_index = i;
+        c->next = i + 1;
+        c->elapsed_ns = weft__now_ns() - t0;
+        return;
+    }
     while (i < c->hi && !weft__load_relaxed(&sh->stop)) {
         weft__store_relaxed(&c->cur, i);
         weft__store_relaxed(&c->cur_start, weft__now_ns());
-        int rc = child_item(c, i++);
+        int rc = child_item(c, &v, i++);
         weft__store_relaxed(&c->cur_start, 0);
         if (rc) {
             c->err = rc;
@@ -147,6 +236,7 @@ static void child_run(iso_shared *sh, iso_ctl *c)
             break;
         }
     }
+    child_unview(&v);
     c->next = i;
     c->elapsed_ns = weft__now_ns() - t0;
 }
@@ -168,26 +258,44 @@ static void child_signals(void)
 /* The child's loop: wait for a command, run it, report. It exits on
  * CMD_EXIT, or when its parent is gone (checked each second: a death
  * signal would be tied to the forking thread, which may exit first). */
+static _Noreturn void child_exit(int code)
+{
+    weft_store_close(child_store); /* frees our client slot at once */
+    _exit(code);
+}
+
+/* The parent's handle is not ours (it may not even be used here): open
+ * the store again, lazily, our pages faulted in as items touch them. */
+static void child_open_store(const iso_pool *p)
+{
+    weft_store_opts o;
+    weft_store_opts_default(&o);
+    o.flags = WEFT_STORE_OPEN_EXISTING | WEFT_STORE_OPEN_LAZY;
+    child_store = NULL;
+    child_store_rc = weft_store_open(p->store_name, &o, &child_store);
+}
+
 static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
 {
     iso_ctl *c = &p->sh->ctl[slot];
     child_signals();
+    child_open_store(p);
     for (;;) {
         uint32_t seq = weft__load_acquire(&c->cmd_seq);
         if (seq == seen) {
             if (getppid() != p->parent)
-                _exit(0);
+                child_exit(0);
             sfutex_wait(&c->cmd_seq, seen, (long)ORPHAN_CHECK_NS);
             continue;
         }
         seen = seq;
         if (c->cmd == CMD_EXIT)
-            _exit(0);
+            child_exit(0);
         child_run(p->sh, c);
         weft__store_release(&c->done_seq, seq);
         uint64_t one = 1;
         if (write(p->evfd, &one, sizeof one) < 0)
-            _exit(3); /* the parent cannot hear us any more */
+            child_exit(3); /* the parent cannot hear us any more */
     }
 }
 
@@ -257,12 +365,8 @@ static void pool_destroy(iso_pool *p)
 {
     if (p->procs && p->sh != MAP_FAILED)
         pool_stop_all(p);
-    if (p->arena != MAP_FAILED)
-        munmap(p->arena, ARENA_MAX);
     if (p->sh != MAP_FAILED)
         munmap(p->sh, p->sh_size);
-    if (p->memfd >= 0)
-        close(p->memfd);
     if (p->evfd >= 0)
         close(p->evfd);
     free(p->procs);
@@ -283,13 +387,8 @@ static int pool_maps(iso_pool *p)
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p->sh == MAP_FAILED)
         return -ENOMEM;
-    p->memfd = memfd_create("weft-isolated", MFD_CLOEXEC);
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->memfd < 0 || p->evfd < 0)
-        return -errno;
-    p->arena = mmap(NULL, ARENA_MAX, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    p->memfd, 0);
-    return p->arena == MAP_FAILED ? -ENOMEM : 0;
+    return p->evfd < 0 ? -errno : 0;
 }
 
 static void *pool_make(weft_runtime *rt)
@@ -299,9 +398,8 @@ static void *pool_make(weft_runtime *rt)
         return NULL;
     p->nmax = weft_runtime_workers(rt);
     p->parent = getpid();
-    p->memfd = p->evfd = -1;
+    p->evfd = -1;
     p->sh = MAP_FAILED;
-    p->arena = MAP_FAILED;
     pthread_mutex_init(&p->lock, NULL);
     p->procs = calloc((size_t)p->nmax, sizeof *p->procs);
     for (int i = 0; p->procs && i < p->nmax; i++)
@@ -334,29 +432,39 @@ int weft_map_isolated_reset(weft_runtime *rt)
 
 /* ---- one call: the queue of ranges ----------------------------------- */
 
-/* Outputs go through the arena when the caller has an output array, or
- * when results are delivered (from the arena, then). */
+/* Outputs go through the store when the caller has an output array, or
+ * when results are delivered (from the store, then). */
 static bool has_out(const map_run *m)
 {
     return m->out || m->o.deliver;
 }
 
-/* The window's layout in the arena: ctx_size bytes of ctx, the inputs,
- * then the outputs. */
 static size_t window_in_bytes(const iso_call *k)
 {
     const map_run *m = k->m;
     return m->in ? (k->win_hi - k->win_lo) * m->in_stride : 0;
 }
 
-static unsigned char *window_in(const iso_call *k)
+static size_t window_out_bytes(const iso_call *k)
 {
-    return k->p->arena + k->m->o.ctx_size;
+    const map_run *m = k->m;
+    return has_out(m) ? (k->win_hi - k->win_lo) * m->out_stride : 0;
 }
 
-static unsigned char *window_out(const iso_call *k)
+enum { OBJ_CTX = 1, OBJ_IN = 2, OBJ_OUT = 3 };
+
+/* "wi", the kind, the parent's pid, the call number, the window number:
+ * unique among the objects of every process that shares the store. */
+static void obj_id(const iso_call *k, int kind, weft_store_id *id)
 {
-    return window_in(k) + window_in_bytes(k);
+    uint32_t pid = (uint32_t)k->p->parent, win = k->nwin;
+    memset(id, 0, sizeof *id);
+    id->bytes[0] = 'w';
+    id->bytes[1] = 'i';
+    id->bytes[2] = (uint8_t)kind;
+    memcpy(id->bytes + 4, &pid, 4);
+    memcpy(id->bytes + 8, &k->seq, 8);
+    memcpy(id->bytes + 16, &win, 4);
 }
 
 /* Items [lo, hi) of the window succeeded (for delivery). */
@@ -427,9 +535,16 @@ static void send_chunk(iso_call *k, int slot, const iso_range *r)
     c->cmd = CMD_RUN;
     c->is_map = m->map_fn != NULL;
     c->fn = m->map_fn ? (uintptr_t)m->map_fn : (uintptr_t)m->for_fn;
-    c->ctx = k->ctx_copy ? (uintptr_t)k->ctx_copy : (uintptr_t)m->ctx;
-    c->in = m->in ? window_in(k) : NULL;
-    c->out = has_out(m) ? window_out(k) : NULL;
+    c->ctx = (uintptr_t)m->ctx;
+    c->ctx_obj = k->ctx_made;
+    c->ctx_id = k->ctx_id;
+    c->in_obj = k->in_made;
+    c->in_id = k->in_id;
+    c->out_obj = k->out_made;
+    c->out_size = window_out_bytes(k);
+    c->out_off = 0;
+    if (k->out_made)
+        weft__store_off(k->p->st, k->out, c->out_size, &c->out_off);
     c->in_stride = m->in_stride;
     c->out_stride = m->out_stride;
     c->base = k->win_lo;
@@ -618,54 +733,113 @@ static int run_window(iso_call *k)
     return rc;
 }
 
-static size_t window_items(const map_run *m)
+static size_t window_items(const iso_call *k)
 {
+    const map_run *m = k->m;
     size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
-    size_t n = per ? WINDOW_MAX / per : m->end - m->begin;
+    size_t n = per ? k->win_max / per : m->end - m->begin;
     return n ? n : 1;
 }
 
-/* Grow the arena to at least need bytes, allocating the memory now
- * (fallocate, not ftruncate): a machine short of memory is -ENOSPC or
- * -ENOMEM here, never a SIGBUS when the copy or a child touches a page. */
-static int arena_reserve(iso_pool *p, size_t need)
+/* Deletes a window's sealed object. A child killed mid-chunk may still
+ * count a reference to it until its client slot is reclaimed: check
+ * reclaims dead clients, then the delete is tried again. Failing that, the
+ * object stays, unreferenced, for the store's eviction. */
+static void obj_delete(weft_store *st, const weft_store_id *id)
 {
-    if (need <= p->arena_size)
-        return 0;
-    int rc = posix_fallocate(p->memfd, 0, (off_t)need);
+    if (weft_store_delete(st, id) == -EBUSY &&
+        weft_store_check(st, NULL, 0) != -EINVAL)
+        weft_store_delete(st, id);
+}
+
+/* Seals the object id, written by this handle, and takes a reference to
+ * it for the call or window: nothing evicts or spills it meanwhile. */
+static int obj_seal_get(weft_store *st, const weft_store_id *id,
+                        weft_store_obj *ref)
+{
+    int rc = weft_store_seal(st, id);
+    if (rc) {
+        weft_store_abort(st, id);
+        return rc;
+    }
+    rc = weft_store_get(st, id, 0, ref);
     if (rc)
-        return -rc;
-    p->arena_size = need;
+        weft_store_delete(st, id);
+    return rc;
+}
+
+static int window_in_object(iso_call *k)
+{
+    map_run *m = k->m;
+    size_t in = window_in_bytes(k);
+    void *data;
+    obj_id(k, OBJ_IN, &k->in_id);
+    int rc = weft_store_create(k->p->st, &k->in_id, in, 0, &data);
+    if (rc)
+        return rc;
+    memcpy(data, m->in + k->win_lo * m->in_stride, in);
+    if ((rc = obj_seal_get(k->p->st, &k->in_id, &k->in_ref)) == 0)
+        k->in_made = true;
+    return rc;
+}
+
+static int window_out_object(iso_call *k)
+{
+    map_run *m = k->m;
+    size_t out = window_out_bytes(k);
+    void *data;
+    obj_id(k, OBJ_OUT, &k->out_id);
+    int rc = weft_store_create(k->p->st, &k->out_id, out, 0, &data);
+    if (rc)
+        return rc;
+    k->out = data;
+    k->out_made = true;
+    /* the caller's outputs, so items that do not run keep what they had */
+    if (m->out)
+        memcpy(k->out, m->out + k->win_lo * m->out_stride, out);
     return 0;
 }
 
+/* The window's objects: -ENOSPC when the store has no room for them even
+ * after evicting (never a SIGBUS later: the store's memory is reserved). */
 static int window_copy_in(iso_call *k)
 {
     map_run *m = k->m;
-    size_t n = k->win_hi - k->win_lo, in = window_in_bytes(k);
-    size_t out = has_out(m) ? n * m->out_stride : 0;
-    size_t need = m->o.ctx_size + in + out;
-    if (need > ARENA_MAX)
-        return -E2BIG;
-    int rc = arena_reserve(k->p, need);
-    if (rc)
-        return rc;
+    int rc = 0;
     if (m->in)
-        memcpy(window_in(k), m->in + k->win_lo * m->in_stride, in);
-    /* outputs too, so items that do not run keep what the caller had */
-    if (m->out)
-        memcpy(window_out(k), m->out + k->win_lo * m->out_stride, out);
-    return 0;
+        rc = window_in_object(k);
+    if (rc == 0 && has_out(m))
+        rc = window_out_object(k);
+    return rc;
+}
+
+/* The window's objects go; the children hold no reference any more (each
+ * drops its own at the end of a chunk, a dead one lost it). */
+static void window_free(iso_call *k)
+{
+    weft_store *st = k->p->st;
+    if (k->in_made) {
+        weft_store_release(st, &k->in_ref);
+        obj_delete(st, &k->in_id);
+        k->in_made = false;
+    }
+    if (k->out_made) {
+        weft_store_abort(st, &k->out_id);
+        k->out_made = false;
+        k->out = NULL;
+    }
 }
 
 /* The window's outputs back to the caller, then its successful items to
- * the delivery callback, in index order (from the caller's array, or from
- * the arena when there is none). */
+ * the delivery callback, in index order (from the caller's array, or
+ * straight from the store's object when there is none). */
 static void window_copy_out(iso_call *k)
 {
     map_run *m = k->m;
     size_t n = k->win_hi - k->win_lo;
-    unsigned char *res = window_out(k);
+    unsigned char *res = k->out;
+    if (!res)
+        return;
     if (m->out) {
         memcpy(m->out + k->win_lo * m->out_stride, res, n * m->out_stride);
         res = m->out + k->win_lo * m->out_stride;
@@ -691,7 +865,7 @@ static int window_mask(iso_call *k)
 static int run_windows(iso_call *k)
 {
     map_run *m = k->m;
-    size_t per = window_items(m);
+    size_t per = window_items(k);
     int rc = 0;
     for (k->win_lo = m->begin; k->win_lo < m->end && rc == 0 &&
                                !k->stopping;
@@ -699,29 +873,93 @@ static int run_windows(iso_call *k)
         size_t rest = m->end - k->win_lo;
         k->win_hi = k->win_lo + (per < rest ? per : rest);
         k->next = k->win_lo;
-        if ((rc = window_mask(k)) || (rc = window_copy_in(k)))
-            break;
-        weft__store_relaxed(&k->p->sh->stop, 0);
-        rc = run_window(k);
-        window_copy_out(k);
+        k->nwin++;
+        if ((rc = window_mask(k)) == 0 && (rc = window_copy_in(k)) == 0) {
+            weft__store_relaxed(&k->p->sh->stop, 0);
+            rc = run_window(k);
+            window_copy_out(k);
+        }
+        window_free(k);
     }
+    return rc;
+}
+
+/* The ctx and a window fit the store together, with room to spare for
+ * what the items put there: ctx at most half of it (and WINDOW_MAX), a
+ * window half of what the ctx leaves (at most WINDOW_MAX: fewer windows,
+ * fewer waits for the slowest process), or one item when that is more,
+ * as long as ctx and the item take at most three quarters. */
+static int call_sizes(iso_call *k)
+{
+    map_run *m = k->m;
+    weft_store_stats ss;
+    int rc = weft_store_stats_get(k->p->st, &ss);
+    if (rc)
+        return rc;
+    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
+    uint64_t cap = ss.capacity;
+    if (m->o.ctx_size > WINDOW_MAX || m->o.ctx_size > cap / 2 ||
+        per > cap / 4 * 3 - m->o.ctx_size)
+        return -E2BIG;
+    k->win_max = (cap - m->o.ctx_size) / 2;
+    if (k->win_max > WINDOW_MAX)
+        k->win_max = WINDOW_MAX;
+    if (per > k->win_max)
+        k->win_max = per;
+    return 0;
+}
+
+/* The call's copy of ctx, as it is now, for every window. */
+static int call_ctx(iso_call *k)
+{
+    map_run *m = k->m;
+    void *data;
+    obj_id(k, OBJ_CTX, &k->ctx_id);
+    int rc = weft_store_create(k->p->st, &k->ctx_id, m->o.ctx_size, 0,
+                               &data);
+    if (rc)
+        return rc;
+    memcpy(data, m->ctx, m->o.ctx_size);
+    if ((rc = obj_seal_get(k->p->st, &k->ctx_id, &k->ctx_ref)) == 0)
+        k->ctx_made = true;
     return rc;
 }
 
 static int call_setup(iso_call *k)
 {
     map_run *m = k->m;
-    if (m->o.ctx_size > WINDOW_MAX)
-        return -E2BIG;
-    if (m->o.ctx_size) {
-        int rc = arena_reserve(k->p, m->o.ctx_size);
-        if (rc)
-            return rc;
-        k->ctx_copy = k->p->arena;
-        memcpy(k->ctx_copy, m->ctx, m->o.ctx_size);
-    }
+    k->seq = atomic_fetch_add_explicit(&iso_calls, 1, memory_order_relaxed);
+    int rc = call_sizes(k);
+    if (rc == 0 && m->o.ctx_size)
+        rc = call_ctx(k);
     k->nprocs = m->limit < k->p->nmax ? m->limit : k->p->nmax;
     k->chunk = 1;
+    return rc;
+}
+
+static void call_free(iso_call *k)
+{
+    window_free(k);
+    if (k->ctx_made) {
+        weft_store_release(k->p->st, &k->ctx_ref);
+        obj_delete(k->p->st, &k->ctx_id);
+    }
+    free(k->pending);
+    free(k->ok_mask);
+}
+
+/* The runtime's store, the first time: children forked from now on open
+ * it by this name. Under p->lock. */
+static int pool_store(iso_pool *p, weft_runtime *rt)
+{
+    if (p->st)
+        return 0;
+    weft_store *st;
+    int rc = weft_runtime_store(rt, &st);
+    if (rc)
+        return rc;
+    snprintf(p->store_name, sizeof p->store_name, "%s", weft__store_name(st));
+    p->st = st;
     return 0;
 }
 
@@ -733,19 +971,28 @@ int weft__map_isolated(map_run *m, weft_map_report *rep)
     iso_call k = {.m = m, .p = p};
     m->iso = &k;
     pthread_mutex_lock(&p->lock);
-    int rc = call_setup(&k);
+    int rc = pool_store(p, m->rt);
+    if (rc == 0)
+        rc = call_setup(&k);
     if (rc == 0)
         rc = run_windows(&k);
     /* a child stopped mid-chunk by the stop flag must not keep it set for
      * the next call */
     weft__store_relaxed(&p->sh->stop, 0);
+    call_free(&k);
     pthread_mutex_unlock(&p->lock);
-    free(k.pending);
-    free(k.ok_mask);
     weft__add_relaxed(&m->rt->map_items, k.ok + k.failed);
     weft_map_report local;
     rep = rep ? rep : &local;
     memset(rep, 0, sizeof *rep);
     rep->workers = k.nprocs;
     return weft__map_end(m, rc, k.ok, k.failed, rep);
+}
+
+int weft_map_isolated_store(weft_store **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = child_store;
+    return child_store ? 0 : -ENOENT;
 }

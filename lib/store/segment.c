@@ -197,12 +197,16 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
         rc = -errno;
         goto fail;
     }
+    unsigned mflags = o->flags;
     rc = -posix_fallocate(fd, 0, (off_t)l.total);
-    if (rc == -EOPNOTSUPP || rc == -EINVAL)
+    if (rc == -EOPNOTSUPP || rc == -EINVAL) {
         rc = 0; /* no fallocate here: MAP_POPULATE below touches every page */
+        mflags &= ~WEFT_STORE_OPEN_LAZY;
+    }
     if (rc)
         goto fail;
-    rc = map_fd(fd, l.total, o->flags & ~WEFT_STORE_OPEN_LAZY, &base);
+    /* reserved by fallocate: LAZY may skip the pre-fault, as at attach */
+    rc = map_fd(fd, l.total, mflags, &base);
     if (rc)
         goto fail;
     st->base = base;
