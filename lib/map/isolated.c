@@ -213,9 +213,16 @@ static int child_view_make(const iso_ctl *c, child_view *v)
     return rc;
 }
 
-static void child_run(iso_shared *sh, iso_ctl *c)
+/* A child whose parent died stops within a millisecond, even mid-chunk:
+ * the store reclaims the dead parent's unsealed output object, and in a
+ * store shared with other processes its memory may soon belong to
+ * someone else's object, which our writes must not reach. getppid()
+ * changes when the parent dies (we are re-parented). */
+#define PARENT_CHECK_NS 1000000ull
+
+static void child_run(iso_shared *sh, iso_ctl *c, pid_t parent)
 {
-    uint64_t t0 = weft__now_ns();
+    uint64_t t0 = weft__now_ns(), checked = t0;
     size_t i = c->lo;
     child_view v;
     c->err = child_view_make(c, &v);
@@ -226,8 +233,14 @@ static void child_run(iso_shared *sh, iso_ctl *c)
         return;
     }
     while (i < c->hi && !weft__load_relaxed(&sh->stop)) {
+        uint64_t now = weft__now_ns();
+        if (now - checked > PARENT_CHECK_NS) {
+            if (getppid() != parent)
+                _exit(0); /* no store close: its slot is reclaimed */
+            checked = now;
+        }
         weft__store_relaxed(&c->cur, i);
-        weft__store_relaxed(&c->cur_start, weft__now_ns());
+        weft__store_relaxed(&c->cur_start, now);
         int rc = child_item(c, &v, i++);
         weft__store_relaxed(&c->cur_start, 0);
         if (rc) {
@@ -291,7 +304,7 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
         seen = seq;
         if (c->cmd == CMD_EXIT)
             child_exit(0);
-        child_run(p->sh, c);
+        child_run(p->sh, c, p->parent);
         weft__store_release(&c->done_seq, seq);
         uint64_t one = 1;
         if (write(p->evfd, &one, sizeof one) < 0)
