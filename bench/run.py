@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the benchmarks and print tables of ratios.
 
-    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag,map,actor,store]
+    python3 bench/run.py --build-dir BUILDDIR [--suite fj,future,dag,map,actor,store,net]
                          [--runs 5] [--workers 1,2] [--quick]
 
 Suites (all by default): fj, the fork-join workloads (this file); future,
@@ -38,14 +38,15 @@ from benchlib import (Failure, Sample, Section, cpu_busy_fraction,  # noqa
                       render_text, run_results)
 import run_actor  # noqa: E402
 import run_map  # noqa: E402
+import run_net  # noqa: E402
 import run_store  # noqa: E402
 import run_tasks  # noqa: E402
 
-SUITES = ("fj", "future", "dag", "map", "actor", "store")
+SUITES = ("fj", "future", "dag", "map", "actor", "store", "net")
 # The suites besides fj, by name: their Suite classes.
 TASK_SUITES = {"future": run_tasks.FutureSuite, "dag": run_tasks.DagSuite,
                "map": run_map.MapSuite, "actor": run_actor.ActorSuite,
-               "store": run_store.StoreSuite}
+               "store": run_store.StoreSuite, "net": run_net.NetSuite}
 
 # (name, full size, quick size, what the size means)
 WORKLOADS = [

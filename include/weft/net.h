@@ -1,7 +1,394 @@
-/* weft/net.h: being written (see the open issue); nothing public yet. */
+/* weft/net.h: the same program on several machines.
+ *
+ * Two layers:
+ *
+ *  - The transport contract (weft_transport_ops): a const table of
+ *    operations that moves active messages (handler id, header, payload)
+ *    between the ranks of a job. Backends: "loop" (in one process, for
+ *    tests), "tcp" (io_uring, peers from a list) and "mpi" (when the
+ *    library was built with MPI). weft_transport_register() adds another
+ *    one (UCX, ...); see "Writing a backend" below.
+ *
+ *  - The node (weft_node): the runtime across machines, on top of a
+ *    transport. Functions registered with WEFT_REMOTE(fn) run on other
+ *    ranks through weft_submit_remote(), which returns an ordinary
+ *    weft_future; arguments and results travel as bytes. Tasks sent to
+ *    "any node" are taken by idle nodes (stealing). A node that stops
+ *    answering is declared dead; its unfinished idempotent tasks run
+ *    again elsewhere, the others fail with -EHOSTDOWN. Byte objects named
+ *    by a 20-byte ID move between nodes on demand (weft_net_object_*);
+ *    hooks let an object store serve and receive them.
+ *
+ * Failures: on tcp (and loop) a dead rank is detected (silence longer
+ * than dead_timeout_ms, or a broken stream that is not re-made) and the
+ * job goes on without it. MPI (before ULFM) cannot survive the death of a
+ * rank: mpirun normally ends the whole job, so the mpi backend does not
+ * claim WEFT_TRANSPORT_FAILURES (lib/net/mpi.c says more).
+ *
+ * Every message on the wire is versioned and length-checked; a malformed
+ * one is dropped, counted (weft_net_stats.dropped) and logged, never
+ * trusted.
+ */
 #ifndef WEFT_NET_H
 #define WEFT_NET_H
 
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
 #include "common.h"
+#include "future.h"
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================
+ * Bytes: the unit arguments, results and objects travel in.
+ * ====================================================================== */
+
+typedef struct weft_bytes {
+    size_t len;
+    unsigned char data[];
+} weft_bytes;
+
+/* A block of len bytes (contents undefined), or NULL when out of memory.
+ * The caller owns it; free it with weft_bytes_free(). Any thread. */
+WEFT_API weft_bytes *weft_bytes_new(size_t len);
+
+/* A copy of data[0..len), or NULL when out of memory (or data is NULL and
+ * len > 0). Any thread. */
+WEFT_API weft_bytes *weft_bytes_copy(const void *data, size_t len);
+
+/* Free b (NULL is allowed). Any thread. */
+WEFT_API void weft_bytes_free(weft_bytes *b);
+
+/* ======================================================================
+ * The transport contract.
+ *
+ * Writing a backend: fill a static const weft_transport_ops, with abi =
+ * WEFT_TRANSPORT_ABI, and call weft_transport_register(&ops) before the
+ * first weft_net_create() that names it. Threads:
+ *   - open, progress and close are called only from one thread, the
+ *     node's communication thread, in that order (open once, progress
+ *     many times, close once). The events of weft_transport_events are
+ *     delivered only from inside progress or close, on that thread
+ *     (never from open: the caller sets up for them after open returns).
+ *   - send and wake may be called from any thread, concurrently, between
+ *     the return of open and the call of close. A backend that needs one
+ *     thread to own its library (MPI without MPI_THREAD_MULTIPLE) queues
+ *     sends there and performs them in progress.
+ *   - rank and size may be called from any thread after open returned.
+ * Ordering: messages from one rank to another are delivered in the order
+ * of their send calls. Delivery is not guaranteed after peer_failed.
+ * ====================================================================== */
+
+#define WEFT_TRANSPORT_ABI 1
+
+enum weft_transport_caps {
+    /* put/get on registered memory are implemented. */
+    WEFT_TRANSPORT_RMA = 1u << 0,
+    /* peer_failed is reported when a peer dies (tcp); without it a dead
+     * peer may abort the whole job (mpi's usual behaviour). */
+    WEFT_TRANSPORT_FAILURES = 1u << 1,
+    /* more than one process is involved (not loop). */
+    WEFT_TRANSPORT_MULTIPROCESS = 1u << 2,
+};
+
+typedef struct weft_transport weft_transport; /* a backend's state */
+
+/* Parameters of open. Start from weft_net_config_default()'s copy. */
+typedef struct weft_transport_params {
+    /* tcp: "host:port,host:port,..." (one per rank, in rank order);
+     * NULL = the environment WEFT_PEERS. loop: the group name (all
+     * endpoints of one group are one job); NULL = "default". */
+    const char *peers;
+    /* tcp, loop: this process's rank; -1 = the environment WEFT_RANK.
+     * mpi: ignored (MPI says). */
+    int rank;
+    /* loop: number of ranks in the group (tcp: the peer list's length;
+     * mpi: MPI says). */
+    int size;
+    /* tcp: interval of heartbeats and of reconnect attempts (ms). */
+    int heartbeat_ms;
+    /* tcp: a peer silent this long is declared failed (ms). */
+    int dead_timeout_ms;
+    /* tcp: a peer that never connected is declared failed after this
+     * long from open (ms). */
+    int join_timeout_ms;
+    /* largest payload accepted from the wire, bytes. */
+    uint64_t max_payload;
+    uint64_t reserved[8];
+} weft_transport_params;
+
+/* One received active message. payload (may be NULL when its length is 0)
+ * was allocated with weft_bytes_new(): the recv callback may keep it by
+ * setting msg->payload to NULL (it then owns it); otherwise the transport
+ * frees it after the callback returns. hdr is valid during the callback
+ * only. */
+typedef struct weft_am {
+    int src;
+    unsigned handler;
+    const void *hdr;
+    size_t hdrlen;
+    weft_bytes *payload;
+} weft_am;
+
+/* Events from the transport, on the communication thread. */
+typedef struct weft_transport_events {
+    void *ctx;
+    void (*recv)(void *ctx, weft_am *msg);
+    /* rank can now be sent to (first connection, or a reconnection). */
+    void (*peer_joined)(void *ctx, int rank);
+    /* rank is gone for good; reason is a negative errno. */
+    void (*peer_failed)(void *ctx, int rank, int reason);
+    /* a message was dropped as malformed (already logged). */
+    void (*dropped)(void *ctx);
+} weft_transport_events;
+
+/* Completion of a send: status 0 once the transport no longer reads the
+ * header, payload and iovec memory; a negative errno when the message was
+ * not sent (peer failed, transport closing). Called exactly once per send
+ * that returned 0, on any thread (possibly inside send itself); it must
+ * not call send. */
+typedef void (*weft_send_done)(void *arg, int status);
+
+#define WEFT_AM_MAX_HDR 256u
+#define WEFT_AM_MAX_HANDLER 255u
+
+typedef struct weft_transport_ops {
+    const char *name;
+    unsigned abi;  /* WEFT_TRANSPORT_ABI */
+    unsigned caps; /* enum weft_transport_caps */
+    /* Join the job. On success *out is the backend's state, owned by the
+     * caller until close. Returns 0 or a negative errno. */
+    int (*open)(weft_transport **out, const weft_transport_params *p,
+                const weft_transport_events *ev);
+    /* Leave: pending sends complete with -ECANCELED (or are flushed), all
+     * memory is freed. */
+    void (*close)(weft_transport *t);
+    int (*rank)(const weft_transport *t);
+    int (*size)(const weft_transport *t);
+    /* Queue an active message to dst (!= own rank): handler <=
+     * WEFT_AM_MAX_HANDLER, hdrlen <= WEFT_AM_MAX_HDR (the header is copied
+     * before send returns), payload the iovcnt (<= 8) buffers of iov,
+     * which must stay valid until done is called. Non-blocking. Returns 0
+     * (done will be called) or a negative errno (-EINVAL, -EHOSTDOWN for a
+     * failed peer, -ENOMEM; done will not be called). */
+    int (*send)(weft_transport *t, int dst, unsigned handler,
+                const void *hdr, size_t hdrlen, const struct iovec *iov,
+                int iovcnt, weft_send_done done, void *done_arg);
+    /* Make progress, waiting up to timeout_ns (0: just look) for
+     * something to happen. Returns 0 or a negative errno (fatal). */
+    int (*progress)(weft_transport *t, int64_t timeout_ns);
+    /* Make a progress call that is waiting return soon. */
+    void (*wake)(weft_transport *t);
+    /* Optional (caps & WEFT_TRANSPORT_RMA), else NULL. */
+    int (*put)(weft_transport *t, int dst, const void *src, size_t len,
+               uint64_t remote_addr, uint64_t rkey, weft_send_done done,
+               void *done_arg);
+    int (*get)(weft_transport *t, int dst, void *dst_buf, size_t len,
+               uint64_t remote_addr, uint64_t rkey, weft_send_done done,
+               void *done_arg);
+    void *reserved[6];
+} weft_transport_ops;
+
+/* Add a backend to the process-wide registry. ops must stay valid for the
+ * life of the process (a static const table). Returns 0, -EINVAL (bad
+ * table, wrong abi), -EEXIST (the name is taken) or -ENOSPC. Any thread. */
+WEFT_API int weft_transport_register(const weft_transport_ops *ops);
+
+/* The backend registered under name, or NULL. Built-ins: "loop", "tcp",
+ * and "mpi" when the library was built with MPI. Any thread. */
+WEFT_API const weft_transport_ops *weft_transport_find(const char *name);
+
+/* ======================================================================
+ * Remote functions.
+ * ====================================================================== */
+
+/* A remote function: reads its argument, arg[0..len) (valid during the
+ * call only), and may leave a result in *result (allocated with
+ * weft_bytes_new/copy; ownership passes to weft). Returns 0 on success,
+ * non-zero on failure: that value becomes the future's status. Runs as a
+ * task on the node's runtime. */
+typedef int (*weft_remote_fn)(const void *arg, size_t len,
+                              weft_bytes **result);
+
+/* Register fn under name in the process-wide table. Every node of a job
+ * must register the same names (the tables are compared when nodes meet).
+ * Returns 0, -EINVAL, -EEXIST (name taken by another function), -EBUSY (a
+ * node exists: the table is frozen while one does) or -ENOMEM. Any
+ * thread. WEFT_REMOTE(fn) calls it from a constructor. */
+WEFT_API int weft_remote_register(const char *name, weft_remote_fn fn);
+
+#define WEFT_REMOTE(fn)                                                 \
+    __attribute__((constructor)) static void weft_remote_reg_##fn(void) \
+    {                                                                   \
+        (void)weft_remote_register(#fn, fn);                            \
+    }
+
+/* ======================================================================
+ * Nodes.
+ * ====================================================================== */
+
+typedef struct weft_node weft_node;
+
+typedef struct weft_net_config {
+    /* Backend name; NULL = the environment WEFT_TRANSPORT, else "mpi"
+     * when launched by mpirun/srun and MPI is built in, else "tcp". */
+    const char *transport;
+    /* Passed to the backend's open (peers, rank, timeouts). */
+    weft_transport_params params;
+    /* weft_net_create waits this long (ms) for every peer to join and
+     * pass the registry check. */
+    int join_timeout_ms;
+    /* An idle node asks a random peer for work at most this often (us);
+     * 0 = the default (200 us); -1 = never steal. */
+    int steal_interval_us;
+    uint64_t reserved[8];
+} weft_net_config;
+
+/* Defaults: transport from the environment, heartbeat 100 ms, dead after
+ * 1000 ms of silence, join within 30 s, payloads up to 1 GiB, stealing on.
+ * Environment overrides, read by weft_net_create when the field is left
+ * at its default: WEFT_TRANSPORT, WEFT_PEERS, WEFT_RANK,
+ * WEFT_NET_DEAD_MS. */
+WEFT_API weft_net_config weft_net_config_default(void);
+
+/* Join the job: open the transport on a new communication thread, meet
+ * every peer and compare the remote-function tables. On success *out
+ * owns the node (rt must outlive it). Returns 0, -EINVAL, -ENOENT (no
+ * such transport), -EPROTO (a peer's function table differs: the first
+ * differing name is logged), -EHOSTDOWN (a peer died before it was met),
+ * -ETIMEDOUT (peers did not all join), or the
+ * backend's error. Call from a thread that is not one of rt's workers. */
+WEFT_API int weft_net_create(weft_node **out, weft_runtime *rt,
+                             const weft_net_config *cfg);
+
+/* Leave the job and free the node; sets *np to NULL. Remote tasks not yet
+ * answered complete with -ECANCELED. Peers see this node as gone; call
+ * weft_net_barrier() first for an orderly end. Not from rt's workers. */
+WEFT_API int weft_net_destroy(weft_node **np);
+
+/* This node's rank (0..size-1), or -EINVAL. Any thread. */
+WEFT_API int weft_net_rank(const weft_node *n);
+/* Number of ranks in the job, or -EINVAL. Any thread. */
+WEFT_API int weft_net_size(const weft_node *n);
+/* 1 if rank is alive as far as this node knows, 0 if failed, -EINVAL. */
+WEFT_API int weft_net_alive(const weft_node *n, int rank);
+
+/* Wait until every live rank has called weft_net_barrier (ranks that fail
+ * meanwhile are not waited for). Returns 0, -ETIMEDOUT after timeout_ns
+ * (< 0: never), -EINVAL. Not from rt's workers. */
+WEFT_API int weft_net_barrier(weft_node *n, int64_t timeout_ns);
+
+#define WEFT_NODE_ANY (-1)
+#define WEFT_NODE_OBJECT (-2)
+
+enum weft_remote_flags {
+    /* May run more than once: re-run elsewhere when its node dies. */
+    WEFT_REMOTE_IDEMPOTENT = 1u << 0,
+};
+
+typedef struct weft_remote_opts {
+    /* A rank; WEFT_NODE_ANY: here or on whichever node steals it;
+     * WEFT_NODE_OBJECT: the node that holds object (below). */
+    int node;
+    unsigned flags; /* enum weft_remote_flags */
+    const uint8_t *object; /* 20-byte ID, for WEFT_NODE_OBJECT */
+    uint64_t reserved[6];
+} weft_remote_opts;
+
+/* node = WEFT_NODE_ANY, no flags. */
+WEFT_API weft_remote_opts weft_remote_opts_default(void);
+
+/* Run the remote function registered as name with arg[0..len) (copied),
+ * where opts says. On success *out holds one reference to a future whose
+ * status is the function's return value (or -EHOSTDOWN when its node
+ * died and it was not idempotent, -ECANCELED when this node is destroyed
+ * first) and whose result is a weft_bytes * (NULL when the function left
+ * none), owned by the future. Idempotent tasks whose node dies run again
+ * on any live node (this one included). Returns 0, -EINVAL (bad opts or
+ * rank), -ENOENT (name not registered, or no node is known to hold
+ * opts->object), -EHOSTDOWN (that rank is dead), -ENOMEM. On failure
+ * *out is untouched. Any thread but the node's communication thread. */
+WEFT_API int weft_submit_remote(weft_node *n, const char *name,
+                                const void *arg, size_t len,
+                                const weft_remote_opts *opts,
+                                weft_future **out);
+
+/* ======================================================================
+ * Objects: immutable byte payloads named by a 20-byte ID.
+ * ====================================================================== */
+
+#define WEFT_OBJECT_ID_LEN 20
+
+/* How a node serves and keeps objects. The default hooks (none set) keep
+ * objects given to weft_net_object_put in the node's own table. An object
+ * store plugs in here: lookup reads a sealed object for a peer, sink puts
+ * a fetched one into the local store. Called on the communication thread
+ * (lookup) and on the fetching thread's future completion path (sink);
+ * they must not block for long. */
+typedef struct weft_object_hooks {
+    void *ctx;
+    /* Find id; on success set *data and *len to bytes that stay valid until
+     * release(ctx, token) and return 0; else a negative errno
+     * (-ENOENT). */
+    int (*lookup)(void *ctx, const uint8_t *id, const void **data,
+                  size_t *len, void **token);
+    void (*release)(void *ctx, void *token);
+    /* A fetched copy of id arrived; keep it if wanted. May be NULL. */
+    void (*sink)(void *ctx, const uint8_t *id, const void *data,
+                 size_t len);
+    void *reserved[4];
+} weft_object_hooks;
+
+/* Install hooks (copied) before any object traffic; NULL = the default
+ * table. Returns 0 or -EINVAL. Any thread. */
+WEFT_API int weft_net_set_object_hooks(weft_node *n,
+                                       const weft_object_hooks *h);
+
+/* Keep a copy of data[0..len) as object id on this node (default table)
+ * and tell the peers where it is. Returns 0, -EEXIST, -ENOMEM, -EINVAL.
+ * Any thread. */
+WEFT_API int weft_net_object_put(weft_node *n, const uint8_t *id,
+                                 const void *data, size_t len);
+
+/* Note that object id is held here (for hooks-served objects) and tell
+ * the peers. Returns 0, -ENOMEM, -EINVAL. Any thread. */
+WEFT_API int weft_net_object_announce(weft_node *n, const uint8_t *id);
+
+/* Fetch object id from rank (or from wherever it was announced, when
+ * rank is WEFT_NODE_ANY). On success *out holds one reference to a future
+ * whose result is a weft_bytes * with the object's bytes (status 0), or
+ * whose status is -ENOENT / -EHOSTDOWN. The sink hook (if any) sees the
+ * bytes first. Returns 0, -EINVAL, -ENOENT (location unknown), -ENOMEM.
+ * Any thread. */
+WEFT_API int weft_net_object_fetch(weft_node *n, const uint8_t *id,
+                                   int rank, weft_future **out);
+
+/* ======================================================================
+ * Counters.
+ * ====================================================================== */
+
+typedef struct weft_net_stats {
+    uint64_t msgs_sent, msgs_recv;
+    uint64_t bytes_sent, bytes_recv; /* payload bytes */
+    uint64_t dropped;        /* malformed messages dropped */
+    uint64_t tasks_remote;   /* tasks this node ran for others */
+    uint64_t tasks_stolen;   /* of those, taken by stealing */
+    uint64_t tasks_rerun;    /* idempotent tasks sent again after a death */
+    uint64_t tasks_failed;   /* tasks failed by a dead node */
+    uint64_t peers_failed;
+    uint64_t reserved[6];
+} weft_net_stats;
+
+/* Copy n's counters into *out. 0 or -EINVAL. Any thread. */
+WEFT_API int weft_net_stats_get(const weft_node *n, weft_net_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,336 @@
+/* The "loop" transport: ranks of one job inside one process, for tests.
+ * A group (params.peers names it) has params.size endpoints; a send
+ * copies the message into the destination's inbox and wakes it; progress
+ * delivers the inbox on the calling (communication) thread. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "net_internal.h"
+
+enum { IT_MSG, IT_JOIN, IT_FAIL };
+
+typedef struct item {
+    struct item *next;
+    int kind, src, reason;
+    unsigned handler;
+    size_t hdrlen;
+    weft_bytes *payload;
+    unsigned char hdr[WEFT_AM_MAX_HDR];
+} item;
+
+typedef struct group group;
+
+struct weft_transport {
+    group *g;
+    int rank;
+    bool dead; /* under the group lock */
+    bool woken;
+    weft_transport_events ev;
+    pthread_cond_t cond; /* inbox not empty, or woken; group lock */
+    item *head, *tail;
+};
+
+struct group {
+    struct group *next;
+    char *name;
+    int size, opened, members;
+    pthread_mutex_t lock;
+    weft_transport **ep; /* size */
+};
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static group *groups;
+
+/* under g->lock */
+static void post(weft_transport *t, item *it)
+{
+    it->next = NULL;
+    if (t->tail)
+        t->tail->next = it;
+    else
+        t->head = it;
+    t->tail = it;
+    pthread_cond_signal(&t->cond);
+}
+
+/* under g->lock: tell t about rank (join or failure). */
+static void post_event(weft_transport *t, int kind, int rank, int reason)
+{
+    item *it = weft__calloc(1, sizeof *it);
+    if (!it)
+        return; /* out of memory: the event is lost, like a packet */
+    it->kind = kind;
+    it->src = rank;
+    it->reason = reason;
+    post(t, it);
+}
+
+static group *group_get(const char *name, int size)
+{
+    group *g;
+    for (g = groups; g; g = g->next)
+        if (!strcmp(g->name, name))
+            return g->size == size ? g : NULL;
+    g = weft__calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->name = strdup(name);
+    g->ep = weft__calloc((size_t)size, sizeof *g->ep);
+    if (!g->name || !g->ep) {
+        free(g->name);
+        weft__free(g->ep);
+        weft__free(g);
+        return NULL;
+    }
+    g->size = size;
+    pthread_mutex_init(&g->lock, NULL);
+    g->next = groups;
+    groups = g;
+    return g;
+}
+
+static void group_unlink(group *g)
+{
+    for (group **p = &groups; *p; p = &(*p)->next)
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    pthread_mutex_destroy(&g->lock);
+    free(g->name);
+    weft__free(g->ep);
+    weft__free(g);
+}
+
+/* under g->lock, once the last member opened: everyone meets everyone. */
+static void all_join(group *g)
+{
+    for (int i = 0; i < g->size; i++)
+        for (int j = 0; j < g->size; j++)
+            if (i != j && g->ep[i] && g->ep[j])
+                post_event(g->ep[i], IT_JOIN, j, 0);
+}
+
+static int loop_open(weft_transport **out, const weft_transport_params *p,
+                     const weft_transport_events *ev)
+{
+    const char *name = p->peers ? p->peers : "default";
+    if (p->size < 1 || p->rank < 0 || p->rank >= p->size)
+        return -EINVAL;
+    weft_transport *t = weft__calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->rank = p->rank;
+    t->ev = *ev;
+    pthread_cond_init(&t->cond, NULL);
+    int rc = -EADDRINUSE;
+    pthread_mutex_lock(&groups_lock);
+    group *g = group_get(name, p->size);
+    if (!g && (rc = -EINVAL))
+        goto fail;
+    pthread_mutex_lock(&g->lock);
+    if (g->ep[p->rank] || g->opened == g->size) {
+        pthread_mutex_unlock(&g->lock);
+        goto fail;
+    }
+    t->g = g;
+    g->ep[p->rank] = t;
+    g->members++;
+    if (++g->opened == g->size)
+        all_join(g);
+    pthread_mutex_unlock(&g->lock);
+    pthread_mutex_unlock(&groups_lock);
+    *out = t;
+    return 0;
+fail:
+    pthread_mutex_unlock(&groups_lock);
+    pthread_cond_destroy(&t->cond);
+    weft__free(t);
+    return rc;
+}
+
+static void free_items(item *it)
+{
+    while (it) {
+        item *n = it->next;
+        weft_bytes_free(it->payload);
+        weft__free(it);
+        it = n;
+    }
+}
+
+/* under g->lock: t is gone; its live peers hear of it. */
+static void cut_off(weft_transport *t, int reason)
+{
+    group *g = t->g;
+    for (int j = 0; j < g->size; j++)
+        if (j != t->rank && g->ep[j] && !g->ep[j]->dead) {
+            post_event(g->ep[j], IT_FAIL, t->rank, reason);
+            if (reason == -EHOSTDOWN) /* a partition: both sides see it */
+                post_event(t, IT_FAIL, j, reason);
+        }
+}
+
+static void loop_close(weft_transport *t)
+{
+    group *g = t->g;
+    pthread_mutex_lock(&groups_lock);
+    pthread_mutex_lock(&g->lock);
+    if (!t->dead)
+        cut_off(t, -ECONNRESET);
+    g->ep[t->rank] = NULL;
+    bool last = --g->members == 0;
+    pthread_mutex_unlock(&g->lock);
+    if (last)
+        group_unlink(g);
+    pthread_mutex_unlock(&groups_lock);
+    free_items(t->head);
+    pthread_cond_destroy(&t->cond);
+    weft__free(t);
+}
+
+int weft__loop_kill(const char *name, int rank)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&groups_lock);
+    for (group *g = groups; g; g = g->next) {
+        if (strcmp(g->name, name ? name : "default"))
+            continue;
+        pthread_mutex_lock(&g->lock);
+        weft_transport *t = rank >= 0 && rank < g->size ? g->ep[rank] : NULL;
+        if (t && !t->dead) {
+            cut_off(t, -EHOSTDOWN);
+            t->dead = true;
+            rc = 0;
+        }
+        pthread_mutex_unlock(&g->lock);
+    }
+    pthread_mutex_unlock(&groups_lock);
+    return rc;
+}
+
+static int loop_rank(const weft_transport *t) { return t->rank; }
+static int loop_size(const weft_transport *t) { return t->g->size; }
+
+static item *make_msg(int src, unsigned handler, const void *hdr,
+                      size_t hdrlen, const struct iovec *iov, int iovcnt)
+{
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    item *it = weft__malloc(sizeof *it);
+    weft_bytes *b = len ? weft_bytes_new(len) : NULL;
+    if (!it || (len && !b)) {
+        weft__free(it);
+        weft_bytes_free(b);
+        return NULL;
+    }
+    it->next = NULL;
+    it->kind = IT_MSG;
+    it->src = src;
+    it->handler = handler;
+    it->hdrlen = hdrlen;
+    memcpy(it->hdr, hdr, hdrlen);
+    it->payload = b;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; off += iov[i].iov_len, i++)
+        memcpy(b->data + off, iov[i].iov_base, iov[i].iov_len);
+    return it;
+}
+
+static int loop_send(weft_transport *t, int dst, unsigned handler,
+                     const void *hdr, size_t hdrlen, const struct iovec *iov,
+                     int iovcnt, weft_send_done done, void *done_arg)
+{
+    group *g = t->g;
+    if (dst < 0 || dst >= g->size || dst == t->rank ||
+        handler > WEFT_AM_MAX_HANDLER || hdrlen > WEFT_AM_MAX_HDR ||
+        iovcnt < 0 || iovcnt > 8)
+        return -EINVAL;
+    item *it = make_msg(t->rank, handler, hdr, hdrlen, iov, iovcnt);
+    if (!it)
+        return -ENOMEM;
+    int rc = 0;
+    pthread_mutex_lock(&g->lock);
+    weft_transport *d = g->ep[dst];
+    if (t->dead || !d || d->dead)
+        rc = -EHOSTDOWN;
+    else
+        post(d, it);
+    pthread_mutex_unlock(&g->lock);
+    if (rc) {
+        free_items(it);
+        return rc;
+    }
+    if (done)
+        done(done_arg, 0);
+    return 0;
+}
+
+static void deliver(weft_transport *t, item *it)
+{
+    if (it->kind == IT_JOIN && t->ev.peer_joined)
+        t->ev.peer_joined(t->ev.ctx, it->src);
+    else if (it->kind == IT_FAIL && t->ev.peer_failed)
+        t->ev.peer_failed(t->ev.ctx, it->src, it->reason);
+    else if (it->kind == IT_MSG) {
+        weft_am m = {it->src, it->handler, it->hdr, it->hdrlen, it->payload};
+        t->ev.recv(t->ev.ctx, &m);
+        it->payload = m.payload; /* NULL if the receiver kept it */
+    }
+}
+
+static int loop_progress(weft_transport *t, int64_t timeout_ns)
+{
+    group *g = t->g;
+    pthread_mutex_lock(&g->lock);
+    if (!t->head && !t->woken && timeout_ns > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ns / 1000000000;
+        ts.tv_nsec += timeout_ns % 1000000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t->cond, &g->lock, &ts);
+    }
+    item *it = t->head;
+    t->head = t->tail = NULL;
+    t->woken = false;
+    pthread_mutex_unlock(&g->lock);
+    while (it) {
+        item *n = it->next;
+        it->next = NULL;
+        deliver(t, it);
+        free_items(it);
+        it = n;
+    }
+    return 0;
+}
+
+static void loop_wake(weft_transport *t)
+{
+    pthread_mutex_lock(&t->g->lock);
+    t->woken = true;
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->g->lock);
+}
+
+const weft_transport_ops weft__loop_ops = {
+    .name = "loop",
+    .abi = WEFT_TRANSPORT_ABI,
+    .caps = WEFT_TRANSPORT_FAILURES,
+    .open = loop_open,
+    .close = loop_close,
+    .rank = loop_rank,
+    .size = loop_size,
+    .send = loop_send,
+    .progress = loop_progress,
+    .wake = loop_wake,
+};

@@ -1,0 +1,386 @@
+/* The "mpi" transport: Open MPI or MPICH, launched by mpirun/srun.
+ *
+ * Only the communication thread calls MPI (MPI_THREAD_FUNNELED: it is the
+ * thread that initialises MPI), so MPI_THREAD_MULTIPLE is not needed.
+ * Other threads hand it their sends through a mutex-guarded queue; it
+ * polls MPI (non-blocking sends, probes for receives), yielding while
+ * things happen and sleeping in short steps when idle.
+ *
+ * A message is one MPI message (tag TAG_AM) holding the frame header of
+ * wire.h, the header and, up to INLINE bytes, the payload; a bigger
+ * payload follows as a second message (TAG_PAY) from the same rank, which
+ * MPI's non-overtaking rule keeps in order, and is received straight into
+ * its weft_bytes (no copy).
+ *
+ * Failures: MPI (before MPI 5's ULFM) gives no way to survive the death
+ * of a rank; mpirun normally ends the whole job when one rank dies. The
+ * communicator is set to MPI_ERRORS_RETURN, an error from a send to a
+ * rank fails that rank (peer_failed) and an error from a receive is
+ * logged, but nothing promises the job goes on: this backend does not
+ * claim WEFT_TRANSPORT_FAILURES, and idempotent re-runs after a death
+ * are a tcp feature. */
+#include <errno.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "net_internal.h"
+
+#define TAG_AM 0x5746
+#define TAG_PAY 0x5747
+#define INLINE (16u << 10)
+/* After activity the thread polls (yielding) this long, then sleeps in
+ * steps of SLEEP_NS: a spinning thread would take a core from the
+ * workers that run the tasks (3 ranks share 2 cores in the tests). */
+#define SPIN_NS_FEW 20000u    /* up to 4 cores */
+#define SPIN_NS_MANY 200000u  /* more: a core to spin on is there */
+#define SLEEP_NS 20000
+
+typedef struct txmsg {
+    struct txmsg *next;
+    int dst, nreq;
+    MPI_Request req[2];
+    unsigned char *buf; /* frame + header (+ inline payload) */
+    size_t buflen;
+    weft_bytes *packed; /* a big payload of several iovecs, packed */
+    const void *pay;
+    size_t paylen;
+    weft_send_done done;
+    void *arg;
+} txmsg;
+
+struct weft_transport {
+    MPI_Comm comm;
+    int rank, size;
+    bool we_init, joined;
+    weft_transport_params p;
+    weft_transport_events ev;
+    pthread_mutex_t qlock;
+    txmsg *qh, *qt;     /* from any thread */
+    txmsg *active;      /* Isend in flight (comm thread) */
+    _Atomic bool woken;
+    uint64_t spin_ns;
+    unsigned char *rx;
+    int rxcap;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int mpi_open(weft_transport **out, const weft_transport_params *p,
+                    const weft_transport_events *ev)
+{
+    int inited = 0, provided;
+    MPI_Initialized(&inited);
+    weft_transport *t = weft__calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    if (!inited &&
+        MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) !=
+            MPI_SUCCESS) {
+        weft__free(t);
+        return -ECONNREFUSED;
+    }
+    t->we_init = !inited;
+    prctl(PR_SET_TIMERSLACK, 1000ul); /* this thread's sleeps are short */
+    t->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 4 ? SPIN_NS_MANY
+                                                   : SPIN_NS_FEW;
+    MPI_Comm_dup(MPI_COMM_WORLD, &t->comm);
+    MPI_Comm_set_errhandler(t->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(t->comm, &t->rank);
+    MPI_Comm_size(t->comm, &t->size);
+    t->p = *p;
+    t->ev = *ev;
+    t->rxcap = WEFT__FRAME_LEN + WEFT_AM_MAX_HDR + INLINE;
+    t->rx = weft__malloc((size_t)t->rxcap);
+    pthread_mutex_init(&t->qlock, NULL);
+    if (!t->rx) {
+        MPI_Comm_free(&t->comm);
+        weft__free(t);
+        return -ENOMEM;
+    }
+    *out = t;
+    return 0;
+}
+
+static int mpi_rank(const weft_transport *t) { return t->rank; }
+static int mpi_size(const weft_transport *t) { return t->size; }
+
+static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
+                       const void *hdr, size_t hdrlen,
+                       const struct iovec *iov, int iovcnt)
+{
+    size_t pay = 0;
+    for (int i = 0; i < iovcnt; i++)
+        pay += iov[i].iov_len;
+    size_t inl = pay <= INLINE ? pay : 0;
+    txmsg *m = weft__calloc(1, sizeof *m);
+    unsigned char *b = weft__malloc(WEFT__FRAME_LEN + hdrlen + inl);
+    if (!m || !b || pay > (size_t)INT32_MAX) {
+        weft__free(m);
+        weft__free(b);
+        return NULL;
+    }
+    weft__frame f = {WEFT__FK_AM, handler, (uint32_t)t->rank,
+                     (uint32_t)hdrlen, pay};
+    weft__frame_encode(b, &f);
+    memcpy(b + WEFT__FRAME_LEN, hdr, hdrlen);
+    size_t off = WEFT__FRAME_LEN + hdrlen;
+    m->dst = dst;
+    m->buf = b;
+    m->buflen = off + inl;
+    if (inl || !pay) {
+        for (int i = 0; i < iovcnt; off += iov[i].iov_len, i++)
+            memcpy(b + off, iov[i].iov_base, iov[i].iov_len);
+        return m;
+    }
+    if (iovcnt == 1) { /* the usual big payload: sent from where it is */
+        m->pay = iov[0].iov_base;
+        m->paylen = pay;
+        return m;
+    }
+    m->packed = weft_bytes_new(pay);
+    if (!m->packed) {
+        weft__free(b);
+        weft__free(m);
+        return NULL;
+    }
+    for (int i = 0, o = 0; i < iovcnt; o += (int)iov[i].iov_len, i++)
+        memcpy(m->packed->data + o, iov[i].iov_base, iov[i].iov_len);
+    m->pay = m->packed->data;
+    m->paylen = pay;
+    return m;
+}
+
+static int mpi_send(weft_transport *t, int dst, unsigned handler,
+                    const void *hdr, size_t hdrlen, const struct iovec *iov,
+                    int iovcnt, weft_send_done done, void *arg)
+{
+    if (dst < 0 || dst >= t->size || dst == t->rank ||
+        handler > WEFT_AM_MAX_HANDLER || hdrlen > WEFT_AM_MAX_HDR ||
+        iovcnt < 0 || iovcnt > 8)
+        return -EINVAL;
+    txmsg *m = make_msg(t, dst, handler, hdr, hdrlen, iov, iovcnt);
+    if (!m)
+        return -ENOMEM;
+    m->done = done;
+    m->arg = arg;
+    pthread_mutex_lock(&t->qlock);
+    if (t->qt)
+        t->qt->next = m;
+    else
+        t->qh = m;
+    t->qt = m;
+    pthread_mutex_unlock(&t->qlock);
+    return 0;
+}
+
+static void msg_end(txmsg *m, int status)
+{
+    if (m->done)
+        m->done(m->arg, status);
+    weft_bytes_free(m->packed);
+    weft__free(m->buf);
+    weft__free(m);
+}
+
+/* Start the queued sends; true if there were any. */
+static bool start_sends(weft_transport *t)
+{
+    pthread_mutex_lock(&t->qlock);
+    txmsg *m = t->qh;
+    t->qh = t->qt = NULL;
+    pthread_mutex_unlock(&t->qlock);
+    bool any = m != NULL;
+    while (m) {
+        txmsg *n = m->next;
+        int rc = MPI_Isend(m->buf, (int)m->buflen, MPI_BYTE, m->dst, TAG_AM,
+                           t->comm, &m->req[0]);
+        m->nreq = 1;
+        if (rc == MPI_SUCCESS && m->paylen)
+            rc = MPI_Isend(m->pay, (int)m->paylen, MPI_BYTE, m->dst,
+                           TAG_PAY, t->comm, &m->req[m->nreq++]);
+        if (rc != MPI_SUCCESS) {
+            weft__log("net: mpi: a send to rank %d failed", m->dst);
+            if (t->ev.peer_failed)
+                t->ev.peer_failed(t->ev.ctx, m->dst, -EHOSTDOWN);
+        }
+        m->next = t->active;
+        t->active = m;
+        m = n;
+    }
+    return any;
+}
+
+/* Complete the sends MPI has finished; true if any. */
+static bool test_sends(weft_transport *t)
+{
+    bool any = false;
+    for (txmsg **p = &t->active; *p;) {
+        txmsg *m = *p;
+        int flag = 0;
+        MPI_Testall(m->nreq, m->req, &flag, MPI_STATUSES_IGNORE);
+        if (!flag) {
+            p = &m->next;
+            continue;
+        }
+        *p = m->next;
+        msg_end(m, 0);
+        any = true;
+    }
+    return any;
+}
+
+static void dropped(weft_transport *t, int src, const char *why)
+{
+    weft__log("net: mpi: dropped a message from rank %d: %s", src, why);
+    if (t->ev.dropped)
+        t->ev.dropped(t->ev.ctx);
+}
+
+/* Receive one message if one is there; true if so. */
+static bool recv_one(weft_transport *t)
+{
+    int flag = 0, count = 0;
+    MPI_Status st;
+    MPI_Iprobe(MPI_ANY_SOURCE, TAG_AM, t->comm, &flag, &st);
+    if (!flag)
+        return false;
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    int src = st.MPI_SOURCE;
+    if (count < 0 || count > t->rxcap) { /* take it off the wire, drop */
+        unsigned char *junk = weft__malloc(count > 0 ? (size_t)count : 1);
+        MPI_Recv(junk, count, MPI_BYTE, src, TAG_AM, t->comm,
+                 MPI_STATUS_IGNORE);
+        weft__free(junk);
+        dropped(t, src, "oversized message");
+        return true;
+    }
+    MPI_Recv(t->rx, count, MPI_BYTE, src, TAG_AM, t->comm, MPI_STATUS_IGNORE);
+    weft__frame f;
+    int rc = weft__frame_decode(t->rx, (size_t)count, t->p.max_payload, &f);
+    size_t head = WEFT__FRAME_LEN + (rc ? 0 : f.hdrlen);
+    size_t inl = (size_t)count - head;
+    if (rc || f.kind != WEFT__FK_AM || f.src != (uint32_t)src ||
+        (size_t)count < head || (inl && inl != f.paylen) ||
+        (!inl && f.paylen && f.paylen <= INLINE)) {
+        dropped(t, src, "malformed frame");
+        return true; /* (a big payload that follows is then unmatched:
+                        only a broken peer sends this) */
+    }
+    weft_bytes *b = f.paylen ? weft_bytes_new(f.paylen) : NULL;
+    if (f.paylen && !b) {
+        dropped(t, src, "no memory for the payload");
+        return true;
+    }
+    if (inl)
+        memcpy(b->data, t->rx + head, inl);
+    else if (f.paylen)
+        MPI_Recv(b->data, (int)f.paylen, MPI_BYTE, src, TAG_PAY, t->comm,
+                 MPI_STATUS_IGNORE);
+    weft_am m = {src, f.handler, t->rx + WEFT__FRAME_LEN, f.hdrlen, b};
+    t->ev.recv(t->ev.ctx, &m);
+    weft_bytes_free(m.payload);
+    return true;
+}
+
+static void join_all(weft_transport *t)
+{
+    t->joined = true;
+    for (int r = 0; r < t->size; r++)
+        if (r != t->rank && t->ev.peer_joined)
+            t->ev.peer_joined(t->ev.ctx, r);
+}
+
+static int mpi_progress(weft_transport *t, int64_t timeout_ns)
+{
+    if (!t->joined)
+        join_all(t);
+    uint64_t start = now_ns(), last = start;
+    uint64_t end = timeout_ns < 0 ? UINT64_MAX
+                                  : start + (uint64_t)timeout_ns;
+    for (;;) {
+        bool busy = start_sends(t);
+        busy |= test_sends(t);
+        while (recv_one(t))
+            busy = true;
+        uint64_t now = now_ns();
+        if (busy)
+            last = now;
+        /* acquire pairs with the release in mpi_wake */
+        if (atomic_exchange_explicit(&t->woken, false, memory_order_acquire)
+            || now >= end || (busy && now - start > 1000000u))
+            return 0;
+        if (now - last < t->spin_ns) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, SLEEP_NS};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void mpi_wake(weft_transport *t)
+{
+    atomic_store_explicit(&t->woken, true, memory_order_release);
+}
+
+static void mpi_close(weft_transport *t)
+{
+    uint64_t end = now_ns() + 2000000000u;
+    start_sends(t);
+    while ((t->active || t->qh) && now_ns() < end) {
+        start_sends(t); /* replies queued by what recv_one delivered */
+        test_sends(t);
+        while (recv_one(t)) {
+        }
+    }
+    pthread_mutex_lock(&t->qlock);
+    txmsg *q = t->qh;
+    t->qh = t->qt = NULL;
+    pthread_mutex_unlock(&t->qlock);
+    while (q) {
+        txmsg *n = q->next;
+        msg_end(q, -ECANCELED);
+        q = n;
+    }
+    while (t->active) { /* a peer that never took them: give up */
+        txmsg *m = t->active;
+        t->active = m->next;
+        for (int i = 0; i < m->nreq; i++) {
+            MPI_Cancel(&m->req[i]);
+            MPI_Request_free(&m->req[i]);
+        }
+        msg_end(m, -ECANCELED);
+    }
+    MPI_Comm_free(&t->comm);
+    if (t->we_init)
+        MPI_Finalize();
+    pthread_mutex_destroy(&t->qlock);
+    weft__free(t->rx);
+    weft__free(t);
+}
+
+const weft_transport_ops weft__mpi_ops = {
+    .name = "mpi",
+    .abi = WEFT_TRANSPORT_ABI,
+    .caps = WEFT_TRANSPORT_MULTIPROCESS,
+    .open = mpi_open,
+    .close = mpi_close,
+    .rank = mpi_rank,
+    .size = mpi_size,
+    .send = mpi_send,
+    .progress = mpi_progress,
+    .wake = mpi_wake,
+};

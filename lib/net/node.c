@@ -1,0 +1,1333 @@
+/* The node: weft's runtime across machines, on top of one transport.
+ *
+ * Threads. One communication thread per node opens the transport, calls
+ * its progress in a loop and handles every incoming message and peer
+ * event; it also drives stealing. Any thread may submit remote tasks or
+ * fetch objects (the transport's send is thread-safe). Tasks run on the
+ * node's runtime: incoming ones as weft_submit jobs that send their reply
+ * when done, local ones likewise.
+ *
+ * State. Everything shared lives under n->lock, which is never held
+ * while calling the transport (a send may complete inline).
+ *  - tab: the records of work this node owns that is out at a peer (a
+ *    task sent or stolen, an object fetch), by id. A reply removes its
+ *    record; the death of the peer re-queues idempotent tasks and fails
+ *    the rest.
+ *  - anyq: tasks for "any node" not started yet. This node runs at most
+ *    one per worker at a time; the surplus is what idle peers steal.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "fut.h"
+#include "net_internal.h"
+
+#define TAB_BUCKETS 1024
+#define OBJ_BUCKETS 256
+#define TASK_STOLEN WEFT__TASK_STOLEN
+
+enum { P_NEW, P_JOINED, P_OK, P_DEAD, P_BAD /* another table */ };
+enum { R_TASK, R_FETCH };
+
+typedef struct rec {
+    struct rec *next;  /* tab chain, or anyq */
+    uint64_t id;
+    int kind, dst;
+    uint32_t fn, flags;
+    weft_bytes *arg;
+    fut *f;
+    _Atomic int refs; /* the owner's, and one per send in flight */
+    uint8_t obj[WEFT_OBJECT_ID_LEN];
+} rec;
+
+typedef struct obj {
+    struct obj *next;
+    uint8_t id[WEFT_OBJECT_ID_LEN];
+    int rank;          /* where it is */
+    weft_bytes *data;  /* the default table's copy (rank == own), or NULL */
+} obj;
+
+typedef struct stat_ctr {
+    _Atomic uint64_t sent, recv, bsent, brecv, dropped, remote, stolen,
+        rerun, failed, peers_failed;
+} stat_ctr;
+
+struct weft_node {
+    weft_runtime *rt;
+    const weft_transport_ops *ops;
+    weft_transport *t;
+    weft_transport_params params;
+    weft__fntab fns;
+    int rank, size, local_max, steal_us;
+    pthread_t thread;
+    _Atomic bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* joins, barrier arrivals, jobs ending */
+    /* under lock */
+    bool opened, mismatch, died_early, closing, t_closed;
+    int open_rc, settled; /* peers verified or dead */
+    uint8_t *peer;        /* P_* by rank */
+    uint64_t *arrived;    /* highest barrier epoch each rank reached */
+    uint64_t epoch;
+    rec *tab[TAB_BUCKETS];
+    rec *aq_head, *aq_tail;
+    int aq_len, local_running, jobs_live;
+    uint64_t next_id;
+    obj *objs[OBJ_BUCKETS];
+    weft_object_hooks hooks;
+    bool has_hooks;
+    /* communication thread only */
+    bool steal_pending;
+    uint64_t steal_at, steal_backoff_ns;
+    uint64_t rand;
+    stat_ctr st;
+};
+
+static void count(_Atomic uint64_t *c, uint64_t v)
+{
+    weft__add_relaxed(c, v);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- sending ---- */
+
+typedef struct sendbuf {
+    weft_bytes *payload;
+    void (*release)(void *ctx, void *token);
+    void *ctx, *token;
+} sendbuf;
+
+static void send_done(void *arg, int status)
+{
+    (void)status;
+    sendbuf *s = arg;
+    weft_bytes_free(s->payload);
+    if (s->release)
+        s->release(s->ctx, s->token);
+    weft__free(s);
+}
+
+/* Send m to dst with payload data[0..len). owned (may be NULL) is freed
+ * once sent, release(ctx, token) called. Takes ownership in every case. */
+static int send_msg(weft_node *n, int dst, const weft__msg *m,
+                    const void *data, size_t len, weft_bytes *owned,
+                    void (*release)(void *, void *), void *ctx, void *token)
+{
+    unsigned char hdr[WEFT_AM_MAX_HDR];
+    size_t hl = weft__msg_encode(hdr, m);
+    sendbuf *s = weft__malloc(sizeof *s);
+    if (!s) {
+        weft_bytes_free(owned);
+        if (release)
+            release(ctx, token);
+        return -ENOMEM;
+    }
+    *s = (sendbuf){owned, release, ctx, token};
+    struct iovec iov = {(void *)data, len};
+    int rc = n->ops->send(n->t, dst, m->handler, hdr, hl, &iov, len ? 1 : 0,
+                          send_done, s);
+    if (rc) {
+        send_done(s, rc);
+        return rc;
+    }
+    count(&n->st.sent, 1);
+    count(&n->st.bsent, len);
+    return 0;
+}
+
+/* A message with no payload. */
+static int send_plain(weft_node *n, int dst, const weft__msg *m)
+{
+    return send_msg(n, dst, m, NULL, 0, NULL, NULL, NULL, NULL);
+}
+
+/* ---- records ---- */
+
+/* under lock */
+static void tab_put(weft_node *n, rec *r)
+{
+    rec **b = &n->tab[r->id % TAB_BUCKETS];
+    r->next = *b;
+    *b = r;
+}
+
+/* under lock: remove and return the record id that src owns, or NULL. */
+static rec *tab_take(weft_node *n, uint64_t id, int src, int kind)
+{
+    for (rec **p = &n->tab[id % TAB_BUCKETS]; *p; p = &(*p)->next)
+        if ((*p)->id == id) {
+            rec *r = *p;
+            if (r->dst != src || r->kind != kind)
+                return NULL; /* not from the node it was sent to */
+            *p = r->next;
+            r->next = NULL;
+            return r;
+        }
+    return NULL;
+}
+
+/* A send of r->arg keeps r alive until the transport is done with it:
+ * the reply may arrive before the send's completion is seen. */
+static void rec_unref(rec *r)
+{
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        weft_bytes_free(r->arg);
+        weft__free(r);
+    }
+}
+
+static void rec_release(void *ctx, void *token)
+{
+    (void)token;
+    rec_unref(ctx);
+}
+
+/* Complete r's future and free r. result (owned) goes to the future. */
+static void rec_finish(rec *r, int status, weft_bytes *result)
+{
+    weft__fut_complete_external(r->f, status, 0, result,
+                                result ? weft__bytes_dtor : NULL);
+    rec_unref(r);
+}
+
+/* under lock */
+static void aq_push(weft_node *n, rec *r, bool front)
+{
+    r->dst = -1;
+    r->next = NULL;
+    if (front) {
+        r->next = n->aq_head;
+        n->aq_head = r;
+        if (!n->aq_tail)
+            n->aq_tail = r;
+    } else {
+        if (n->aq_tail)
+            n->aq_tail->next = r;
+        else
+            n->aq_head = r;
+        n->aq_tail = r;
+    }
+    n->aq_len++;
+}
+
+/* under lock */
+static rec *aq_pop(weft_node *n)
+{
+    rec *r = n->aq_head;
+    if (r) {
+        n->aq_head = r->next;
+        if (!n->aq_head)
+            n->aq_tail = NULL;
+        r->next = NULL;
+        n->aq_len--;
+    }
+    return r;
+}
+
+/* ---- running tasks on this node ---- */
+
+typedef struct incoming {
+    weft_node *n;
+    int src;          /* -1: a local task (rec set) */
+    uint64_t id;
+    uint32_t fn;
+    weft_bytes *arg;
+    rec *r;
+} incoming;
+
+static void job_end(weft_node *n, bool local);
+
+static int call_fn(weft_node *n, uint32_t fn, weft_bytes *arg,
+                   weft_bytes **res)
+{
+    *res = NULL;
+    int st = n->fns.fns[fn](arg ? arg->data : NULL, arg ? arg->len : 0, res);
+    if (st && *res) { /* a failed task's result is not delivered */
+        weft_bytes_free(*res);
+        *res = NULL;
+    }
+    return st;
+}
+
+static int run_job(weft_job *job, void *p)
+{
+    (void)job;
+    incoming *in = p;
+    weft_node *n = in->n;
+    weft_bytes *res;
+    if (in->src < 0) {
+        rec *r = in->r;
+        int st = call_fn(n, r->fn, r->arg, &res);
+        rec_finish(r, st, res);
+        weft__free(in);
+        job_end(n, true);
+        return 0;
+    }
+    int st = call_fn(n, in->fn, in->arg, &res);
+    weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
+                   .hasres = res != NULL};
+    send_msg(n, in->src, &m, res ? res->data : NULL, res ? res->len : 0, res,
+             NULL, NULL, NULL);
+    weft_bytes_free(in->arg);
+    weft__free(in);
+    job_end(n, false);
+    return 0;
+}
+
+/* Start in on the runtime; 0 or a negative errno (in is then freed by
+ * the caller). n->jobs_live was counted by the caller. */
+static int start_job(weft_node *n, incoming *in)
+{
+    weft_future *f;
+    int rc = weft_submit(n->rt, run_job, in, NULL, &f);
+    if (!rc)
+        weft_future_release(f);
+    return rc;
+}
+
+static void pump(weft_node *n);
+
+/* A job of this node ended. A local one's worker goes to the next queued
+ * any-node task, if any, without n->jobs_live dropping to 0 in between
+ * (weft_net_destroy waits for 0 and then frees n). */
+static void job_end(weft_node *n, bool local)
+{
+    for (;;) {
+        rec *r = NULL;
+        pthread_mutex_lock(&n->lock);
+        if (local) {
+            n->local_running--;
+            if (!n->closing && n->local_running < n->local_max &&
+                (r = aq_pop(n)))
+                n->local_running++;
+        }
+        if (!r)
+            n->jobs_live--;
+        pthread_cond_broadcast(&n->cond);
+        pthread_mutex_unlock(&n->lock);
+        if (!r)
+            return;
+        incoming *in = weft__calloc(1, sizeof *in);
+        if (in) {
+            *in = (incoming){.n = n, .src = -1, .r = r};
+            if (!start_job(n, in))
+                return;
+            weft__free(in);
+        }
+        rec_finish(r, -ENOMEM, NULL);
+    }
+}
+
+/* Run queued any-node tasks here while this node has a free worker. The
+ * caller keeps n alive (a user thread, or the communication thread). */
+static void pump(weft_node *n)
+{
+    for (;;) {
+        pthread_mutex_lock(&n->lock);
+        rec *r = NULL;
+        if (!n->closing && n->local_running < n->local_max)
+            r = aq_pop(n);
+        if (r) {
+            n->local_running++;
+            n->jobs_live++;
+        }
+        pthread_mutex_unlock(&n->lock);
+        if (!r)
+            return;
+        incoming *in = weft__calloc(1, sizeof *in);
+        if (in) {
+            *in = (incoming){.n = n, .src = -1, .r = r};
+            if (!start_job(n, in))
+                continue;
+            weft__free(in);
+        }
+        rec_finish(r, -ENOMEM, NULL);
+        job_end(n, true);
+        return;
+    }
+}
+
+/* Send task r to dst (a peer). On failure r goes back to the queue if
+ * idempotent, else fails. */
+static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
+{
+    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn,
+                   .flags = r->flags | (stolen ? TASK_STOLEN : 0)};
+    pthread_mutex_lock(&n->lock);
+    m.id = r->id;
+    r->dst = dst;
+    tab_put(n, r);
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&n->lock);
+    int rc = send_msg(n, dst, &m, r->arg ? r->arg->data : NULL,
+                      r->arg ? r->arg->len : 0, NULL, rec_release, r, NULL);
+    if (!rc)
+        return;
+    /* Not sent: take it back, unless a peer_failed got there first. */
+    pthread_mutex_lock(&n->lock);
+    rec *mine = tab_take(n, r->id, dst, R_TASK);
+    bool requeue = mine && (r->flags & WEFT_REMOTE_IDEMPOTENT);
+    if (requeue)
+        aq_push(n, r, true);
+    pthread_mutex_unlock(&n->lock);
+    if (mine && !requeue)
+        rec_finish(r, rc == -EHOSTDOWN ? -EHOSTDOWN : rc, NULL);
+    if (requeue)
+        pump(n);
+}
+
+/* ---- objects ---- */
+
+static unsigned obj_bucket(const uint8_t *id)
+{
+    unsigned h = 0;
+    for (int i = 0; i < WEFT_OBJECT_ID_LEN; i++)
+        h = h * 31 + id[i];
+    return h % OBJ_BUCKETS;
+}
+
+/* under lock */
+static obj *obj_find(weft_node *n, const uint8_t *id)
+{
+    for (obj *o = n->objs[obj_bucket(id)]; o; o = o->next)
+        if (!memcmp(o->id, id, WEFT_OBJECT_ID_LEN))
+            return o;
+    return NULL;
+}
+
+/* under lock: record that rank holds id (data: the default copy). */
+static int obj_note(weft_node *n, const uint8_t *id, int rank,
+                    weft_bytes *data)
+{
+    obj *o = obj_find(n, id);
+    if (o && o->data)
+        return -EEXIST;
+    if (!o) {
+        o = weft__calloc(1, sizeof *o);
+        if (!o)
+            return -ENOMEM;
+        memcpy(o->id, id, WEFT_OBJECT_ID_LEN);
+        unsigned b = obj_bucket(id);
+        o->next = n->objs[b];
+        n->objs[b] = o;
+    }
+    o->rank = rank;
+    o->data = data;
+    return 0;
+}
+
+/* Tell every live verified peer that id is here. */
+static void announce(weft_node *n, const uint8_t *id)
+{
+    weft__msg m = {.handler = WEFT__H_OBJ_ANN};
+    memcpy(m.obj, id, WEFT_OBJECT_ID_LEN);
+    for (int p = 0; p < n->size; p++) {
+        pthread_mutex_lock(&n->lock);
+        bool ok = p != n->rank && n->peer[p] == P_OK;
+        pthread_mutex_unlock(&n->lock);
+        if (ok)
+            send_plain(n, p, &m);
+    }
+}
+
+/* Serve id to src: from the hooks, or the default table. On the
+ * communication thread. */
+static void serve_object(weft_node *n, int src, const weft__msg *get)
+{
+    weft__msg m = {.handler = WEFT__H_OBJ_DATA, .id = get->id};
+    const void *data = NULL;
+    size_t len = 0;
+    void *token = NULL;
+    pthread_mutex_lock(&n->lock);
+    weft_object_hooks h = n->hooks;
+    bool hooks = n->has_hooks;
+    obj *o = hooks ? NULL : obj_find(n, get->obj);
+    if (o && o->data) { /* default copies live as long as the node */
+        data = o->data->data;
+        len = o->data->len;
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (hooks)
+        m.status = h.lookup(h.ctx, get->obj, &data, &len, &token);
+    else
+        m.status = data ? 0 : -ENOENT;
+    if (m.status) {
+        send_plain(n, src, &m);
+        return;
+    }
+    send_msg(n, src, &m, data, len, NULL, hooks ? h.release : NULL, h.ctx,
+             token);
+}
+
+/* ---- incoming messages ---- */
+
+static void drop(weft_node *n, int src, const char *why)
+{
+    count(&n->st.dropped, 1);
+    weft__log("net: dropped a message from rank %d: %s", src, why);
+}
+
+static void on_task(weft_node *n, int src, const weft__msg *m,
+                    weft_am *am)
+{
+    if (m->fn >= n->fns.n)
+        return drop(n, src, "no such remote function");
+    incoming *in = weft__calloc(1, sizeof *in);
+    pthread_mutex_lock(&n->lock);
+    bool ok = in && !n->closing;
+    if (ok)
+        n->jobs_live++;
+    if (m->flags & TASK_STOLEN) {
+        n->steal_pending = false;
+        n->steal_backoff_ns = 0;
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (!ok) {
+        weft__free(in);
+        return; /* the owner sees this node go and re-runs or fails it */
+    }
+    *in = (incoming){.n = n, .src = src, .id = m->id, .fn = m->fn,
+                     .arg = am->payload};
+    am->payload = NULL;
+    count(&n->st.remote, 1);
+    if (m->flags & TASK_STOLEN)
+        count(&n->st.stolen, 1);
+    if (start_job(n, in)) {
+        weft_bytes_free(in->arg);
+        weft__free(in);
+        job_end(n, false);
+    }
+}
+
+static void on_reply(weft_node *n, int src, const weft__msg *m,
+                     weft_am *am)
+{
+    pthread_mutex_lock(&n->lock);
+    rec *r = tab_take(n, m->id, src, m->handler == WEFT__H_REPLY ? R_TASK
+                                                                : R_FETCH);
+    weft_object_hooks h = n->hooks;
+    bool hooks = n->has_hooks;
+    pthread_mutex_unlock(&n->lock);
+    if (!r)
+        return; /* late: re-run elsewhere after a timeout, or cancelled */
+    weft_bytes *res = NULL;
+    int status = m->status;
+    if (!status && (m->handler == WEFT__H_OBJ_DATA || m->hasres)) {
+        res = am->payload ? am->payload : weft_bytes_new(0);
+        am->payload = NULL;
+        status = res ? 0 : -ENOMEM;
+    }
+    if (res && m->handler == WEFT__H_OBJ_DATA && hooks && h.sink)
+        h.sink(h.ctx, r->obj, res->data, res->len);
+    rec_finish(r, status, res);
+}
+
+static void on_hello(weft_node *n, int src, const weft__msg *m,
+                     weft_am *am);
+
+#define STEAL_MAX 32
+
+/* The node's side of the steal protocol (victim): half of the queued
+ * any-node tasks (at least one, at most STEAL_MAX) go to the thief, so
+ * that one round trip pays for several small tasks. */
+static void on_steal(weft_node *n, int src)
+{
+    rec *got[STEAL_MAX];
+    int k = 0;
+    pthread_mutex_lock(&n->lock);
+    int want = (n->aq_len + 1) / 2;
+    while (!n->closing && k < want && k < STEAL_MAX)
+        got[k++] = aq_pop(n);
+    pthread_mutex_unlock(&n->lock);
+    for (int i = 0; i < k; i++)
+        dispatch(n, got[i], src, true);
+    if (k)
+        return;
+    weft__msg m = {.handler = WEFT__H_NOWORK};
+    send_plain(n, src, &m);
+}
+
+static void on_barrier(weft_node *n, int src, const weft__msg *m)
+{
+    pthread_mutex_lock(&n->lock);
+    if (m->epoch > n->arrived[src])
+        n->arrived[src] = m->epoch;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void on_recv(void *ctx, weft_am *am)
+{
+    weft_node *n = ctx;
+    weft__msg m;
+    int src = am->src;
+    count(&n->st.recv, 1);
+    count(&n->st.brecv, am->payload ? am->payload->len : 0);
+    if (src < 0 || src >= n->size || src == n->rank)
+        return drop(n, src, "bad source rank");
+    if (weft__msg_decode(am->handler, am->hdr, am->hdrlen, &m))
+        return drop(n, src, "malformed header");
+    pthread_mutex_lock(&n->lock);
+    int ps = n->peer[src];
+    pthread_mutex_unlock(&n->lock);
+    if (m.handler == WEFT__H_HELLO)
+        return on_hello(n, src, &m, am);
+    if (ps != P_OK)
+        return drop(n, src, "message before a good hello");
+    switch (m.handler) {
+    case WEFT__H_TASK: return on_task(n, src, &m, am);
+    case WEFT__H_REPLY:
+    case WEFT__H_OBJ_DATA: return on_reply(n, src, &m, am);
+    case WEFT__H_STEAL: return on_steal(n, src);
+    case WEFT__H_NOWORK:
+        n->steal_pending = false;
+        n->steal_backoff_ns = n->steal_backoff_ns
+            ? (n->steal_backoff_ns * 2 > 10000000 ? 10000000
+                                                 : n->steal_backoff_ns * 2)
+            : (uint64_t)n->steal_us * 1000;
+        n->steal_at = now_ns() + n->steal_backoff_ns;
+        return;
+    case WEFT__H_OBJ_ANN:
+        pthread_mutex_lock(&n->lock);
+        obj_note(n, m.obj, src, NULL);
+        pthread_mutex_unlock(&n->lock);
+        return;
+    case WEFT__H_OBJ_GET: return serve_object(n, src, &m);
+    case WEFT__H_BARRIER: return on_barrier(n, src, &m);
+    default: return drop(n, src, "unexpected handler");
+    }
+}
+
+/* ---- meeting peers ---- */
+
+static void send_hello(weft_node *n, int dst)
+{
+    weft__msg m = {.handler = WEFT__H_HELLO, .size = (uint32_t)n->size,
+                   .nfns = n->fns.n, .hash = n->fns.hash};
+    send_msg(n, dst, &m, n->fns.names, n->fns.names_len, NULL, NULL, NULL,
+             NULL);
+}
+
+/* Log the first function whose name differs between here and there. */
+static void log_mismatch(weft_node *n, int src, const weft__msg *m,
+                         const weft_bytes *b)
+{
+    const char *a = n->fns.names, *z = b ? (const char *)b->data : "";
+    uint32_t i = 0;
+    for (; i < n->fns.n && i < m->nfns; i++) {
+        if (strcmp(a, z))
+            break;
+        a += strlen(a) + 1;
+        z += strlen(z) + 1;
+    }
+    weft__log("net: rank %d has another remote-function table (%u "
+              "functions there, %u here); first difference at #%u: here "
+              "'%s', there '%s'", src, m->nfns, n->fns.n, i,
+              i < n->fns.n ? a : "(none)", i < m->nfns ? z : "(none)");
+}
+
+static void on_hello(weft_node *n, int src, const weft__msg *m,
+                     weft_am *am)
+{
+    const weft_bytes *b = am->payload;
+    if (weft__names_check(b ? b->data : NULL, b ? b->len : 0, m->nfns))
+        return drop(n, src, "malformed hello");
+    bool same = m->size == (uint32_t)n->size && m->nfns == n->fns.n &&
+                m->hash == n->fns.hash && b && b->len == n->fns.names_len &&
+                !memcmp(b->data, n->fns.names, b->len);
+    if (!same && m->size != (uint32_t)n->size)
+        weft__log("net: rank %d thinks the job has %u ranks, not %d", src,
+                  m->size, n->size);
+    else if (!same)
+        log_mismatch(n, src, m, b);
+    pthread_mutex_lock(&n->lock);
+    if (n->peer[src] == P_NEW || n->peer[src] == P_JOINED) {
+        n->peer[src] = same ? P_OK : P_BAD;
+        n->settled++;
+    }
+    n->mismatch |= !same;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void on_joined(void *ctx, int rank)
+{
+    weft_node *n = ctx;
+    if (rank < 0 || rank >= n->size || rank == n->rank)
+        return;
+    pthread_mutex_lock(&n->lock);
+    bool dead = n->peer[rank] == P_DEAD;
+    if (n->peer[rank] == P_NEW)
+        n->peer[rank] = P_JOINED;
+    pthread_mutex_unlock(&n->lock);
+    if (!dead)
+        send_hello(n, rank);
+}
+
+/* under lock: take every record at rank off the table, into *out. */
+static rec *take_at(weft_node *n, int rank)
+{
+    rec *out = NULL;
+    for (int b = 0; b < TAB_BUCKETS; b++)
+        for (rec **p = &n->tab[b]; *p;) {
+            rec *r = *p;
+            if (r->dst != rank) {
+                p = &r->next;
+                continue;
+            }
+            *p = r->next;
+            r->next = out;
+            out = r;
+        }
+    return out;
+}
+
+static void on_failed(void *ctx, int rank, int reason)
+{
+    weft_node *n = ctx;
+    if (rank < 0 || rank >= n->size || rank == n->rank)
+        return;
+    pthread_mutex_lock(&n->lock);
+    if (n->peer[rank] == P_DEAD) {
+        pthread_mutex_unlock(&n->lock);
+        return;
+    }
+    if (n->peer[rank] != P_OK && n->peer[rank] != P_BAD)
+        n->settled++;
+    if (n->peer[rank] != P_OK && !n->mismatch)
+        n->died_early = true;
+    n->peer[rank] = P_DEAD;
+    n->steal_pending = false;
+    for (int b = 0; b < OBJ_BUCKETS; b++)
+        for (obj *o = n->objs[b]; o; o = o->next)
+            if (o->rank == rank)
+                o->rank = -1;
+    rec *lost = take_at(n, rank), *fail = NULL;
+    uint64_t rerun = 0, failed = 0;
+    while (lost) {
+        rec *r = lost;
+        lost = r->next;
+        if (r->kind == R_TASK && (r->flags & WEFT_REMOTE_IDEMPOTENT) &&
+            !n->closing) {
+            aq_push(n, r, true);
+            rerun++;
+        } else {
+            r->next = fail;
+            fail = r;
+            failed++;
+        }
+    }
+    bool closing = n->closing;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    count(&n->st.peers_failed, 1);
+    count(&n->st.rerun, rerun);
+    count(&n->st.failed, failed);
+    if (!closing || rerun || failed)
+        weft__log("net: rank %d is gone (%s): %lu idempotent tasks to run "
+                  "again, %lu failed", rank, strerror(-reason),
+                  (unsigned long)rerun, (unsigned long)failed);
+    while (fail) {
+        rec *r = fail;
+        fail = r->next;
+        rec_finish(r, -EHOSTDOWN, NULL);
+    }
+    pump(n);
+}
+
+static void on_dropped(void *ctx)
+{
+    weft_node *n = ctx;
+    count(&n->st.dropped, 1);
+}
+
+static int alloc_peers(weft_node *n, int size);
+
+/* ---- the communication thread ---- */
+
+/* An idle node (no queued any-node task, a free worker) asks one random
+ * live peer for work; one request at a time, backing off on "no work". */
+static uint64_t steal_tick(weft_node *n)
+{
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&n->lock);
+    bool idle = !n->closing && !n->aq_len && n->jobs_live < n->local_max;
+    int cand[64], nc = 0;
+    for (int p = 0; p < n->size && nc < 64; p++)
+        if (p != n->rank && n->peer[p] == P_OK)
+            cand[nc++] = p;
+    pthread_mutex_unlock(&n->lock);
+    if (!idle || !nc)
+        return 20000000;
+    if (n->steal_pending && now - n->steal_at > 100000000)
+        n->steal_pending = false; /* lost (peer died, or reordering) */
+    if (n->steal_pending)
+        return 20000000;
+    if (now < n->steal_at)
+        return n->steal_at - now;
+    n->rand = n->rand * 6364136223846793005ull + 1442695040888963407ull;
+    weft__msg m = {.handler = WEFT__H_STEAL};
+    if (!send_plain(n, cand[(n->rand >> 33) % (uint64_t)nc], &m)) {
+        n->steal_pending = true;
+        n->steal_at = now;
+    }
+    return (uint64_t)n->steal_us * 1000;
+}
+
+static void *comm_main(void *arg)
+{
+    weft_node *n = arg;
+    weft_transport_events ev = {n, on_recv, on_joined, on_failed, on_dropped};
+    weft_transport *t = NULL;
+    int rc = n->ops->open(&t, &n->params, &ev);
+    if (!rc) { /* events come only from progress: set up for them first */
+        n->rank = n->ops->rank(t);
+        n->size = n->ops->size(t);
+        rc = alloc_peers(n, n->size);
+        if (rc)
+            n->ops->close(t);
+    }
+    pthread_mutex_lock(&n->lock);
+    n->t = t;
+    n->open_rc = rc;
+    n->opened = true;
+    pthread_cond_broadcast(&n->cond);
+    pthread_mutex_unlock(&n->lock);
+    if (rc)
+        return NULL;
+    uint64_t wait_ns = 1000000;
+    while (!weft__load_acquire(&n->stop)) {
+        /* acquire pairs with the release store in weft_net_destroy */
+        rc = n->ops->progress(t, (int64_t)wait_ns);
+        if (rc) {
+            weft__log("net: transport %s failed: %s", n->ops->name,
+                      strerror(-rc));
+            break;
+        }
+        wait_ns = n->steal_us < 0 || n->size < 2 ? 20000000 : steal_tick(n);
+        if (wait_ns < 20000)
+            wait_ns = 20000;
+    }
+    while (!weft__load_acquire(&n->stop)) { /* broken: wait for the end */
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&n->lock); /* stop_thread wakes t under the lock */
+    n->t_closed = true;
+    pthread_mutex_unlock(&n->lock);
+    n->ops->close(t);
+    return NULL;
+}
+
+/* ---- creating and destroying ---- */
+
+weft_net_config weft_net_config_default(void)
+{
+    weft_net_config c;
+    memset(&c, 0, sizeof c);
+    c.params.rank = -1;
+    c.params.heartbeat_ms = 100;
+    c.params.dead_timeout_ms = 1000;
+    c.params.join_timeout_ms = 30000;
+    c.params.max_payload = 1ull << 30;
+    c.join_timeout_ms = 30000;
+    return c;
+}
+
+static const char *default_transport(void)
+{
+    const char *s = getenv("WEFT_TRANSPORT");
+    if (s && *s)
+        return s;
+#ifdef WEFT_HAVE_MPI
+    if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") ||
+        getenv("PMIX_RANK"))
+        return "mpi";
+#endif
+    return "tcp";
+}
+
+/* The parameters after the environment's overrides; -EINVAL if bad. */
+static int resolve(weft_node *n, const weft_net_config *c)
+{
+    n->params = c->params;
+    const char *s;
+    if (!n->params.peers && (s = getenv("WEFT_PEERS")) && *s)
+        n->params.peers = s;
+    if (n->params.rank < 0 && (s = getenv("WEFT_RANK")) && *s)
+        n->params.rank = atoi(s);
+    if ((s = getenv("WEFT_NET_DEAD_MS")) && *s &&
+        c->params.dead_timeout_ms == 1000)
+        n->params.dead_timeout_ms = atoi(s);
+    n->steal_us = c->steal_interval_us ? c->steal_interval_us : 200;
+    if (n->params.heartbeat_ms <= 0 || n->params.dead_timeout_ms <= 0 ||
+        n->params.join_timeout_ms <= 0 || c->join_timeout_ms <= 0 ||
+        n->steal_us < -1 || !n->params.max_payload)
+        return -EINVAL;
+    const char *name = c->transport ? c->transport : default_transport();
+    n->ops = weft_transport_find(name);
+    if (!n->ops) {
+        weft__log("net: no transport named '%s'", name);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static void timed_wait(weft_node *n, uint64_t deadline_ns)
+{
+    /* under lock; the condition variable uses CLOCK_MONOTONIC */
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000u),
+                          (long)(deadline_ns % 1000000000u)};
+    pthread_cond_timedwait(&n->cond, &n->lock, &ts);
+}
+
+/* Wait for the transport to open and every peer to be met. */
+static int meet(weft_node *n, int join_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)join_ms * 1000000u;
+    pthread_mutex_lock(&n->lock);
+    while (!n->opened)
+        pthread_cond_wait(&n->cond, &n->lock);
+    int rc = n->open_rc;
+    /* A node with another table waits too, so that every peer hears of
+     * it before it goes. */
+    while (!rc && n->settled < n->size - 1 && now_ns() < deadline)
+        timed_wait(n, deadline);
+    if (!rc)
+        rc = n->mismatch ? -EPROTO : n->died_early ? -EHOSTDOWN
+             : n->settled < n->size - 1 ? -ETIMEDOUT : 0;
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+static int alloc_peers(weft_node *n, int size)
+{
+    n->peer = weft__calloc((size_t)size, 1);
+    n->arrived = weft__calloc((size_t)size, sizeof *n->arrived);
+    return n->peer && n->arrived ? 0 : -ENOMEM;
+}
+
+static void node_free(weft_node *n)
+{
+    for (int b = 0; b < OBJ_BUCKETS; b++)
+        while (n->objs[b]) {
+            obj *o = n->objs[b];
+            n->objs[b] = o->next;
+            weft_bytes_free(o->data);
+            weft__free(o);
+        }
+    if (n->fns.fns)
+        weft__fntab_put(&n->fns);
+    pthread_cond_destroy(&n->cond);
+    pthread_mutex_destroy(&n->lock);
+    weft__free(n->peer);
+    weft__free(n->arrived);
+    weft__free(n);
+}
+
+static void stop_thread(weft_node *n)
+{
+    weft__store_release(&n->stop, true); /* pairs with comm_main's load */
+    pthread_mutex_lock(&n->lock); /* t stays open while we hold it */
+    if (n->opened && !n->open_rc && !n->t_closed)
+        n->ops->wake(n->t);
+    pthread_mutex_unlock(&n->lock);
+    pthread_join(n->thread, NULL);
+}
+
+static int start(weft_node *n, const weft_net_config *c)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&n->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&n->lock, NULL);
+    int rc = resolve(n, c);
+    if (!rc)
+        rc = weft__fntab_get(&n->fns);
+    if (rc)
+        return rc;
+    int w = weft_runtime_workers(n->rt);
+    n->local_max = w > 0 ? w : 1;
+    n->rand = (uint64_t)now_ns() ^ (uint64_t)(uintptr_t)n;
+    return 0;
+}
+
+int weft_net_create(weft_node **out, weft_runtime *rt,
+                    const weft_net_config *cfg)
+{
+    if (!out || !rt || weft_runtime_workers(rt) <= 0)
+        return -EINVAL;
+    weft_net_config def = weft_net_config_default();
+    const weft_net_config *c = cfg ? cfg : &def;
+    weft_node *n = weft__calloc(1, sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    n->rt = rt;
+    int rc = start(n, c);
+    if (rc)
+        goto fail;
+    rc = -pthread_create(&n->thread, NULL, comm_main, n);
+    if (rc)
+        goto fail;
+    rc = meet(n, c->join_timeout_ms);
+    if (rc) {
+        stop_thread(n);
+        goto fail;
+    }
+    *out = n;
+    return 0;
+fail:
+    node_free(n);
+    return rc;
+}
+
+/* under lock: take the whole any-node queue. */
+static rec *take_queue(weft_node *n)
+{
+    rec *r = n->aq_head;
+    n->aq_head = n->aq_tail = NULL;
+    n->aq_len = 0;
+    return r;
+}
+
+static void finish_all(rec *r, int status)
+{
+    while (r) {
+        rec *next = r->next;
+        rec_finish(r, status, NULL);
+        r = next;
+    }
+}
+
+int weft_net_destroy(weft_node **np)
+{
+    weft_node *n = np ? *np : NULL;
+    if (!n)
+        return -EINVAL;
+    pthread_mutex_lock(&n->lock);
+    n->closing = true;
+    rec *q = take_queue(n);
+    pthread_mutex_unlock(&n->lock);
+    finish_all(q, -ECANCELED);
+    pthread_mutex_lock(&n->lock);
+    while (n->jobs_live) /* they send replies: the transport must be up */
+        pthread_cond_wait(&n->cond, &n->lock);
+    pthread_mutex_unlock(&n->lock);
+    stop_thread(n);
+    for (int b = 0; b < TAB_BUCKETS; b++) {
+        finish_all(n->tab[b], -ECANCELED);
+        n->tab[b] = NULL;
+    }
+    q = take_queue(n); /* re-queued by a failure during the close */
+    finish_all(q, -ECANCELED);
+    node_free(n);
+    *np = NULL;
+    return 0;
+}
+
+int weft_net_rank(const weft_node *n)
+{
+    return n ? n->rank : -EINVAL;
+}
+
+int weft_net_size(const weft_node *n)
+{
+    return n ? n->size : -EINVAL;
+}
+
+int weft_net_alive(const weft_node *cn, int rank)
+{
+    weft_node *n = (weft_node *)cn; /* the lock is not part of the value */
+    if (!n || rank < 0 || rank >= n->size)
+        return -EINVAL;
+    if (rank == n->rank)
+        return 1;
+    pthread_mutex_lock(&n->lock);
+    int alive = n->peer[rank] != P_DEAD;
+    pthread_mutex_unlock(&n->lock);
+    return alive;
+}
+
+int weft_net_stats_get(const weft_node *cn, weft_net_stats *o)
+{
+    weft_node *n = (weft_node *)cn;
+    if (!n || !o)
+        return -EINVAL;
+    memset(o, 0, sizeof *o);
+    o->msgs_sent = weft__load_relaxed(&n->st.sent);
+    o->msgs_recv = weft__load_relaxed(&n->st.recv);
+    o->bytes_sent = weft__load_relaxed(&n->st.bsent);
+    o->bytes_recv = weft__load_relaxed(&n->st.brecv);
+    o->dropped = weft__load_relaxed(&n->st.dropped);
+    o->tasks_remote = weft__load_relaxed(&n->st.remote);
+    o->tasks_stolen = weft__load_relaxed(&n->st.stolen);
+    o->tasks_rerun = weft__load_relaxed(&n->st.rerun);
+    o->tasks_failed = weft__load_relaxed(&n->st.failed);
+    o->peers_failed = weft__load_relaxed(&n->st.peers_failed);
+    return 0;
+}
+
+/* under lock: every live rank reached epoch e. */
+static bool barrier_done(weft_node *n, uint64_t e)
+{
+    for (int p = 0; p < n->size; p++)
+        if (n->peer[p] != P_DEAD && n->arrived[p] < e)
+            return false;
+    return true;
+}
+
+int weft_net_barrier(weft_node *n, int64_t timeout_ns)
+{
+    if (!n)
+        return -EINVAL;
+    uint64_t deadline = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
+    pthread_mutex_lock(&n->lock);
+    weft__msg m = {.handler = WEFT__H_BARRIER, .epoch = ++n->epoch};
+    n->arrived[n->rank] = m.epoch;
+    pthread_mutex_unlock(&n->lock);
+    for (int p = 0; p < n->size; p++)
+        if (p != n->rank && weft_net_alive(n, p) == 1)
+            send_plain(n, p, &m);
+    int rc = 0;
+    pthread_mutex_lock(&n->lock);
+    while (!barrier_done(n, m.epoch) && !rc) {
+        if (!deadline)
+            pthread_cond_wait(&n->cond, &n->lock);
+        else if (now_ns() >= deadline)
+            rc = -ETIMEDOUT;
+        else
+            timed_wait(n, deadline);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* ---- remote tasks ---- */
+
+/* Start r on this node; local_running and jobs_live count it already. */
+static void run_here(weft_node *n, rec *r)
+{
+    incoming *in = weft__calloc(1, sizeof *in);
+    if (in) {
+        *in = (incoming){.n = n, .src = -1, .r = r};
+        if (!start_job(n, in))
+            return;
+        weft__free(in);
+    }
+    rec_finish(r, -ENOMEM, NULL);
+    job_end(n, true);
+}
+
+weft_remote_opts weft_remote_opts_default(void)
+{
+    weft_remote_opts o;
+    memset(&o, 0, sizeof o);
+    o.node = WEFT_NODE_ANY;
+    return o;
+}
+
+/* The rank opts point at: a rank, WEFT_NODE_ANY, or a negative errno. */
+static int target_of(weft_node *n, const weft_remote_opts *o)
+{
+    int t = o->node;
+    if (t == WEFT_NODE_OBJECT) {
+        if (!o->object)
+            return -EINVAL;
+        pthread_mutex_lock(&n->lock);
+        obj *ob = obj_find(n, o->object);
+        t = ob && ob->rank >= 0 ? ob->rank : -ENOENT;
+        pthread_mutex_unlock(&n->lock);
+        return t;
+    }
+    if (t == WEFT_NODE_ANY)
+        return t;
+    if (t < 0 || t >= n->size)
+        return -EINVAL;
+    return weft_net_alive(n, t) == 1 ? t : -EHOSTDOWN;
+}
+
+/* A record with its future; *handle is the user's reference. */
+static int rec_new(weft_node *n, int kind, const void *arg, size_t len,
+                   rec **out, weft_future **handle)
+{
+    rec *r = weft__calloc(1, sizeof *r);
+    weft_bytes *a = kind == R_TASK ? weft_bytes_copy(arg, len) : NULL;
+    int rc = r && (kind != R_TASK || a) ? 0 : -ENOMEM;
+    if (!rc)
+        rc = weft__fut_external(n->rt, NULL, &r->f, handle);
+    if (rc) {
+        weft_bytes_free(a);
+        weft__free(r);
+        return rc;
+    }
+    r->kind = kind;
+    r->arg = a;
+    atomic_init(&r->refs, 1);
+    *out = r;
+    return 0;
+}
+
+int weft_submit_remote(weft_node *n, const char *name, const void *arg,
+                       size_t len, const weft_remote_opts *opts,
+                       weft_future **out)
+{
+    weft_remote_opts def = weft_remote_opts_default();
+    const weft_remote_opts *o = opts ? opts : &def;
+    if (!n || !name || !out || (!arg && len) ||
+        (o->flags & ~(unsigned)WEFT_REMOTE_IDEMPOTENT))
+        return -EINVAL;
+    int fn = weft__fntab_find(&n->fns, name);
+    if (fn < 0)
+        return -ENOENT;
+    int dst = target_of(n, o);
+    if (dst < WEFT_NODE_ANY)
+        return dst;
+    rec *r;
+    int rc = rec_new(n, R_TASK, arg, len, &r, out);
+    if (rc)
+        return rc;
+    r->fn = (uint32_t)fn;
+    r->flags = o->flags;
+    pthread_mutex_lock(&n->lock);
+    r->id = ++n->next_id;
+    bool closing = n->closing;
+    if (!closing && dst == WEFT_NODE_ANY)
+        aq_push(n, r, false);
+    if (!closing && dst == n->rank) { /* pinned here: not in the queue */
+        n->local_running++;
+        n->jobs_live++;
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (closing)
+        rec_finish(r, -ECANCELED, NULL);
+    else if (dst == WEFT_NODE_ANY)
+        pump(n);
+    else if (dst == n->rank)
+        run_here(n, r);
+    else
+        dispatch(n, r, dst, false);
+    return 0;
+}
+
+/* ---- objects ---- */
+
+int weft_net_set_object_hooks(weft_node *n, const weft_object_hooks *h)
+{
+    if (!n || (h && (!h->lookup || !h->release)))
+        return -EINVAL;
+    pthread_mutex_lock(&n->lock);
+    n->has_hooks = h != NULL;
+    if (h)
+        n->hooks = *h;
+    pthread_mutex_unlock(&n->lock);
+    return 0;
+}
+
+int weft_net_object_put(weft_node *n, const uint8_t *id, const void *data,
+                        size_t len)
+{
+    if (!n || !id || (!data && len))
+        return -EINVAL;
+    weft_bytes *b = weft_bytes_copy(data, len);
+    if (!b)
+        return -ENOMEM;
+    pthread_mutex_lock(&n->lock);
+    int rc = obj_note(n, id, n->rank, b);
+    pthread_mutex_unlock(&n->lock);
+    if (rc) {
+        weft_bytes_free(b);
+        return rc;
+    }
+    announce(n, id);
+    return 0;
+}
+
+int weft_net_object_announce(weft_node *n, const uint8_t *id)
+{
+    if (!n || !id)
+        return -EINVAL;
+    pthread_mutex_lock(&n->lock);
+    obj *o = obj_find(n, id);
+    int rc = o && o->data ? 0 : obj_note(n, id, n->rank, NULL);
+    pthread_mutex_unlock(&n->lock);
+    if (!rc)
+        announce(n, id);
+    return rc;
+}
+
+/* A copy of a local object, from the hooks or the default table. */
+static int local_copy(weft_node *n, const uint8_t *id, weft_bytes **out)
+{
+    pthread_mutex_lock(&n->lock);
+    weft_object_hooks h = n->hooks;
+    bool hooks = n->has_hooks;
+    obj *o = hooks ? NULL : obj_find(n, id);
+    *out = o && o->data ? weft_bytes_copy(o->data->data, o->data->len)
+                        : NULL;
+    int rc = o && o->data ? (*out ? 0 : -ENOMEM) : -ENOENT;
+    pthread_mutex_unlock(&n->lock);
+    if (!hooks)
+        return rc;
+    const void *data;
+    size_t len;
+    void *token;
+    rc = h.lookup(h.ctx, id, &data, &len, &token);
+    if (rc)
+        return rc;
+    *out = weft_bytes_copy(data, len);
+    h.release(h.ctx, token);
+    return *out ? 0 : -ENOMEM;
+}
+
+int weft_net_object_fetch(weft_node *n, const uint8_t *id, int rank,
+                          weft_future **out)
+{
+    if (!n || !id || !out)
+        return -EINVAL;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = rank == WEFT_NODE_ANY ? WEFT_NODE_OBJECT : rank;
+    o.object = id;
+    int dst = target_of(n, &o);
+    if (dst < 0)
+        return dst;
+    rec *r;
+    int rc = rec_new(n, R_FETCH, NULL, 0, &r, out);
+    if (rc)
+        return rc;
+    memcpy(r->obj, id, WEFT_OBJECT_ID_LEN);
+    if (dst == n->rank) {
+        weft_bytes *b = NULL;
+        rc = local_copy(n, id, &b);
+        rec_finish(r, rc, b);
+        return 0;
+    }
+    weft__msg m = {.handler = WEFT__H_OBJ_GET};
+    memcpy(m.obj, id, WEFT_OBJECT_ID_LEN);
+    pthread_mutex_lock(&n->lock);
+    m.id = r->id = ++n->next_id;
+    r->dst = dst;
+    tab_put(n, r);
+    pthread_mutex_unlock(&n->lock);
+    rc = send_plain(n, dst, &m);
+    if (rc) {
+        pthread_mutex_lock(&n->lock);
+        rec *mine = tab_take(n, m.id, dst, R_FETCH);
+        pthread_mutex_unlock(&n->lock);
+        if (mine)
+            rec_finish(mine, rc, NULL);
+    }
+    return 0;
+}
