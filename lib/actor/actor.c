@@ -262,10 +262,18 @@ static WEFT__TLS _Thread_local weft_actor *running;
 
 static void activate(weft__job *j);
 
+/* From inside an activation, the actor runs next on this worker once
+ * the running activation ends (weft__job_defer): a reply or the next hop
+ * of a chain then costs no wake and no steal, which is what kept
+ * ping-pong and rings from scaling past a few workers. Elsewhere (an
+ * outside thread, a task of unknown length) it goes on the deque. */
 static void schedule(weft_actor *a)
 {
     actor_ref(a); /* the activation's */
     weft__jobs_begin(a->rt);
+    if (running && (a->node < 0 || a->node == weft__self->numa) &&
+        weft__job_defer(a->rt, &a->job))
+        return;
     weft__job_push(a->rt, &a->job, a->node, 0);
 }
 

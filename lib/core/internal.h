@@ -140,6 +140,11 @@ typedef struct weft__worker {
     alignas(WEFT__CACHELINE) uint64_t rng;
     bool allstolen; /* every task below head was stolen */
     unsigned help_depth; /* nested waits that run other work */
+    /* A job made ready by the one running here, kept to run next on this
+     * worker instead of on the deque (weft__job_defer): no wake, no
+     * steal, no cache lines moving. Taken first by weft__job_pop. */
+    weft__job *deferred;
+    unsigned defer_chain; /* deferred jobs run in a row */
 
     /* Counters: single writer (the owner), read by weft_stats_workers. */
     alignas(WEFT__CACHELINE) _Atomic uint64_t steals_tried;
@@ -251,6 +256,7 @@ WEFT__HIDDEN void weft__jobs_fini(weft_runtime *rt);
 WEFT__HIDDEN void weft__job_push(weft_runtime *rt, weft__job *j, int node,
                                  int prio);
 WEFT__HIDDEN weft__job *weft__job_pop(weft__worker *w);
+WEFT__HIDDEN bool weft__job_defer(weft_runtime *rt, weft__job *j);
 WEFT__HIDDEN weft__job *weft__job_steal(weft__worker *v);
 WEFT__HIDDEN weft__job *weft__job_peek(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_peek_top(weft__worker *w);

@@ -102,8 +102,40 @@ static bool jdeque_push(weft__worker *w, weft__job *j)
     return true;
 }
 
+/* Deferred jobs run in a row at most this many times before the next
+ * one goes to the deque: two actors that message each other keep one
+ * worker, but cannot keep it from the rest of its deque for ever. */
+#define DEFER_CHAIN_MAX 64
+
+/* Keep j to run next on the calling worker of rt (Tokio's LIFO slot),
+ * pushing the job it held before onto the deque, where thieves see it.
+ * For a job made ready by the one now running, which is about to end
+ * (an actor's reply, the next hop of a chain): running it here costs no
+ * wake and no cache-line transfer. False (j not taken) off a worker of
+ * rt and after DEFER_CHAIN_MAX in a row: the caller pushes j itself.
+ * A worker that waits inside its job (a sync, a future) takes the slot
+ * first when it helps, so nothing waits on what it holds. */
+bool weft__job_defer(weft_runtime *rt, weft__job *j)
+{
+    weft__worker *w = weft__self;
+    if (!w || w->rt != rt || w->defer_chain >= DEFER_CHAIN_MAX)
+        return false;
+    weft__job *old = w->deferred;
+    w->deferred = j;
+    if (old)
+        weft__job_push(rt, old, w->numa, 0);
+    return true;
+}
+
 weft__job *weft__job_pop(weft__worker *w)
 {
+    weft__job *d = w->deferred;
+    if (d) {
+        w->deferred = NULL;
+        w->defer_chain++;
+        return d;
+    }
+    w->defer_chain = 0;
     int64_t b = weft__load_relaxed(&w->jbot) - 1;
     /* cheap empty test: top only grows, so a stale top errs towards
      * "not empty" and the full protocol below decides */
@@ -133,6 +165,8 @@ weft__job *weft__job_pop(weft__worker *w)
  * a kind they recognise. */
 weft__job *weft__job_peek(weft__worker *w)
 {
+    if (w->deferred) /* what weft__job_pop takes next */
+        return w->deferred;
     int64_t b = weft__load_relaxed(&w->jbot) - 1;
     if (b < weft__load_relaxed(&w->jtop))
         return NULL;
@@ -196,7 +230,14 @@ static weft__job *jq_take(weft__jqueue *q, uint64_t grace_ns, int max)
     if (grace_ns && weft__now_ns() - weft__load_relaxed(&q->head_since) <
                         grace_ns)
         return NULL;
-    pthread_mutex_lock(&q->lock);
+    /* trylock: when another worker holds the lock, it is taking a batch
+     * that lands on its deque, where we can steal; waiting in line for
+     * the lock (a dozen idle workers at once on a big machine) would
+     * only delay the submitter, who needs the same lock to queue. The
+     * caller sees no job and looks elsewhere; len > 0 keeps it from
+     * parking meanwhile. */
+    if (pthread_mutex_trylock(&q->lock) != 0)
+        return NULL;
     weft__job *first = q->head, *last = first;
     if (first) {
         int n = 1;
