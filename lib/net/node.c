@@ -296,6 +296,20 @@ static int start_job(weft_node *n, incoming *in)
     return rc;
 }
 
+/* Run the queued any-node task r on this node. True when it started;
+ * false when out of memory, and r is the caller's to fail. */
+static bool start_local(weft_node *n, rec *r)
+{
+    incoming *in = weft__calloc(1, sizeof *in);
+    if (!in)
+        return false;
+    *in = (incoming){.n = n, .src = -1, .r = r};
+    if (start_job(n, in) == 0)
+        return true;
+    weft__free(in);
+    return false;
+}
+
 static void pump(weft_node *n);
 
 /* A job of this node ended. A local one's worker goes to the next queued
@@ -318,13 +332,8 @@ static void job_end(weft_node *n, bool local)
         pthread_mutex_unlock(&n->lock);
         if (!r)
             return;
-        incoming *in = weft__calloc(1, sizeof *in);
-        if (in) {
-            *in = (incoming){.n = n, .src = -1, .r = r};
-            if (!start_job(n, in))
-                return;
-            weft__free(in);
-        }
+        if (start_local(n, r))
+            return;
         rec_finish(r, -ENOMEM, NULL);
     }
 }
@@ -345,13 +354,8 @@ static void pump(weft_node *n)
         pthread_mutex_unlock(&n->lock);
         if (!r)
             return;
-        incoming *in = weft__calloc(1, sizeof *in);
-        if (in) {
-            *in = (incoming){.n = n, .src = -1, .r = r};
-            if (!start_job(n, in))
-                continue;
-            weft__free(in);
-        }
+        if (start_local(n, r))
+            continue;
         rec_finish(r, -ENOMEM, NULL);
         job_end(n, true);
         return;

@@ -367,6 +367,15 @@ int weft_store_put(weft_store *st, const weft_store_id *id, const void *data,
     return weft_store_seal(st, id);
 }
 
+/* The state of descriptor d (ST_FREE for ST_NIL32: not found); relaxed,
+ * as the store's lock, which the caller holds, orders it. */
+static uint32_t state_locked(weft_store *st, uint32_t d)
+{
+    return d == ST_NIL32 ? ST_FREE
+                         : atomic_load_explicit(&st_desc_at(st, d)->state,
+                                                memory_order_relaxed);
+}
+
 int weft_store_delete(weft_store *st, const weft_store_id *id)
 {
     if (!id_ok(st, id))
@@ -375,9 +384,7 @@ int weft_store_delete(weft_store *st, const weft_store_id *id)
     if (rc)
         return rc;
     uint32_t d = st_find_locked(st, id);
-    uint32_t s = d == ST_NIL32 ? ST_FREE
-                 : atomic_load_explicit(&st_desc_at(st, d)->state,
-                                        memory_order_relaxed);
+    uint32_t s = state_locked(st, d);
     if (d == ST_NIL32)
         rc = -ENOENT;
     else if (s == ST_CREATED)
@@ -555,9 +562,7 @@ int weft_store_contains(weft_store *st, const weft_store_id *id)
     if (rc)
         return rc;
     uint32_t d = st_find_locked(st, id);
-    uint32_t s = d == ST_NIL32 ? ST_FREE
-                 : atomic_load_explicit(&st_desc_at(st, d)->state,
-                                        memory_order_relaxed);
+    uint32_t s = state_locked(st, d);
     st_unlock(st);
     return s == ST_SEALED || s == ST_SPILLED;
 }
