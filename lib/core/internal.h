@@ -215,6 +215,9 @@ struct weft_runtime {
     /* lib/actor: actors alive, restarts, messages sent from outside
      * threads, and messages dropped unhandled (stop, death) */
     _Atomic uint64_t actors, actor_restarts, actor_sent_ext, actor_dropped;
+    /* lib/net: peers met (registry checked) and alive, over every node of
+     * this runtime */
+    _Atomic int64_t peers;
     uint64_t created_ns;
     struct weft__publisher *publisher; /* NULL unless WEFT_STATS is set */
 

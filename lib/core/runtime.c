@@ -484,6 +484,8 @@ int weft_stats_runtime(const weft_runtime *rt, weft_runtime_stats *out)
     for (int i = 0; i < rt->nworkers; i++) /* live: counted per batch */
         out->map_items += weft__load_relaxed(&rt->workers[i]->map_items);
     actor_stats(rt, out);
+    int64_t peers = weft__load_relaxed(&rt->peers);
+    out->peers = peers > 0 ? (uint64_t)peers : 0;
     /* fields of higher layers (the store's), from the hooks they
      * registered; acquire pairs with weft__ext_make's release */
     for (int i = 0; i < WEFT__EXT_MAX; i++) {

@@ -659,6 +659,8 @@ static void on_hello(weft_node *n, int src, const weft__msg *m,
     if (n->peer[src] == P_NEW || n->peer[src] == P_JOINED) {
         n->peer[src] = same ? P_OK : P_BAD;
         n->settled++;
+        if (same) /* the runtime's statistics count it (weft-top) */
+            weft__add_relaxed(&n->rt->peers, 1);
     }
     n->mismatch |= !same;
     pthread_cond_broadcast(&n->cond);
@@ -711,6 +713,8 @@ static void on_failed(void *ctx, int rank, int reason)
         n->settled++;
     if (n->peer[rank] != P_OK && !n->mismatch)
         n->died_early = true;
+    if (n->peer[rank] == P_OK)
+        weft__add_relaxed(&n->rt->peers, -1);
     n->peer[rank] = P_DEAD;
     n->steal_pending = false;
     for (int b = 0; b < OBJ_BUCKETS; b++)
@@ -1031,6 +1035,9 @@ int weft_net_destroy(weft_node **np)
         pthread_cond_wait(&n->cond, &n->lock);
     pthread_mutex_unlock(&n->lock);
     stop_thread(n);
+    for (int r = 0; r < n->size; r++) /* no events after stop_thread */
+        if (n->peer[r] == P_OK)
+            weft__add_relaxed(&n->rt->peers, -1);
     for (int b = 0; b < TAB_BUCKETS; b++) {
         finish_all(n->tab[b], -ECANCELED);
         n->tab[b] = NULL;

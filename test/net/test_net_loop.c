@@ -180,6 +180,10 @@ static void test_ranks(void **state)
         assert_int_equal(weft_net_size(nodes[i]), NODES);
         for (int j = 0; j < NODES; j++)
             assert_int_equal(weft_net_alive(nodes[i], j), 1);
+        /* the runtime's statistics count the peers met (weft-top) */
+        weft_runtime_stats rs;
+        assert_int_equal(weft_stats_runtime(rts[i], &rs), 0);
+        assert_int_equal(rs.peers, NODES - 1);
     }
 }
 
@@ -396,6 +400,9 @@ static void test_dead_node(void **state)
     weft_net_stats_get(nodes[0], &s);
     assert_true(s.tasks_rerun >= 1);
     assert_int_equal(s.peers_failed, 1);
+    weft_runtime_stats rs;
+    assert_int_equal(weft_stats_runtime(rts[0], &rs), 0);
+    assert_int_equal(rs.peers, NODES - 2);
     atomic_store(&released, 1);
     /* the survivors still work together */
     o.node = 1;

@@ -13,8 +13,8 @@ void top_batch_legend(void)
            "'runtime' line and one 'worker' line per worker.\n"
            "# Rates are over window_s, the time between the runtime's last "
            "two snapshots (since its start in the first).\n"
-           "# '-': none reported; actors, the object store and peers are "
-           "not in weft yet.\n");
+           "# '-': a counter at 0 (a subsystem this runtime does not use: "
+           "actors, its object store, peers).\n");
 }
 
 /* name="..." when it has spaces or quotes, name=... otherwise. */

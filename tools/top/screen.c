@@ -180,8 +180,8 @@ static void subsystems_line(int row, const struct top_runtime *r)
     line_at(row, A_NORMAL, buf);
     if (dash)
         line_at(row + 1, A_DIM,
-                " (-: none reported; actors, the object store and peers "
-                "are not in weft yet)");
+                " (-: at 0; a subsystem this runtime does not use: actors, "
+                "its object store, peers)");
 }
 
 static int draw_summary(const struct top_runtime *r, int row)
