@@ -510,18 +510,12 @@ static int reserve(weft_actor *a, unsigned flags, int64_t *was)
     }
 }
 
-/* Queue m (reserved) and schedule a when it was idle. An actor kept in
- * this worker's slot (schedule) while the running activation goes on
- * sending to it, a full batch and more, is handed to the deque: the
- * sender is a long one, and another worker can drain the mailbox
- * meanwhile instead of it growing in the slot. */
+/* Queue m (reserved) and schedule a when it was idle. */
 static void enqueue(weft_actor *a, amsg *m, int64_t was)
 {
     mq_push(a, &m->link);
     if (was == 0)
         schedule(a);
-    else if (was == a->batch && running)
-        weft__job_undefer(a->rt, &a->job);
 }
 
 static amsg *msg_new(const void *data, size_t size, uint32_t kind)

@@ -260,7 +260,6 @@ WEFT__HIDDEN void weft__job_push(weft_runtime *rt, weft__job *j, int node,
                                  int prio);
 WEFT__HIDDEN weft__job *weft__job_pop(weft__worker *w);
 WEFT__HIDDEN bool weft__job_defer(weft_runtime *rt, weft__job *j);
-WEFT__HIDDEN void weft__job_undefer(weft_runtime *rt, weft__job *j);
 WEFT__HIDDEN weft__job *weft__job_steal(weft__worker *v);
 WEFT__HIDDEN weft__job *weft__job_peek(weft__worker *w);
 WEFT__HIDDEN weft__job *weft__job_peek_top(weft__worker *w);

@@ -127,17 +127,6 @@ bool weft__job_defer(weft_runtime *rt, weft__job *j)
     return true;
 }
 
-/* When j is the calling worker's deferred job, queue it on the deque
- * instead (and wake a thief for it): its maker turned out to run long. */
-void weft__job_undefer(weft_runtime *rt, weft__job *j)
-{
-    weft__worker *w = weft__self;
-    if (!w || w->rt != rt || w->deferred != j)
-        return;
-    w->deferred = NULL;
-    weft__job_push(rt, j, w->numa, 0);
-}
-
 weft__job *weft__job_pop(weft__worker *w)
 {
     weft__job *d = w->deferred;
