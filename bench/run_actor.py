@@ -23,7 +23,7 @@ import sys
 
 from benchlib import (Section, cpu_busy_fraction, fmt_time, machine_line,
                       ratio, render_markdown, render_text)
-from run_tasks import SERIAL, Point, Suite, find_exe
+from run_tasks import SERIAL, Point, Suite
 
 # (name, full size, quick size, what -n counts)
 WORKLOADS = [
@@ -60,20 +60,11 @@ class ActorSuite(Suite):
         super().__init__(args)
         names = [w for w, *_ in WORKLOADS]
         for impl in [SERIAL] + IMPLS:
-            self.add_built("actor-", impl, names)
+            self.add_built("actor-", impl, names, sub="actor")
         if WEFT in self.programs:
             for b in BATCHES:
                 self.add_program(batch_impl(b), self.programs[WEFT].cmd
                                  + ["-b", str(b)], names)
-
-    def add_built(self, prefix, impl, workloads):
-        """As Suite.add_built, looking in bench/actor/ first (the
-        subsystem's own meson.build puts the programs there)."""
-        exe = find_exe(os.path.join(self.args.build_dir, "bench", "actor"),
-                       prefix + impl) or find_exe(self.args.build_dir,
-                                                  prefix + impl)
-        self.add_program(prefix + impl if exe is None else impl,
-                         [exe] if exe else None, workloads)
 
     def size(self, workload):
         for name, full, quick, _ in WORKLOADS:

@@ -24,13 +24,13 @@ import argparse
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchlib import Section, note, parse_results  # noqa: E402
+from benchlib import (Sample, Section, note, parse_results,  # noqa: E402
+                      render_text)
 
 # How mpirun must be told to run here (root, oversubscribed, shared
 # memory only); the same as test/net/run_nodes.py.
@@ -158,9 +158,8 @@ class NetSuite:
         rs = self.res.get((w, impl))
         if not rs:
             return None, 0
-        v = [r[key] for r in rs]
-        m = statistics.median(v)
-        return m, ((max(v) - min(v)) / m * 100 if m else 0)
+        s = Sample(rs)
+        return s.extra(key), s.extra_spread(key)
 
     def sections(self):
         rows = []
@@ -215,7 +214,6 @@ def main(argv):
         print('no net-weft in %s' % s.bdir)
         return 2
     s.run()
-    from benchlib import render_text
     print(render_text(s.heading, s.sections(), s.wrong))
     return 1 if s.wrong else 0
 

@@ -30,7 +30,7 @@ import sys
 sys.dont_write_bytecode = True
 from benchlib import (Section, cpu_busy_fraction, machine_line,  # noqa
                       render_markdown, render_text)
-from run_tasks import SERIAL, Point, Suite, find_exe, run_suite  # noqa
+from run_tasks import SERIAL, Point, Suite, run_suite  # noqa
 
 WEFT = "weft"
 MIB = 1 << 20
@@ -80,10 +80,7 @@ class StoreSuite(Suite):
         super().__init__(args)
         loads = ["put"] + [w for w, *_ in SMALL] + ["xget", "spill"]
         for impl in (SERIAL, WEFT):
-            exe = find_exe(os.path.join(args.build_dir, "bench"),
-                           os.path.join("store", "store-" + impl))
-            self.add_program(impl if exe else "store-" + impl,
-                             [exe] if exe else None, loads)
+            self.add_built("store-", impl, loads, sub="store")
 
     def q(self, full, quick):
         return quick if self.args.quick else full

@@ -84,11 +84,15 @@ class Suite:
         else:
             self.programs[impl] = Program(impl, cmd, workloads)
 
-    def add_built(self, prefix, impl, workloads):
+    def add_built(self, prefix, impl, workloads, sub=None):
         """The build's program PREFIX-IMPL as IMPL, or its file name among
-        the missing."""
-        exe = find_exe(self.args.build_dir, prefix + impl)
-        self.add_program(prefix + impl if exe is None else impl,
+        the missing. sub: the folder a subsystem's own meson.build builds
+        its programs in (bench/SUB/), looked in first."""
+        name = prefix + impl
+        exe = (sub and find_exe(self.args.build_dir,
+                                os.path.join(sub, name))) or \
+            find_exe(self.args.build_dir, name)
+        self.add_program(name if exe is None else impl,
                          [exe] if exe else None, workloads)
 
     def has(self, impl, workload=None):

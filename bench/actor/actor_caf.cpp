@@ -401,20 +401,6 @@ static bench_check manysenders(long n)
 
 // ---- driver
 
-#define SIZED(fn)                                                        \
-    static bench_check fn##_run(long n)                                  \
-    {                                                                    \
-        return fn(n < 0 ? actor_default_size(#fn) : n);                  \
-    }
-SIZED(pingpong)
-SIZED(counting)
-SIZED(threadring)
-SIZED(fjthrput)
-SIZED(fjcreate)
-SIZED(big)
-SIZED(chameneos)
-SIZED(manysenders)
-
 static actor_system_config *cfg;
 
 static int setup(int workers)
@@ -436,10 +422,10 @@ int main(int argc, char **argv)
 {
     static const bench_impl impl = {"caf", 0, setup, teardown};
     static const bench_workload w[] = {
-        {"pingpong", pingpong_run},     {"counting", counting_run},
-        {"threadring", threadring_run}, {"fjthrput", fjthrput_run},
-        {"fjcreate", fjcreate_run},     {"big", big_run},
-        {"chameneos", chameneos_run},   {"manysenders", manysenders_run},
+        {"pingpong", pingpong},     {"counting", counting},
+        {"threadring", threadring}, {"fjthrput", fjthrput},
+        {"fjcreate", fjcreate},     {"big", big},
+        {"chameneos", chameneos},   {"manysenders", manysenders},
     };
     return bench_main(argc, argv, &impl, w, sizeof w / sizeof w[0]);
 }

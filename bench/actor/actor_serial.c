@@ -12,14 +12,8 @@ static __attribute__((noinline)) long deliver(long *state, long v)
     return *state;
 }
 
-static long sized(long n, const char *w)
-{
-    return n < 0 ? actor_default_size(w) : n;
-}
-
 static bench_check pingpong(long n)
 {
-    n = sized(n, "pingpong");
     long ping = 0, pong = 0;
     for (long i = 0; i < n; i++) {
         deliver(&pong, 1);
@@ -30,7 +24,6 @@ static bench_check pingpong(long n)
 
 static bench_check counting(long n)
 {
-    n = sized(n, "counting");
     long sum = 0;
     for (long i = 0; i < n; i++)
         deliver(&sum, i);
@@ -39,7 +32,6 @@ static bench_check counting(long n)
 
 static bench_check threadring(long n)
 {
-    n = sized(n, "threadring");
     long seen[RING] = {0}, at = 0;
     for (long v = n; v > 0; v--) {
         deliver(&seen[at], 1);
@@ -50,7 +42,6 @@ static bench_check threadring(long n)
 
 static bench_check fjthrput(long n)
 {
-    n = sized(n, "fjthrput");
     long acc[FJ_ACTORS] = {0}, sum = 0;
     for (long k = 0; k < n; k++)
         for (int i = 0; i < FJ_ACTORS; i++)
@@ -62,7 +53,6 @@ static bench_check fjthrput(long n)
 
 static bench_check fjcreate(long n)
 {
-    n = sized(n, "fjcreate");
     long sum = 0;
     for (long i = 0; i < n; i++) {
         long *st = malloc(64); /* the actor's state, made and dropped */
@@ -77,7 +67,6 @@ static bench_check fjcreate(long n)
 
 static bench_check big(long n)
 {
-    n = sized(n, "big");
     long pongs[BIG_ACTORS] = {0}, pings[BIG_ACTORS] = {0}, sum = 0;
     uint64_t rng[BIG_ACTORS];
     for (int i = 0; i < BIG_ACTORS; i++)
@@ -94,7 +83,6 @@ static bench_check big(long n)
 
 static bench_check chameneos(long n)
 {
-    n = sized(n, "chameneos");
     int color[CHAM];
     long meetings[CHAM] = {0}, sum = 0;
     for (int i = 0; i < CHAM; i++)
@@ -114,7 +102,6 @@ static bench_check chameneos(long n)
 
 static bench_check manysenders(long n)
 {
-    n = sized(n, "manysenders");
     long got = 0;
     for (long i = 0; i < n; i++)
         deliver(&got, 1);

@@ -12,6 +12,7 @@
 #include <weft.h>
 
 #include "actor_work.h"
+#include "bench_weft.h"
 
 #define PROG "actor-weft"
 
@@ -530,25 +531,11 @@ static bench_check manysenders(long n)
 
 /* ---- driver */
 
-#define SIZED(fn)                                                        \
-    static bench_check fn##_run(long n)                                  \
-    {                                                                    \
-        return fn(n < 0 ? actor_default_size(#fn) : n);                  \
-    }
-SIZED(pingpong)
-SIZED(counting)
-SIZED(threadring)
-SIZED(fjthrput)
-SIZED(fjcreate)
-SIZED(big)
-SIZED(chameneos)
-SIZED(manysenders)
-
 static int setup(int workers)
 {
     weft_config c = weft_config_default();
     c.workers = workers;
-    return weft_runtime_create(&rt, &c);
+    return bench_weft_create(PROG, &rt, &c);
 }
 
 static void teardown(int verbose)
@@ -578,10 +565,10 @@ int main(int argc, char **argv)
 {
     static const bench_impl impl = {"weft", 0, setup, teardown};
     static const bench_workload w[] = {
-        {"pingpong", pingpong_run},     {"counting", counting_run},
-        {"threadring", threadring_run}, {"fjthrput", fjthrput_run},
-        {"fjcreate", fjcreate_run},     {"big", big_run},
-        {"chameneos", chameneos_run},   {"manysenders", manysenders_run},
+        {"pingpong", pingpong},     {"counting", counting},
+        {"threadring", threadring}, {"fjthrput", fjthrput},
+        {"fjcreate", fjcreate},     {"big", big},
+        {"chameneos", chameneos},   {"manysenders", manysenders},
     };
     static const bench_option opts[] = {{'b', "BATCH", set_batch}};
     return bench_main_opts(argc, argv, &impl, w, sizeof w / sizeof w[0],

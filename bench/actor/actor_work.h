@@ -1,13 +1,14 @@
-/* The Savina micro-benchmarks of the actor suite: names, default sizes
- * (the issue's), the fixed shapes, the per-message work, and the answer
- * each implementation must print (its check). Shared by the weft, CAF and
- * serial programs (C11 and C++). */
+/* The Savina micro-benchmarks of the actor suite: names, the fixed
+ * shapes, the per-message work, and the answer each implementation must
+ * print (its check). Shared by the weft, CAF and serial programs (C11 and
+ * C++). */
 #ifndef ACTOR_WORK_H
 #define ACTOR_WORK_H
 
 #include <stdint.h>
 
-/* workload -> default -n:
+/* workload -> what -n counts (the defaults, the issue's, are in
+ * bench_default_size in bench/common/bench.h):
  *   pingpong     round trips between two actors            check n
  *   counting     n increments (values 0..n-1) to a counter  check sum
  *   threadring   n passes of a token around RING actors     check n % RING
@@ -21,26 +22,6 @@
 #define BIG_ACTORS 120
 #define CHAM 100
 #define SENDERS 8
-
-static inline long actor_default_size(const char *w)
-{
-    static const struct { const char *name; long size; } d[] = {
-        { "pingpong", 500000 }, { "counting", 1000000 },
-        { "threadring", 100000 }, { "fjthrput", 10000 },
-        { "fjcreate", 40000 }, { "big", 20000 },
-        { "chameneos", 200000 }, { "manysenders", 2000000 },
-    };
-    for (unsigned i = 0; i < sizeof d / sizeof d[0]; i++) {
-        const char *a = d[i].name, *b = w;
-        while (*a && *a == *b) {
-            a++;
-            b++;
-        }
-        if (*a == *b)
-            return d[i].size;
-    }
-    return -1;
-}
 
 /* The work of one fork-join message (Savina's is a few floating-point
  * operations): a few dependent integer steps. Returns 1 so the caller can

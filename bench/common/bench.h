@@ -82,6 +82,11 @@ static inline long bench_default_size(const char *workload)
         { "pareto", 400000 },         { "pi", 100000000 },
         { "wordcount", 500000 },      { "json", 1000000 },
         { "join", 2000000 },
+        /* actors (bench/actor/actor_work.h): messages, rounds, actors */
+        { "pingpong", 500000 },   { "counting", 1000000 },
+        { "threadring", 100000 }, { "fjthrput", 10000 },
+        { "fjcreate", 40000 },    { "big", 20000 },
+        { "chameneos", 200000 },  { "manysenders", 2000000 },
     };
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++)
         if (strcmp(d[i].name, workload) == 0)

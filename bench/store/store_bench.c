@@ -494,14 +494,12 @@ static int run_one(const args *a, double *sec, char *extra, size_t elen)
         uint8_t *buf = prefaulted(SPILL_OBJ_BYTES);
         base = raw_io(a->dir, buf, SPILL_OBJ_BYTES, bytes, &read_s);
         munmap(buf, SPILL_OBJ_BYTES);
-#ifndef STORE_BASELINE_ONLY
-        double restore_s = 0;
-        *sec = spill_bench(a->dir, a->n, &restore_s, &bytes);
-#endif
 #ifdef STORE_BASELINE_ONLY
         *sec = base;
         snprintf(extra, elen, "read_s=%.6f", read_s);
 #else
+        double restore_s = 0;
+        *sec = spill_bench(a->dir, a->n, &restore_s, &bytes);
         snprintf(extra, elen, "base_s=%.6f restore_s=%.6f read_s=%.6f "
                  "bytes=%llu", base, restore_s, read_s,
                  (unsigned long long)bytes);

@@ -42,11 +42,10 @@ typedef struct weft_config {
     /* Bytes of object data of the runtime's own object store, opened on
      * first use (weft_runtime_store() in weft/store.h, isolated maps):
      * 0 = 128 MiB, or a quarter of the free space of /dev/shm when that is
-     * less; otherwise at least 64 KiB. Opening it reserves and faults in
-     * that much memory (/dev/shm), which the first use pays for. The environment variable
-     * WEFT_STORE_CAPACITY (bytes, or with a K, M or G suffix), when set,
-     * overrides this field. Memory is reserved only when the store is
-     * opened. */
+     * less; otherwise at least 64 KiB. Nothing is reserved until the
+     * store opens; then that much of /dev/shm is, which the first use
+     * pays for. WEFT_STORE_CAPACITY (bytes, or with a K, M or G suffix),
+     * when set, overrides this field. */
     uint64_t store_capacity;
     uint64_t reserved[7];
 } weft_config;

@@ -418,24 +418,6 @@ void weft__leave(weft_runtime *rt)
 
 /* ---- extension slots ---- */
 
-void *weft__ext_get(weft_runtime *rt, int slot,
-                    void *(*make)(weft_runtime *rt),
-                    weft__ext_free_fn free_fn)
-{
-    /* acquire pairs with the release store below */
-    void *e = weft__load_acquire(&rt->ext[slot]);
-    if (e)
-        return e;
-    pthread_mutex_lock(&rt->ext_lock);
-    e = weft__load_relaxed(&rt->ext[slot]);
-    if (!e && (e = make(rt))) {
-        rt->ext_free[slot] = free_fn;
-        weft__store_release(&rt->ext[slot], e);
-    }
-    pthread_mutex_unlock(&rt->ext_lock);
-    return e;
-}
-
 int weft__ext_make(weft_runtime *rt, int slot,
                    int (*make)(weft_runtime *rt, void *arg, void **ext),
                    void *arg, weft__ext_free_fn free_fn,
@@ -456,4 +438,25 @@ int weft__ext_make(weft_runtime *rt, int slot,
     }
     *out = rc ? NULL : e;
     return rc;
+}
+
+/* weft__ext_get's make, under weft__ext_make: NULL is out of memory. */
+struct ext_maker {
+    void *(*make)(weft_runtime *rt);
+};
+
+static int make_or_nomem(weft_runtime *rt, void *arg, void **ext)
+{
+    *ext = ((const struct ext_maker *)arg)->make(rt);
+    return *ext ? 0 : -ENOMEM;
+}
+
+void *weft__ext_get(weft_runtime *rt, int slot,
+                    void *(*make)(weft_runtime *rt),
+                    weft__ext_free_fn free_fn)
+{
+    struct ext_maker m = {make};
+    void *e;
+    weft__ext_make(rt, slot, make_or_nomem, &m, free_fn, NULL, &e);
+    return e;
 }

@@ -25,11 +25,13 @@
  * window and their kind, so several runtimes may share one store. A child
  * killed mid-chunk loses its references with its client slot (the store's
  * crash safety), which the parent reclaims before deleting the window's
- * inputs. The caller's thread is the dispatcher: it hands each idle process a chunk of items,
- * then sleeps in poll() on an eventfd (a chunk finished) and one pidfd per
- * process (it died). A process that dies has its current item reported
- * (or retried) and the rest of its chunk queued again, and a fresh process
- * takes its place. Chunks are sized so a process spends about CHUNK_NS on
+ * inputs.
+ *
+ * The caller's thread is the dispatcher: it hands each idle process a
+ * chunk of items, then sleeps in poll() on an eventfd (a chunk finished)
+ * and one pidfd per process (it died). A process that dies has its
+ * current item reported (or retried) and the rest of its chunk queued
+ * again, and a fresh process takes its place. Chunks are sized so a process spends about CHUNK_NS on
  * one, which amortises the round trip (a few microseconds) while keeping
  * the tail short. */
 #include <errno.h>
@@ -781,18 +783,26 @@ static int obj_seal_get(weft_store *st, const weft_store_id *id,
     return rc;
 }
 
+/* A sealed copy of src[0..size) as the object kind of this call or
+ * window, held through *ref (obj_seal_get). */
+static int obj_put_held(iso_call *k, int kind, const void *src, size_t size,
+                        weft_store_id *id, weft_store_obj *ref)
+{
+    void *data;
+    obj_id(k, kind, id);
+    int rc = weft_store_create(k->p->st, id, size, 0, &data);
+    if (rc)
+        return rc;
+    memcpy(data, src, size);
+    return obj_seal_get(k->p->st, id, ref);
+}
+
 static int window_in_object(iso_call *k)
 {
     map_run *m = k->m;
-    size_t in = window_in_bytes(k);
-    void *data;
-    obj_id(k, OBJ_IN, &k->in_id);
-    int rc = weft_store_create(k->p->st, &k->in_id, in, 0, &data);
-    if (rc)
-        return rc;
-    memcpy(data, m->in + k->win_lo * m->in_stride, in);
-    if ((rc = obj_seal_get(k->p->st, &k->in_id, &k->in_ref)) == 0)
-        k->in_made = true;
+    int rc = obj_put_held(k, OBJ_IN, m->in + k->win_lo * m->in_stride,
+                          window_in_bytes(k), &k->in_id, &k->in_ref);
+    k->in_made = rc == 0;
     return rc;
 }
 
@@ -925,16 +935,9 @@ static int call_sizes(iso_call *k)
 /* The call's copy of ctx, as it is now, for every window. */
 static int call_ctx(iso_call *k)
 {
-    map_run *m = k->m;
-    void *data;
-    obj_id(k, OBJ_CTX, &k->ctx_id);
-    int rc = weft_store_create(k->p->st, &k->ctx_id, m->o.ctx_size, 0,
-                               &data);
-    if (rc)
-        return rc;
-    memcpy(data, m->ctx, m->o.ctx_size);
-    if ((rc = obj_seal_get(k->p->st, &k->ctx_id, &k->ctx_ref)) == 0)
-        k->ctx_made = true;
+    int rc = obj_put_held(k, OBJ_CTX, k->m->ctx, k->m->o.ctx_size,
+                          &k->ctx_id, &k->ctx_ref);
+    k->ctx_made = rc == 0;
     return rc;
 }
 

@@ -248,14 +248,12 @@ static int loop_send(weft_transport *t, int dst, unsigned handler,
                      int iovcnt, weft_send_done done, void *done_arg)
 {
     group *g = t->g;
-    if (dst < 0 || dst >= g->size || dst == t->rank ||
-        handler > WEFT_AM_MAX_HANDLER || hdrlen > WEFT_AM_MAX_HDR ||
-        iovcnt < 0 || iovcnt > 8)
-        return -EINVAL;
+    int rc = weft__send_check(t->rank, g->size, dst, handler, hdrlen, iovcnt);
+    if (rc)
+        return rc;
     item *it = make_msg(t->rank, handler, hdr, hdrlen, iov, iovcnt);
     if (!it)
         return -ENOMEM;
-    int rc = 0;
     pthread_mutex_lock(&g->lock);
     weft_transport *d = g->ep[dst];
     if (t->dead || !d || d->dead)

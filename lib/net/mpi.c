@@ -71,13 +71,6 @@ struct weft_transport {
     int rxcap;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int mpi_open(weft_transport **out, const weft_transport_params *p,
                     const weft_transport_events *ev)
 {
@@ -167,10 +160,9 @@ static int mpi_send(weft_transport *t, int dst, unsigned handler,
                     const void *hdr, size_t hdrlen, const struct iovec *iov,
                     int iovcnt, weft_send_done done, void *arg)
 {
-    if (dst < 0 || dst >= t->size || dst == t->rank ||
-        handler > WEFT_AM_MAX_HANDLER || hdrlen > WEFT_AM_MAX_HDR ||
-        iovcnt < 0 || iovcnt > 8)
-        return -EINVAL;
+    int rc = weft__send_check(t->rank, t->size, dst, handler, hdrlen, iovcnt);
+    if (rc)
+        return rc;
     txmsg *m = make_msg(t, dst, handler, hdr, hdrlen, iov, iovcnt);
     if (!m)
         return -ENOMEM;
@@ -307,7 +299,7 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
 {
     if (!t->joined)
         join_all(t);
-    uint64_t start = now_ns(), last = start;
+    uint64_t start = weft__now_ns(), last = start;
     uint64_t end = timeout_ns < 0 ? UINT64_MAX
                                   : start + (uint64_t)timeout_ns;
     for (;;) {
@@ -315,7 +307,7 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
         busy |= test_sends(t);
         while (recv_one(t))
             busy = true;
-        uint64_t now = now_ns();
+        uint64_t now = weft__now_ns();
         if (busy)
             last = now;
         /* acquire pairs with the release in mpi_wake */
@@ -333,14 +325,14 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
 
 static void mpi_wake(weft_transport *t)
 {
-    atomic_store_explicit(&t->woken, true, memory_order_release);
+    weft__store_release(&t->woken, true);
 }
 
 static void mpi_close(weft_transport *t)
 {
-    uint64_t end = now_ns() + 2000000000u;
+    uint64_t end = weft__now_ns() + 2000000000u;
     start_sends(t);
-    while ((t->active || t->qh) && now_ns() < end) {
+    while ((t->active || t->qh) && weft__now_ns() < end) {
         start_sends(t); /* replies queued by what recv_one delivered */
         test_sends(t);
         while (recv_one(t)) {

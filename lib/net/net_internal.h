@@ -3,6 +3,8 @@
 #ifndef WEFT_NET_INTERNAL_H
 #define WEFT_NET_INTERNAL_H
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -29,6 +31,22 @@ WEFT__HIDDEN extern const weft_transport_ops weft__tcp_ops;
 #ifdef WEFT_HAVE_MPI
 WEFT__HIDDEN extern const weft_transport_ops weft__mpi_ops;
 #endif
+
+/* Most payload buffers in one send (weft_transport_ops.send). */
+#define WEFT__AM_MAX_IOV 8
+
+/* The checks of a send's arguments every backend makes (the contract of
+ * weft_transport_ops.send): 0, or -EINVAL. */
+static inline int weft__send_check(int rank, int size, int dst,
+                                   unsigned handler, size_t hdrlen,
+                                   int iovcnt)
+{
+    if (dst < 0 || dst >= size || dst == rank ||
+        handler > WEFT_AM_MAX_HANDLER || hdrlen > WEFT_AM_MAX_HDR ||
+        iovcnt < 0 || iovcnt > WEFT__AM_MAX_IOV)
+        return -EINVAL;
+    return 0;
+}
 
 /* loop.c, for tests: cut rank off its group as if its machine died. Its
  * peers get peer_failed; it gets peer_failed for every peer; messages to

@@ -93,13 +93,6 @@ static void count(_Atomic uint64_t *c, uint64_t v)
     weft__add_relaxed(c, v);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- sending ---- */
 
 typedef struct sendbuf {
@@ -310,7 +303,16 @@ static bool start_local(weft_node *n, rec *r)
     return false;
 }
 
-static void pump(weft_node *n);
+/* Start r on this node; local_running and jobs_live count it already.
+ * False when it could not start: r failed with -ENOMEM, its job ended. */
+static bool run_here(weft_node *n, rec *r)
+{
+    if (start_local(n, r))
+        return true;
+    rec_finish(r, -ENOMEM, NULL);
+    job_end(n, true);
+    return false;
+}
 
 /* A job of this node ended. A local one's worker goes to the next queued
  * any-node task, if any, without n->jobs_live dropping to 0 in between
@@ -354,11 +356,8 @@ static void pump(weft_node *n)
         pthread_mutex_unlock(&n->lock);
         if (!r)
             return;
-        if (start_local(n, r))
-            continue;
-        rec_finish(r, -ENOMEM, NULL);
-        job_end(n, true);
-        return;
+        if (!run_here(n, r))
+            return;
     }
 }
 
@@ -372,7 +371,7 @@ static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
     m.id = r->id;
     r->dst = dst;
     tab_put(n, r);
-    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    weft__add_relaxed(&r->refs, 1);
     pthread_mutex_unlock(&n->lock);
     int rc = send_msg(n, dst, &m, r->arg ? r->arg->data : NULL,
                       r->arg ? r->arg->len : 0, NULL, rec_release, r, NULL);
@@ -386,7 +385,7 @@ static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
         aq_push(n, r, true);
     pthread_mutex_unlock(&n->lock);
     if (mine && !requeue)
-        rec_finish(r, rc == -EHOSTDOWN ? -EHOSTDOWN : rc, NULL);
+        rec_finish(r, rc, NULL);
     if (requeue)
         pump(n);
 }
@@ -600,7 +599,7 @@ static void on_recv(void *ctx, weft_am *am)
             ? (n->steal_backoff_ns * 2 > 10000000 ? 10000000
                                                  : n->steal_backoff_ns * 2)
             : (uint64_t)n->steal_us * 1000;
-        n->steal_at = now_ns() + n->steal_backoff_ns;
+        n->steal_at = weft__now_ns() + n->steal_backoff_ns;
         return;
     case WEFT__H_OBJ_ANN:
         pthread_mutex_lock(&n->lock);
@@ -768,7 +767,7 @@ static int alloc_peers(weft_node *n, int size);
  * live peer for work; one request at a time, backing off on "no work". */
 static uint64_t steal_tick(weft_node *n)
 {
-    uint64_t now = now_ns();
+    uint64_t now = weft__now_ns();
     pthread_mutex_lock(&n->lock);
     bool idle = !n->closing && !n->aq_len && n->jobs_live < n->local_max;
     int cand[64], nc = 0;
@@ -903,14 +902,14 @@ static void timed_wait(weft_node *n, uint64_t deadline_ns)
 /* Wait for the transport to open and every peer to be met. */
 static int meet(weft_node *n, int join_ms)
 {
-    uint64_t deadline = now_ns() + (uint64_t)join_ms * 1000000u;
+    uint64_t deadline = weft__now_ns() + (uint64_t)join_ms * 1000000u;
     pthread_mutex_lock(&n->lock);
     while (!n->opened)
         pthread_cond_wait(&n->cond, &n->lock);
     int rc = n->open_rc;
     /* A node with another table waits too, so that every peer hears of
      * it before it goes. */
-    while (!rc && n->settled < n->size - 1 && now_ns() < deadline)
+    while (!rc && n->settled < n->size - 1 && weft__now_ns() < deadline)
         timed_wait(n, deadline);
     if (!rc)
         rc = n->mismatch ? -EPROTO : n->died_early ? -EHOSTDOWN
@@ -969,7 +968,7 @@ static int start(weft_node *n, const weft_net_config *c)
         return rc;
     int w = weft_runtime_workers(n->rt);
     n->local_max = w > 0 ? w : 1;
-    n->rand = (uint64_t)now_ns() ^ (uint64_t)(uintptr_t)n;
+    n->rand = (uint64_t)weft__now_ns() ^ (uint64_t)(uintptr_t)n;
     return 0;
 }
 
@@ -1104,7 +1103,8 @@ int weft_net_barrier(weft_node *n, int64_t timeout_ns)
 {
     if (!n)
         return -EINVAL;
-    uint64_t deadline = timeout_ns < 0 ? 0 : now_ns() + (uint64_t)timeout_ns;
+    uint64_t deadline =
+        timeout_ns < 0 ? 0 : weft__now_ns() + (uint64_t)timeout_ns;
     pthread_mutex_lock(&n->lock);
     weft__msg m = {.handler = WEFT__H_BARRIER, .epoch = ++n->epoch};
     n->arrived[n->rank] = m.epoch;
@@ -1117,7 +1117,7 @@ int weft_net_barrier(weft_node *n, int64_t timeout_ns)
     while (!barrier_done(n, m.epoch) && !rc) {
         if (!deadline)
             pthread_cond_wait(&n->cond, &n->lock);
-        else if (now_ns() >= deadline)
+        else if (weft__now_ns() >= deadline)
             rc = -ETIMEDOUT;
         else
             timed_wait(n, deadline);
@@ -1127,20 +1127,6 @@ int weft_net_barrier(weft_node *n, int64_t timeout_ns)
 }
 
 /* ---- remote tasks ---- */
-
-/* Start r on this node; local_running and jobs_live count it already. */
-static void run_here(weft_node *n, rec *r)
-{
-    incoming *in = weft__calloc(1, sizeof *in);
-    if (in) {
-        *in = (incoming){.n = n, .src = -1, .r = r};
-        if (!start_job(n, in))
-            return;
-        weft__free(in);
-    }
-    rec_finish(r, -ENOMEM, NULL);
-    job_end(n, true);
-}
 
 weft_remote_opts weft_remote_opts_default(void)
 {

@@ -2,6 +2,7 @@
  * name, and the byte blocks everything travels in. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,15 +116,16 @@ int weft_remote_register(const char *name, weft_remote_fn fn)
     if (!fn || len == 0 || len > 255)
         return -EINVAL;
     int rc = 0;
+    bool found = false;
     pthread_mutex_lock(&reg_lock);
-    for (uint32_t i = 0; i < nfns && !rc; i++)
-        if (!strcmp(fns[i].name, name))
+    for (uint32_t i = 0; i < nfns && !found; i++)
+        if (!strcmp(fns[i].name, name)) {
+            found = true;
             rc = fns[i].fn == fn ? 0 : -EEXIST;
-    if (rc || (frozen && (rc = -EBUSY)))
+        }
+    /* the same pair twice is fine, unless the table is frozen */
+    if (rc || (frozen && (rc = -EBUSY)) || found)
         goto out;
-    for (uint32_t i = 0; i < nfns; i++)
-        if (!strcmp(fns[i].name, name))
-            goto out; /* same pair twice: fine */
     if (nfns == capfns) {
         uint32_t cap = capfns ? 2 * capfns : 16;
         rfn *p = realloc(fns, cap * sizeof *p);

@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -42,7 +41,7 @@ typedef struct txmsg {
     int dst;
     size_t total, off; /* bytes of the whole frame, bytes written */
     int iovcnt;
-    struct iovec iov[9]; /* [0] = head (frame + header) */
+    struct iovec iov[1 + WEFT__AM_MAX_IOV]; /* [0] = head (frame + hdr) */
     weft_send_done done;
     void *arg;
     unsigned char head[WEFT__FRAME_LEN + WEFT_AM_MAX_HDR];
@@ -91,13 +90,6 @@ struct weft_transport {
     struct sockaddr_storage acc_addr;
     socklen_t acc_len;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static struct io_uring_sqe *sqe_get(weft_transport *t)
 {
@@ -174,7 +166,7 @@ static conn *conn_new(weft_transport *t, int fd, int rank, bool outbound)
     c->rank = rank;
     c->outbound = outbound;
     c->rx = rx;
-    c->born = now_ns();
+    c->born = weft__now_ns();
     c->next = t->conns;
     t->conns = c;
     int one = 1;
@@ -203,6 +195,14 @@ static void conn_close(weft_transport *t, conn *c)
     }
 }
 
+static void conn_free(conn *c)
+{
+    close(c->fd);
+    weft_bytes_free(c->pay);
+    weft__free(c->rx);
+    weft__free(c);
+}
+
 static void conn_reap(weft_transport *t, conn *c)
 {
     if (!c->closing || c->inflight)
@@ -212,10 +212,7 @@ static void conn_reap(weft_transport *t, conn *c)
             *p = c->next;
             break;
         }
-    close(c->fd);
-    weft_bytes_free(c->pay);
-    weft__free(c->rx);
-    weft__free(c);
+    conn_free(c);
 }
 
 static void bad_stream(weft_transport *t, conn *c, const char *why)
@@ -231,10 +228,10 @@ static void bad_stream(weft_transport *t, conn *c, const char *why)
 static void fail_peer(weft_transport *t, int rank, int reason)
 {
     peer *pe = &t->peers[rank];
-    if (atomic_load_explicit(&pe->failed, memory_order_relaxed))
+    if (weft__load_relaxed(&pe->failed))
         return;
     /* release: send() on other threads reads it to refuse new messages */
-    atomic_store_explicit(&pe->failed, true, memory_order_release);
+    weft__store_release(&pe->failed, true);
     if (pe->c)
         conn_close(t, pe->c);
     for (txmsg *m = pe->qh, *n; m; m = n) {
@@ -257,7 +254,7 @@ static void peer_up(weft_transport *t, int rank, conn *c)
     pe->c = c;
     pe->joined = true;
     pe->ever_joined = true;
-    pe->last_rx = now_ns();
+    pe->last_rx = weft__now_ns();
     if (pe->qh)
         pe->qh->off = 0;
     if (t->ev.peer_joined)
@@ -310,16 +307,22 @@ static void peer_push(peer *pe, txmsg *m, bool front)
     pe->qt = m;
 }
 
+static void tcp_wake(weft_transport *t)
+{
+    uint64_t one = 1;
+    ssize_t w = write(t->efd, &one, sizeof one);
+    (void)w; /* a full counter still wakes */
+}
+
 static int tcp_send(weft_transport *t, int dst, unsigned handler,
                     const void *hdr, size_t hdrlen, const struct iovec *iov,
                     int iovcnt, weft_send_done done, void *arg)
 {
-    if (dst < 0 || dst >= t->size || dst == t->rank ||
-        handler > WEFT_AM_MAX_HANDLER || hdrlen > WEFT_AM_MAX_HDR ||
-        iovcnt < 0 || iovcnt > 8)
-        return -EINVAL;
+    int rc = weft__send_check(t->rank, t->size, dst, handler, hdrlen, iovcnt);
+    if (rc)
+        return rc;
     /* acquire pairs with fail_peer's release */
-    if (atomic_load_explicit(&t->peers[dst].failed, memory_order_acquire))
+    if (weft__load_acquire(&t->peers[dst].failed))
         return -EHOSTDOWN;
     txmsg *m = frame_msg(t->rank, dst, WEFT__FK_AM, handler, hdr, hdrlen,
                          iov, iovcnt);
@@ -335,11 +338,8 @@ static int tcp_send(weft_transport *t, int dst, unsigned handler,
         t->inh = m;
     t->int_ = m;
     pthread_mutex_unlock(&t->qlock);
-    if (first && !pthread_equal(pthread_self(), t->owner)) {
-        uint64_t one = 1;
-        ssize_t w = write(t->efd, &one, sizeof one);
-        (void)w; /* a full counter still wakes */
-    }
+    if (first && !pthread_equal(pthread_self(), t->owner))
+        tcp_wake(t);
     return 0;
 }
 
@@ -353,7 +353,7 @@ static void drain(weft_transport *t)
     while (m) {
         txmsg *n = m->next;
         peer *pe = &t->peers[m->dst];
-        if (atomic_load_explicit(&pe->failed, memory_order_relaxed)) {
+        if (weft__load_relaxed(&pe->failed)) {
             if (m->done)
                 m->done(m->arg, -EHOSTDOWN);
             weft__free(m);
@@ -396,11 +396,11 @@ static void kick_send(weft_transport *t, peer *pe)
     set_data(s, c, OP_SEND);
     c->sending = true;
     c->inflight++;
-    pe->last_tx = now_ns();
+    pe->last_tx = weft__now_ns();
 }
 
 /* res bytes of pe's queue were written. */
-static void sent(weft_transport *t, peer *pe, size_t res)
+static void sent(peer *pe, size_t res)
 {
     while (pe->qh && res) {
         txmsg *m = pe->qh;
@@ -417,7 +417,6 @@ static void sent(weft_transport *t, peer *pe, size_t res)
             m->done(m->arg, 0);
         weft__free(m);
     }
-    (void)t;
 }
 
 static void on_send(weft_transport *t, conn *c, int res)
@@ -430,7 +429,7 @@ static void on_send(weft_transport *t, conn *c, int res)
         return;
     }
     peer *pe = &t->peers[c->rank];
-    sent(t, pe, (size_t)res);
+    sent(pe, (size_t)res);
     kick_send(t, pe);
 }
 
@@ -471,8 +470,7 @@ static int on_frame(weft_transport *t, conn *c, const weft__frame *f,
     if (f->kind == WEFT__FK_HELLO) {
         if (c->rank >= 0 || c->outbound || f->src >= (uint32_t)t->size ||
             (int)f->src == t->rank ||
-            atomic_load_explicit(&t->peers[f->src].failed,
-                                 memory_order_relaxed)) {
+            weft__load_relaxed(&t->peers[f->src].failed)) {
             bad_stream(t, c, "unexpected hello");
             return -1;
         }
@@ -548,7 +546,7 @@ static void on_recv_done(weft_transport *t, conn *c, int res)
         return;
     }
     if (c->rank >= 0)
-        t->peers[c->rank].last_rx = now_ns();
+        t->peers[c->rank].last_rx = weft__now_ns();
     if (c->direct) {
         c->pay_got += (size_t)res; /* went straight into the payload */
         if (c->pay_got == c->pay->len)
@@ -573,6 +571,17 @@ static void arm_accept(weft_transport *t)
     io_uring_prep_accept(s, t->lfd, (struct sockaddr *)&t->acc_addr,
                          &t->acc_len, SOCK_CLOEXEC);
     set_data(s, NULL, OP_ACCEPT);
+}
+
+/* Wait for a write to the eventfd (tcp_wake, or a send from another
+ * thread). */
+static void arm_wake(weft_transport *t)
+{
+    struct io_uring_sqe *s = sqe_get(t);
+    if (!s)
+        return;
+    io_uring_prep_read(s, t->efd, &t->efd_buf, sizeof t->efd_buf, 0);
+    set_data(s, NULL, OP_WAKE);
 }
 
 static void on_accept(weft_transport *t, int res)
@@ -644,13 +653,12 @@ static void beat(weft_transport *t, peer *pe, int rank)
 /* Heartbeats, reconnections, deaths; returns ns until the next tick. */
 static uint64_t tick(weft_transport *t)
 {
-    uint64_t now = now_ns(), hb = (uint64_t)t->p.heartbeat_ms * 1000000u;
+    uint64_t now = weft__now_ns(), hb = (uint64_t)t->p.heartbeat_ms * 1000000u;
     uint64_t dead = (uint64_t)t->p.dead_timeout_ms * 1000000u;
     uint64_t join = (uint64_t)t->p.join_timeout_ms * 1000000u;
     for (int r = 0; r < t->size; r++) {
         peer *pe = &t->peers[r];
-        if (r == t->rank ||
-            atomic_load_explicit(&pe->failed, memory_order_relaxed))
+        if (r == t->rank || weft__load_relaxed(&pe->failed))
             continue;
         if (pe->ever_joined ? now - pe->last_rx > dead
                             : now - t->opened_at > join) {
@@ -678,14 +686,10 @@ static void complete(weft_transport *t, struct io_uring_cqe *cqe)
     conn *c = (conn *)(uintptr_t)(d & ~(uint64_t)OP_MASK);
     switch (op) {
     case OP_ACCEPT: on_accept(t, cqe->res); return;
-    case OP_WAKE: {
-        struct io_uring_sqe *s = t->closing ? NULL : sqe_get(t);
-        if (s) {
-            io_uring_prep_read(s, t->efd, &t->efd_buf, sizeof t->efd_buf, 0);
-            set_data(s, NULL, OP_WAKE);
-        }
+    case OP_WAKE:
+        if (!t->closing)
+            arm_wake(t);
         return;
-    }
     case OP_RECV: c->inflight--; on_recv_done(t, c, cqe->res); break;
     case OP_SEND: c->inflight--; on_send(t, c, cqe->res); break;
     case OP_CONNECT: c->inflight--; on_connect(t, c, cqe->res); break;
@@ -762,9 +766,7 @@ static int setup(weft_transport *t, const weft_transport_params *p)
     if (rc)
         return rc;
     arm_accept(t);
-    struct io_uring_sqe *s = sqe_get(t);
-    io_uring_prep_read(s, t->efd, &t->efd_buf, sizeof t->efd_buf, 0);
-    set_data(s, NULL, OP_WAKE);
+    arm_wake(t);
     io_uring_submit(&t->ring);
     return 0;
 }
@@ -792,7 +794,7 @@ static int tcp_open(weft_transport **out, const weft_transport_params *p,
     t->ev = *ev;
     t->lfd = t->efd = -1;
     t->owner = pthread_self();
-    t->opened_at = now_ns();
+    t->opened_at = weft__now_ns();
     pthread_mutex_init(&t->qlock, NULL);
     int rc = setup(t, p);
     if (rc) {
@@ -810,8 +812,7 @@ static void tcp_close(weft_transport *t)
     drain(t);
     for (int r = 0; r < t->size; r++) {
         peer *pe = &t->peers[r];
-        if (r == t->rank || !pe->joined ||
-            atomic_load_explicit(&pe->failed, memory_order_relaxed))
+        if (r == t->rank || !pe->joined || weft__load_relaxed(&pe->failed))
             continue;
         txmsg *m = frame_msg(t->rank, r, WEFT__FK_BYE, 0, NULL, 0, NULL, 0);
         if (m) {
@@ -819,8 +820,8 @@ static void tcp_close(weft_transport *t)
             kick_send(t, pe);
         }
     }
-    uint64_t until = now_ns() + 200000000u;
-    for (bool busy = true; busy && now_ns() < until;) {
+    uint64_t until = weft__now_ns() + 200000000u;
+    for (bool busy = true; busy && weft__now_ns() < until;) {
         tcp_progress(t, 10000000);
         busy = false;
         for (int r = 0; r < t->size; r++)
@@ -834,16 +835,13 @@ static void tcp_close(weft_transport *t)
         conn_close(t, c);
     close(t->lfd);
     t->lfd = -1;
-    uint64_t end = now_ns() + 1000000000u;
-    while (t->conns && now_ns() < end)
+    uint64_t end = weft__now_ns() + 1000000000u;
+    while (t->conns && weft__now_ns() < end)
         tcp_progress(t, 10000000);
     while (t->conns) { /* the kernel kept an operation: free anyway */
         conn *c = t->conns;
         t->conns = c->next;
-        close(c->fd);
-        weft_bytes_free(c->pay);
-        weft__free(c->rx);
-        weft__free(c);
+        conn_free(c);
     }
     teardown(t, true);
 }
@@ -851,12 +849,6 @@ static void tcp_close(weft_transport *t)
 static int tcp_rank(const weft_transport *t) { return t->rank; }
 static int tcp_size(const weft_transport *t) { return t->size; }
 
-static void tcp_wake(weft_transport *t)
-{
-    uint64_t one = 1;
-    ssize_t w = write(t->efd, &one, sizeof one);
-    (void)w;
-}
 
 const weft_transport_ops weft__tcp_ops = {
     .name = "tcp",

@@ -403,11 +403,9 @@ int weft_store_delete(weft_store *st, const weft_store_id *id)
 /* ---- get and release */
 
 static void fill_obj(weft_store *st, uint32_t d, uint32_t gen,
-                     weft_store_obj *obj)
+                     uint64_t off, uint64_t size, weft_store_obj *obj)
 {
     st_desc *x = st_desc_at(st, d);
-    uint64_t off = atomic_load_explicit(&x->off, memory_order_relaxed);
-    uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
     obj->data = st->data + off + ST_BLK_HDR;
     obj->size = size;
     obj->slot = d;
@@ -418,10 +416,8 @@ static void fill_obj(weft_store *st, uint32_t d, uint32_t gen,
 
 /* The object lies inside the data area (a segment written by something
  * else than weft could say otherwise). */
-static int bounds_ok(weft_store *st, st_desc *x)
+static int bounds_ok(weft_store *st, uint64_t off, uint64_t size)
 {
-    uint64_t off = atomic_load_explicit(&x->off, memory_order_relaxed);
-    uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
     return off < st->capacity && size <= st->capacity - off - ST_BLK_HDR;
 }
 
@@ -440,13 +436,16 @@ static int try_ref(weft_store *st, uint32_t d, uint32_t gen,
         (atomic_load_explicit(&x->state, memory_order_seq_cst) != ST_SEALED ||
          atomic_load_explicit(&x->gen, memory_order_acquire) != gen))
         rc = -EAGAIN;
-    if (rc == 0 && !bounds_ok(st, x))
+    /* read once: checked here, handed out by fill_obj */
+    uint64_t off = atomic_load_explicit(&x->off, memory_order_relaxed);
+    uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
+    if (rc == 0 && !bounds_ok(st, off, size))
         rc = -EPROTO;
     if (rc) {
         atomic_fetch_sub_explicit(r, 1, memory_order_release);
         return rc;
     }
-    fill_obj(st, d, gen, obj);
+    fill_obj(st, d, gen, off, size, obj);
     return 0;
 }
 
@@ -469,13 +468,9 @@ static int get_locked(weft_store *st, const weft_store_id *id,
     *seq = atomic_load_explicit(&st->h->seal_seq, memory_order_relaxed);
     uint32_t d = st_find_locked(st, id);
     rc = -ENOENT;
-    if (d != ST_NIL32 && atomic_load_explicit(&st_desc_at(st, d)->state,
-                                              memory_order_relaxed) ==
-                             ST_SPILLED)
+    if (state_locked(st, d) == ST_SPILLED)
         rc = st_restore(st, d);
-    if (d != ST_NIL32 && atomic_load_explicit(&st_desc_at(st, d)->state,
-                                              memory_order_relaxed) ==
-                             ST_SEALED)
+    if (state_locked(st, d) == ST_SEALED)
         rc = try_ref(st, d, atomic_load_explicit(&st_desc_at(st, d)->gen,
                                                  memory_order_relaxed), obj);
     st_unlock(st);

@@ -37,7 +37,7 @@ static void rt_store_free(weft_runtime *rt, void *ext)
         weft_store_close(x->st);
         weft_store_unlink(name, NULL);
     }
-    free(x);
+    weft__free(x);
 }
 
 static void rt_store_stats(void *ext, weft_runtime_stats *out)
@@ -97,7 +97,7 @@ static int open_private(weft_runtime *rt, weft_store **out)
 static int make_own(weft_runtime *rt, void *arg, void **ext)
 {
     (void)arg;
-    rt_store *x = calloc(1, sizeof *x);
+    rt_store *x = weft__calloc(1, sizeof *x);
     if (!x)
         return -ENOMEM;
     int rc = open_private(rt, &x->st);
@@ -107,14 +107,14 @@ static int make_own(weft_runtime *rt, void *arg, void **ext)
     *ext = x;
     return 0;
 fail:
-    free(x);
+    weft__free(x);
     return rc;
 }
 
 static int make_attached(weft_runtime *rt, void *arg, void **ext)
 {
     (void)rt;
-    rt_store *x = calloc(1, sizeof *x);
+    rt_store *x = weft__calloc(1, sizeof *x);
     if (!x)
         return -ENOMEM;
     x->st = arg;

@@ -328,15 +328,6 @@ int st_client_dead(const st_client *c)
 
 /* ---- the lock */
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* The critical sections are short (a hash insert, a free-list pop), so a
  * contended lock is tried a few times before sleeping in the futex: the
  * sleep and the wake-up cost microseconds, the wait mostly less. A dead
@@ -348,7 +339,7 @@ static int lock_spin_then_block(pthread_mutex_t *m)
         if (rc != EBUSY)
             return rc;
         for (int k = 0; k < 16; k++)
-            cpu_relax();
+            weft__cpu_relax();
     }
     return pthread_mutex_lock(m);
 }
@@ -378,6 +369,21 @@ uint32_t st_refsum(weft_store *st, uint32_t d)
     return sum;
 }
 
+/* Under the lock: another client's slot whose process is gone. */
+static int other_dead(weft_store *st, uint32_t c)
+{
+    st_client *cl = &st->clients[c];
+    return atomic_load_explicit(&cl->state, memory_order_relaxed) ==
+               ST_CLIENT_ALIVE && c != st->me && st_client_dead(cl);
+}
+
+static void free_slot(weft_store *st, uint32_t c)
+{
+    st_client *cl = &st->clients[c];
+    atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&cl->state, ST_CLIENT_FREE, memory_order_release);
+}
+
 /* Under the lock: drops every reference client c held (release: the
  * reads it made of the objects happen before whatever reuses them) and
  * frees the objects it left unsealed. */
@@ -392,9 +398,7 @@ void st_reclaim_client(weft_store *st, uint32_t c)
                 ST_CREATED && x->owner == c)
             st_desc_free(st, d);
     }
-    st_client *cl = &st->clients[c];
-    atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
-    atomic_store_explicit(&cl->state, ST_CLIENT_FREE, memory_order_release);
+    free_slot(st, c);
     ST_SUB(&st->h->clients, 1);
 }
 
@@ -403,9 +407,7 @@ int st_reclaim_dead(weft_store *st)
 {
     int n = 0;
     for (uint32_t c = 0; c < st->max_clients; c++) {
-        st_client *cl = &st->clients[c];
-        if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
-                ST_CLIENT_ALIVE || c == st->me || !st_client_dead(cl))
+        if (!other_dead(st, c))
             continue;
         st_reclaim_client(st, c);
         ST_ADD(&st->h->reclaims, 1);
@@ -444,19 +446,17 @@ static void repair_desc(weft_store *st, uint32_t d)
 /* Under the lock, after its previous owner died holding it: every
  * derived structure may be half-updated, so it is all rebuilt from the
  * descriptors. The dead owner (and any other dead client) is reclaimed
- * first so that its unsealed objects go. */
+ * first so that its unsealed objects go: its references and slot here
+ * (not st_reclaim_client, whose frees touch the derived structures),
+ * its objects by repair_desc, the counters by the rebuilds. */
 void st_repair(weft_store *st)
 {
     for (uint32_t c = 0; c < st->max_clients; c++) {
-        st_client *cl = &st->clients[c];
-        if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
-                ST_CLIENT_ALIVE || c == st->me || !st_client_dead(cl))
+        if (!other_dead(st, c))
             continue;
         for (uint32_t d = 0; d < st->max_objects; d++)
             atomic_store_explicit(st_ref(st, c, d), 0, memory_order_release);
-        atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
-        atomic_store_explicit(&cl->state, ST_CLIENT_FREE,
-                              memory_order_release);
+        free_slot(st, c);
         ST_ADD(&st->h->reclaims, 1);
     }
     uint64_t alive = 0;

@@ -49,6 +49,7 @@
 #include <liburing.h>
 
 #include "alloc.h"
+#include "atomics.h"
 
 #include "weft/store.h"
 
@@ -236,9 +237,7 @@ WEFT__HIDDEN int st_spill_path(const char *dir, const char *name,
 /* Counters in the header change only under the lock, one writer at a
  * time: a plain load and store (no locked instruction), relaxed atomics
  * because lock-free readers (weft_store_stats_get) look at them. */
-#define ST_ADD(p, v) \
-    atomic_store_explicit((p), atomic_load_explicit((p), \
-        memory_order_relaxed) + (v), memory_order_relaxed)
+#define ST_ADD(p, v) weft__stat_add((p), (v))
 #define ST_SUB(p, v) ST_ADD((p), -(uint64_t)(v))
 
 static inline st_desc *st_desc_at(weft_store *st, uint32_t d)
