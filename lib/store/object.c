@@ -418,7 +418,10 @@ static void fill_obj(weft_store *st, uint32_t d, uint32_t gen,
  * else than weft could say otherwise). */
 static int bounds_ok(weft_store *st, uint64_t off, uint64_t size)
 {
-    return off < st->capacity && size <= st->capacity - off - ST_BLK_HDR;
+    /* in that order, so that no subtraction wraps: an offset within a
+     * header of the end would otherwise pass any size */
+    return off < st->capacity && st->capacity - off >= ST_BLK_HDR &&
+           size <= st->capacity - off - ST_BLK_HDR;
 }
 
 /* Takes a reference on d if it still holds the sealed object seen at
