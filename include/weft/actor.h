@@ -119,7 +119,13 @@ typedef struct weft_actor_opts {
     /* Preferred NUMA node for the actor's activations, -1 = where its
      * sender runs (the default). */
     int numa_node;
-    uint64_t reserved[6];
+    /* 1: count the messages queued, for weft_actor_backlog(). Bounded
+     * mailboxes and pool members count anyway; for others it is off by
+     * default (0), because the count is a second atomic operation per
+     * send on the cache line every sender writes. */
+    int track_backlog;
+    uint32_t reserved0;
+    uint64_t reserved[5];
 } weft_actor_opts;
 
 /* The default batch of an activation: the batch sweep of the actor
@@ -210,7 +216,9 @@ WEFT_API int weft_actor_alive(const weft_actor *a);
 /* Restarts so far (a pool: summed over members), or -EINVAL. */
 WEFT_API long weft_actor_restarts(const weft_actor *a);
 
-/* Messages now in a's mailbox (a pool: summed), a gauge; -EINVAL. */
+/* Messages now in a's mailbox (a pool: summed), a gauge; -EINVAL, or
+ * -ENOTSUP for an unbounded actor spawned without track_backlog (it
+ * keeps no count). */
 WEFT_API long weft_actor_backlog(const weft_actor *a);
 
 /* --- inside receive ---------------------------------------------------- */

@@ -38,7 +38,11 @@ enum {
     F_CLOSED = 1u << 0, /* sends refused: stopping, stopped or dead */
     F_KILL = 1u << 1,   /* immediate stop asked: drop what is queued */
     F_DEAD = 1u << 2,   /* fini ran (or init failed): nothing more runs */
+    F_COUNTED = 1u << 3, /* keeps count: bounded, pool member, or asked */
 };
+
+/* the low bit of an actor's `in`: mailbox empty, no activation */
+#define MQ_IDLE ((uintptr_t)1)
 
 typedef struct apool apool;
 
@@ -50,14 +54,17 @@ typedef struct apool apool;
  * other senders' read-modify-writes keep moving. */
 struct weft_actor {
     /* producers' words: one line moves per send */
-    _Atomic(alink *) in;      /* newest message (the stub when drained) */
-    /* messages and stop requests reserved or queued, not yet taken by
-     * an activation. 0 -> 1 schedules the actor; the activation's
-     * subtraction back to 0 ends it. */
+    /* the newest message (an alink *, or the stub once drained), or'ed
+     * with MQ_IDLE while the mailbox is empty and no activation is
+     * scheduled: the send that finds the mark schedules one */
+    _Atomic uintptr_t in;
+    /* counted actors only (F_COUNTED: bounded mailboxes, pool members,
+     * track_backlog): messages and stop requests sent, not yet handled */
     _Atomic int64_t count;
     /* consumer's words (the running activation only) */
     weft__job job;            /* its activation's queue entry */
-    alink *out;
+    alink *out;               /* the oldest message not yet taken, or
+                               * the stub */
     alink stub;
     /* references: handles, plus one while alive (not F_DEAD), plus one
      * per scheduled activation */
@@ -102,6 +109,13 @@ WEFT__HIDDEN int weft__actor_stop_one(weft_actor *a, int mode, ajoin *join,
                                       fut *done);
 WEFT__HIDDEN int weft__actor_check_opts(const weft_actor_opts *o);
 WEFT__HIDDEN void weft__actor_finish_join(ajoin *j);
+
+/* env.c: envelopes of bytes (header included). Blocks of up to
+ * WEFT__ENV_SMALL bytes are recycled; bytes must be given back as
+ * allocated. */
+#define WEFT__ENV_SMALL 64
+WEFT__HIDDEN void *weft__env_alloc(size_t bytes);
+WEFT__HIDDEN void weft__env_free(void *env, size_t bytes);
 
 /* pool.c, for actor.c */
 WEFT__HIDDEN weft_actor *weft__pool_pick(weft_actor *p);

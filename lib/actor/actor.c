@@ -1,22 +1,31 @@
 /* Actors: mailboxes, activations, restarts and stops.
  *
- * Mailbox. An intrusive MPSC queue without locks (Vyukov): a producer
- * exchanges the queue's `in` end with its envelope and then links the old
- * end to it; the one consumer (the actor's running activation) follows the
- * links from `out`. Messages of one producer keep their order because its
- * exchanges are ordered. Beside the queue, `count` holds the messages
- * reserved or queued and not yet taken: a sender first reserves (a plain
- * add, or a compare-and-swap against the bound of a bounded mailbox), then
- * queues, and the sender that moved count from 0 schedules the actor.
+ * Mailbox. An intrusive MPSC queue without locks (Vyukov's, with Pony's
+ * idle mark): a producer exchanges the queue's `in` end with its envelope
+ * and then links the old end to it; the one consumer (the actor's running
+ * activation) follows the links from `out`, and puts the stub back behind
+ * the last message when it drains the queue. Messages of one producer
+ * keep their order because its exchanges are ordered. A send is that one
+ * exchange: the low bit of `in` (MQ_IDLE) says the mailbox was empty with
+ * no activation, and the send that finds it set schedules one.
  *
- * Activation. A pool job that takes at most `batch` messages, then
- * subtracts what it took from count: a result of 0 ends the activation
- * (the next 0 -> 1 schedules a new one), anything else queues it again
- * behind the other work. So exactly one activation exists while count >
- * 0, and none while it is 0: the actor's state needs no lock, and count's
- * acquire-release read-modify-writes hand the state from one activation
- * to the next. A reserved message may not be linked yet (its sender is
- * between reserve and link): the activation waits briefly, then yields.
+ * Activation. A pool job that takes at most `batch` messages. When none
+ * is left it marks the mailbox idle with a compare-and-swap that only
+ * succeeds if no send came in between, and ends; after a full batch it
+ * queues itself again behind the other work. So exactly one activation
+ * exists while the mark is clear: the actor's state needs no lock, and
+ * the mark's release (the compare-and-swap) and acquire (the scheduling
+ * sender's exchange) hand the state from one activation to the next. A
+ * message whose sender is between its exchange and its link is waited for
+ * briefly, then the activation yields and runs again.
+ *
+ * Count. Bounded mailboxes, pool members and actors spawned with
+ * track_backlog also keep `count`, the messages sent and not yet handled:
+ * the bound is checked against it, a pool routes by it, and
+ * weft_actor_backlog() reads it. Other actors skip it: it was a second
+ * read-modify-write of the senders' cache line per message, and with the
+ * envelope depot (env.c) dropping it took many senders into one mailbox
+ * from 195 to 161 ms on 2 workers (bench/run.py --suite actor).
  *
  * Lifetime. refs counts the handles, one reference while the actor is
  * alive, and one per scheduled activation; the memory goes when it drops
@@ -29,8 +38,8 @@
 #include "alloc.h"
 #include "act.h"
 
-/* How long an activation waits for a reserved message to be linked
- * before it yields (its sender was preempted in between). */
+/* How long an activation waits for a sent message to be linked before
+ * it yields (its sender was preempted between exchange and link). */
 #define LINK_SPINS 1024
 /* Bounded waits from outside threads re-check at least this often: the
  * wake-up is the fast path, the timeout only a safety net. */
@@ -120,18 +129,22 @@ void weft__actor_unref(weft_actor *a)
 
 /* ---- the mailbox ---- */
 
-static void mq_push(weft_actor *a, alink *n)
+/* Queue n; true when the mailbox was idle: the caller schedules it. */
+static bool mq_push(weft_actor *a, alink *n)
 {
     weft__store_relaxed(&n->next, NULL);
-    /* acq_rel: takes the previous end from the producer before us */
-    alink *prev = weft__xchg_acqrel(&a->in, n);
+    /* acq_rel: takes the previous end from the producer before us, and
+     * from an activation's idle mark the state it leaves */
+    uintptr_t prev = weft__xchg_acqrel(&a->in, (uintptr_t)n);
     /* release pairs with the consumer's acquire load of next: the
      * envelope's contents are visible once it is linked */
-    weft__store_release(&prev->next, n);
+    weft__store_release(&((alink *)(prev & ~MQ_IDLE))->next, n);
+    return prev & MQ_IDLE;
 }
 
 /* The oldest linked message, or NULL when none is linked (empty, or a
- * producer is between its exchange and its link). Consumer only. */
+ * producer is between its exchange and its link). Consumer only. While
+ * an activation runs, `in` carries no idle mark. */
 static alink *mq_pop(weft_actor *a)
 {
     alink *tail = a->out;
@@ -146,7 +159,7 @@ static alink *mq_pop(weft_actor *a)
         a->out = next;
         return tail;
     }
-    if (tail != weft__load_acquire(&a->in))
+    if ((uintptr_t)tail != weft__load_acquire(&a->in))
         return NULL; /* a push is half done */
     mq_push(a, &a->stub); /* tail is the last: put the stub behind it */
     if ((next = weft__load_acquire(&tail->next))) {
@@ -156,92 +169,38 @@ static alink *mq_pop(weft_actor *a)
     return NULL;
 }
 
-/* A message the caller knows was reserved: wait briefly for its link. */
-static amsg *mq_take(weft_actor *a)
+typedef enum { MQ_MSG, MQ_PARKED, MQ_STALLED } mq_state;
+
+/* The next message in *m; or, when none is linked, the mailbox marked
+ * idle if it is empty (MQ_PARKED: the activation must end), else its
+ * newest sender stalled between exchange and link (MQ_STALLED). */
+static mq_state mq_take(weft_actor *a, amsg **m)
 {
+    uintptr_t stub = (uintptr_t)&a->stub;
     for (int i = 0; i < LINK_SPINS; i++) {
-        alink *l = mq_pop(a);
-        if (l)
-            return (amsg *)l;
+        if ((*m = (amsg *)mq_pop(a)))
+            return MQ_MSG;
+        uintptr_t last = stub;
+        /* release: this activation's writes reach the sender whose
+         * exchange sees the mark (and schedules the next activation) */
+        if (a->out == &a->stub &&
+            atomic_compare_exchange_strong_explicit(
+                &a->in, &last, stub | MQ_IDLE, memory_order_release,
+                memory_order_relaxed))
+            return MQ_PARKED;
         weft__cpu_relax();
     }
-    return NULL;
+    return MQ_STALLED;
 }
 
-/* ---- envelopes ---- */
+/* ---- envelopes (env.c) ---- */
 
-/* Envelopes of small messages (the common case) have one size, and each
- * thread keeps up to ENV_CACHE of them that it freed, for its next sends:
- * a receiver that also sends (most actors) then recycles envelopes
- * without the allocator's cross-thread free, which costs an atomic
- * operation on the allocating thread's page. Sanitizer builds (no
- * mimalloc) skip the cache so that every block is checked. */
-#define ENV_SMALL 64
-#define ENV_CACHE 1024
-
-#ifdef WEFT_HAVE_MIMALLOC
-typedef struct env_cache {
-    alink *head;
-    int n;
-    bool armed; /* the thread-exit drain is registered */
-} env_cache;
-
-static WEFT__TLS _Thread_local env_cache envs;
-static pthread_key_t env_key;
-static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-
-/* At thread exit: give the cached envelopes back. */
-static void env_drain(void *unused)
-{
-    (void)unused;
-    for (alink *l = envs.head, *next; l; l = next) {
-        next = weft__load_relaxed(&l->next);
-        weft__free(l);
-    }
-    envs.head = NULL;
-    envs.n = 0;
-    envs.armed = false;
-}
-
-static void env_key_make(void)
-{
-    if (pthread_key_create(&env_key, env_drain))
-        env_key = (pthread_key_t)-1; /* no destructor: cache nothing */
-}
-
-static void *env_alloc(size_t bytes)
-{
-    alink *l = envs.head;
-    if (bytes > ENV_SMALL || !l)
-        return weft__malloc(bytes <= ENV_SMALL ? ENV_SMALL : bytes);
-    envs.head = weft__load_relaxed(&l->next);
-    envs.n--;
-    return l;
-}
+static void *env_alloc(size_t bytes) { return weft__env_alloc(bytes); }
 
 static void env_free(amsg *m)
 {
-    if (m->size > ENV_SMALL - sizeof *m || envs.n >= ENV_CACHE) {
-        weft__free(m);
-        return;
-    }
-    if (!envs.armed) { /* first use on this thread: arm the drain */
-        pthread_once(&env_once, env_key_make);
-        if (env_key == (pthread_key_t)-1 ||
-            pthread_setspecific(env_key, &envs)) {
-            weft__free(m);
-            return;
-        }
-        envs.armed = true;
-    }
-    weft__store_relaxed(&m->link.next, envs.head);
-    envs.head = &m->link;
-    envs.n++;
+    weft__env_free(m, sizeof *m + m->size);
 }
-#else
-static void *env_alloc(size_t bytes) { return weft__malloc(bytes); }
-static void env_free(amsg *m) { weft__free(m); }
-#endif
 
 /* ---- counting ---- */
 
@@ -391,38 +350,34 @@ static void wake_space(weft_actor *a)
     weft__futex_wake(&a->space_seq, INT32_MAX);
 }
 
-/* Take up to batch messages, and return how many are left in count.
- * Only messages known to be reserved are waited for, so an activation
- * never spins on an empty mailbox. An unbounded mailbox subtracts what it
- * took once, at the end; a bounded one after each message, so the room
- * a message frees is given to waiting senders at once. */
-static int64_t take_batch(weft_actor *a)
+/* Handle up to batch messages: true when the mailbox was found empty
+ * and marked idle (the activation ends), false when it must run again.
+ * A bounded mailbox gives back the room of each message as soon as it is
+ * handled, so waiting senders get it at once; other counting ones
+ * subtract what they took once, before the activation ends or yields. */
+static bool take_batch(weft_actor *a)
 {
-    int64_t taken = 0, owed = 0, avail = weft__load_acquire(&a->count);
-    while (taken < a->batch) {
-        if (owed == avail && (avail = weft__load_acquire(&a->count)) == owed)
+    bool counted = weft__load_relaxed(&a->flags) & F_COUNTED;
+    int64_t owed = 0;
+    mq_state st = MQ_MSG;
+    for (int taken = 0; taken < a->batch; taken++) {
+        amsg *m;
+        if ((st = mq_take(a, &m)) != MQ_MSG)
             break;
-        amsg *m = mq_take(a);
-        if (!m)
-            break; /* its sender stalls between reserve and link */
-        taken++;
-        owed++;
         handle(a, m);
         if (a->capacity) {
             /* seq_cst: the handshake with sleep_for_space */
-            avail = weft__sub_seqcst(&a->count, 1) - 1;
-            owed = 0;
+            weft__sub_seqcst(&a->count, 1);
             wake_space(a);
-            if (avail == 0)
-                return 0;
+        } else {
+            owed++;
         }
     }
-    if (taken == 0)
-        sched_yield(); /* let a stalled sender link its message */
-    /* acq_rel: releases this activation's writes to the next one (the
-     * acquire of the sender that moves count from 0, or our requeue) */
-    return owed ? weft__sub_seqcst(&a->count, owed) - owed
-                : weft__load_acquire(&a->count);
+    if (counted && owed)
+        weft__sub_release(&a->count, owed);
+    if (st == MQ_STALLED)
+        sched_yield(); /* let the stalled sender link its message */
+    return st == MQ_PARKED;
 }
 
 static void activate(weft__job *j)
@@ -431,9 +386,9 @@ static void activate(weft__job *j)
     weft_actor *outer = running;
     weft_runtime *rt = a->rt;
     running = a;
-    int64_t left = take_batch(a);
+    bool parked = take_batch(a);
     running = outer;
-    if (left > 0) {
+    if (!parked) {
         weft__job_push(rt, &a->job, a->node, 0); /* keeps token and ref */
         return;
     }
@@ -483,24 +438,20 @@ static int wait_space(weft_actor *a, unsigned flags, int64_t cap)
     return 0;
 }
 
-/* Reserve one message in a's mailbox: 0, or the error to return. Returns
- * in *was the count before. */
-static int reserve(weft_actor *a, unsigned flags, int64_t *was)
+/* Count one message into a counted mailbox (F_COUNTED): 0, or the
+ * error to return. A bounded one waits for room (or returns -EAGAIN). */
+static int reserve(weft_actor *a, unsigned flags)
 {
     int64_t cap = a->capacity;
-    if (!cap) {
-        /* acq_rel: acquire pairs with the activation's subtraction, so
-         * the scheduling sender sees the previous activation finished */
-        *was = atomic_fetch_add_explicit(&a->count, 1, memory_order_acq_rel);
+    if (!cap) { /* a pool member: the count only routes */
+        weft__add_relaxed(&a->count, 1);
         return 0;
     }
     int64_t c = weft__load_relaxed(&a->count);
     for (;;) {
         if (c < cap) {
-            if (weft__cas_acqrel(&a->count, &c, c + 1)) {
-                *was = c;
+            if (weft__cas_acqrel(&a->count, &c, c + 1))
                 return 0;
-            }
             continue;
         }
         int rc = wait_space(a, flags, cap);
@@ -510,11 +461,10 @@ static int reserve(weft_actor *a, unsigned flags, int64_t *was)
     }
 }
 
-/* Queue m (reserved) and schedule a when it was idle. */
-static void enqueue(weft_actor *a, amsg *m, int64_t was)
+/* Queue m (counted, if a counts) and schedule a when it was idle. */
+static void enqueue(weft_actor *a, amsg *m)
 {
-    mq_push(a, &m->link);
-    if (was == 0)
+    if (mq_push(a, &m->link))
         schedule(a);
 }
 
@@ -540,19 +490,19 @@ static amsg *msg_new(const void *data, size_t size, uint32_t kind)
 static int deliver(weft_actor *a, const void *data, size_t size,
                    unsigned flags, fut *reply)
 {
-    if (weft__load_acquire(&a->flags) & F_CLOSED)
+    uint32_t f = weft__load_acquire(&a->flags);
+    if (f & F_CLOSED)
         return WEFT_ACTOR_DEAD;
     amsg *m = msg_new(data, size, MSG_USER);
     if (!m)
         return -ENOMEM;
     m->reply = reply;
-    int64_t was;
-    int rc = reserve(a, flags, &was);
+    int rc = (f & F_COUNTED) ? reserve(a, flags) : 0;
     if (rc) {
         env_free(m);
         return rc;
     }
-    enqueue(a, m, was);
+    enqueue(a, m);
     count_sent(a->rt);
     return 0;
 }
@@ -614,7 +564,8 @@ weft_actor_opts weft_actor_opts_default(void)
 int weft__actor_check_opts(const weft_actor_opts *o)
 {
     if (o->max_restarts < -1 || o->capacity < 0 || o->batch < 0 ||
-        o->batch > 65535 || o->numa_node < -1 || o->numa_node > 127)
+        o->batch > 65535 || o->numa_node < -1 || o->numa_node > 127 ||
+        o->track_backlog < 0 || o->track_backlog > 1)
         return -EINVAL;
     return 0;
 }
@@ -626,13 +577,15 @@ static void actor_init(weft_actor *a, weft_runtime *rt,
     memset(a, 0, WEFT__ACTOR_HDR + cls->state_size);
     a->job.run = activate;
     a->stub.next = NULL;
-    weft__store_relaxed(&a->in, &a->stub);
+    weft__store_relaxed(&a->in, (uintptr_t)&a->stub | MQ_IDLE);
     a->out = &a->stub;
     weft__store_relaxed(&a->refs, 2); /* the caller's handle, alive */
     a->batch = (uint16_t)(o->batch ? o->batch : WEFT_ACTOR_BATCH);
     a->node = (int8_t)o->numa_node;
     a->max_restarts = o->max_restarts;
     a->capacity = o->capacity;
+    if (a->capacity || o->track_backlog)
+        weft__store_relaxed(&a->flags, F_COUNTED);
     a->cls = cls;
     a->rt = rt;
     a->arg = arg;
@@ -710,9 +663,9 @@ int weft__actor_stop_one(weft_actor *a, int mode, ajoin *join, fut *done)
         handle_stop(a, m); /* only completes: a is dead */
         return WEFT_ACTOR_DEAD;
     }
-    int64_t was = atomic_fetch_add_explicit(&a->count, 1,
-                                            memory_order_acq_rel);
-    enqueue(a, m, was);
+    if (old & F_COUNTED)
+        weft__add_relaxed(&a->count, 1);
+    enqueue(a, m);
     return (old & want) == want ? -EALREADY : 0;
 }
 
@@ -793,8 +746,11 @@ long weft_actor_backlog(const weft_actor *a)
 {
     if (!a)
         return -EINVAL;
+    weft_actor *m = (weft_actor *)a;
     if (!a->pool)
-        return (long)weft__load_relaxed(&((weft_actor *)a)->count);
+        return weft__load_relaxed(&m->flags) & F_COUNTED
+                   ? (long)weft__load_relaxed(&m->count)
+                   : -ENOTSUP;
     long n = 0;
     for (int i = 0; i < a->pool->n; i++)
         n += weft_actor_backlog(a->pool->member[i]);

@@ -437,7 +437,9 @@ static void stop_in_flight(int mode)
     atomic_store(&slow_handled, 0);
     atomic_store(&fini_calls, 0);
     weft_actor *a = NULL;
-    assert_int_equal(weft_actor_spawn(rt, &SLOW, NULL, NULL, &a), 0);
+    weft_actor_opts o = weft_actor_opts_default();
+    o.track_backlog = 1; /* so that the count is checked at the end */
+    assert_int_equal(weft_actor_spawn(rt, &SLOW, NULL, &o, &a), 0);
     /* queued asks before the stop, senders racing with it */
     enum { Q = 200 };
     weft_future *fs[Q];
@@ -559,6 +561,33 @@ static int send_waiting_task(weft_job *job, void *p)
             return rc;
     }
     return 0;
+}
+
+/* The backlog: -ENOTSUP unless the actor counts (track_backlog); a
+ * counting one includes the message being handled. */
+static void test_backlog(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    atomic_store(&mbox_open, 0);
+    atomic_store(&gated, 0);
+    weft_actor *plain = NULL, *a = NULL;
+    assert_int_equal(weft_actor_spawn(rt, &GATED, NULL, NULL, &plain), 0);
+    assert_int_equal(weft_actor_backlog(plain), -ENOTSUP);
+    weft_actor_opts o = weft_actor_opts_default();
+    o.track_backlog = 1;
+    assert_int_equal(weft_actor_spawn(rt, &GATED, NULL, &o, &a), 0);
+    assert_int_equal(weft_actor_backlog(a), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(weft_send(a, "b", 1, 0), 0);
+    assert_int_equal(weft_actor_backlog(a), 10); /* 1 at the gate */
+    atomic_store(&mbox_open, 1);
+    assert_int_equal(backlog_settles(a), 0);
+    assert_int_equal(atomic_load(&gated), 10);
+    weft_actor_release(plain);
+    weft_actor_release(a);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
 }
 
 static void test_bounded(void **s)
@@ -889,6 +918,9 @@ static void test_bad_args(void **s)
     o = weft_actor_opts_default();
     o.capacity = -1;
     assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, &o, &a), -EINVAL);
+    o = weft_actor_opts_default();
+    o.track_backlog = 2;
+    assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, &o, &a), -EINVAL);
     assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, NULL, &a), 0);
     weft_future *f = NULL;
     assert_int_equal(weft_send(NULL, "x", 1, 0), -EINVAL);
@@ -920,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_stop_graceful),
         cmocka_unit_test(test_stop_now),
         cmocka_unit_test(test_stop_twice),
+        cmocka_unit_test(test_backlog),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_bounded_self),
         cmocka_unit_test(test_self_send),
