@@ -36,6 +36,10 @@ WORKLOADS = [
     ("chameneos", 200000, 20000, "meetings, 100 chameneos"),
     ("manysenders", 2000000, 200000, "messages, 8 senders"),
 ]
+# BENCH_ACTOR_WORKLOADS=a,b runs only those (re-measuring one figure).
+if os.environ.get("BENCH_ACTOR_WORKLOADS"):
+    _keep = os.environ["BENCH_ACTOR_WORKLOADS"].split(",")
+    WORKLOADS = [w for w in WORKLOADS if w[0] in _keep]
 WEFT, CAF = "weft", "caf"
 IMPLS = [WEFT, CAF]
 # The activation-batch sweep (BENCH_ACTOR_SWEEP=0 skips it: six more

@@ -23,9 +23,10 @@
  * track_backlog also keep `count`, the messages sent and not yet handled:
  * the bound is checked against it, a pool routes by it, and
  * weft_actor_backlog() reads it. Other actors skip it: it was a second
- * read-modify-write of the senders' cache line per message, and with the
- * envelope depot (env.c) dropping it took many senders into one mailbox
- * from 195 to 161 ms on 2 workers (bench/run.py --suite actor).
+ * read-modify-write of the senders' cache line per message. Without it
+ * many senders into one mailbox went from 216 to 195 ms and counting
+ * from 86 to 80 ms on 2 workers (medians of 7 processes, each keeping
+ * its second run, against the count in the same run).
  *
  * Lifetime. refs counts the handles, one reference while the actor is
  * alive, and one per scheduled activation; the memory goes when it drops

@@ -176,9 +176,9 @@ static void test_storm(void **st)
 
 /* --- short-lived senders --------------------------------------------------
  * Waves of outside threads each send to one sink and exit, so envelopes
- * go from the sink's thread to the senders' and back through the depot
- * (lib/actor/env.c), and every exiting thread gives its cached envelopes
- * back. The sink's sum says no message was lost, duplicated or altered. */
+ * allocated by threads that are gone are freed into the sink's cache
+ * (lib/actor/env.c) and every exiting thread's cache is drained. The
+ * sink's sum says no message was lost, duplicated or altered. */
 
 struct sink_state {
     uint64_t sum;
