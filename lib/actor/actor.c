@@ -196,8 +196,6 @@ static mq_state mq_take(weft_actor *a, amsg **m)
 
 /* ---- envelopes (env.c) ---- */
 
-static void *env_alloc(size_t bytes) { return weft__env_alloc(bytes); }
-
 static void env_free(amsg *m)
 {
     weft__env_free(m, sizeof *m + m->size);
@@ -444,7 +442,7 @@ static int wait_space(weft_actor *a, unsigned flags, int64_t cap)
 static int reserve(weft_actor *a, unsigned flags)
 {
     int64_t cap = a->capacity;
-    if (!cap) { /* a pool member: the count only routes */
+    if (!cap) { /* a pool member's or track_backlog's: no bound */
         weft__add_relaxed(&a->count, 1);
         return 0;
     }
@@ -471,7 +469,7 @@ static void enqueue(weft_actor *a, amsg *m)
 
 static amsg *msg_new(const void *data, size_t size, uint32_t kind)
 {
-    amsg *m = env_alloc(sizeof *m + size);
+    amsg *m = weft__env_alloc(sizeof *m + size);
     if (!m)
         return NULL;
     m->reply = NULL;

@@ -124,6 +124,7 @@ int weft_actor_pool_spawn(weft_runtime *rt, const weft_actor_class *cls,
     int rc = weft__enter(rt);
     if (rc)
         return rc;
+    o.track_backlog = 1; /* members count their messages: picks compare */
     weft_actor *p = pool_handle(rt, cls, n);
     if (!p) {
         weft__leave(rt);
@@ -133,9 +134,6 @@ int weft_actor_pool_spawn(weft_runtime *rt, const weft_actor_class *cls,
     for (; made < n; made++)
         if ((rc = weft__actor_new(rt, cls, arg, &o, &p->pool->member[made])))
             break;
-        else /* members count their messages: picks compare them */
-            atomic_fetch_or_explicit(&p->pool->member[made]->flags,
-                                     F_COUNTED, memory_order_relaxed);
     if (rc || (rc = weft__actor_register(rt, p)))
         rc = pool_fail(p, made, rc);
     else
