@@ -21,13 +21,20 @@ int weft_store_stats_get(weft_store *st, weft_store_stats *o)
     o->capacity = st->capacity;
     o->used = rd(&h->used);
     o->objects = rd(&h->objects);
-    o->sealed = rd(&h->sealed);
+    /* seals not linked yet are counted by their clients (st.h) */
+    uint64_t unlinked = 0;
+    for (uint32_t c = 0; c < st->max_clients; c++) {
+        int32_t n = atomic_load_explicit(&st->clients[c].unlinked,
+                                         memory_order_relaxed);
+        unlinked += n > 0 ? (uint64_t)n : 0;
+    }
+    o->sealed = rd(&h->sealed) + unlinked;
     o->spilled = rd(&h->spilled);
     o->max_objects = st->max_objects;
     o->clients = rd(&h->clients);
     o->max_clients = st->max_clients;
     o->creates = rd(&h->creates);
-    o->seals = rd(&h->seals);
+    o->seals = rd(&h->seals) + unlinked;
     o->deletes = rd(&h->deletes);
     o->aborts = rd(&h->aborts);
     o->evictions = rd(&h->evictions);
@@ -53,8 +60,8 @@ static void describe(weft_store *st, uint32_t d, weft_store_info *o)
         o->state = ST_SEALED;
     o->flags = x->flags;
     o->refs = st_refsum(st, d);
-    if (o->state == ST_CREATED && x->owner < st->max_clients)
-        o->owner_pid = atomic_load_explicit(&st->clients[x->owner].pid,
+    if (o->state == ST_CREATED && st_owner(x) < st->max_clients)
+        o->owner_pid = atomic_load_explicit(&st->clients[st_owner(x)].pid,
                                             memory_order_relaxed);
 }
 
@@ -120,7 +127,8 @@ static int check_objects(weft_store *st, char *why, size_t len)
         if (st_find_locked(st, &id) != d)
             return WHY("object %u: not found by its id", d);
         objects += s != ST_SPILLED;
-        sealed += s == ST_SEALED;
+        /* a seal not linked yet is counted when it is (see st.h) */
+        sealed += s == ST_SEALED && x->lru_seq != 0;
         spilled += s == ST_SPILLED;
     }
     if (objects != rd(&st->h->objects) || sealed != rd(&st->h->sealed) ||

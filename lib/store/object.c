@@ -1,5 +1,5 @@
-/* Objects: create, seal, abort, delete under the lock; get and release
- * lock-free on the fast path (see st.h for the protocol); LRU eviction
+/* Objects: create, abort, delete under the lock; seal, get and release
+ * lock-free on the fast path (see st.h for the protocols); LRU eviction
  * with a second chance for objects got since they were queued. */
 #include <errno.h>
 #include <limits.h>
@@ -35,7 +35,7 @@ void st_desc_reset(weft_store *st, uint32_t d)
     atomic_store_explicit(&x->state, ST_FREE, memory_order_relaxed);
     for (int i = 0; i < 3; i++)
         atomic_store_explicit(&x->id[i], 0, memory_order_relaxed);
-    x->owner = ST_NIL32;
+    atomic_store_explicit(&x->owner, ST_NIL32, memory_order_relaxed);
     x->flags = 0;
     /* release: pairs with st_find_fast's acquire of gen */
     atomic_store_explicit(&x->gen, g + 1, memory_order_release);
@@ -68,6 +68,70 @@ void st_lru_unlink(weft_store *st, uint32_t d)
     else
         h->lru_tail = x->lru_prev;
     x->lru_prev = x->lru_next = ST_NIL32;
+    x->lru_seq = 0;
+}
+
+/* Lowers client c's count of unlinked seals, not below 0 (a repair may
+ * have zeroed it while the seal was on its way). */
+static void unlinked_dec(weft_store *st, uint32_t c)
+{
+    if (c >= st->max_clients)
+        return;
+    _Atomic int32_t *n = &st->clients[c].unlinked;
+    int32_t v = atomic_load_explicit(n, memory_order_relaxed);
+    while (v > 0 && !atomic_compare_exchange_weak_explicit(
+                        n, &v, v - 1, memory_order_relaxed,
+                        memory_order_relaxed))
+        ;
+}
+
+/* Under the lock: links d if it is sealed and not linked yet (a seal
+ * made without the lock); anyone holding the lock may, any number of
+ * times (see "Lock-free seal" in st.h). acquire on state: the sealer's
+ * raise of its count, made before its CAS, is then seen before our
+ * decrement. */
+void st_link_sealed(weft_store *st, uint32_t d)
+{
+    st_desc *x = st_desc_at(st, d);
+    if (x->lru_seq != 0 ||
+        atomic_load_explicit(&x->state, memory_order_acquire) != ST_SEALED)
+        return;
+    st_lru_push(st, d);
+    ST_ADD(&st->h->sealed, 1);
+    ST_ADD(&st->h->seals, 1);
+    unlinked_dec(st, st_owner(x));
+}
+
+/* Under the lock: links this handle's pending seals. */
+void st_link_pending(weft_store *st)
+{
+    if (!atomic_load_explicit(&st->npend, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&st->pend_mu);
+    uint32_t n = atomic_load_explicit(&st->npend, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        st_link_sealed(st, st->pend[i]);
+    atomic_store_explicit(&st->npend, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&st->pend_mu);
+}
+
+/* Under the lock: links every sealed, unlinked object when some client
+ * counts one (space is needed and they may be evictable). Returns how
+ * many it linked. */
+static uint32_t link_orphans(weft_store *st)
+{
+    int any = 0;
+    for (uint32_t c = 0; c < st->max_clients && !any; c++)
+        any = atomic_load_explicit(&st->clients[c].unlinked,
+                                   memory_order_relaxed) > 0;
+    if (!any)
+        return 0;
+    uint64_t before = atomic_load_explicit(&st->h->sealed,
+                                           memory_order_relaxed);
+    for (uint32_t d = 0; d < st->max_objects; d++)
+        st_link_sealed(st, d);
+    return (uint32_t)(atomic_load_explicit(&st->h->sealed,
+                                           memory_order_relaxed) - before);
 }
 
 /* Frees descriptor d and everything derived from it. The caller made
@@ -82,9 +146,11 @@ void st_desc_free(weft_store *st, uint32_t d)
         st_spill_drop(st, x->spill_file);
         ST_SUB(&h->spilled, 1);
     } else {
-        if (s == ST_SEALED || s == ST_DELETING) {
+        if ((s == ST_SEALED || s == ST_DELETING) && x->lru_seq != 0) {
             st_lru_unlink(st, d);
             ST_SUB(&h->sealed, 1);
+        } else if (s == ST_SEALED || s == ST_DELETING) {
+            unlinked_dec(st, st_owner(x)); /* sealed, never linked */
         }
         st_heap_free(st, atomic_load_explicit(&x->off, memory_order_relaxed));
         ST_SUB(&h->objects, 1);
@@ -190,6 +256,8 @@ static int free_something(weft_store *st, uint64_t need)
 {
     if (evict_one(st))
         return 0;
+    if (link_orphans(st) > 0 && evict_one(st))
+        return 0;
     if (st_reclaim_dead(st) > 0)
         return 0;
     if (st->spill_dir && st_spill(st, need) == 0)
@@ -213,6 +281,8 @@ static int alloc_desc(weft_store *st, uint32_t *d)
 {
     while (st->h->free_desc == ST_NIL32) {
         if (evict_one(st))
+            continue;
+        if (link_orphans(st) > 0 && evict_one(st))
             continue;
         if (st_reclaim_dead(st) > 0)
             continue;
@@ -243,8 +313,10 @@ static void desc_fill(weft_store *st, uint32_t d, const weft_store_id *id,
     atomic_store_explicit(&x->size, size, memory_order_relaxed);
     atomic_store_explicit(&x->touched, 0, memory_order_relaxed);
     x->block = got;
-    x->owner = st->me;
+    atomic_store_explicit(&x->owner, st->me, memory_order_relaxed);
     x->flags = flags;
+    x->lru_seq = 0;
+    x->lru_prev = x->lru_next = ST_NIL32;
     ST_POINT("create:half-desc");
     atomic_store_explicit(&x->state, ST_CREATED, memory_order_relaxed);
     /* release: pairs with st_find_fast's acquire of gen */
@@ -297,7 +369,7 @@ static int own_unsealed(weft_store *st, const weft_store_id *id,
     st_desc *x = st_desc_at(st, *d);
     if (atomic_load_explicit(&x->state, memory_order_relaxed) != ST_CREATED)
         return -EALREADY;
-    return x->owner == st->me ? 0 : -EPERM;
+    return st_owner(x) == st->me ? 0 : -EPERM;
 }
 
 static void futex_wake_all(_Atomic uint32_t *addr)
@@ -305,35 +377,84 @@ static void futex_wake_all(_Atomic uint32_t *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+/* Wakes getters waiting for a seal. seq_cst: with the waiter's seq_cst
+ * increment of nwaiters and its re-check of the object (wait_seal), either
+ * we see it waiting or it sees the object sealed (Dekker). */
+static void wake_sealed(weft_store *st)
+{
+    if (atomic_load_explicit(&st->h->nwaiters, memory_order_seq_cst) == 0)
+        return;
+    atomic_fetch_add_explicit(&st->h->seal_seq, 1, memory_order_seq_cst);
+    futex_wake_all(&st->h->seal_seq);
+}
+
+/* Notes a sealed d for linking at this handle's next locked operation;
+ * a full list is linked first. If that fails, d stays for link_orphans,
+ * which the client's count calls for. */
+static void note_pending(weft_store *st, uint32_t d)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        pthread_mutex_lock(&st->pend_mu);
+        uint32_t n = atomic_load_explicit(&st->npend, memory_order_relaxed);
+        if (n < ST_PEND_MAX) {
+            st->pend[n] = d;
+            atomic_store_explicit(&st->npend, n + 1, memory_order_relaxed);
+            pthread_mutex_unlock(&st->pend_mu);
+            return;
+        }
+        pthread_mutex_unlock(&st->pend_mu);
+        if (st_lock(st) == 0) /* links the pending list */
+            st_unlock(st);
+    }
+}
+
+/* Seals d, seen at gen holding the caller's id: CREATED -> SEALED with
+ * one compare-and-swap of (gen, state), so a descriptor freed and reused
+ * since is left alone. seq_cst: pairs with the getter's seq_cst load of
+ * state, which makes the data written before it visible. */
+static int seal_at(weft_store *st, uint32_t d, uint32_t gen)
+{
+    st_desc *x = st_desc_at(st, d);
+    uint64_t want = st_gs(gen, ST_CREATED);
+    uint64_t cur = atomic_load_explicit(&x->gs, memory_order_relaxed);
+    if (cur != want)
+        return cur == st_gs(gen, ST_SEALED) || cur == st_gs(gen, ST_SPILLED)
+                   ? -EALREADY
+                   : -ENOENT;
+    if (st_owner(x) != st->me)
+        return -EPERM;
+    /* counted first, so that a linker never takes the count below the
+     * truth (see st_link_sealed) */
+    _Atomic int32_t *unlinked = &st->clients[st->me].unlinked;
+    atomic_fetch_add_explicit(unlinked, 1, memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(
+            &x->gs, &want, st_gs(gen, ST_SEALED), memory_order_seq_cst,
+            memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(unlinked, 1, memory_order_relaxed);
+        return want == st_gs(gen, ST_SEALED) ? -EALREADY : -ENOENT;
+    }
+    ST_POINT("seal:sealed");
+    wake_sealed(st);
+    note_pending(st, d);
+    return 0;
+}
+
 int weft_store_seal(weft_store *st, const weft_store_id *id)
 {
     if (!id_ok(st, id))
         return -EINVAL;
-    uint32_t d;
+    uint32_t gen, d = st_find_fast(st, id, &gen);
+    if (WEFT_LIKELY(d != ST_NIL32))
+        return seal_at(st, d, gen);
+    /* the index may be mid-rebuild: look again under the lock */
     int rc = st_lock(st);
     if (rc)
         return rc;
-    rc = own_unsealed(st, id, &d);
-    if (rc == 0) {
-        ST_POINT("seal:locked");
-        st_desc *x = st_desc_at(st, d);
-        /* seq_cst: pairs with the getter's seq_cst load of state, which
-         * makes the object's data written before it visible */
-        atomic_store_explicit(&x->state, ST_SEALED, memory_order_seq_cst);
-        st_lru_push(st, d);
-        ST_ADD(&st->h->sealed, 1);
-        ST_ADD(&st->h->seals, 1);
-        /* seq_cst: with the waiter's seq_cst increment of nwaiters before
-         * it sleeps (Dekker), either we see it or it sees the new seq */
-        atomic_store_explicit(&st->h->seal_seq,
-            atomic_load_explicit(&st->h->seal_seq, memory_order_relaxed) + 1,
-            memory_order_seq_cst);
-    }
+    d = st_find_locked(st, id);
+    gen = d == ST_NIL32 ? 0 : atomic_load_explicit(&st_desc_at(st, d)->gen,
+                                                   memory_order_relaxed);
     st_unlock(st);
-    if (rc == 0 && atomic_load_explicit(&st->h->nwaiters,
-                                        memory_order_seq_cst) > 0)
-        futex_wake_all(&st->h->seal_seq);
-    return rc;
+    return d == ST_NIL32 ? -ENOENT : seal_at(st, d, gen);
 }
 
 int weft_store_abort(weft_store *st, const weft_store_id *id)
@@ -345,7 +466,14 @@ int weft_store_abort(weft_store *st, const weft_store_id *id)
     if (rc)
         return rc;
     rc = own_unsealed(st, id, &d);
+    /* the CAS loses to a concurrent lock-free seal: then it stays */
+    uint32_t s = ST_CREATED;
+    if (rc == 0 && !atomic_compare_exchange_strong_explicit(
+                       &st_desc_at(st, d)->state, &s, ST_ABORTING,
+                       memory_order_relaxed, memory_order_relaxed))
+        rc = -EALREADY;
     if (rc == 0) {
+        ST_POINT("abort:claimed");
         st_desc_free(st, d);
         ST_ADD(&st->h->aborts, 1);
     }
@@ -468,7 +596,8 @@ static int get_locked(weft_store *st, const weft_store_id *id,
     int rc = st_lock(st);
     if (rc)
         return rc;
-    *seq = atomic_load_explicit(&st->h->seal_seq, memory_order_relaxed);
+    /* acquire: a seq bumped by a seal makes that seal visible below */
+    *seq = atomic_load_explicit(&st->h->seal_seq, memory_order_acquire);
     uint32_t d = st_find_locked(st, id);
     rc = -ENOENT;
     if (state_locked(st, d) == ST_SPILLED)
@@ -480,8 +609,22 @@ static int get_locked(weft_store *st, const weft_store_id *id,
     return rc;
 }
 
-/* Sleeps until the seal sequence moves from seq or the deadline. */
-static void wait_seal(weft_store *st, uint32_t seq, int64_t deadline)
+/* Sealed (or spilled) now, looked at without the lock; seq_cst: see
+ * wake_sealed. */
+static int sealed_now(weft_store *st, const weft_store_id *id)
+{
+    uint32_t gen, d = st_find_fast(st, id, &gen);
+    if (d == ST_NIL32)
+        return 0;
+    uint32_t s = atomic_load_explicit(&st_desc_at(st, d)->state,
+                                      memory_order_seq_cst);
+    return s == ST_SEALED || s == ST_SPILLED;
+}
+
+/* Sleeps until the seal sequence moves from seq, the deadline, or (seen
+ * after announcing the wait) id is sealed. */
+static void wait_seal(weft_store *st, const weft_store_id *id, uint32_t seq,
+                      int64_t deadline)
 {
     struct timespec ts, *tp = NULL;
     if (deadline >= 0) {
@@ -494,7 +637,8 @@ static void wait_seal(weft_store *st, uint32_t seq, int64_t deadline)
     }
     /* seq_cst: pairs with the sealer's seq_cst load of nwaiters */
     atomic_fetch_add_explicit(&st->h->nwaiters, 1, memory_order_seq_cst);
-    syscall(SYS_futex, &st->h->seal_seq, FUTEX_WAIT, seq, tp, NULL, 0);
+    if (!sealed_now(st, id))
+        syscall(SYS_futex, &st->h->seal_seq, FUTEX_WAIT, seq, tp, NULL, 0);
     atomic_fetch_sub_explicit(&st->h->nwaiters, 1, memory_order_relaxed);
 }
 
@@ -512,7 +656,7 @@ static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
             return -ENOENT;
         if (deadline >= 0 && now_ns() >= deadline)
             return -ETIMEDOUT;
-        wait_seal(st, seq, deadline);
+        wait_seal(st, id, seq, deadline);
     }
 }
 

@@ -351,8 +351,10 @@ int st_lock(weft_store *st)
         ST_POINT("repair");
         st_repair(st);
         pthread_mutex_consistent(&st->h->lock);
-        return 0;
+        rc = 0;
     }
+    if (rc == 0)
+        st_link_pending(st);
     return -rc;
 }
 
@@ -381,6 +383,7 @@ static void free_slot(weft_store *st, uint32_t c)
 {
     st_client *cl = &st->clients[c];
     atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&cl->unlinked, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->state, ST_CLIENT_FREE, memory_order_release);
 }
 
@@ -395,8 +398,10 @@ void st_reclaim_client(weft_store *st, uint32_t c)
             atomic_store_explicit(r, 0, memory_order_release);
         st_desc *x = st_desc_at(st, d);
         if (atomic_load_explicit(&x->state, memory_order_relaxed) ==
-                ST_CREATED && x->owner == c)
+                ST_CREATED && st_owner(x) == c)
             st_desc_free(st, d);
+        else
+            st_link_sealed(st, d); /* seals it left pending */
     }
     free_slot(st, c);
     ST_SUB(&st->h->clients, 1);
@@ -432,8 +437,8 @@ static void repair_desc(weft_store *st, uint32_t d)
     if (s == ST_DELETING)
         atomic_store_explicit(&x->state, ST_SEALED, memory_order_relaxed);
     else if (s == ST_CREATED &&
-             (x->owner >= st->max_clients ||
-              atomic_load_explicit(&st->clients[x->owner].state,
+             (st_owner(x) >= st->max_clients ||
+              atomic_load_explicit(&st->clients[st_owner(x)].state,
                                    memory_order_relaxed) != ST_CLIENT_ALIVE))
         st_desc_reset(st, d);
     else if (s == ST_SPILLED && x->spill_file >= ST_SPILL_FILES)
@@ -467,7 +472,10 @@ void st_repair(weft_store *st)
     for (uint32_t d = 0; d < st->max_objects; d++)
         repair_desc(st, d);
     st_heap_rebuild(st);
-    st_rebuild_lists(st);
+    st_rebuild_lists(st); /* links every sealed object */
+    for (uint32_t c = 0; c < st->max_clients; c++)
+        atomic_store_explicit(&st->clients[c].unlinked, 0,
+                              memory_order_relaxed);
     st_index_rebuild(st);
     ST_ADD(&st->h->repairs, 1);
 }
@@ -558,6 +566,7 @@ int weft_store_open(const char *name, const weft_store_opts *opts,
     if (!st)
         return -ENOMEM;
     snprintf(st->name, sizeof st->name, "%s", name);
+    pthread_mutex_init(&st->pend_mu, NULL);
     int rc = -ENOMEM;
     if (o.spill_dir && !(st->spill_dir = copy_string(o.spill_dir)))
         goto fail;
@@ -573,6 +582,7 @@ fail:
     if (st->base)
         munmap(st->base, st->map_size);
     weft__free(st->spill_dir);
+    pthread_mutex_destroy(&st->pend_mu);
     weft__free(st);
     return rc;
 }
@@ -589,6 +599,7 @@ int weft_store_close(weft_store *st)
     st_spill_close(st);
     munmap(st->base, st->map_size);
     weft__free(st->spill_dir);
+    pthread_mutex_destroy(&st->pend_mu);
     weft__free(st);
     return rc;
 }

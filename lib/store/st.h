@@ -22,14 +22,31 @@
  * every mutation writes the descriptor in an order whose every prefix is
  * a consistent truth:
  *
- *   create: gen odd; id, off, size, owner, flags; state CREATED; gen even
+ *   create: gen odd; id, off, size, owner, flags, lru_seq 0; state
+ *           CREATED; gen even
  *   free:   state DELETING (then refs are checked); gen odd; state FREE;
  *           gen even
- *   seal:   state SEALED          spill: spill fields; state SPILLED
+ *   abort:  state CREATED -> ABORTING (CAS); then as free
+ *   seal:   state CREATED -> SEALED (CAS on gen and state, no lock)
+ *   spill:  spill fields; state SPILLED
  *   restore: off; state SEALED
  *
- * and repair maps gen odd -> FREE, DELETING -> SEALED, CREATED by a dead
- * client -> FREE.
+ * and repair maps gen odd -> FREE, DELETING -> SEALED, ABORTING -> FREE,
+ * CREATED by a dead client -> FREE.
+ *
+ * Lock-free seal. The creator seals with one compare-and-swap of the
+ * descriptor's (gen, state) pair, so a seal never takes the lock that two
+ * processes creating objects pass back and forth. What the lock guards
+ * (the LRU list, the counters `sealed` and `seals`) follows later: the
+ * sealer notes the descriptor in its handle's pending list and links it at
+ * its next locked operation (st_lock), or at most ST_PEND_MAX seals later.
+ * A sealed descriptor is linked exactly when lru_seq != 0, so linking is
+ * idempotent and anyone holding the lock may link any sealed, unlinked
+ * descriptor. Each client counts its sealed, unlinked objects (`unlinked`,
+ * raised before the CAS, lowered by whoever links one): statistics add the
+ * counts, space pressure scans for them (link_orphans in object.c) when a
+ * count is positive, a dead or closing client's are linked when it is
+ * reclaimed, and the consistency check counts only linked ones.
  *
  * Lock-free get. A reader finds d in the index, reads gen (acquire; odd =
  * skip), compares the id, stores refs[me][d] + 1 (seq_cst), then loads
@@ -59,7 +76,7 @@
 
 /* "WEFTSTOR" in memory (little-endian) */
 #define ST_MAGIC 0x524f545354464557ull
-#define ST_VERSION 1u
+#define ST_VERSION 2u /* 2: lock-free seal, ABORTING, unlinked */
 #define ST_NIL32 UINT32_MAX
 #define ST_NIL64 UINT64_MAX
 #define ST_ALIGN 64u          /* block and data alignment */
@@ -69,6 +86,7 @@
 #define ST_IDX_EMPTY 0u
 #define ST_IDX_TOMB UINT32_MAX
 #define ST_REFS_MAX 65535u
+#define ST_PEND_MAX 64u      /* seals a handle may leave unlinked */
 
 enum st_state {
     ST_FREE = 0,
@@ -76,6 +94,7 @@ enum st_state {
     ST_SEALED = WEFT_STORE_STATE_SEALED,
     ST_DELETING = 3,
     ST_SPILLED = WEFT_STORE_STATE_SPILLED,
+    ST_ABORTING = 5,   /* an unsealed object being freed by its creator */
 };
 
 enum { ST_CLIENT_FREE = 0, ST_CLIENT_ALIVE = 1 };
@@ -123,13 +142,24 @@ typedef struct st_client {
     _Atomic int32_t pid;
     _Atomic uint32_t state;
     uint64_t start_time;    /* /proc/PID/stat field 22: pid reuse guard */
-    uint64_t pad[6];
+    /* This client's sealed objects not linked yet (see "Lock-free seal");
+     * never below the truth, may briefly be above it. */
+    _Atomic int32_t unlinked;
+    uint32_t pad32;
+    uint64_t pad[5];
 } st_client;
 
 typedef struct st_desc {
-    /* Read by lock-free getters. */
-    _Atomic uint32_t gen;
-    _Atomic uint32_t state;
+    /* Read by lock-free getters. gen and state also form one 64-bit word
+     * (gs, gen in the low half) that the lock-free seal compares and
+     * swaps, so a seal cannot land on a descriptor reused meanwhile. */
+    union {
+        struct {
+            _Atomic uint32_t gen;
+            _Atomic uint32_t state;
+        };
+        _Atomic uint64_t gs;
+    };
     _Atomic uint64_t id[3];  /* 20 bytes, last word's high half zero */
     _Atomic uint64_t off;    /* block offset in the data area */
     _Atomic uint64_t size;   /* object bytes */
@@ -137,10 +167,12 @@ typedef struct st_desc {
     uint32_t pad0;
     /* Under the lock. */
     uint64_t block;          /* block bytes, header included */
-    uint32_t owner;          /* creating client while CREATED */
+    _Atomic uint32_t owner;  /* creating client (relaxed: the lock-free
+                                seal reads it; written under the lock) */
     uint32_t flags;
     uint32_t lru_prev, lru_next;
-    uint64_t lru_seq;        /* LRU order stamp (rebuild sorts by it) */
+    uint64_t lru_seq;        /* LRU order stamp (rebuild sorts by it);
+                                0: not linked */
     uint64_t spill_off;
     uint32_t spill_file;
     uint32_t pad1;
@@ -173,6 +205,11 @@ struct weft_store {
     char *spill_dir;
     struct io_uring ring;
     int ring_ok;
+    /* Seals not linked yet (see "Lock-free seal"); the mutex is taken
+     * inside the store's lock, never around it. */
+    pthread_mutex_t pend_mu;
+    _Atomic uint32_t npend;  /* written under pend_mu, peeked without */
+    uint32_t pend[ST_PEND_MAX];
 };
 
 /* Test hook: called at named points inside the store's operations (some
@@ -223,6 +260,8 @@ WEFT__HIDDEN void st_desc_free(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_desc_reset(weft_store *st, uint32_t d);
 WEFT__HIDDEN int st_try_claim(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_rebuild_lists(weft_store *st);
+WEFT__HIDDEN void st_link_sealed(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_link_pending(weft_store *st);
 WEFT__HIDDEN int st_alloc_block(weft_store *st, uint64_t need, uint64_t *off,
                                 uint64_t *got);
 
@@ -248,6 +287,23 @@ static inline st_desc *st_desc_at(weft_store *st, uint32_t d)
 static inline st_blk *st_blk_at(weft_store *st, uint64_t off)
 {
     return (st_blk *)(st->data + off);
+}
+
+static inline uint32_t st_owner(st_desc *x)
+{
+    return atomic_load_explicit(&x->owner, memory_order_relaxed);
+}
+
+/* The 64-bit (gen, state) word of st_desc.gs, whatever the byte order. */
+static inline uint64_t st_gs(uint32_t gen, uint32_t state)
+{
+    union {
+        struct {
+            uint32_t gen, state;
+        } p;
+        uint64_t v;
+    } u = {.p = {gen, state}};
+    return u.v;
 }
 
 static inline _Atomic uint16_t *st_ref(weft_store *st, uint32_t c,

@@ -1,7 +1,9 @@
 /* The object store across processes: a producer and consumers in separate
  * processes agree on every byte (checksums), a get waits for a seal made
- * by another process, and a process that dies (SIGKILL) holding
- * references and unsealed objects loses exactly those. */
+ * by another process (also thousands of times over, racing the lock-free
+ * seal), seals another process has not linked yet are evictable, and a
+ * process that dies (SIGKILL) holding references and unsealed objects
+ * loses exactly those. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -110,6 +112,122 @@ static void test_wait_for_seal(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* Producer k: creates and seals ids k, k + 2, k + 4, ... (< n), without
+ * ever waiting, so that its seals race the consumers' waits. */
+static int producer(const char *name, uint64_t n, uint64_t k)
+{
+    weft_store *st;
+    if (weft_store_open(name, NULL, &st) != 0)
+        return 20;
+    for (uint64_t i = k; i < n; i += 2)
+        if (st_put_n(st, i, 64 + i % 200, 0) != 0)
+            return 21;
+    return weft_store_close(st) == 0 ? 0 : 22;
+}
+
+/* Two producers seal while two consumers wait for each object in turn (a
+ * wake-up lost between a seal and a waiter's sleep shows as a timeout:
+ * the consumers allow 10 s per object, the whole run takes well under a
+ * second). */
+static void test_seal_wakeups(void **state)
+{
+    (void)state;
+    const char *name = st_name("wakeups");
+    weft_store_opts o = st_opts(16u << 20, 16384);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    const uint64_t n = 4000 / (uint64_t)st_scale();
+    pid_t kids[4];
+    for (int c = 0; c < 4; c++) {
+        kids[c] = fork();
+        assert_true(kids[c] >= 0);
+        if (kids[c] == 0 && c < 2)
+            _exit(producer(name, n, (uint64_t)c));
+        if (kids[c] == 0) {
+            weft_store *cs;
+            if (weft_store_open(name, NULL, &cs) != 0)
+                _exit(30);
+            for (uint64_t i = 0; i < n; i++) {
+                weft_store_id id = st_id(i);
+                weft_store_obj obj;
+                if (weft_store_get(cs, &id, 10000, &obj) != 0)
+                    _exit(31);
+                if (obj.size != 64 + i % 200 ||
+                    !st_verify(i, obj.data, obj.size))
+                    _exit(32);
+                weft_store_release(cs, &obj);
+            }
+            _exit(weft_store_close(cs) == 0 ? 0 : 33);
+        }
+    }
+    for (int c = 0; c < 4; c++)
+        assert_int_equal(st_wait(kids[c]), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.sealed, n);
+    assert_int_equal(s.seals, n);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+/* A child seals objects and then idles without taking the store's lock
+ * again, so its last seal is not linked into the eviction order yet; the
+ * parent fills the store with pinned objects, which must evict every one
+ * of the child's, that one included (and the counts must agree). */
+static void test_unlinked_seals_evictable(void **state)
+{
+    (void)state;
+    const char *name = st_name("unlinked");
+    /* room for about 23 objects of 4000 bytes */
+    weft_store_opts o = st_opts(96u << 10, 64);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    const uint64_t made = 16;
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store *c;
+        if (weft_store_open(name, NULL, &c) != 0)
+            _exit(10);
+        for (uint64_t i = 0; i < made; i++)
+            if (st_put_n(c, i, 4000, 0) != 0)
+                _exit(11);
+        char b = 1;
+        if (write(pipefd[1], &b, 1) != 1)
+            _exit(12);
+        alarm(60); /* gone even if the parent's test fails first */
+        pause();
+        _exit(13);
+    }
+    char b;
+    assert_int_equal(read(pipefd[0], &b, 1), 1);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.sealed, made);
+    assert_int_equal(s.evictions, 0);
+    uint64_t mine = 0;
+    int rc;
+    while ((rc = st_put_n(st, 1000 + mine, 4000, WEFT_STORE_PIN)) == 0)
+        mine++;
+    assert_int_equal(rc, -ENOSPC);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.evictions, made);
+    assert_int_equal(s.sealed, mine);
+    assert_int_equal(s.seals, made + mine);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    kill(kid, SIGKILL);
+    assert_int_equal(st_wait(kid), 128 + SIGKILL);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 /* A child takes references and creates unsealed objects, then is killed:
  * the next open (or check) reclaims them; sealed objects stay. */
 static void test_killed_holder(void **state)
@@ -142,6 +260,7 @@ static void test_killed_holder(void **state)
         char b = 1;
         if (write(pipefd[1], &b, 1) != 1)
             _exit(13);
+        alarm(60); /* gone even if the parent's test fails first */
         pause();
         _exit(14);
     }
@@ -174,6 +293,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_consumers),
         cmocka_unit_test(test_wait_for_seal),
+        cmocka_unit_test(test_seal_wakeups),
+        cmocka_unit_test(test_unlinked_seals_evictable),
         cmocka_unit_test(test_killed_holder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

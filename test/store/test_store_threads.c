@@ -4,7 +4,7 @@
  * feet) and deleting others. Every successful get must see the object's
  * own bytes until its release: the Dekker handshake between a getter's
  * reference and an evictor's claim is what this exercises (and what
- * ThreadSanitizer checks). */
+ * ThreadSanitizer checks). Also: a lock-free seal racing an abort. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -90,10 +90,86 @@ static void test_readers_and_evictions(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* Two threads of one handle race a seal (lock-free) against an abort
+ * (locked) of the same fresh object, round after round: exactly one wins,
+ * the object is readable exactly when the seal won, and the store stays
+ * consistent. */
+typedef struct race {
+    weft_store *st;
+    pthread_barrier_t go, done;
+    weft_store_id id;
+    int seal_rc;
+    long rounds;
+} race;
+
+static void *sealer(void *arg)
+{
+    race *r = arg;
+    for (long n = 0; n < r->rounds; n++) {
+        pthread_barrier_wait(&r->go);
+        r->seal_rc = weft_store_seal(r->st, &r->id);
+        pthread_barrier_wait(&r->done);
+    }
+    return NULL;
+}
+
+static void test_seal_abort_race(void **state)
+{
+    (void)state;
+    const char *name = st_name("race");
+    weft_store_opts o = st_opts(1u << 20, 256);
+    static race r;
+    assert_int_equal(weft_store_open(name, &o, &r.st), 0);
+    r.rounds = 4000 / st_scale();
+    pthread_barrier_init(&r.go, NULL, 2);
+    pthread_barrier_init(&r.done, NULL, 2);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sealer, &r), 0);
+    long sealed = 0, aborted = 0;
+    for (long n = 0; n < r.rounds; n++) {
+        r.id = st_id((uint64_t)n);
+        void *p;
+        assert_int_equal(weft_store_create(r.st, &r.id, 100, 0, &p), 0);
+        st_fill((uint64_t)n, p, 100);
+        pthread_barrier_wait(&r.go);
+        int arc = weft_store_abort(r.st, &r.id);
+        pthread_barrier_wait(&r.done);
+        weft_store_obj obj;
+        int grc = weft_store_get(r.st, &r.id, 0, &obj);
+        if (r.seal_rc == 0) {
+            assert_int_equal(arc, -EALREADY);
+            assert_int_equal(grc, 0);
+            assert_true(st_verify((uint64_t)n, obj.data, obj.size));
+            assert_int_equal(weft_store_release(r.st, &obj), 0);
+            assert_int_equal(weft_store_delete(r.st, &r.id), 0);
+            sealed++;
+        } else {
+            assert_int_equal(r.seal_rc, -ENOENT);
+            assert_int_equal(arc, 0);
+            assert_int_equal(grc, -ENOENT);
+            aborted++;
+        }
+    }
+    pthread_join(t, NULL);
+    printf("seal won %ld, abort won %ld\n", sealed, aborted);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(r.st, &s), 0);
+    assert_int_equal(s.objects, 0);
+    assert_int_equal(s.seals, (uint64_t)sealed);
+    assert_int_equal(s.aborts, (uint64_t)aborted);
+    char why[200];
+    assert_int_equal(weft_store_check(r.st, why, sizeof why), 0);
+    pthread_barrier_destroy(&r.go);
+    pthread_barrier_destroy(&r.done);
+    assert_int_equal(weft_store_close(r.st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_and_evictions),
+        cmocka_unit_test(test_seal_abort_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
