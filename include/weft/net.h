@@ -298,7 +298,9 @@ enum weft_remote_flags {
 
 typedef struct weft_remote_opts {
     /* A rank; WEFT_NODE_ANY: here or on whichever node steals it;
-     * WEFT_NODE_OBJECT: the node that holds object (below). */
+     * WEFT_NODE_OBJECT: the node that holds object (below): this one
+     * when its store (weft_net_use_store) or default table holds it,
+     * else the rank that announced it. */
     int node;
     unsigned flags; /* enum weft_remote_flags */
     const uint8_t *object; /* 20-byte ID, for WEFT_NODE_OBJECT */

@@ -1582,7 +1582,7 @@ static void fetch_remote(weft_node *n, rec *r, int dst)
 int weft_net_object_fetch(weft_node *n, const uint8_t *id, int rank,
                           weft_future **out)
 {
-    if (!n || !id || !out)
+    if (!n || !id || !out || rank < WEFT_NODE_ANY || rank >= n->size)
         return -EINVAL;
     weft_remote_opts o = weft_remote_opts_default();
     o.node = rank == WEFT_NODE_ANY ? WEFT_NODE_OBJECT : rank;

@@ -301,7 +301,7 @@ static const weft_actor_class ACC = {.state_size = sizeof(acc),
 
 static void actors(weft_node *n, weft_runtime *rt)
 {
-    enum { N = 3000 };
+    enum { N = 1000 };
     int size = weft_net_size(n);
     weft_actor *a;
     CHECK(!weft_actor_spawn(rt, &ACC, NULL, NULL, &a));

@@ -663,6 +663,11 @@ static void test_actor_errors(void **state)
     assert_int_equal(weft_net_actor_publish(nodes[0], "x", NULL), -EINVAL);
     assert_int_equal(weft_net_reply(NULL, weft_bytes_new(3)), -EINVAL);
     assert_int_equal(weft_net_use_store(NULL, NULL), -EINVAL);
+    weft_store_id id = {{'S', 1}}; /* held by node 0, still a bad rank */
+    assert_int_equal(weft_net_object_fetch(nodes[0], id.bytes, NODES, &f),
+                     -EINVAL);
+    assert_int_equal(weft_net_object_fetch(nodes[0], id.bytes, -5, &f),
+                     -EINVAL);
 }
 
 static void test_barrier(void **state)
