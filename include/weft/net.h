@@ -396,9 +396,9 @@ WEFT_API int weft_net_object_fetch(weft_node *n, const uint8_t *id,
  *  - a fetch lands in st as a sealed object under the same id (created,
  *    copied in from the received message, sealed), so that
  *    weft_store_get(st, id, ...) finds it once the fetch's future is
- *    done; an id st already holds sealed is not fetched again. One
- *    another process of the machine is writing at that moment counts as
- *    held: weft_store_get with a timeout waits for its seal;
+ *    done; an id st already holds sealed is not fetched again. An id
+ *    that another process of the machine is writing at that moment
+ *    counts as held: weft_store_get with a timeout waits for its seal;
  *  - weft_submit_remote with WEFT_NODE_OBJECT runs where the object is:
  *    here when st holds it, else on the rank that announced it.
  * Objects created in st by this process are found by peers' fetches
@@ -432,7 +432,9 @@ WEFT_API int weft_net_use_store(weft_node *n, weft_store *st);
  * weft_net_create). The node takes its own reference to a
  * (weft_actor_retain), given back by weft_net_actor_unpublish or
  * weft_net_destroy; the caller keeps its own. Publishing does not keep a
- * alive: a stopped actor's messages fail with WEFT_ACTOR_DEAD. Returns 0,
+ * alive: once it is stopped, asks fail with WEFT_ACTOR_DEAD and sends are
+ * dropped (counted). weft_net_destroy waits for the asks its actors are
+ * handling for peers, so they reply before it returns. Returns 0,
  * -EINVAL, -EEXIST (the name is taken on this node), -ENOMEM. Any
  * thread. */
 WEFT_API int weft_net_actor_publish(weft_node *n, const char *name,
@@ -448,10 +450,11 @@ WEFT_API int weft_net_actor_unpublish(weft_node *n, const char *name);
  * weft_send that may wait for room in a bounded mailbox). Fire and
  * forget: a name the receiving node does not know, or a full mailbox
  * there, drops the message (counted in weft_net_stats.actor_dropped
- * there, and logged). Returns 0 (queued), -EINVAL (bad argument or rank,
- * len over the transport's max_payload), -EHOSTDOWN (rank is dead),
- * -ENOMEM; for this node's rank -ENOENT (no such name) and weft_send's
- * errors. Any thread but the node's communication thread. */
+ * there, and logged). Returns 0 (queued), -EINVAL (bad argument or
+ * rank), -EMSGSIZE (the name and len bytes over params.max_payload),
+ * -EHOSTDOWN (rank is dead), -ENOMEM; for this node's rank -ENOENT (no
+ * such name) and weft_send's errors. Any thread but the node's
+ * communication thread. */
 WEFT_API int weft_net_send(weft_node *n, int rank, const char *name,
                            const void *data, size_t len);
 
@@ -459,12 +462,13 @@ WEFT_API int weft_net_send(weft_node *n, int rank, const char *name,
  * On success *out holds one reference to a future whose status is the
  * actor's (receive's return value, WEFT_ACTOR_DEAD when it was stopped),
  * or -ENOENT (no such name there), -EHOSTDOWN (rank is or goes dead),
- * -EAGAIN (its bounded mailbox was full), -EPROTO (the actor replied
+ * -EAGAIN (its bounded mailbox was full on another node; on this node
+ * the ask waits for room, as weft_ask), -EPROTO (the actor replied
  * with something else than weft_net_reply), -ECANCELED (this node was
  * destroyed first); with status 0 its result is the weft_bytes * the
  * actor replied (NULL when none), owned by the future. Returns 0,
- * -EINVAL, -ENOMEM; on failure *out is untouched. Any thread but the
- * node's communication thread. */
+ * -EINVAL, -EMSGSIZE (as weft_net_send), -ENOMEM; on failure *out is
+ * untouched. Any thread but the node's communication thread. */
 WEFT_API int weft_net_ask(weft_node *n, int rank, const char *name,
                           const void *data, size_t len, weft_future **out);
 
@@ -486,7 +490,7 @@ typedef struct weft_net_stats {
     uint64_t tasks_rerun;    /* idempotent tasks sent again after a death */
     uint64_t tasks_failed;   /* tasks failed by a dead node */
     uint64_t peers_failed;
-    uint64_t actor_msgs;     /* peers' sends and asks this node delivered */
+    uint64_t actor_msgs;     /* peers' sends and asks this node received */
     uint64_t actor_dropped;  /* peers' sends dropped: unknown name, full */
     uint64_t reserved[4];
 } weft_net_stats;

@@ -655,6 +655,10 @@ static void test_actor_errors(void **state)
     assert_int_equal(weft_net_send(nodes[0], 1, "", "x", 1), -EINVAL);
     assert_int_equal(weft_net_send(nodes[0], 1, longname, "x", 1), -EINVAL);
     assert_int_equal(weft_net_send(nodes[0], 1, "acc", NULL, 1), -EINVAL);
+    assert_int_equal(weft_net_send(nodes[0], 1, "acc", "x", SIZE_MAX),
+                     -EMSGSIZE); /* refused before anything is read */
+    assert_int_equal(weft_net_ask(nodes[0], 1, "acc", "x", SIZE_MAX, &f),
+                     -EMSGSIZE);
     assert_int_equal(weft_net_send(NULL, 1, "acc", "x", 1), -EINVAL);
     assert_int_equal(weft_net_ask(nodes[0], 1, "acc", "x", 1, NULL),
                      -EINVAL);
