@@ -17,7 +17,10 @@
  *    answering is declared dead; its unfinished idempotent tasks run
  *    again elsewhere, the others fail with -EHOSTDOWN. Byte objects named
  *    by a 20-byte ID move between nodes on demand (weft_net_object_*);
- *    hooks let an object store serve and receive them.
+ *    hooks let an object store serve and receive them, and
+ *    weft_net_use_store() plugs a weft_store in. Actors published under
+ *    a name (weft_net_actor_publish) receive messages and asks from
+ *    other nodes (weft_net_send, weft_net_ask).
  *
  * Failures: on tcp (and loop) a dead rank is detected (silence longer
  * than dead_timeout_ms, or a broken stream that is not re-made) and the
@@ -36,9 +39,11 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "actor.h"
 #include "common.h"
 #include "future.h"
 #include "runtime.h"
+#include "store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -293,7 +298,9 @@ enum weft_remote_flags {
 
 typedef struct weft_remote_opts {
     /* A rank; WEFT_NODE_ANY: here or on whichever node steals it;
-     * WEFT_NODE_OBJECT: the node that holds object (below). */
+     * WEFT_NODE_OBJECT: the node that holds object (below): this one
+     * when its store (weft_net_use_store) or default table holds it,
+     * else the rank that announced it. */
     int node;
     unsigned flags; /* enum weft_remote_flags */
     const uint8_t *object; /* 20-byte ID, for WEFT_NODE_OBJECT */
@@ -326,10 +333,13 @@ WEFT_API int weft_submit_remote(weft_node *n, const char *name,
 
 /* How a node serves and keeps objects. The default hooks (none set) keep
  * objects given to weft_net_object_put in the node's own table. An object
- * store plugs in here: lookup reads a sealed object for a peer, sink puts
- * a fetched one into the local store. Called on the communication thread
- * (lookup) and on the fetching thread's future completion path (sink);
- * they must not block for long. */
+ * store plugs in here (weft_net_use_store does it for a weft_store):
+ * lookup reads a local object, for a peer or to find that a fetch needs
+ * no traffic; sink puts a fetched one into the local store. lookup and
+ * release are called on the communication thread (serving a peer) and on
+ * the thread that calls weft_net_object_fetch or weft_submit_remote
+ * (looking locally); sink on the communication thread. They must not
+ * block for long: the node's traffic waits meanwhile. */
 typedef struct weft_object_hooks {
     void *ctx;
     /* Find id; on success set *data and *len to bytes that stay valid until
@@ -338,9 +348,12 @@ typedef struct weft_object_hooks {
     int (*lookup)(void *ctx, const uint8_t *id, const void **data,
                   size_t *len, void **token);
     void (*release)(void *ctx, void *token);
-    /* A fetched copy of id arrived; keep it if wanted. May be NULL. */
-    void (*sink)(void *ctx, const uint8_t *id, const void *data,
-                 size_t len);
+    /* A fetched copy of id arrived (data[0..len), valid during the call).
+     * Returns 0 when it kept it: the fetch's future then completes with
+     * status 0 and no result (the bytes are where the sink put them);
+     * else a negative errno, the fetch's status. May be NULL: the fetch's
+     * result is then the bytes. */
+    int (*sink)(void *ctx, const uint8_t *id, const void *data, size_t len);
     void *reserved[4];
 } weft_object_hooks;
 
@@ -360,13 +373,109 @@ WEFT_API int weft_net_object_put(weft_node *n, const uint8_t *id,
 WEFT_API int weft_net_object_announce(weft_node *n, const uint8_t *id);
 
 /* Fetch object id from rank (or from wherever it was announced, when
- * rank is WEFT_NODE_ANY). On success *out holds one reference to a future
- * whose result is a weft_bytes * with the object's bytes (status 0), or
- * whose status is -ENOENT / -EHOSTDOWN. The sink hook (if any) sees the
- * bytes first. Returns 0, -EINVAL, -ENOENT (location unknown), -ENOMEM.
- * Any thread. */
+ * rank is WEFT_NODE_ANY). An object this node holds (its default table,
+ * or the hooks' lookup finds it) completes the future at once, without
+ * traffic. On success *out holds one reference to a future whose status
+ * is 0, -ENOENT (not at rank), -EHOSTDOWN (rank is or goes dead), the
+ * sink's error (-ENOSPC: the local store is full) or -ECANCELED (the
+ * node is destroyed first). Its result, with status 0: with a sink hook
+ * (weft_net_use_store), none: the object is in the local store; without
+ * one, a weft_bytes * with the object's bytes, owned by the future.
+ * Returns 0, -EINVAL, -ENOENT (rank WEFT_NODE_ANY and no holder known),
+ * -ENOMEM; on failure *out is untouched. Any thread but the node's
+ * communication thread. */
 WEFT_API int weft_net_object_fetch(weft_node *n, const uint8_t *id,
                                    int rank, weft_future **out);
+
+/* Make st the store this node serves objects from and fetches objects
+ * into (it installs object hooks, replacing any; NULL: the runtime's
+ * store, weft_runtime_store()). Afterwards:
+ *  - a peer's fetch of id is served zero-copy from the sealed object id
+ *    of st: a reference (weft_store_get) is held while the bytes are
+ *    sent and released when the transport is done with them;
+ *  - a fetch lands in st as a sealed object under the same id (created,
+ *    copied in from the received message, sealed), so that
+ *    weft_store_get(st, id, ...) finds it once the fetch's future is
+ *    done; an id st already holds sealed is not fetched again. An id
+ *    that another process of the machine is writing at that moment
+ *    counts as held: weft_store_get with a timeout waits for its seal;
+ *  - weft_submit_remote with WEFT_NODE_OBJECT runs where the object is:
+ *    here when st holds it, else on the rank that announced it.
+ * Objects created in st by this process are found by peers' fetches
+ * that name this rank; weft_net_object_announce(n, id) tells the peers
+ * where they are, for WEFT_NODE_ANY fetches and WEFT_NODE_OBJECT tasks.
+ * Ownership: the caller keeps st; it must stay open until
+ * weft_net_destroy(n) returned (the runtime's own store does). Call
+ * before any object traffic. Returns 0, -EINVAL, or the errors of
+ * weft_runtime_store() when st is NULL. Any thread. */
+WEFT_API int weft_net_use_store(weft_node *n, weft_store *st);
+
+/* ======================================================================
+ * Actors across nodes.
+ *
+ * A node publishes some of its actors under names; peers send to them by
+ * (rank, name). On the receiving node a message is handed to the actor
+ * by an ordinary weft_send, an ask by weft_ask, both on the node's
+ * communication thread (so WEFT_SEND_NOWAIT: a bounded mailbox that is
+ * full drops a send and fails an ask with -EAGAIN; published actors are
+ * best left unbounded). The messages of one sending thread to one
+ * (rank, name) are handled in the order they were sent. The actor sees
+ * its message bytes and cannot tell a remote sender from a local one;
+ * the reply to an ask from weft_net_ask must be given with
+ * weft_net_reply (bytes), any other reply fails the ask with -EPROTO.
+ * ====================================================================== */
+
+#define WEFT_NET_NAME_MAX 255
+
+/* Publish a under name (1..WEFT_NET_NAME_MAX bytes, NUL-terminated) on
+ * this node. a must run on n's runtime (the one given to
+ * weft_net_create). The node takes its own reference to a
+ * (weft_actor_retain), given back by weft_net_actor_unpublish or
+ * weft_net_destroy; the caller keeps its own. Publishing does not keep a
+ * alive: once it is stopped, asks fail with WEFT_ACTOR_DEAD and sends are
+ * dropped (counted). weft_net_destroy waits for the asks its actors are
+ * handling for peers, so they reply before it returns. Returns 0,
+ * -EINVAL, -EEXIST (the name is taken on this node), -ENOMEM. Any
+ * thread. */
+WEFT_API int weft_net_actor_publish(weft_node *n, const char *name,
+                                    weft_actor *a);
+
+/* Withdraw name: later messages to it fail as unknown (-ENOENT); those
+ * already handed to the actor are handled. Returns 0, -EINVAL, -ENOENT.
+ * Any thread. */
+WEFT_API int weft_net_actor_unpublish(weft_node *n, const char *name);
+
+/* Send data[0..len) (copied before the call returns) to the actor
+ * published as name on rank (this node's own rank too: then a local
+ * weft_send that may wait for room in a bounded mailbox). Fire and
+ * forget: a name the receiving node does not know, or a full mailbox
+ * there, drops the message (counted in weft_net_stats.actor_dropped
+ * there, and logged). Returns 0 (queued), -EINVAL (bad argument or
+ * rank), -EMSGSIZE (the name and len bytes over params.max_payload),
+ * -EHOSTDOWN (rank is dead), -ENOMEM; for this node's rank -ENOENT (no
+ * such name) and weft_send's errors. Any thread but the node's
+ * communication thread. */
+WEFT_API int weft_net_send(weft_node *n, int rank, const char *name,
+                           const void *data, size_t len);
+
+/* Ask the actor published as name on rank with data[0..len) (copied).
+ * On success *out holds one reference to a future whose status is the
+ * actor's (receive's return value, WEFT_ACTOR_DEAD when it was stopped),
+ * or -ENOENT (no such name there), -EHOSTDOWN (rank is or goes dead),
+ * -EAGAIN (its bounded mailbox was full on another node; on this node
+ * the ask waits for room, as weft_ask), -EPROTO (the actor replied
+ * with something else than weft_net_reply), -ECANCELED (this node was
+ * destroyed first); with status 0 its result is the weft_bytes * the
+ * actor replied (NULL when none), owned by the future. Returns 0,
+ * -EINVAL, -EMSGSIZE (as weft_net_send), -ENOMEM; on failure *out is
+ * untouched. Any thread but the node's communication thread. */
+WEFT_API int weft_net_ask(weft_node *n, int rank, const char *name,
+                          const void *data, size_t len, weft_future **out);
+
+/* Inside a receive: reply b (owned by weft from the call on, even on
+ * failure; may be NULL) to the ask being handled, as weft_actor_reply
+ * would; the form a remote ask needs. Returns 0 or -EINVAL (ctx NULL). */
+WEFT_API int weft_net_reply(weft_actor_ctx *ctx, weft_bytes *b);
 
 /* ======================================================================
  * Counters.
@@ -381,7 +490,9 @@ typedef struct weft_net_stats {
     uint64_t tasks_rerun;    /* idempotent tasks sent again after a death */
     uint64_t tasks_failed;   /* tasks failed by a dead node */
     uint64_t peers_failed;
-    uint64_t reserved[6];
+    uint64_t actor_msgs;     /* peers' sends and asks this node received */
+    uint64_t actor_dropped;  /* peers' sends dropped: unknown name, full */
+    uint64_t reserved[4];
 } weft_net_stats;
 
 /* Copy n's counters into *out. 0 or -EINVAL. Any thread. */

@@ -15,6 +15,14 @@
  *    the rest.
  *  - anyq: tasks for "any node" not started yet. This node runs at most
  *    one per worker at a time; the surplus is what idle peers steal.
+ *  - pubs: the actors published by name, each with a reference the node
+ *    holds; a message from a peer takes its own reference while it hands
+ *    the message over, so an unpublish cannot free the actor under it.
+ *
+ * Every reply a peer owes (a task, a fetch, an ask) is a record on tab
+ * until it comes: the death of that peer is the one event that fails
+ * what is owed, so a record goes on tab only while the peer is not yet
+ * dead (tab_add), under the lock on_failed takes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,10 +37,11 @@
 
 #define TAB_BUCKETS 1024
 #define OBJ_BUCKETS 256
+#define PUB_BUCKETS 64
 #define TASK_STOLEN WEFT__TASK_STOLEN
 
 enum { P_NEW, P_JOINED, P_OK, P_DEAD, P_BAD /* another table */ };
-enum { R_TASK, R_FETCH };
+enum { R_TASK, R_FETCH, R_ASK };
 
 typedef struct rec {
     struct rec *next;  /* tab chain, or anyq */
@@ -52,9 +61,17 @@ typedef struct obj {
     weft_bytes *data;  /* the default table's copy (rank == own), or NULL */
 } obj;
 
+/* An actor published under a name. */
+typedef struct pub {
+    struct pub *next;
+    weft_actor *a; /* the node's reference */
+    size_t len;
+    char name[]; /* len bytes and a NUL */
+} pub;
+
 typedef struct stat_ctr {
     _Atomic uint64_t sent, recv, bsent, brecv, dropped, remote, stolen,
-        rerun, failed, peers_failed;
+        rerun, failed, peers_failed, actor_msgs, actor_dropped;
 } stat_ctr;
 
 struct weft_node {
@@ -81,6 +98,7 @@ struct weft_node {
     obj *objs[OBJ_BUCKETS];
     weft_object_hooks hooks;
     bool has_hooks;
+    pub *pubs[PUB_BUCKETS];
     /* communication thread only */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
@@ -192,6 +210,34 @@ static void rec_finish(rec *r, int status, weft_bytes *result)
     weft__fut_complete_external(r->f, status, 0, result,
                                 result ? weft__bytes_dtor : NULL);
     rec_unref(r);
+}
+
+/* Put r on the table as owed by dst, under a fresh id (in *id too): 0,
+ * -EHOSTDOWN (dst is dead: on_failed has run and would never fail r) or
+ * -ECANCELED (the node is being destroyed). */
+static int tab_add(weft_node *n, rec *r, int dst, uint64_t *id)
+{
+    pthread_mutex_lock(&n->lock);
+    int rc = n->closing ? -ECANCELED
+             : n->peer[dst] == P_DEAD ? -EHOSTDOWN : 0;
+    if (!rc) {
+        *id = r->id = ++n->next_id;
+        r->dst = dst;
+        tab_put(n, r);
+    }
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* The send of the request for record id failed with rc: take it back
+ * and fail it, unless on_failed got there first. */
+static void unsend(weft_node *n, uint64_t id, int dst, int kind, int rc)
+{
+    pthread_mutex_lock(&n->lock);
+    rec *mine = tab_take(n, id, dst, kind);
+    pthread_mutex_unlock(&n->lock);
+    if (mine)
+        rec_finish(mine, rc, NULL);
 }
 
 /* under lock */
@@ -513,12 +559,18 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
     }
 }
 
+/* The kind of record a reply handler answers. */
+static int reply_kind(unsigned handler)
+{
+    return handler == WEFT__H_REPLY ? R_TASK
+           : handler == WEFT__H_OBJ_DATA ? R_FETCH : R_ASK;
+}
+
 static void on_reply(weft_node *n, int src, const weft__msg *m,
                      weft_am *am)
 {
     pthread_mutex_lock(&n->lock);
-    rec *r = tab_take(n, m->id, src, m->handler == WEFT__H_REPLY ? R_TASK
-                                                                : R_FETCH);
+    rec *r = tab_take(n, m->id, src, reply_kind(m->handler));
     weft_object_hooks h = n->hooks;
     bool hooks = n->has_hooks;
     pthread_mutex_unlock(&n->lock);
@@ -531,8 +583,11 @@ static void on_reply(weft_node *n, int src, const weft__msg *m,
         am->payload = NULL;
         status = res ? 0 : -ENOMEM;
     }
-    if (res && m->handler == WEFT__H_OBJ_DATA && hooks && h.sink)
-        h.sink(h.ctx, r->obj, res->data, res->len);
+    if (res && m->handler == WEFT__H_OBJ_DATA && hooks && h.sink) {
+        status = h.sink(h.ctx, r->obj, res->data, res->len);
+        weft_bytes_free(res); /* kept by the sink, or refused */
+        res = NULL;
+    }
     rec_finish(r, status, res);
 }
 
@@ -570,6 +625,191 @@ static void on_barrier(weft_node *n, int src, const weft__msg *m)
     pthread_mutex_unlock(&n->lock);
 }
 
+/* ---- actors across nodes ---- */
+
+static unsigned name_bucket(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    return h % PUB_BUCKETS;
+}
+
+/* under lock: where name[0..len) is, or would be linked. */
+static pub **pub_slot(weft_node *n, const char *name, size_t len)
+{
+    pub **p = &n->pubs[name_bucket(name, len)];
+    while (*p && ((*p)->len != len || memcmp((*p)->name, name, len)))
+        p = &(*p)->next;
+    return p;
+}
+
+/* The actor published as name[0..len), with a reference the caller gives
+ * back, or NULL. */
+static weft_actor *pub_get(weft_node *n, const char *name, size_t len)
+{
+    pthread_mutex_lock(&n->lock);
+    pub *p = *pub_slot(n, name, len);
+    weft_actor *a = p ? p->a : NULL;
+    if (a)
+        weft_actor_retain(a);
+    pthread_mutex_unlock(&n->lock);
+    return a;
+}
+
+/* Count a job the node must wait for at destroy: 0, or -ECANCELED when
+ * it is being destroyed (no new job then). */
+static int job_begin(weft_node *n)
+{
+    pthread_mutex_lock(&n->lock);
+    int rc = n->closing ? -ECANCELED : 0;
+    if (!rc)
+        n->jobs_live++;
+    pthread_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* An ask handed to a published actor: who gets the reply. */
+typedef struct askjob {
+    weft_node *n;
+    int src;         /* the asking rank; -1: this node, into r */
+    uint64_t id;     /* the asker's record */
+    rec *r;
+    weft_future *fa; /* the actor's ask; its reply is sent from there */
+} askjob;
+
+static void fut_release_cb(void *ctx, void *token)
+{
+    (void)token;
+    weft_future_release(ctx);
+}
+
+/* The status and the reply bytes (borrowed from aj->fa) of a done ask. A
+ * reply made otherwise than with weft_net_reply is not bytes: reading it
+ * as bytes could run past its end, so the ask fails instead. */
+static int ask_result(const askjob *aj, weft_job *job, weft_bytes **b)
+{
+    void *val = NULL;
+    int st = weft_job_dep(job, 0, &val);
+    *b = NULL;
+    if (st || !val)
+        return st;
+    if (weft__fut_result_dtor(aj->fa) != weft__bytes_dtor) {
+        weft__log("net: a published actor replied to an ask from a node "
+                  "without weft_net_reply: the ask fails (-EPROTO)");
+        return -EPROTO;
+    }
+    *b = val;
+    return 0;
+}
+
+/* Runs once the actor's ask is done: its reply goes to the asker. */
+static int ask_done(weft_job *job, void *p)
+{
+    askjob *aj = p;
+    weft_node *n = aj->n;
+    weft_bytes *b;
+    int st = ask_result(aj, job, &b);
+    if (aj->r) { /* this node asked: a copy, the actor's future goes */
+        weft_bytes *copy = b ? weft_bytes_copy(b->data, b->len) : NULL;
+        rec_finish(aj->r, b && !copy ? -ENOMEM : st, copy);
+        weft_future_release(aj->fa);
+    } else { /* sent from the actor's reply, which lives until sent */
+        weft__msg m = {.handler = WEFT__H_ACT_REPLY, .id = aj->id,
+                       .status = st, .hasres = b != NULL};
+        send_msg(n, aj->src, &m, b ? b->data : NULL, b ? b->len : 0, NULL,
+                 fut_release_cb, aj->fa, NULL);
+    }
+    weft__free(aj);
+    job_end(n, false);
+    return 0;
+}
+
+/* Fail the ask aj describes with st, without the actor. */
+static void ask_fail(weft_node *n, const askjob *aj, int st)
+{
+    if (aj->r) {
+        rec_finish(aj->r, st, NULL);
+        return;
+    }
+    weft__msg m = {.handler = WEFT__H_ACT_REPLY, .id = aj->id, .status = st};
+    send_plain(n, aj->src, &m);
+}
+
+/* Queue ask_done after the actor's ask aj->fa (whatever its status).
+ * On failure aj->fa is released. */
+static int after_ask(weft_node *n, askjob *aj)
+{
+    weft_submit_opts o = weft_submit_opts_default();
+    o.flags = WEFT_RUN_ANYWAY;
+    weft_future *g;
+    int rc = weft_submit_after(n->rt, ask_done, aj, &aj->fa, 1, &o, &g);
+    if (rc) {
+        if (rc == -EINVAL)
+            weft__log("net: a published actor is not on the node's "
+                      "runtime: its asks fail (-EINVAL)");
+        weft_future_release(aj->fa);
+        return rc;
+    }
+    weft_future_release(g);
+    return 0;
+}
+
+/* Hand an ask to a (NULL: no such name; the caller's reference is given
+ * up) and see that its reply reaches the asker that proto names. */
+static void deliver_ask(weft_node *n, const askjob *proto, weft_actor *a,
+                        const void *data, size_t len, unsigned flags)
+{
+    int rc = a ? job_begin(n) : -ENOENT;
+    if (rc) {
+        if (a)
+            weft_actor_release(a);
+        return ask_fail(n, proto, rc);
+    }
+    askjob *aj = weft__malloc(sizeof *aj);
+    weft_future *fa = NULL;
+    rc = aj ? weft_ask(a, data, len, flags, &fa) : -ENOMEM;
+    weft_actor_release(a);
+    if (!rc) {
+        *aj = *proto;
+        aj->fa = fa;
+        rc = after_ask(n, aj); /* from here on aj may be gone */
+    }
+    if (rc) {
+        weft__free(aj);
+        ask_fail(n, proto, rc);
+        job_end(n, false);
+    }
+}
+
+/* A send or an ask from src to a published actor. Handed over with
+ * WEFT_SEND_NOWAIT: this thread must never wait for an actor, whose
+ * progress may need this thread's. */
+static void on_act_msg(weft_node *n, int src, const weft__msg *m,
+                       weft_am *am)
+{
+    const weft_bytes *b = am->payload;
+    if (weft__act_check(b ? b->data : NULL, b ? b->len : 0, m->namelen))
+        return drop(n, src, "malformed actor message");
+    const char *name = (const char *)b->data;
+    const void *data = b->data + m->namelen;
+    size_t len = b->len - m->namelen;
+    count(&n->st.actor_msgs, 1);
+    weft_actor *a = pub_get(n, name, m->namelen);
+    if (m->flags & WEFT__ACT_ASK) {
+        askjob proto = {.n = n, .src = src, .id = m->id};
+        return deliver_ask(n, &proto, a, data, len, WEFT_SEND_NOWAIT);
+    }
+    int rc = a ? weft_send(a, data, len, WEFT_SEND_NOWAIT) : -ENOENT;
+    if (a)
+        weft_actor_release(a);
+    if (!rc)
+        return;
+    count(&n->st.actor_dropped, 1);
+    weft__log("net: a message from rank %d to actor '%.*s' was dropped: %s",
+              src, (int)m->namelen, name, strerror(-rc));
+}
+
 static void on_recv(void *ctx, weft_am *am)
 {
     weft_node *n = ctx;
@@ -591,7 +831,9 @@ static void on_recv(void *ctx, weft_am *am)
     switch (m.handler) {
     case WEFT__H_TASK: return on_task(n, src, &m, am);
     case WEFT__H_REPLY:
-    case WEFT__H_OBJ_DATA: return on_reply(n, src, &m, am);
+    case WEFT__H_OBJ_DATA:
+    case WEFT__H_ACT_REPLY: return on_reply(n, src, &m, am);
+    case WEFT__H_ACT_MSG: return on_act_msg(n, src, &m, am);
     case WEFT__H_STEAL: return on_steal(n, src);
     case WEFT__H_NOWORK:
         n->steal_pending = false;
@@ -927,6 +1169,13 @@ static int alloc_peers(weft_node *n, int size)
 
 static void node_free(weft_node *n)
 {
+    for (int b = 0; b < PUB_BUCKETS; b++)
+        while (n->pubs[b]) {
+            pub *p = n->pubs[b];
+            n->pubs[b] = p->next;
+            weft_actor_release(p->a);
+            weft__free(p);
+        }
     for (int b = 0; b < OBJ_BUCKETS; b++)
         while (n->objs[b]) {
             obj *o = n->objs[b];
@@ -1087,6 +1336,8 @@ int weft_net_stats_get(const weft_node *cn, weft_net_stats *o)
     o->tasks_rerun = weft__load_relaxed(&n->st.rerun);
     o->tasks_failed = weft__load_relaxed(&n->st.failed);
     o->peers_failed = weft__load_relaxed(&n->st.peers_failed);
+    o->actor_msgs = weft__load_relaxed(&n->st.actor_msgs);
+    o->actor_dropped = weft__load_relaxed(&n->st.actor_dropped);
     return 0;
 }
 
@@ -1136,6 +1387,8 @@ weft_remote_opts weft_remote_opts_default(void)
     return o;
 }
 
+static bool holds(weft_node *n, const uint8_t *id);
+
 /* The rank opts point at: a rank, WEFT_NODE_ANY, or a negative errno. */
 static int target_of(weft_node *n, const weft_remote_opts *o)
 {
@@ -1143,6 +1396,8 @@ static int target_of(weft_node *n, const weft_remote_opts *o)
     if (t == WEFT_NODE_OBJECT) {
         if (!o->object)
             return -EINVAL;
+        if (holds(n, o->object)) /* a fetched copy, or never announced */
+            return n->rank;
         pthread_mutex_lock(&n->lock);
         obj *ob = obj_find(n, o->object);
         t = ob && ob->rank >= 0 ? ob->rank : -ENOENT;
@@ -1284,21 +1539,57 @@ static int local_copy(weft_node *n, const uint8_t *id, weft_bytes **out)
     rc = h.lookup(h.ctx, id, &data, &len, &token);
     if (rc)
         return rc;
-    *out = weft_bytes_copy(data, len);
+    /* with a sink the object is already where a fetch would put it */
+    *out = h.sink ? NULL : weft_bytes_copy(data, len);
     h.release(h.ctx, token);
-    return *out ? 0 : -ENOMEM;
+    return h.sink || *out ? 0 : -ENOMEM;
+}
+
+/* Whether this node holds id: in its default table, or found by the
+ * hooks. */
+static bool holds(weft_node *n, const uint8_t *id)
+{
+    pthread_mutex_lock(&n->lock);
+    weft_object_hooks h = n->hooks;
+    bool hooks = n->has_hooks;
+    obj *o = hooks ? NULL : obj_find(n, id);
+    bool here = o && o->data;
+    pthread_mutex_unlock(&n->lock);
+    const void *data;
+    size_t len;
+    void *token;
+    if (!hooks || h.lookup(h.ctx, id, &data, &len, &token))
+        return here;
+    h.release(h.ctx, token);
+    return true;
+}
+
+/* Ask dst for r's object. */
+static void fetch_remote(weft_node *n, rec *r, int dst)
+{
+    weft__msg m = {.handler = WEFT__H_OBJ_GET};
+    memcpy(m.obj, r->obj, WEFT_OBJECT_ID_LEN);
+    int rc = tab_add(n, r, dst, &m.id);
+    if (rc) {
+        rec_finish(r, rc, NULL);
+        return;
+    }
+    rc = send_plain(n, dst, &m);
+    if (rc)
+        unsend(n, m.id, dst, R_FETCH, rc);
 }
 
 int weft_net_object_fetch(weft_node *n, const uint8_t *id, int rank,
                           weft_future **out)
 {
-    if (!n || !id || !out)
+    if (!n || !id || !out || rank < WEFT_NODE_ANY || rank >= n->size)
         return -EINVAL;
     weft_remote_opts o = weft_remote_opts_default();
     o.node = rank == WEFT_NODE_ANY ? WEFT_NODE_OBJECT : rank;
     o.object = id;
-    int dst = target_of(n, &o);
-    if (dst < 0)
+    /* held here: no traffic, whichever rank was named */
+    int dst = holds(n, id) ? n->rank : target_of(n, &o);
+    if (dst < 0 && dst != -EHOSTDOWN)
         return dst;
     rec *r;
     int rc = rec_new(n, R_FETCH, NULL, 0, &r, out);
@@ -1309,22 +1600,232 @@ int weft_net_object_fetch(weft_node *n, const uint8_t *id, int rank,
         weft_bytes *b = NULL;
         rc = local_copy(n, id, &b);
         rec_finish(r, rc, b);
-        return 0;
-    }
-    weft__msg m = {.handler = WEFT__H_OBJ_GET};
-    memcpy(m.obj, id, WEFT_OBJECT_ID_LEN);
-    pthread_mutex_lock(&n->lock);
-    m.id = r->id = ++n->next_id;
-    r->dst = dst;
-    tab_put(n, r);
-    pthread_mutex_unlock(&n->lock);
-    rc = send_plain(n, dst, &m);
-    if (rc) {
-        pthread_mutex_lock(&n->lock);
-        rec *mine = tab_take(n, m.id, dst, R_FETCH);
-        pthread_mutex_unlock(&n->lock);
-        if (mine)
-            rec_finish(mine, rc, NULL);
+    } else if (dst < 0) {
+        rec_finish(r, dst, NULL); /* a dead rank: the future says so */
+    } else {
+        fetch_remote(n, r, dst);
     }
     return 0;
+}
+
+/* ---- a weft_store behind the object hooks ---- */
+
+static void store_id(weft_store_id *sid, const uint8_t *id)
+{
+    memcpy(sid->bytes, id, sizeof sid->bytes);
+}
+
+/* A reference to the sealed object, held in the token until the send of
+ * its bytes is done. */
+static int store_lookup(void *ctx, const uint8_t *id, const void **data,
+                        size_t *len, void **token)
+{
+    weft_store_obj *o = weft__malloc(sizeof *o);
+    if (!o)
+        return -ENOMEM;
+    weft_store_id sid;
+    store_id(&sid, id);
+    int rc = weft_store_get(ctx, &sid, 0, o);
+    if (rc) {
+        weft__free(o);
+        return rc;
+    }
+    *data = o->data;
+    *len = o->size;
+    *token = o;
+    return 0;
+}
+
+static void store_release(void *ctx, void *token)
+{
+    weft_store_release(ctx, token);
+    weft__free(token);
+}
+
+/* create, copy, seal. -EEXIST is success: IDs name immutable bytes, and
+ * whoever holds or writes id holds the same ones. */
+static int store_sink(void *ctx, const uint8_t *id, const void *data,
+                      size_t len)
+{
+    weft_store_id sid;
+    store_id(&sid, id);
+    void *p;
+    int rc = weft_store_create(ctx, &sid, len, 0, &p);
+    if (rc)
+        return rc == -EEXIST ? 0 : rc;
+    if (len)
+        memcpy(p, data, len);
+    rc = weft_store_seal(ctx, &sid);
+    if (rc)
+        weft_store_abort(ctx, &sid);
+    return rc;
+}
+
+int weft_net_use_store(weft_node *n, weft_store *st)
+{
+    if (!n)
+        return -EINVAL;
+    int rc = st ? 0 : weft_runtime_store(n->rt, &st);
+    if (rc)
+        return rc;
+    weft_object_hooks h = {.ctx = st, .lookup = store_lookup,
+                           .release = store_release, .sink = store_sink};
+    return weft_net_set_object_hooks(n, &h);
+}
+
+/* ---- actors across nodes: the sender's side ---- */
+
+/* The checks every call makes; *nl gets the name's length. The message
+ * travels as name + data in one payload, which must fit max_payload. */
+static int act_args(weft_node *n, int rank, const char *name,
+                    const void *data, size_t len, size_t *nl)
+{
+    if (!n || !name || rank < 0 || rank >= n->size || (!data && len))
+        return -EINVAL;
+    *nl = strnlen(name, WEFT_NET_NAME_MAX + 1);
+    if (!*nl || *nl > WEFT_NET_NAME_MAX)
+        return -EINVAL;
+    if (len > n->params.max_payload || *nl > n->params.max_payload - len)
+        return -EMSGSIZE;
+    return 0;
+}
+
+/* name + data, the payload of an ACT_MSG. */
+static weft_bytes *act_payload(const char *name, size_t nl,
+                               const void *data, size_t len)
+{
+    weft_bytes *b = weft_bytes_new(nl + len);
+    if (b) {
+        memcpy(b->data, name, nl);
+        if (len)
+            memcpy(b->data + nl, data, len);
+    }
+    return b;
+}
+
+int weft_net_actor_publish(weft_node *n, const char *name, weft_actor *a)
+{
+    size_t len = name ? strnlen(name, WEFT_NET_NAME_MAX + 1) : 0;
+    if (!n || !a || !len || len > WEFT_NET_NAME_MAX)
+        return -EINVAL;
+    pub *p = weft__malloc(sizeof *p + len + 1);
+    if (!p)
+        return -ENOMEM;
+    *p = (pub){.a = a, .len = len};
+    memcpy(p->name, name, len + 1);
+    int rc = weft_actor_retain(a);
+    if (rc) {
+        weft__free(p);
+        return rc;
+    }
+    pthread_mutex_lock(&n->lock);
+    pub **slot = pub_slot(n, name, len);
+    bool taken = *slot != NULL;
+    if (!taken)
+        *slot = p;
+    pthread_mutex_unlock(&n->lock);
+    if (taken) {
+        weft_actor_release(a);
+        weft__free(p);
+        return -EEXIST;
+    }
+    return 0;
+}
+
+int weft_net_actor_unpublish(weft_node *n, const char *name)
+{
+    size_t len = name ? strnlen(name, WEFT_NET_NAME_MAX + 1) : 0;
+    if (!n || !len || len > WEFT_NET_NAME_MAX)
+        return -EINVAL;
+    pthread_mutex_lock(&n->lock);
+    pub **slot = pub_slot(n, name, len), *p = *slot;
+    if (p)
+        *slot = p->next;
+    pthread_mutex_unlock(&n->lock);
+    if (!p)
+        return -ENOENT;
+    weft_actor_release(p->a);
+    weft__free(p);
+    return 0;
+}
+
+/* A send to an actor of this node: what weft_send says. */
+static int send_here(weft_node *n, const char *name, size_t nl,
+                     const void *data, size_t len)
+{
+    weft_actor *a = pub_get(n, name, nl);
+    if (!a)
+        return -ENOENT;
+    int rc = weft_send(a, data, len, 0);
+    weft_actor_release(a);
+    return rc;
+}
+
+int weft_net_send(weft_node *n, int rank, const char *name,
+                  const void *data, size_t len)
+{
+    size_t nl;
+    int rc = act_args(n, rank, name, data, len, &nl);
+    if (rc)
+        return rc;
+    if (rank == n->rank)
+        return send_here(n, name, nl, data, len);
+    if (weft_net_alive(n, rank) != 1)
+        return -EHOSTDOWN;
+    weft_bytes *b = act_payload(name, nl, data, len);
+    if (!b)
+        return -ENOMEM;
+    weft__msg m = {.handler = WEFT__H_ACT_MSG, .namelen = (uint32_t)nl};
+    return send_msg(n, rank, &m, b->data, b->len, b, NULL, NULL, NULL);
+}
+
+/* Send the ask b (an ACT_MSG payload, owned) for record r to rank. */
+static void ask_remote(weft_node *n, rec *r, int rank, weft_bytes *b,
+                       size_t nl)
+{
+    weft__msg m = {.handler = WEFT__H_ACT_MSG, .namelen = (uint32_t)nl,
+                   .flags = WEFT__ACT_ASK};
+    int rc = tab_add(n, r, rank, &m.id);
+    if (rc) {
+        weft_bytes_free(b);
+        rec_finish(r, rc, NULL);
+        return;
+    }
+    rc = send_msg(n, rank, &m, b->data, b->len, b, NULL, NULL, NULL);
+    if (rc)
+        unsend(n, m.id, rank, R_ASK, rc);
+}
+
+int weft_net_ask(weft_node *n, int rank, const char *name, const void *data,
+                 size_t len, weft_future **out)
+{
+    size_t nl;
+    int rc = out ? act_args(n, rank, name, data, len, &nl) : -EINVAL;
+    if (rc)
+        return rc;
+    weft_bytes *b = NULL;
+    if (rank != n->rank && !(b = act_payload(name, nl, data, len)))
+        return -ENOMEM;
+    rec *r;
+    rc = rec_new(n, R_ASK, NULL, 0, &r, out);
+    if (rc) {
+        weft_bytes_free(b);
+        return rc;
+    }
+    if (rank != n->rank) {
+        ask_remote(n, r, rank, b, nl);
+        return 0;
+    }
+    askjob proto = {.n = n, .src = -1, .r = r};
+    deliver_ask(n, &proto, pub_get(n, name, nl), data, len, 0);
+    return 0;
+}
+
+int weft_net_reply(weft_actor_ctx *ctx, weft_bytes *b)
+{
+    if (!ctx) {
+        weft_bytes_free(b);
+        return -EINVAL;
+    }
+    return weft_actor_reply(ctx, b, b ? weft__bytes_dtor : NULL);
 }

@@ -60,7 +60,9 @@ static size_t msg_len(unsigned h)
     switch (h) {
     case WEFT__H_HELLO: return 16;
     case WEFT__H_TASK: return 16;
-    case WEFT__H_REPLY: return 16;
+    case WEFT__H_REPLY:
+    case WEFT__H_ACT_MSG:
+    case WEFT__H_ACT_REPLY: return 16;
     case WEFT__H_STEAL:
     case WEFT__H_NOWORK: return 0;
     case WEFT__H_OBJ_ANN: return WEFT_OBJECT_ID_LEN;
@@ -86,9 +88,15 @@ size_t weft__msg_encode(unsigned char *out, const weft__msg *m)
         weft__put32(out + 12, m->flags);
         break;
     case WEFT__H_REPLY:
+    case WEFT__H_ACT_REPLY:
         weft__put64(out, m->id);
         weft__put32(out + 8, (uint32_t)m->status);
         weft__put32(out + 12, m->hasres);
+        break;
+    case WEFT__H_ACT_MSG:
+        weft__put64(out, m->id);
+        weft__put32(out + 8, m->namelen);
+        weft__put32(out + 12, m->flags);
         break;
     case WEFT__H_OBJ_ANN:
         memcpy(out, m->obj, WEFT_OBJECT_ID_LEN);
@@ -131,10 +139,18 @@ int weft__msg_decode(unsigned handler, const void *hdr, size_t len,
         m->flags = weft__get32(p + 12);
         return m->flags & ~(uint32_t)WEFT__TASK_FLAGS ? -EPROTO : 0;
     case WEFT__H_REPLY:
+    case WEFT__H_ACT_REPLY:
         m->id = weft__get64(p);
         m->status = (int32_t)weft__get32(p + 8);
         m->hasres = weft__get32(p + 12);
         return m->hasres > 1 ? -EPROTO : 0;
+    case WEFT__H_ACT_MSG:
+        m->id = weft__get64(p);
+        m->namelen = weft__get32(p + 8);
+        m->flags = weft__get32(p + 12);
+        if (!m->namelen || m->namelen > WEFT__ACT_NAME_MAX)
+            return -EPROTO;
+        return m->flags & ~(uint32_t)WEFT__ACT_ASK ? -EPROTO : 0;
     case WEFT__H_OBJ_ANN:
         memcpy(m->obj, p, WEFT_OBJECT_ID_LEN);
         return 0;
@@ -153,6 +169,13 @@ int weft__msg_decode(unsigned handler, const void *hdr, size_t len,
     default:
         return 0;
     }
+}
+
+int weft__act_check(const void *buf, size_t len, uint32_t namelen)
+{
+    if (!namelen || namelen > WEFT__ACT_NAME_MAX || len < namelen)
+        return -EPROTO;
+    return memchr(buf, 0, namelen) ? -EPROTO : 0;
 }
 
 int weft__names_check(const void *buf, size_t len, uint32_t nfns)

@@ -5,7 +5,9 @@
  *      magic u32 'WEFT' | version u8 | kind u8 | handler u16 |
  *      src u32 | hdrlen u32 | paylen u64 | check u32
  *    then hdrlen header bytes, then paylen payload bytes. check is a hash
- *    of the 28 bytes before it, so random bytes fail fast. Version 1.
+ *    of the 28 bytes before it, so random bytes fail fast. Version 2
+ *    (version 1 had no actor messages: a peer of another version is
+ *    refused at its first frame rather than misread message by message).
  *  - the node's messages (the header of an active message), one fixed
  *    layout per handler, decoded by weft__msg_decode.
  *
@@ -23,7 +25,7 @@
 #include "internal.h"
 
 #define WEFT__WIRE_MAGIC 0x54464557u /* "WEFT" little-endian */
-#define WEFT__WIRE_VERSION 1
+#define WEFT__WIRE_VERSION 2
 #define WEFT__FRAME_LEN 32
 
 enum weft__frame_kind {
@@ -97,8 +99,17 @@ enum weft__handler {
     WEFT__H_OBJ_DATA = 8,   /* req u64, status i32 ; payload bytes */
     WEFT__H_BARRIER = 9,    /* epoch u64 */
     WEFT__H_BARRIER_GO = 10, /* epoch u64 */
-    WEFT__H_COUNT = 11,
+    /* id u64 (0 for a send), namelen u32, flags u32; payload the actor's
+     * name (namelen bytes, no NUL), then the message */
+    WEFT__H_ACT_MSG = 11,
+    WEFT__H_ACT_REPLY = 12, /* id u64, status i32, hasres u32; payload */
+    WEFT__H_COUNT = 13,
 };
+
+/* ACT_MSG flags: the message is an ask (a reply is owed). */
+#define WEFT__ACT_ASK (1u << 0)
+/* Longest published actor name, bytes (WEFT_NET_NAME_MAX). */
+#define WEFT__ACT_NAME_MAX 255u
 
 /* TASK flags on the wire: the public ones, and "sent to a thief". */
 #define WEFT__TASK_STOLEN (1u << 8)
@@ -106,7 +117,7 @@ enum weft__handler {
 
 typedef struct weft__msg {
     unsigned handler;
-    uint32_t size, nfns, fn, flags, hasres;
+    uint32_t size, nfns, fn, flags, hasres, namelen;
     int32_t status;
     uint64_t hash, id, epoch;
     uint8_t obj[WEFT_OBJECT_ID_LEN];
@@ -120,6 +131,12 @@ WEFT__HIDDEN size_t weft__msg_encode(unsigned char *out, const weft__msg *m);
  * handler, wrong length, bad field). */
 WEFT__HIDDEN int weft__msg_decode(unsigned handler, const void *hdr,
                                   size_t len, weft__msg *m);
+
+/* Check the payload of an ACT_MSG: at least namelen bytes, the first
+ * namelen (1..WEFT__ACT_NAME_MAX, checked by the decoder) free of NUL.
+ * 0 or -EPROTO. */
+WEFT__HIDDEN int weft__act_check(const void *buf, size_t len,
+                                 uint32_t namelen);
 
 /* Check the payload of a HELLO: exactly nfns NUL-terminated names, each
  * 1..255 bytes, nothing after. 0 or -EPROTO. */

@@ -93,6 +93,11 @@ WEFT__HIDDEN int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
                                      _Atomic uint16_t *attempts);
 WEFT__HIDDEN bool weft__fut_cancelled(fut *f);
 
+/* lib/net: the destructor of a done future's result (NULL when none, or
+ * when h is not a live handle), to tell what kind of value it is. */
+typedef void (*weft__dtor_fn)(void *);
+WEFT__HIDDEN weft__dtor_fn weft__fut_result_dtor(const weft_future *h);
+
 /* graph.c, for future.c */
 WEFT__HIDDEN int weft__graph_job_dep(const weft_job *job, size_t i,
                                      void **value);

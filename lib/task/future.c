@@ -678,6 +678,16 @@ void weft__fut_complete_external(fut *f, int status, int cause,
     weft__fut_unref(f, FUT_QUEUE_REF);
 }
 
+weft__dtor_fn weft__fut_result_dtor(const weft_future *h)
+{
+    fut *f = fut_of(h);
+    /* acquire pairs with complete()'s CAS to DONE (seq_cst), which
+     * follows the writes of result and dtor */
+    if (!f || (weft__load_acquire(&f->state) & PH_MASK) != PH_DONE)
+        return NULL;
+    return f->dtor;
+}
+
 bool weft__fut_cancelled(fut *f)
 {
     return weft__load_acquire(&f->state) & ST_CANCEL;

@@ -1,7 +1,8 @@
 /* Fuzz target of the wire decoders (lib/net/wire.c): a frame header, then
  * the node-message header of the handler it names, then a HELLO's name
- * list, all from untrusted bytes. Nothing may crash or read out of bounds
- * (run it under ASan); the decoders' answers must be consistent.
+ * list or an actor message's name, all from untrusted bytes. Nothing may
+ * crash or read out of bounds (run it under ASan); the decoders' answers
+ * must be consistent.
  *
  * With libFuzzer:
  *   clang -g -fsanitize=fuzzer,address,undefined -DWEFT_BUILDING \
@@ -41,6 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (m.handler == WEFT__H_HELLO)
                 (void)weft__names_check(data + WEFT__FRAME_LEN + hl,
                                         rest - hl, m.nfns);
+            if (m.handler == WEFT__H_ACT_MSG &&
+                !weft__act_check(data + WEFT__FRAME_LEN + hl, rest - hl,
+                                 m.namelen) &&
+                (m.namelen > rest - hl || m.namelen > WEFT__ACT_NAME_MAX))
+                abort(); /* a name that runs past the payload passed */
         }
     }
     /* every handler on the raw bytes too */
@@ -49,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)weft__msg_decode(h, data, size < 64 ? size : 64, &m);
     }
     (void)weft__names_check(data, size, size ? data[0] : 0);
+    (void)weft__act_check(data, size, size ? data[0] : 0);
     return 0;
 }
 
@@ -72,7 +79,7 @@ int main(int argc, char **argv)
     for (long i = 0; i < iters; i++) {
         size_t len = next() % sizeof buf;
         if (i % 2) { /* a valid frame, then mutated: reaches deeper */
-            weft__frame f = {WEFT__FK_AM, (unsigned)(next() % 12), 1,
+            weft__frame f = {WEFT__FK_AM, (unsigned)(next() % (WEFT__H_COUNT + 1)), 1,
                              (uint32_t)(next() % 40), next() % 4096};
             weft__frame_encode(buf, &f);
             for (size_t k = WEFT__FRAME_LEN; k < sizeof buf; k++)

@@ -3,7 +3,12 @@
  * Usage: net_node SCENARIO. Exits 0 when this rank saw what it should.
  *
  *   basic     remote tasks on every rank and on any rank, object fetches
- *             between every pair, a failing task, a barrier.
+ *             between every pair, a failing task, a barrier; then object
+ *             fetches between the ranks' stores (checksums, an unknown
+ *             ID, an ID already here, a task placed by its object) and
+ *             actors published on every rank: numbered sends from every
+ *             rank arrive in order, asks get their reply, an unknown
+ *             name is -ENOENT.
  *   kill      rank 0 hands out idempotent tasks (some pinned on rank 2);
  *             rank 2 SIGKILLs itself in the middle of its third task; the
  *             survivors finish every task with the right result.
@@ -139,6 +144,195 @@ static void basic(weft_node *n)
     CHECK(!weft_net_barrier(n, LONG_WAIT));
 }
 
+/* ---- objects between stores ---- */
+
+static uint64_t fnv64(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Rank r's objects: 1 MiB and a little, a length of its own per rank,
+ * kinds 'S', 'T', 'U' (ID byte 0) of the same bytes. */
+static size_t obj_len(int r) { return (1u << 20) + (size_t)r * 4099; }
+
+static void obj_id(weft_store_id *id, char kind, int r)
+{
+    memset(id, 0, sizeof *id);
+    id->bytes[0] = (uint8_t)kind;
+    id->bytes[1] = (uint8_t)r;
+}
+
+/* Write rank r's object of this kind into st, in place, and seal it. */
+static void put_object(weft_store *st, char kind, int r)
+{
+    size_t len = obj_len(r);
+    weft_store_id id;
+    obj_id(&id, kind, r);
+    void *p;
+    CHECK(!weft_store_create(st, &id, len, 0, &p));
+    for (size_t i = 0; i < len; i++)
+        ((unsigned char *)p)[i] = (unsigned char)(i * 29 + i / 509 + r);
+    CHECK(!weft_store_seal(st, &id));
+}
+
+/* The checksum of rank r's objects, computed apart from any store. */
+static uint64_t expected_sum(int r)
+{
+    size_t len = obj_len(r);
+    unsigned char *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)(i * 29 + i / 509 + r);
+    uint64_t h = fnv64(b, len);
+    free(b);
+    return h;
+}
+
+/* Fetch id into the local store: the future's status. */
+static int fetch(weft_node *n, const weft_store_id *id, int rank)
+{
+    weft_future *f;
+    int rc = weft_net_object_fetch(n, id->bytes, rank, &f);
+    if (rc)
+        return rc;
+    void *res = (void *)1;
+    rc = weft_future_get(f, LONG_WAIT, &res);
+    CHECK(res == NULL); /* with a store, the bytes are in the store */
+    weft_future_release(f);
+    return rc;
+}
+
+static void stores(weft_node *n, weft_runtime *rt)
+{
+    int size = weft_net_size(n);
+    weft_store *st;
+    CHECK(!weft_runtime_store(rt, &st)); /* this process's own store */
+    CHECK(!weft_net_use_store(n, NULL));
+    put_object(st, 'S', g_rank);
+    put_object(st, 'T', g_rank);
+    weft_store_id id;
+    obj_id(&id, 'S', g_rank);
+    CHECK(!weft_net_object_announce(n, id.bytes));
+    CHECK(!weft_net_barrier(n, LONG_WAIT)); /* announcements are out */
+    for (int k = 1; k < size; k++) {
+        int from = (g_rank + k) % size;
+        obj_id(&id, 'S', from); /* found through the announcement */
+        CHECK(fetch(n, &id, WEFT_NODE_ANY) == 0);
+        obj_id(&id, 'T', from); /* never announced: by rank */
+        CHECK(fetch(n, &id, from) == 0);
+        for (int kind = 0; kind < 2; kind++) {
+            weft_store_obj o;
+            obj_id(&id, kind ? 'T' : 'S', from);
+            CHECK(!weft_store_get(st, &id, 0, &o));
+            CHECK(o.size == obj_len(from));
+            CHECK(fnv64(o.data, o.size) == expected_sum(from));
+            weft_store_release(st, &o);
+        }
+        /* held here now: no traffic, whichever rank is named */
+        weft_net_stats a, b;
+        weft_net_stats_get(n, &a);
+        obj_id(&id, 'S', from);
+        CHECK(fetch(n, &id, from) == 0);
+        weft_net_stats_get(n, &b);
+        CHECK(b.bytes_recv - a.bytes_recv < obj_len(from));
+        /* nobody has this one */
+        obj_id(&id, 'N', from);
+        CHECK(fetch(n, &id, from) == -ENOENT);
+        CHECK(!weft_store_contains(st, &id));
+    }
+    /* a task placed by an object runs where the object is: the next
+     * rank's 'U' object, announced by it, fetched by nobody */
+    int next = (g_rank + 1) % size;
+    put_object(st, 'U', g_rank);
+    obj_id(&id, 'U', g_rank);
+    CHECK(!weft_net_object_announce(n, id.bytes));
+    CHECK(!weft_net_barrier(n, LONG_WAIT));
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = WEFT_NODE_OBJECT;
+    weft_store_id nid;
+    obj_id(&nid, 'U', next);
+    o.object = nid.bytes;
+    weft_future *f;
+    int status;
+    CHECK(!weft_submit_remote(n, "t_rank", NULL, 0, &o, &f));
+    CHECK(take_int(f, &status) == next && status == 0);
+    o.object = id.bytes; /* our own */
+    CHECK(!weft_submit_remote(n, "t_rank", NULL, 0, &o, &f));
+    CHECK(take_int(f, &status) == g_rank && status == 0);
+    CHECK(!weft_net_barrier(n, LONG_WAIT));
+}
+
+/* ---- actors across nodes ---- */
+
+/* A numbered message from a rank; seq < 0 asks what was seen from it. */
+typedef struct amsg {
+    int32_t from, pad;
+    int64_t seq;
+} amsg;
+
+typedef struct acc {
+    int64_t next[64], seen[64], disorder;
+} acc;
+
+static int acc_recv(weft_actor_ctx *cx, void *st, void *msg, size_t len)
+{
+    acc *a = st;
+    amsg m;
+    if (len != sizeof m)
+        return -EINVAL;
+    memcpy(&m, msg, sizeof m);
+    if (m.from < 0 || m.from >= 64)
+        return -EINVAL;
+    if (m.seq >= 0) {
+        a->disorder += m.seq != a->next[m.from];
+        a->next[m.from] = m.seq + 1;
+        a->seen[m.from]++;
+        return 0;
+    }
+    int64_t r[2] = {a->seen[m.from], a->disorder};
+    return weft_net_reply(cx, weft_bytes_copy(r, sizeof r));
+}
+
+static const weft_actor_class ACC = {.state_size = sizeof(acc),
+                                     .receive = acc_recv};
+
+static void actors(weft_node *n, weft_runtime *rt)
+{
+    enum { N = 1000 };
+    int size = weft_net_size(n);
+    weft_actor *a;
+    CHECK(!weft_actor_spawn(rt, &ACC, NULL, NULL, &a));
+    CHECK(!weft_net_actor_publish(n, "acc", a));
+    CHECK(!weft_net_barrier(n, LONG_WAIT)); /* published everywhere */
+    for (int64_t k = 0; k < N; k++)
+        for (int to = 0; to < size; to++) {
+            amsg m = {.from = g_rank, .seq = k};
+            CHECK(!weft_net_send(n, to, "acc", &m, sizeof m));
+        }
+    for (int to = 0; to < size; to++) {
+        amsg m = {.from = g_rank, .seq = -1};
+        weft_future *f;
+        CHECK(!weft_net_ask(n, to, "acc", &m, sizeof m, &f));
+        void *res = NULL;
+        CHECK(weft_future_get(f, LONG_WAIT, &res) == 0);
+        weft_bytes *b = res;
+        int64_t r[2];
+        CHECK(b && b->len == sizeof r);
+        memcpy(r, b->data, sizeof r);
+        CHECK(r[0] == N && r[1] == 0); /* all of them, in order */
+        weft_future_release(f);
+        CHECK(!weft_net_ask(n, to, "nope", NULL, 0, &f));
+        CHECK(weft_future_get(f, LONG_WAIT, NULL) == -ENOENT);
+        weft_future_release(f);
+    }
+    CHECK(!weft_net_barrier(n, LONG_WAIT)); /* nobody asks any more */
+    CHECK(!weft_net_actor_unpublish(n, "acc"));
+    weft_actor_release(a);
+}
+
 static void kill_run(weft_node *n)
 {
     /* every rank has met every other before rank 2 may die (a rank that
@@ -220,8 +414,11 @@ int main(int argc, char **argv)
     }
     CHECK(rc == 0);
     CHECK(weft_net_rank(n) == g_rank); /* g_rank: set before any task */
-    if (!strcmp(sc, "basic"))
+    if (!strcmp(sc, "basic")) {
         basic(n);
+        stores(n, rt);
+        actors(n, rt);
+    }
     else if (!strcmp(sc, "kill"))
         kill_run(n);
     else if (!strcmp(sc, "garbage"))

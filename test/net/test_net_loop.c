@@ -1,8 +1,10 @@
 /* lib/net over the in-process "loop" transport: three nodes, each with
  * its own runtime, in one process. Remote tasks on a given rank, on any
  * rank (and stolen by idle ones), failures of the function, objects put
- * on one node and fetched by the others, a node cut off while it holds
- * tasks (idempotent ones run again elsewhere, the others fail), the
+ * on one node and fetched by the others, objects fetched between object
+ * stores (weft_net_use_store), actors published by name and sent to or
+ * asked from other nodes, a node cut off while it holds tasks
+ * (idempotent ones run again elsewhere, the others fail) and asks, the
  * barrier, bad arguments, and destroying with work outstanding. */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +30,9 @@
 
 static weft_runtime *rts[NODES];
 static weft_node *nodes[NODES];
+static weft_store *stores[NODES];
+static char store_names[NODES][96];
+static weft_actor *accs[NODES], *holders[NODES];
 static char group[64];
 static _Atomic int hold_rank = -1; /* t_hold blocks on this rank */
 static _Atomic int released;
@@ -143,8 +148,18 @@ static int teardown(void **state)
     for (int i = 0; i < NODES; i++)
         if (nodes[i])
             weft_net_destroy(&nodes[i]);
-    for (int i = 0; i < NODES; i++)
+    for (int i = 0; i < NODES; i++) {
+        if (accs[i])
+            weft_actor_release(accs[i]);
+        if (holders[i])
+            weft_actor_release(holders[i]);
         weft_runtime_destroy(&rts[i]);
+    }
+    for (int i = 0; i < NODES; i++) /* after the nodes that use them */
+        if (stores[i]) {
+            weft_store_close(stores[i]);
+            weft_store_unlink(store_names[i], NULL);
+        }
     return 0;
 }
 
@@ -343,6 +358,322 @@ static void test_objects(void **state)
     free(data);
 }
 
+/* ---- objects between stores ---- */
+
+static uint64_t fnv64(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Fill id and len bytes at *data from seed; returns their checksum. */
+static uint64_t make_object(weft_store_id *id, int seed, size_t len,
+                            unsigned char **data)
+{
+    memset(id, 0, sizeof *id);
+    id->bytes[0] = 'S';
+    id->bytes[1] = (uint8_t)seed;
+    *data = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        (*data)[i] = (unsigned char)(i * 31 + (size_t)seed * 7 + i / 251);
+    return fnv64(*data, len);
+}
+
+/* The checksum of id in node i's store, or 0 when it is not there. */
+static uint64_t stored_sum(int i, const weft_store_id *id, size_t *len)
+{
+    weft_store_obj o;
+    if (weft_store_get(stores[i], id, 0, &o))
+        return 0;
+    uint64_t h = fnv64(o.data, o.size);
+    *len = o.size;
+    weft_store_release(stores[i], &o);
+    return h;
+}
+
+static int fetch_status(int i, const weft_store_id *id, int rank,
+                        void **res)
+{
+    weft_future *f;
+    int rc = weft_net_object_fetch(nodes[i], id->bytes, rank, &f);
+    if (rc)
+        return rc + 1000; /* not a status a future can have here */
+    *res = (void *)1;
+    rc = weft_future_get(f, LONG_WAIT, res);
+    weft_future_release(f);
+    return rc;
+}
+
+static uint64_t bytes_recv(int i)
+{
+    weft_net_stats s;
+    weft_net_stats_get(nodes[i], &s);
+    return s.bytes_recv;
+}
+
+/* Node 1 holds an object in its store; 0 fetches it by rank, 2 by
+ * announcement; both find it sealed in their own store, byte for byte.
+ * Fetching it again costs no traffic; an unknown ID is -ENOENT; a store
+ * too small is -ENOSPC; tasks placed by the object go where it is. */
+static void test_store_objects(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NODES; i++) {
+        snprintf(store_names[i], sizeof store_names[i], "%s-st%d", group, i);
+        weft_store_opts so;
+        weft_store_opts_default(&so);
+        so.capacity = i == 0 ? 1u << 20 : 4u << 20; /* 0: a small one */
+        assert_int_equal(weft_store_open(store_names[i], &so, &stores[i]), 0);
+        assert_int_equal(weft_net_use_store(nodes[i], stores[i]), 0);
+    }
+    enum { LEN = 300000 };
+    weft_store_id id;
+    unsigned char *data;
+    uint64_t sum = make_object(&id, 1, LEN, &data);
+    assert_int_equal(weft_store_put(stores[1], &id, data, LEN, 0), 0);
+    assert_int_equal(weft_net_object_announce(nodes[1], id.bytes), 0);
+    void *res;
+    assert_int_equal(fetch_status(0, &id, 1, &res), 0);
+    assert_null(res); /* the bytes are in the store, not in the future */
+    size_t len = 0;
+    assert_true(stored_sum(0, &id, &len) == sum);
+    assert_int_equal(len, LEN);
+    /* again, even naming another rank: held here, no traffic */
+    uint64_t before = bytes_recv(0);
+    assert_int_equal(fetch_status(0, &id, 2, &res), 0);
+    assert_int_equal(fetch_status(0, &id, WEFT_NODE_ANY, &res), 0);
+    assert_true(bytes_recv(0) == before);
+    /* node 2 by the announcement (which travels: wait for it) */
+    int rc;
+    for (int k = 0; (rc = fetch_status(2, &id, WEFT_NODE_ANY, &res)) ==
+                    -ENOENT + 1000 && k < 20000; k++)
+        sleep_ms(1);
+    assert_int_equal(rc, 0);
+    assert_true(stored_sum(2, &id, &len) == sum);
+    /* the server's reference went back once the bytes were sent */
+    weft_store_info info;
+    for (int k = 0; k < 20000; k++) {
+        assert_int_equal(weft_store_stat(stores[1], &id, &info), 0);
+        if (!info.refs)
+            break;
+        sleep_ms(1);
+    }
+    assert_int_equal(info.refs, 0);
+    free(data);
+    /* an ID nobody has, from a rank: -ENOENT in the future */
+    weft_store_id none = {{'N', 'O'}};
+    assert_int_equal(fetch_status(0, &none, 1, &res), -ENOENT);
+    assert_int_equal(weft_store_contains(stores[0], &none), 0);
+    /* bigger than node 0's whole store: -ENOSPC in the future */
+    weft_store_id big;
+    sum = make_object(&big, 2, 2u << 20, &data);
+    assert_int_equal(weft_store_put(stores[1], &big, data, 2u << 20, 0), 0);
+    assert_int_equal(fetch_status(0, &big, 1, &res), -ENOSPC);
+    assert_int_equal(fetch_status(2, &big, 1, &res), 0);
+    assert_true(stored_sum(2, &big, &len) == sum);
+    free(data);
+    /* a task by object: where the store holds it */
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = WEFT_NODE_OBJECT;
+    o.object = big.bytes; /* held by 1 and 2, announced by none */
+    weft_future *f;
+    assert_int_equal(weft_submit_remote(nodes[2], "t_where", NULL, 0, &o,
+                                        &f), 0);
+    int st;
+    assert_int_equal(get_int(f, &st), 2);
+    assert_int_equal(weft_submit_remote(nodes[0], "t_where", NULL, 0, &o,
+                                        &f), -ENOENT);
+    o.object = id.bytes; /* announced by 1, fetched by 0 */
+    assert_int_equal(weft_submit_remote(nodes[0], "t_where", NULL, 0, &o,
+                                        &f), 0);
+    assert_int_equal(get_int(f, &st), 0);
+}
+
+/* ---- actors across nodes ---- */
+
+/* A message to acc: from a rank, in order; or (seq < 0) an ask for what
+ * it saw from that rank. */
+typedef struct amsg_t {
+    int32_t from;
+    int32_t pad;
+    int64_t seq;
+} amsg_t;
+
+typedef struct acc_state {
+    int64_t next[NODES]; /* the seq expected from each rank */
+    int64_t seen[NODES], disorder;
+} acc_state;
+
+typedef struct acc_reply {
+    int64_t seen, disorder;
+} acc_reply;
+
+static int acc_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    acc_state *a = st;
+    amsg_t m;
+    if (n == 3 && !memcmp(msg, "raw", 3)) /* not bytes: refused */
+        return weft_actor_reply(cx, malloc(8), free);
+    if (n == 4 && !memcmp(msg, "fail", 4))
+        return 7;
+    if (n != sizeof m)
+        return -EINVAL;
+    memcpy(&m, msg, sizeof m);
+    if (m.from < 0 || m.from >= NODES)
+        return -EINVAL;
+    if (m.seq >= 0) {
+        a->disorder += m.seq != a->next[m.from];
+        a->next[m.from] = m.seq + 1;
+        a->seen[m.from]++;
+        return 0;
+    }
+    acc_reply r = {a->seen[m.from], a->disorder};
+    return weft_net_reply(cx, weft_bytes_copy(&r, sizeof r));
+}
+
+static const weft_actor_class ACC = {.state_size = sizeof(acc_state),
+                                     .receive = acc_recv};
+
+/* Replies its node's rank, after waiting while hold_rank is its node. */
+static int holder_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)st;
+    (void)msg;
+    (void)n;
+    int me = my_rank();
+    while (me == atomic_load(&hold_rank) && !atomic_load(&released))
+        sleep_ms(1);
+    return weft_net_reply(cx, weft_bytes_copy(&me, sizeof me));
+}
+
+static const weft_actor_class HOLDER = {.receive = holder_recv};
+
+static acc_reply ask_acc(int from, int to, int *status)
+{
+    amsg_t m = {.from = from, .seq = -1};
+    weft_future *f;
+    acc_reply r = {-1, -1};
+    *status = weft_net_ask(nodes[from], to, "acc", &m, sizeof m, &f);
+    if (*status)
+        return r;
+    void *res = NULL;
+    *status = weft_future_get(f, LONG_WAIT, &res);
+    weft_bytes *b = res;
+    if (!*status && b && b->len == sizeof r)
+        memcpy(&r, b->data, sizeof r);
+    weft_future_release(f);
+    return r;
+}
+
+static uint64_t actor_dropped(int i)
+{
+    weft_net_stats s;
+    weft_net_stats_get(nodes[i], &s);
+    return s.actor_dropped;
+}
+
+/* Every node publishes "acc"; each sends to each (itself included) a
+ * numbered stream, then asks: all arrived, in order. */
+static void test_actors(void **state)
+{
+    (void)state;
+    weft_actor_opts ao = weft_actor_opts_default();
+    ao.max_restarts = -1; /* "fail" restarts it */
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(weft_actor_spawn(rts[i], &ACC, NULL, &ao,
+                                          &accs[i]), 0);
+        assert_int_equal(weft_net_actor_publish(nodes[i], "acc", accs[i]),
+                         0);
+        assert_int_equal(weft_actor_spawn(rts[i], &HOLDER, NULL, NULL,
+                                          &holders[i]), 0);
+        assert_int_equal(weft_net_actor_publish(nodes[i], "holder",
+                                                holders[i]), 0);
+    }
+    assert_int_equal(weft_net_actor_publish(nodes[0], "acc", accs[1]),
+                     -EEXIST);
+    enum { N = 2000 };
+    for (int from = 0; from < NODES; from++)
+        for (int64_t k = 0; k < N; k++)
+            for (int to = 0; to < NODES; to++) {
+                amsg_t m = {.from = from, .seq = k};
+                assert_int_equal(weft_net_send(nodes[from], to, "acc", &m,
+                                               sizeof m), 0);
+            }
+    for (int from = 0; from < NODES; from++)
+        for (int to = 0; to < NODES; to++) {
+            int st;
+            acc_reply r = ask_acc(from, to, &st);
+            assert_int_equal(st, 0);
+            assert_int_equal(r.seen, N);
+            assert_int_equal(r.disorder, 0);
+        }
+}
+
+/* Unknown names, the actor's own error, a reply that is not bytes, bad
+ * arguments. */
+static void test_actor_errors(void **state)
+{
+    (void)state;
+    weft_future *f;
+    for (int to = 0; to < NODES; to++) { /* remote and local alike */
+        assert_int_equal(weft_net_ask(nodes[0], to, "nope", "x", 1, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), -ENOENT);
+        weft_future_release(f);
+        assert_int_equal(weft_net_ask(nodes[0], to, "acc", "fail", 4, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), 7);
+        weft_future_release(f);
+        assert_int_equal(weft_net_ask(nodes[0], to, "acc", "raw", 3, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), -EPROTO);
+        weft_future_release(f);
+    }
+    /* a send to an unknown name is dropped there, and counted */
+    uint64_t before = actor_dropped(1);
+    assert_int_equal(weft_net_send(nodes[0], 1, "nope", "x", 1), 0);
+    for (int k = 0; actor_dropped(1) == before && k < 20000; k++)
+        sleep_ms(1);
+    assert_true(actor_dropped(1) == before + 1);
+    assert_int_equal(weft_net_send(nodes[0], 0, "nope", "x", 1), -ENOENT);
+    /* unpublished: unknown from then on */
+    weft_actor *tmp;
+    assert_int_equal(weft_actor_spawn(rts[2], &ACC, NULL, NULL, &tmp), 0);
+    assert_int_equal(weft_net_actor_publish(nodes[2], "tmp", tmp), 0);
+    assert_int_equal(weft_net_actor_unpublish(nodes[2], "tmp"), 0);
+    assert_int_equal(weft_net_actor_unpublish(nodes[2], "tmp"), -ENOENT);
+    assert_int_equal(weft_net_ask(nodes[0], 2, "tmp", "x", 1, &f), 0);
+    assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), -ENOENT);
+    weft_future_release(f);
+    weft_actor_release(tmp);
+    /* bad arguments */
+    char longname[WEFT_NET_NAME_MAX + 2];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    assert_int_equal(weft_net_send(nodes[0], NODES, "acc", "x", 1), -EINVAL);
+    assert_int_equal(weft_net_send(nodes[0], -1, "acc", "x", 1), -EINVAL);
+    assert_int_equal(weft_net_send(nodes[0], 1, "", "x", 1), -EINVAL);
+    assert_int_equal(weft_net_send(nodes[0], 1, longname, "x", 1), -EINVAL);
+    assert_int_equal(weft_net_send(nodes[0], 1, "acc", NULL, 1), -EINVAL);
+    assert_int_equal(weft_net_send(nodes[0], 1, "acc", "x", SIZE_MAX),
+                     -EMSGSIZE); /* refused before anything is read */
+    assert_int_equal(weft_net_ask(nodes[0], 1, "acc", "x", SIZE_MAX, &f),
+                     -EMSGSIZE);
+    assert_int_equal(weft_net_send(NULL, 1, "acc", "x", 1), -EINVAL);
+    assert_int_equal(weft_net_ask(nodes[0], 1, "acc", "x", 1, NULL),
+                     -EINVAL);
+    assert_int_equal(weft_net_actor_publish(nodes[0], longname, accs[0]),
+                     -EINVAL);
+    assert_int_equal(weft_net_actor_publish(nodes[0], "x", NULL), -EINVAL);
+    assert_int_equal(weft_net_reply(NULL, weft_bytes_new(3)), -EINVAL);
+    assert_int_equal(weft_net_use_store(NULL, NULL), -EINVAL);
+    weft_store_id id = {{'S', 1}}; /* held by node 0, still a bad rank */
+    assert_int_equal(weft_net_object_fetch(nodes[0], id.bytes, NODES, &f),
+                     -EINVAL);
+    assert_int_equal(weft_net_object_fetch(nodes[0], id.bytes, -5, &f),
+                     -EINVAL);
+}
+
 static void test_barrier(void **state)
 {
     (void)state;
@@ -382,8 +713,20 @@ static void test_dead_node(void **state)
         assert_int_equal(weft_submit_remote(nodes[0], "t_hold", NULL, 0, &o,
                                             &fs[i]), 0);
     }
+    weft_future *ask; /* held by node 2's actor when it dies */
+    assert_int_equal(weft_net_ask(nodes[0], 2, "holder", NULL, 0, &ask), 0);
     sleep_ms(20); /* let them reach node 2 (not required for the result) */
     assert_int_equal(weft__loop_kill(group, 2), 0);
+    assert_int_equal(weft_future_get(ask, LONG_WAIT, NULL), -EHOSTDOWN);
+    weft_future_release(ask);
+    /* after the death: asks, sends and fetches */
+    assert_int_equal(weft_net_ask(nodes[0], 2, "acc", NULL, 0, &ask), 0);
+    assert_int_equal(weft_future_get(ask, LONG_WAIT, NULL), -EHOSTDOWN);
+    weft_future_release(ask);
+    assert_int_equal(weft_net_send(nodes[0], 2, "acc", NULL, 0), -EHOSTDOWN);
+    weft_store_id none = {{'D', 'E', 'A', 'D'}};
+    void *res;
+    assert_int_equal(fetch_status(0, &none, 2, &res), -EHOSTDOWN);
     for (int i = 0; i < N; i++) {
         int st, r = get_int(fs[i], &st);
         if (i % 2) {
@@ -423,6 +766,9 @@ int main(void)
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_any_and_steal),
         cmocka_unit_test(test_objects),
+        cmocka_unit_test(test_store_objects),
+        cmocka_unit_test(test_actors),
+        cmocka_unit_test(test_actor_errors),
         cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_dead_node),
     };

@@ -50,7 +50,7 @@ static void test_frame_refused(void **state)
         assert_true(rc == -EPROTO);
     }
     memcpy(c, b, sizeof c); /* another version, properly checked */
-    c[4] = 2;
+    c[4] = WEFT__WIRE_VERSION - 1; /* version 1: no actor messages */
     uint32_t h = fnv(c);
     weft__put32(c + 28, h);
     assert_int_equal(weft__frame_decode(c, sizeof c, 1ull << 30, &g),
@@ -101,6 +101,48 @@ static void test_messages(void **state)
     assert_int_equal(weft__msg_decode(WEFT__H_STEAL, b, 1, &d), -EPROTO);
 }
 
+/* Actor messages: the name length and the flags are checked by the
+ * decoder, the name itself (inside the payload) by weft__act_check. */
+static void test_actor_messages(void **state)
+{
+    (void)state;
+    unsigned char b[WEFT_AM_MAX_HDR];
+    weft__msg m = {.handler = WEFT__H_ACT_MSG, .id = 77, .namelen = 5,
+                   .flags = WEFT__ACT_ASK}, d;
+    size_t n = weft__msg_encode(b, &m);
+    assert_int_equal(n, 16);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_MSG, b, n, &d), 0);
+    assert_true(d.id == 77 && d.namelen == 5 && d.flags == WEFT__ACT_ASK);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_MSG, b, n - 1, &d),
+                     -EPROTO);
+    m.flags = 2; /* no such flag */
+    weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_MSG, b, n, &d), -EPROTO);
+    m.flags = 0;
+    m.namelen = 0; /* an empty name */
+    weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_MSG, b, n, &d), -EPROTO);
+    m.namelen = WEFT__ACT_NAME_MAX + 1;
+    weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_MSG, b, n, &d), -EPROTO);
+    m = (weft__msg){.handler = WEFT__H_ACT_REPLY, .id = 8, .status = 9,
+                    .hasres = 1};
+    n = weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_REPLY, b, n, &d), 0);
+    assert_true(d.id == 8 && d.status == 9 && d.hasres == 1);
+    m.hasres = 2;
+    weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_ACT_REPLY, b, n, &d),
+                     -EPROTO);
+    assert_int_equal(weft__act_check("echo-data", 9, 4), 0);
+    assert_int_equal(weft__act_check("echo", 4, 4), 0);  /* no message */
+    assert_int_equal(weft__act_check("ech", 3, 4), -EPROTO); /* short */
+    assert_int_equal(weft__act_check("e\0ho", 4, 4), -EPROTO);
+    assert_int_equal(weft__act_check(NULL, 0, 0), -EPROTO);
+    assert_int_equal(weft__act_check("x", 1, WEFT__ACT_NAME_MAX + 1),
+                     -EPROTO);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -122,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_frame_roundtrip),
         cmocka_unit_test(test_frame_refused),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_actor_messages),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
