@@ -61,6 +61,13 @@ int st_id_equal(st_desc *x, const weft_store_id *id)
            atomic_load_explicit(&x->id[2], memory_order_relaxed) == w[2];
 }
 
+/* Brings id's first index slot into the cache (for writing) before the
+ * caller takes the lock, so that the miss is not paid inside it. */
+void st_index_prefetch(weft_store *st, const weft_store_id *id)
+{
+    __builtin_prefetch((const void *)&st->index[hash_id(st, id)], 1, 3);
+}
+
 static uint32_t slot_load(weft_store *st, uint32_t i)
 {
     return atomic_load_explicit(&st->index[i], memory_order_relaxed);

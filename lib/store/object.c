@@ -98,38 +98,43 @@ void st_link_sealed(weft_store *st, uint32_t d)
         return;
     st_lru_push(st, d);
     ST_ADD(&st->h->sealed, 1);
-    ST_ADD(&st->h->seals, 1);
     unlinked_dec(st, st_owner(x));
 }
 
-/* Under the lock: links this handle's pending seals. */
-void st_link_pending(weft_store *st)
+/* Under the lock: links client c's pending seals when there are at
+ * least min of them (the drain of st.h's "Lock-free seal"). */
+void st_link_pending(weft_store *st, uint32_t c, uint32_t min)
 {
-    if (!atomic_load_explicit(&st->npend, memory_order_relaxed))
+    st_client *cl = &st->clients[c];
+    /* acquire: pairs with the appender's release CAS, so pend[0..n) is
+     * written */
+    uint32_t n = atomic_load_explicit(&cl->npend, memory_order_acquire);
+    if (n < min || n == 0)
         return;
-    pthread_mutex_lock(&st->pend_mu);
-    uint32_t n = atomic_load_explicit(&st->npend, memory_order_relaxed);
-    for (uint32_t i = 0; i < n; i++)
-        st_link_sealed(st, st->pend[i]);
-    atomic_store_explicit(&st->npend, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&st->pend_mu);
+    uint32_t done = 0;
+    for (;;) {
+        n = n > ST_PEND_MAX ? ST_PEND_MAX : n; /* a garbage count */
+        for (; done < n; done++) {
+            uint32_t d = atomic_load_explicit(&cl->pend[done],
+                                              memory_order_relaxed);
+            if (d < st->max_objects)
+                st_link_sealed(st, d);
+        }
+        if (atomic_compare_exchange_weak_explicit(
+                &cl->npend, &n, 0, memory_order_acquire,
+                memory_order_acquire))
+            return;
+    }
 }
 
-/* Under the lock: links every sealed, unlinked object when some client
- * counts one (space is needed and they may be evictable). Returns how
- * many it linked. */
+/* Under the lock: links every client's pending seals, when space is
+ * needed and they may be evictable. Returns how many it linked. */
 static uint32_t link_orphans(weft_store *st)
 {
-    int any = 0;
-    for (uint32_t c = 0; c < st->max_clients && !any; c++)
-        any = atomic_load_explicit(&st->clients[c].unlinked,
-                                   memory_order_relaxed) > 0;
-    if (!any)
-        return 0;
     uint64_t before = atomic_load_explicit(&st->h->sealed,
                                            memory_order_relaxed);
-    for (uint32_t d = 0; d < st->max_objects; d++)
-        st_link_sealed(st, d);
+    for (uint32_t c = 0; c < st->max_clients; c++)
+        st_link_pending(st, c, 1);
     return (uint32_t)(atomic_load_explicit(&st->h->sealed,
                                            memory_order_relaxed) - before);
 }
@@ -332,6 +337,7 @@ int weft_store_create(weft_store *st, const weft_store_id *id, size_t size,
         return -ENOSPC;
     uint64_t need = st_block_need(size), off, got;
     uint32_t d;
+    st_index_prefetch(st, id);
     int rc = st_lock(st);
     if (rc)
         return rc;
@@ -388,24 +394,34 @@ static void wake_sealed(weft_store *st)
     futex_wake_all(&st->h->seal_seq);
 }
 
-/* Notes a sealed d for linking at this handle's next locked operation;
- * a full list is linked first. If that fails, d stays for link_orphans,
- * which the client's count calls for. */
+/* Appends sealed d to this client's pending list (see st.h); a full list
+ * is linked first. If that fails (the lock is unusable), d stays unlinked
+ * until this client is reclaimed. */
 static void note_pending(weft_store *st, uint32_t d)
 {
-    for (int tries = 0; tries < 2; tries++) {
-        pthread_mutex_lock(&st->pend_mu);
-        uint32_t n = atomic_load_explicit(&st->npend, memory_order_relaxed);
-        if (n < ST_PEND_MAX) {
-            st->pend[n] = d;
-            atomic_store_explicit(&st->npend, n + 1, memory_order_relaxed);
+    st_client *cl = &st->clients[st->me];
+    pthread_mutex_lock(&st->pend_mu);
+    for (int tries = 0; tries < 3; tries++) {
+        uint32_t n = atomic_load_explicit(&cl->npend, memory_order_relaxed);
+        if (n >= ST_PEND_MAX) {
             pthread_mutex_unlock(&st->pend_mu);
-            return;
+            if (st_lock(st) == 0) { /* links the list */
+                st_link_pending(st, st->me, 1);
+                st_unlock(st);
+            }
+            pthread_mutex_lock(&st->pend_mu);
+            continue;
         }
-        pthread_mutex_unlock(&st->pend_mu);
-        if (st_lock(st) == 0) /* links the pending list */
-            st_unlock(st);
+        atomic_store_explicit(&cl->pend[n], d, memory_order_relaxed);
+        /* release: the entry before the count; fails when a drain
+         * emptied the list meanwhile: append at the new end */
+        if (atomic_compare_exchange_strong_explicit(
+                &cl->npend, &n, n + 1, memory_order_release,
+                memory_order_relaxed))
+            break;
+        tries--; /* a drain is progress, not a failed try */
     }
+    pthread_mutex_unlock(&st->pend_mu);
 }
 
 /* Seals d, seen at gen holding the caller's id: CREATED -> SEALED with
@@ -434,6 +450,8 @@ static int seal_at(weft_store *st, uint32_t d, uint32_t gen)
         return want == st_gs(gen, ST_SEALED) ? -EALREADY : -ENOENT;
     }
     ST_POINT("seal:sealed");
+    atomic_fetch_add_explicit(&st->clients[st->me].seals, 1,
+                              memory_order_relaxed);
     wake_sealed(st);
     note_pending(st, d);
     return 0;

@@ -353,8 +353,9 @@ int st_lock(weft_store *st)
         pthread_mutex_consistent(&st->h->lock);
         rc = 0;
     }
-    if (rc == 0)
-        st_link_pending(st);
+    /* this client's seals, once enough wait for a batch (see st.h) */
+    if (rc == 0 && st->me < st->max_clients)
+        st_link_pending(st, st->me, ST_PEND_MAX / 2);
     return -rc;
 }
 
@@ -384,6 +385,10 @@ static void free_slot(weft_store *st, uint32_t c)
     st_client *cl = &st->clients[c];
     atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->unlinked, 0, memory_order_relaxed);
+    atomic_store_explicit(&cl->npend, 0, memory_order_relaxed);
+    /* its seals stay counted in the header's */
+    ST_ADD(&st->h->seals, atomic_exchange_explicit(&cl->seals, 0,
+                                                   memory_order_relaxed));
     atomic_store_explicit(&cl->state, ST_CLIENT_FREE, memory_order_release);
 }
 
@@ -473,9 +478,11 @@ void st_repair(weft_store *st)
         repair_desc(st, d);
     st_heap_rebuild(st);
     st_rebuild_lists(st); /* links every sealed object */
-    for (uint32_t c = 0; c < st->max_clients; c++)
+    for (uint32_t c = 0; c < st->max_clients; c++) {
         atomic_store_explicit(&st->clients[c].unlinked, 0,
                               memory_order_relaxed);
+        st_link_pending(st, c, 1); /* empties the lists: all are linked */
+    }
     st_index_rebuild(st);
     ST_ADD(&st->h->repairs, 1);
 }

@@ -37,16 +37,26 @@
  * Lock-free seal. The creator seals with one compare-and-swap of the
  * descriptor's (gen, state) pair, so a seal never takes the lock that two
  * processes creating objects pass back and forth. What the lock guards
- * (the LRU list, the counters `sealed` and `seals`) follows later: the
- * sealer notes the descriptor in its handle's pending list and links it at
- * its next locked operation (st_lock), or at most ST_PEND_MAX seals later.
- * A sealed descriptor is linked exactly when lru_seq != 0, so linking is
- * idempotent and anyone holding the lock may link any sealed, unlinked
- * descriptor. Each client counts its sealed, unlinked objects (`unlinked`,
- * raised before the CAS, lowered by whoever links one): statistics add the
- * counts, space pressure scans for them (link_orphans in object.c) when a
- * count is positive, a dead or closing client's are linked when it is
- * reclaimed, and the consistency check counts only linked ones.
+ * (the LRU list, the counters `sealed` and `seals`) follows later, in
+ * batches: the sealer appends the descriptor to its client slot's pending
+ * list (in the segment, so that anyone holding the lock can drain it) and
+ * links its list once it is half full, at its next locked operation, or
+ * when it is full. A sealed descriptor is linked exactly when lru_seq !=
+ * 0, so linking is idempotent and a stale entry (freed and reused since)
+ * harmless. Space pressure drains every client's list (link_orphans in
+ * object.c); a seal whose process died before noting it is linked when
+ * that client is reclaimed (a full scan) or by repair. Each client counts
+ * its sealed, unlinked objects (`unlinked`, raised before the CAS,
+ * lowered by whoever links one), which statistics add, and its seals;
+ * the consistency check counts only linked ones.
+ *
+ * A pending list is appended to by its client (under the handle's
+ * process-local mutex) and drained under the store's lock by anyone: the
+ * appender writes pend[n] then moves npend n -> n+1 with a CAS (release);
+ * the drainer reads npend (acquire), links pend[0..n) and moves npend
+ * n -> 0 with a CAS, again if an append came first. An append that loses
+ * to a drain retries at the new end; a drain never reads a slot that an
+ * append is writing (they are at or beyond the drainer's n).
  *
  * Lock-free get. A reader finds d in the index, reads gen (acquire; odd =
  * skip), compares the id, stores refs[me][d] + 1 (seq_cst), then loads
@@ -86,7 +96,7 @@
 #define ST_IDX_EMPTY 0u
 #define ST_IDX_TOMB UINT32_MAX
 #define ST_REFS_MAX 65535u
-#define ST_PEND_MAX 64u      /* seals a handle may leave unlinked */
+#define ST_PEND_MAX 64u      /* a client's pending list of seals */
 
 enum st_state {
     ST_FREE = 0,
@@ -145,8 +155,12 @@ typedef struct st_client {
     /* This client's sealed objects not linked yet (see "Lock-free seal");
      * never below the truth, may briefly be above it. */
     _Atomic int32_t unlinked;
-    uint32_t pad32;
-    uint64_t pad[5];
+    _Atomic uint32_t npend;  /* entries in pend */
+    /* Seals made through this slot (header `seals` holds those of slots
+     * freed since): counted at the seal, not when linked. */
+    _Atomic uint64_t seals;
+    uint64_t pad[4];
+    _Atomic uint32_t pend[ST_PEND_MAX]; /* sealed descriptors to link */
 } st_client;
 
 typedef struct st_desc {
@@ -205,11 +219,9 @@ struct weft_store {
     char *spill_dir;
     struct io_uring ring;
     int ring_ok;
-    /* Seals not linked yet (see "Lock-free seal"); the mutex is taken
-     * inside the store's lock, never around it. */
+    /* Serialises this process's appends to its pending list (see
+     * "Lock-free seal"); taken inside the store's lock, never around it. */
     pthread_mutex_t pend_mu;
-    _Atomic uint32_t npend;  /* written under pend_mu, peeked without */
-    uint32_t pend[ST_PEND_MAX];
 };
 
 /* Test hook: called at named points inside the store's operations (some
@@ -247,6 +259,7 @@ WEFT__HIDDEN uint32_t st_find_locked(weft_store *st, const weft_store_id *id);
 WEFT__HIDDEN uint32_t st_find_fast(weft_store *st, const weft_store_id *id,
                                    uint32_t *gen);
 WEFT__HIDDEN int st_index_insert(weft_store *st, uint32_t d);
+WEFT__HIDDEN void st_index_prefetch(weft_store *st, const weft_store_id *id);
 WEFT__HIDDEN void st_index_remove(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_index_rebuild(weft_store *st);
 WEFT__HIDDEN int st_id_equal(st_desc *x, const weft_store_id *id);
@@ -261,7 +274,7 @@ WEFT__HIDDEN void st_desc_reset(weft_store *st, uint32_t d);
 WEFT__HIDDEN int st_try_claim(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_rebuild_lists(weft_store *st);
 WEFT__HIDDEN void st_link_sealed(weft_store *st, uint32_t d);
-WEFT__HIDDEN void st_link_pending(weft_store *st);
+WEFT__HIDDEN void st_link_pending(weft_store *st, uint32_t c, uint32_t min);
 WEFT__HIDDEN int st_alloc_block(weft_store *st, uint64_t need, uint64_t *off,
                                 uint64_t *got);
 
