@@ -12,6 +12,10 @@
  *   kill      rank 0 hands out idempotent tasks (some pinned on rank 2);
  *             rank 2 SIGKILLs itself in the middle of its third task; the
  *             survivors finish every task with the right result.
+ *   stop      the same, but rank 2 stops (SIGSTOP) instead of dying: its
+ *             connections stay open and only the silence of its
+ *             heartbeats tells the others (dead_timeout_ms); the driver
+ *             kills it once they are done.
  *   mismatch  rank 1 registers one more remote function: every rank's
  *             weft_net_create must fail with -EPROTO.
  *   garbage   like basic, after rank 0 has counted at least 3 dropped
@@ -30,6 +34,7 @@
 
 static int g_rank = -1;
 static int g_ran;
+static int g_stop; /* scenario "stop": rank 2 stops instead of dying */
 
 #define CHECK(c)                                                         \
     do {                                                                 \
@@ -62,7 +67,7 @@ static int t_double(const void *arg, size_t len, weft_bytes **res)
         return -EINVAL;
     memcpy(&x, arg, sizeof x);
     if (g_rank == 2 && __atomic_add_fetch(&g_ran, 1, __ATOMIC_SEQ_CST) == 3)
-        raise(SIGKILL); /* dies mid-task, replies owed */
+        raise(g_stop ? SIGSTOP : SIGKILL); /* mid-task, replies owed */
     sleep_ms(5);
     x *= 2;
     *res = weft_bytes_copy(&x, sizeof x);
@@ -394,6 +399,7 @@ int main(int argc, char **argv)
     if (!r)
         r = getenv("OMPI_COMM_WORLD_RANK");
     g_rank = r ? atoi(r) : -1;
+    g_stop = !strcmp(sc, "stop");
     if (!strcmp(sc, "mismatch") && g_rank == 1)
         weft_remote_register("t_extra", t_extra);
     weft_config c = weft_config_default();
@@ -419,7 +425,7 @@ int main(int argc, char **argv)
         stores(n, rt);
         actors(n, rt);
     }
-    else if (!strcmp(sc, "kill"))
+    else if (!strcmp(sc, "kill") || !strcmp(sc, "stop"))
         kill_run(n);
     else if (!strcmp(sc, "garbage"))
         garbage(n);

@@ -74,15 +74,18 @@ def run_tcp(helper, scenario, np):
     if scenario == 'garbage':
         print('garbage streams sent:', garbage(ports[0]))
     rcs = []
-    for p in procs:
+    for r, p in enumerate(procs):
+        if scenario == 'stop' and r == 2:
+            # it stopped itself; the others are done with it: kill it
+            p.kill()
         try:
             rcs.append(p.wait(timeout=240))
         except subprocess.TimeoutExpired:
             p.kill()
             rcs.append('timeout')
     print('exit statuses:', rcs)
-    if scenario == 'kill':
-        # rank 2 kills itself; the others must succeed
+    if scenario in ('kill', 'stop'):
+        # rank 2 kills or stops itself; the others must succeed
         return 0 if rcs[2] == -9 and rcs[0] == 0 and rcs[1] == 0 else 1
     return 0 if all(rc == 0 for rc in rcs) else 1
 
