@@ -66,6 +66,55 @@ static void test_submit_get_outside(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* Outside threads keep a cache of future slots per thread: it goes back
+ * to its pool when the thread exits and is dropped when the thread turns
+ * to another runtime, or finds its runtime destroyed (ASan sees a slot
+ * used after its slab was freed). Two runtimes at once, threads that come
+ * and go, and the main thread switching between runtimes and across
+ * runtimes destroyed and created again. (A new pool at a freed pool's
+ * address is told apart by its id; this test cannot force that address
+ * reuse.) */
+static void *outside_burst(void *arg)
+{
+    weft_runtime *rt = arg;
+    for (int i = 0; i < 300; i++) {
+        weft_future *f;
+        if (weft_submit(rt, square, (void *)(intptr_t)i, NULL, &f) != 0)
+            return (void *)1;
+        void *v;
+        if (weft_future_get(f, -1, &v) != 0 || *(long *)v != (long)i * i)
+            return (void *)2;
+        weft_future_release(f);
+    }
+    return NULL;
+}
+
+static void test_outside_slot_caches(void **s)
+{
+    (void)s;
+    for (int round = 0; round < 12; round++) {
+        weft_runtime *rt[2];
+        rt[0] = test_runtime(2, NULL);
+        rt[1] = test_runtime(1, NULL);
+        assert_non_null(rt[0]);
+        assert_non_null(rt[1]);
+        /* the main thread alternates between the two pools */
+        for (int i = 0; i < 4; i++)
+            assert_null(outside_burst(rt[i % 2]));
+        pthread_t t[4];
+        for (int k = 0; k < 4; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, outside_burst,
+                                            rt[k % 2]), 0);
+        for (int k = 0; k < 4; k++) {
+            void *r;
+            pthread_join(t[k], &r);
+            assert_null(r);
+        }
+        weft_runtime_destroy(&rt[round % 2]);
+        weft_runtime_destroy(&rt[1 - round % 2]);
+    }
+}
+
 /* Inside a task: submit, get (the worker helps while it waits) and check
  * what the job reports about itself. */
 struct inside { weft_runtime *rt; int n; int bad; };
@@ -1066,6 +1115,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_submit_get_outside),
+        cmocka_unit_test(test_outside_slot_caches),
         cmocka_unit_test(test_submit_get_inside),
         cmocka_unit_test(test_task_status),
         cmocka_unit_test(test_get_timeout),

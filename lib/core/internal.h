@@ -54,19 +54,25 @@ typedef struct weft__job {
     struct weft__job *next; /* link in a node queue */
 } weft__job;
 
-/* A FIFO of jobs under a mutex, for jobs that are not pushed on the
- * submitting worker's own deque (outside threads, another NUMA node, high
- * priority). len lets pollers skip the lock when it is empty. */
+/* A FIFO of jobs that are not pushed on the submitting worker's own deque
+ * (outside threads, another NUMA node, high priority). Submitters push
+ * onto `top`, a LIFO, with one compare-and-swap and never wait for a
+ * lock; takers, one at a time (trylock), move the whole LIFO into their
+ * private FIFO `head` (reversed) when that is empty, and take from it.
+ * Everything in `head` is older than everything in `top`, so the order
+ * is first in, first out. len lets pollers skip the lock when it is
+ * empty (it may dip below 0 for a moment: a taker can see a job before
+ * its submitter counted it). */
 typedef struct weft__jqueue {
-    pthread_mutex_t lock;
-    weft__job *head, *tail;
-    /* on the lock's line: a poller that sees len > 0 takes the lock next,
-     * so one line moves between submitter and taker, not two */
+    _Atomic(weft__job *) top; /* newest first; submitters */
     _Atomic int len;
     /* When the job now at the head became the head (or the queue got its
      * first job): workers of other nodes wait out a grace period from
      * there before they take it. */
     _Atomic uint64_t head_since;
+    /* takers only, on their own line: submitters never touch it */
+    alignas(WEFT__CACHELINE) pthread_mutex_t lock;
+    weft__job *head; /* oldest first */
 } weft__jqueue;
 
 /* The buffer of a job deque (Chase-Lev): a power-of-two ring. Buffers

@@ -207,17 +207,34 @@ static bool jdeque_nonempty(weft__worker *w)
 
 static void jq_put(weft__jqueue *q, weft__job *j)
 {
-    j->next = NULL;
-    pthread_mutex_lock(&q->lock);
-    if (q->tail) {
-        q->tail->next = j;
-    } else {
-        q->head = j;
+    weft__job *old = weft__load_relaxed(&q->top);
+    do {
+        j->next = old;
+        /* release: j's contents (and link) before it can be taken */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &q->top, &old, j, memory_order_release, memory_order_relaxed));
+    /* seq_cst: publication for parkers (weft__jobs_visible), after the
+     * push, so a poller that sees it finds the job */
+    if (weft__add_seqcst(&q->len, 1) == 0)
         weft__store_relaxed(&q->head_since, weft__now_ns());
+}
+
+/* Under q->lock: the private FIFO, refilled from the submitters' LIFO
+ * when it ran dry. acquire pairs with jq_put's release. */
+static weft__job *jq_refill(weft__jqueue *q)
+{
+    if (q->head)
+        return q->head;
+    weft__job *lifo = atomic_exchange_explicit(&q->top, NULL,
+                                               memory_order_acquire);
+    weft__job *fifo = NULL;
+    while (lifo) {
+        weft__job *next = lifo->next;
+        lifo->next = fifo;
+        fifo = lifo;
+        lifo = next;
     }
-    q->tail = j;
-    weft__add_seqcst(&q->len, 1); /* publication for parkers */
-    pthread_mutex_unlock(&q->lock);
+    return q->head = fifo;
 }
 
 /* Detach up to max jobs from the head of q, as a NULL-terminated chain;
@@ -225,7 +242,7 @@ static void jq_put(weft__jqueue *q, weft__job *j)
  * grace of jobs meant for another node). */
 static weft__job *jq_take(weft__jqueue *q, uint64_t grace_ns, int max)
 {
-    if (weft__load_relaxed(&q->len) == 0)
+    if (weft__load_relaxed(&q->len) <= 0)
         return NULL;
     if (grace_ns && weft__now_ns() - weft__load_relaxed(&q->head_since) <
                         grace_ns)
@@ -233,20 +250,18 @@ static weft__job *jq_take(weft__jqueue *q, uint64_t grace_ns, int max)
     /* trylock: when another worker holds the lock, it is taking a batch
      * that lands on its deque, where we can steal; waiting in line for
      * the lock (a dozen idle workers at once on a big machine) would
-     * only delay the submitter, who needs the same lock to queue. The
-     * caller sees no job and looks elsewhere; len > 0 keeps it from
-     * parking meanwhile. */
+     * only delay us. The caller sees no job and looks elsewhere; len > 0
+     * keeps it from parking meanwhile. */
     if (pthread_mutex_trylock(&q->lock) != 0)
         return NULL;
-    weft__job *first = q->head, *last = first;
+    weft__job *first = jq_refill(q), *last = first;
     if (first) {
         int n = 1;
         for (; n < max && last->next; n++)
             last = last->next;
         q->head = last->next;
-        if (!q->head)
-            q->tail = NULL;
-        else /* the next one's wait starts now: conservative, never late */
+        if (q->head || weft__load_relaxed(&q->top))
+            /* the next one's wait starts now: conservative, never late */
             weft__store_relaxed(&q->head_since, weft__now_ns());
         last->next = NULL;
         weft__sub_seqcst(&q->len, n);

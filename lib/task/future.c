@@ -68,7 +68,34 @@ typedef struct fpool {
     fut *free;
     slab *slabs;
     fcache *caches; /* one per worker, owner only */
+    uint64_t id;    /* unique in the process: names it to outside caches */
+    struct fpool *live_next; /* in live_pools, under live_lock */
 } fpool;
+
+/* Outside threads (not workers of the pool's runtime) keep a small cache
+ * of one pool's slots in thread-local memory, so that a thread that
+ * submits and collects many futures takes the pool's lock once per
+ * OUT_REFILL of them instead of twice per future. A cache names its pool
+ * by id, never dereferenced unless that pool is in live_pools (under
+ * live_lock): a runtime destroyed meanwhile took the slots with its
+ * slabs, and the cache is just forgotten. A thread that exits gives its
+ * slots back (the key's destructor). */
+#define OUT_REFILL 32
+#define OUT_MAX 128
+
+typedef struct ocache {
+    uint64_t id; /* 0: empty */
+    fpool *p;
+    fut *free;
+    uint32_t n;
+} ocache;
+
+static _Thread_local ocache t_out;
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static fpool *live_pools;
+static _Atomic uint64_t pool_ids;
+static pthread_key_t out_key;
+static pthread_once_t out_once = PTHREAD_ONCE_INIT;
 
 static void *pool_make(weft_runtime *rt)
 {
@@ -84,7 +111,23 @@ static void *pool_make(weft_runtime *rt)
     p->rt = rt;
     p->caches = c;
     pthread_mutex_init(&p->lock, NULL);
+    p->id = atomic_fetch_add_explicit(&pool_ids, 1, memory_order_relaxed) + 1;
+    pthread_mutex_lock(&live_lock);
+    p->live_next = live_pools;
+    live_pools = p;
+    pthread_mutex_unlock(&live_lock);
     return p;
+}
+
+static void live_remove(fpool *p)
+{
+    pthread_mutex_lock(&live_lock);
+    fpool **pp = &live_pools;
+    while (*pp && *pp != p)
+        pp = &(*pp)->live_next;
+    if (*pp)
+        *pp = p->live_next;
+    pthread_mutex_unlock(&live_lock);
 }
 
 static void fut_drop_result(fut *f)
@@ -100,6 +143,7 @@ static void fut_drop_result(fut *f)
 static void pool_free(weft_runtime *rt, void *ext)
 {
     fpool *p = ext;
+    live_remove(p); /* outside caches of it are forgotten from now on */
     for (slab *s = p->slabs, *next; s; s = next) {
         next = s->next;
         for (fut *f = slab_first(s); f < slab_end(s); f++) {
@@ -156,6 +200,59 @@ static uint32_t pool_take(fpool *p, fut **list, uint32_t want, int node)
     return n;
 }
 
+/* Gives this thread's outside cache back to its pool if that pool is
+ * still alive, and empties it. */
+static void out_flush(ocache *c)
+{
+    if (!c->id)
+        return;
+    pthread_mutex_lock(&live_lock);
+    fpool *p = live_pools;
+    while (p && !(p == c->p && p->id == c->id))
+        p = p->live_next;
+    if (p) {
+        pthread_mutex_lock(&p->lock);
+        while (c->free) {
+            fut *f = c->free;
+            c->free = (fut *)f->job.next;
+            f->job.next = (weft__job *)p->free;
+            p->free = f;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&live_lock);
+    *c = (ocache){0};
+}
+
+static void out_key_dtor(void *arg)
+{
+    (void)arg;
+    out_flush(&t_out);
+}
+
+static void out_key_make(void)
+{
+    if (pthread_key_create(&out_key, out_key_dtor) != 0)
+        out_key = (pthread_key_t)-1; /* no destructor: caches unused */
+}
+
+/* This thread's outside cache for p, switched over to p if it held
+ * another pool's slots; NULL when the thread cannot have one. */
+static ocache *out_cache(fpool *p)
+{
+    ocache *c = &t_out;
+    if (c->id == p->id && c->p == p)
+        return c;
+    pthread_once(&out_once, out_key_make);
+    if (out_key == (pthread_key_t)-1 ||
+        pthread_setspecific(out_key, c) != 0)
+        return NULL;
+    out_flush(c);
+    c->id = p->id;
+    c->p = p;
+    return c;
+}
+
 static fut *fut_alloc(fpool *p)
 {
     weft__worker *w = weft__self;
@@ -171,12 +268,41 @@ static fut *fut_alloc(fpool *p)
             c->free = (fut *)f->job.next;
             c->n--;
         }
-    } else {
+        return f;
+    }
+    ocache *c = out_cache(p);
+    if (c && !c->free) {
         pthread_mutex_lock(&p->lock);
-        pool_take(p, &f, 1, 0);
+        c->n += pool_take(p, &c->free, OUT_REFILL, 0);
         pthread_mutex_unlock(&p->lock);
     }
+    if (c && (f = c->free)) {
+        c->free = (fut *)f->job.next;
+        c->n--;
+        return f;
+    }
+    pthread_mutex_lock(&p->lock);
+    pool_take(p, &f, 1, 0);
+    pthread_mutex_unlock(&p->lock);
     return f;
+}
+
+/* Pushes f onto a cache's list; beyond max, half of it goes back to p. */
+static void cache_put(fpool *p, fut **list, uint32_t *n, uint32_t max,
+                      fut *f)
+{
+    f->job.next = (weft__job *)*list;
+    *list = f;
+    if (++*n <= max)
+        return;
+    pthread_mutex_lock(&p->lock); /* give half back */
+    for (; *n > max / 2; --*n) {
+        fut *g = *list;
+        *list = (fut *)g->job.next;
+        g->job.next = (weft__job *)p->free;
+        p->free = g;
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void fut_free(fut *f)
@@ -187,18 +313,12 @@ static void fut_free(fut *f)
     weft__store_release(&f->gen, weft__load_relaxed(&f->gen) + 1);
     if (w && w->rt == f->rt) {
         fcache *c = &p->caches[w->index];
-        f->job.next = (weft__job *)c->free;
-        c->free = f;
-        if (++c->n <= CACHE_MAX)
-            return;
-        pthread_mutex_lock(&p->lock); /* give half back */
-        for (; c->n > CACHE_MAX / 2; c->n--) {
-            fut *g = c->free;
-            c->free = (fut *)g->job.next;
-            g->job.next = (weft__job *)p->free;
-            p->free = g;
-        }
-        pthread_mutex_unlock(&p->lock);
+        cache_put(p, &c->free, &c->n, CACHE_MAX, f);
+        return;
+    }
+    ocache *c = &t_out;
+    if (c->id == p->id && c->p == p) { /* no switch: frees stay cheap */
+        cache_put(p, &c->free, &c->n, OUT_MAX, f);
         return;
     }
     pthread_mutex_lock(&p->lock);
