@@ -4,6 +4,7 @@
 #define WEFT_NET_INTERNAL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,9 @@ WEFT__HIDDEN int weft__fntab_get(weft__fntab *t);
 WEFT__HIDDEN void weft__fntab_put(weft__fntab *t);
 WEFT__HIDDEN int weft__fntab_find(const weft__fntab *t, const char *name);
 WEFT__HIDDEN void weft__bytes_dtor(void *b);
+/* Free the big blocks weft_bytes_free kept for reuse: those kept longer
+ * than a second, or all. Any thread. */
+WEFT__HIDDEN void weft__bytes_trim(bool all);
 
 /* Built-in backends. */
 WEFT__HIDDEN extern const weft_transport_ops weft__loop_ops;

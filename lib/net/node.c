@@ -1065,6 +1065,7 @@ static void *comm_main(void *arg)
             break;
         }
         wait_ns = n->steal_us < 0 || n->size < 2 ? 20000000 : steal_tick(n);
+        weft__bytes_trim(false);
         if (wait_ns < 20000)
             wait_ns = 20000;
     }
@@ -1293,6 +1294,7 @@ int weft_net_destroy(weft_node **np)
     q = take_queue(n); /* re-queued by a failure during the close */
     finish_all(q, -ECANCELED);
     node_free(n);
+    weft__bytes_trim(true);
     *np = NULL;
     return 0;
 }

@@ -11,11 +11,141 @@
 
 /* ---- bytes ---- */
 
+/* Big blocks (payloads of MiBs: fetched objects, results) are kept a
+ * moment after they are freed and handed out again: a fresh block of
+ * 64 MiB costs 16k page faults, as long as its transfer over shared
+ * memory, every time. At most CACHE_SLOTS blocks and CACHE_MAX bytes wait
+ * here, none longer than CACHE_NS; a block is reused for a request of at
+ * least half its size. */
+#define BIG (1u << 20)
+#define CACHE_SLOTS 4
+#define CACHE_MAX (256u << 20)
+#define CACHE_NS 1000000000u
+
+#ifdef WEFT_HAVE_MIMALLOC
+#define usable_size(p) mi_usable_size(p)
+#else
+#include <malloc.h>
+#define usable_size(p) malloc_usable_size(p)
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static struct {
+    pthread_mutex_t lock;
+    _Atomic int n; /* read without the lock by weft__bytes_trim */
+    size_t bytes;
+    struct cached {
+        weft_bytes *b;
+        size_t cap;
+        uint64_t at;
+    } slot[CACHE_SLOTS];
+} cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* under cache.lock: take slot i out; its block is returned. */
+static weft_bytes *cache_take(int i)
+{
+    weft_bytes *b = cache.slot[i].b;
+    cache.bytes -= cache.slot[i].cap;
+    int n = weft__load_relaxed(&cache.n) - 1;
+    cache.slot[i] = cache.slot[n];
+    weft__store_relaxed(&cache.n, n);
+    return b;
+}
+
+/* Free the cached blocks older than CACHE_NS (all with force). */
+static void cache_trim(bool force)
+{
+    weft_bytes *old[CACHE_SLOTS];
+    int k = 0;
+    uint64_t now = weft__now_ns();
+    pthread_mutex_lock(&cache.lock);
+    for (int i = 0; i < weft__load_relaxed(&cache.n);)
+        if (force || now - cache.slot[i].at > CACHE_NS)
+            old[k++] = cache_take(i);
+        else
+            i++;
+    pthread_mutex_unlock(&cache.lock);
+    while (k--) {
+        UNPOISON(old[k], sizeof *old[k]);
+        weft__free(old[k]);
+    }
+}
+
+void weft__bytes_trim(bool all)
+{
+    if (weft__load_relaxed(&cache.n))
+        cache_trim(all);
+}
+
+static weft_bytes *cache_get(size_t len)
+{
+    size_t need = sizeof(weft_bytes) + len;
+    weft_bytes *b = NULL;
+    pthread_mutex_lock(&cache.lock);
+    int best = -1;
+    for (int i = 0; i < weft__load_relaxed(&cache.n); i++) {
+        size_t cap = cache.slot[i].cap;
+        if (cap >= need && cap / 2 <= need &&
+            (best < 0 || cap < cache.slot[best].cap))
+            best = i;
+    }
+    if (best >= 0)
+        b = cache_take(best);
+    pthread_mutex_unlock(&cache.lock);
+    if (b)
+        UNPOISON(b, need);
+    return b;
+}
+
+/* Keep b (a big block) for reuse, or free it. */
+static void cache_put(weft_bytes *b)
+{
+    size_t cap = usable_size(b);
+    if (cap > CACHE_MAX) {
+        weft__free(b);
+        return;
+    }
+    weft_bytes *evict[CACHE_SLOTS];
+    int k = 0;
+    POISON(b, cap);
+    pthread_mutex_lock(&cache.lock);
+    /* make room: the oldest go first */
+    while (weft__load_relaxed(&cache.n) &&
+           (weft__load_relaxed(&cache.n) == CACHE_SLOTS ||
+            cache.bytes + cap > CACHE_MAX)) {
+        int o = 0;
+        for (int i = 1; i < weft__load_relaxed(&cache.n); i++)
+            if (cache.slot[i].at < cache.slot[o].at)
+                o = i;
+        evict[k++] = cache_take(o);
+    }
+    int n = weft__load_relaxed(&cache.n);
+    cache.slot[n] = (struct cached){b, cap, weft__now_ns()};
+    cache.bytes += cap;
+    weft__store_relaxed(&cache.n, n + 1);
+    pthread_mutex_unlock(&cache.lock);
+    while (k--) {
+        UNPOISON(evict[k], sizeof *evict[k]);
+        weft__free(evict[k]);
+    }
+}
+
 weft_bytes *weft_bytes_new(size_t len)
 {
     if (len > SIZE_MAX - sizeof(weft_bytes))
         return NULL;
-    weft_bytes *b = weft__malloc(sizeof *b + len);
+    weft_bytes *b = NULL;
+    if (len >= BIG)
+        b = cache_get(len);
+    if (!b)
+        b = weft__malloc(sizeof *b + len);
     if (b)
         b->len = len;
     return b;
@@ -33,12 +163,15 @@ weft_bytes *weft_bytes_copy(const void *data, size_t len)
 
 void weft_bytes_free(weft_bytes *b)
 {
-    weft__free(b);
+    if (b && b->len >= BIG)
+        cache_put(b);
+    else
+        weft__free(b);
 }
 
 void weft__bytes_dtor(void *b)
 {
-    weft__free(b);
+    weft_bytes_free(b);
 }
 
 /* ---- transports ---- */
