@@ -6,6 +6,7 @@ median over jobs, with the raw baselines measured in the same rounds.
 
     python3 bench/ab_net.py --a build/base --b build/release [--jobs 5]
         [--runs 3] [--what rt-tcp,rt-mpi,bw-tcp,bw-mpi] [--raw]
+        [--a-env VAR=VALUE,...] [--b-env ...]   (environment of one side)
 
 Python standard library only; uses run_net.py's launchers.
 """
@@ -21,7 +22,7 @@ sys.path.insert(0, HERE)
 from benchlib import parse_results  # noqa: E402
 import run_net  # noqa: E402
 
-KEY = {'rt': 'us_per_op', 'bw': 'gb_per_s'}
+KEY = {'rt': 'us_per_op', 'rtc': 'us_per_op', 'bw': 'gb_per_s'}
 
 
 def suite(bdir, runs):
@@ -29,8 +30,21 @@ def suite(bdir, runs):
         build_dir=bdir, quick=False, runs=runs))
 
 
-def job(s, w, tr, raw=False):
+def job(s, w, tr, raw=False, env=''):
+    old = dict(os.environ)
+    for kv in filter(None, env.split(',')):
+        k, v = kv.split('=', 1)
+        os.environ[k] = v
+    try:
+        return job1(s, w, tr, raw)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def job1(s, w, tr, raw=False):
     if raw:
+        w = 'rt' if w == 'rtc' else w
         if tr == 'tcp':
             import subprocess
             out = subprocess.run([s.exe('net-raw-tcp')] + s.args_of(w, 1),
@@ -56,6 +70,8 @@ def main(argv):
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--what', default='rt-tcp,rt-mpi,bw-tcp,bw-mpi')
     ap.add_argument('--raw', action='store_true')
+    ap.add_argument('--a-env', default='')
+    ap.add_argument('--b-env', default='')
     ap.add_argument('--size', type=int, default=0,
                     help='override the workload size')
     a = ap.parse_args(argv)
@@ -67,10 +83,12 @@ def main(argv):
     for i in range(a.jobs):
         for what in a.what.split(','):
             w, tr = what.split('-')
-            order = [('A', sa), ('B', sb)] if i % 2 == 0 else \
-                [('B', sb), ('A', sa)]
-            for name, s in order:
-                res.setdefault((what, name), []).append(job(s, w, tr))
+            order = [('A', sa, a.a_env), ('B', sb, a.b_env)]
+            if i % 2:
+                order.reverse()
+            for name, s, env in order:
+                res.setdefault((what, name), []).append(
+                    job(s, w, tr, env=env))
             if a.raw:
                 res.setdefault((what, 'raw'), []).append(
                     job(sa, w, tr, raw=True))

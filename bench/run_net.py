@@ -8,6 +8,8 @@ Workloads (bench/net/net_weft.c says what each one does):
 - rt: remote round trip of an empty task, rank 0 -> 1, vs raw MPI
   ping-pong (net-raw-mpi) and raw TCP echo (net-raw-tcp) of 8 bytes;
   target: weft over mpi <= 1.5 x raw MPI.
+- rtc: the same round trip with the task flagged WEFT_REMOTE_CHEAP (run
+  on rank 1's communication thread, no hand-off to a worker).
 - tput: empty remote tasks in flight at once, rank 0 -> 1.
 - bw: fetching an object of N bytes from rank 1, vs raw send of N bytes;
   target: >= 0.8 x raw.
@@ -41,10 +43,10 @@ MPI_ENV = {'OMPI_ALLOW_RUN_AS_ROOT': '1',
            'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1'}
 
 # (workload, full size, quick size)
-SIZES = {'rt': (5000, 300), 'tput': (20000, 2000),
+SIZES = {'rt': (5000, 300), 'rtc': (5000, 300), 'tput': (20000, 2000),
          'bw': (64 << 20, 8 << 20), 'pi': (200000000, 20000000),
          'uts': (10000, 1000)}
-TARGETS = {'rt': 1.5, 'bw': 0.8}
+TARGETS = {'rt': 1.5, 'rtc': 1.5, 'bw': 0.8}
 
 
 def free_ports(n):
@@ -129,11 +131,11 @@ class NetSuite:
         mpi = self.mpirun is not None and raw_mpi is not None
         if not mpi:
             note('no mpirun or no net-raw-mpi: the mpi rows are left out')
-        for w in ['rt', 'tput', 'bw']:
+        for w in ['rt', 'rtc', 'tput', 'bw']:
             self.point(w, 'weft-tcp', lambda: self.run_tcp(weft, w, 2, 1))
             if mpi:
                 self.point(w, 'weft-mpi', lambda: self.run_mpi(weft, w, 2, 1))
-            if w != 'tput':
+            if w not in ('tput', 'rtc'):
                 if raw_tcp:
                     self.point(w, 'raw-tcp', lambda: subprocess.run(
                         [raw_tcp] + self.args_of(w, 1), capture_output=True,
@@ -165,24 +167,28 @@ class NetSuite:
         rows = []
         base = {'weft-tcp': 'raw-tcp', 'weft-mpi': 'raw-mpi'}
         for w, key, unit in [('rt', 'us_per_op', 'us'),
+                             ('rtc', 'us_per_op', 'us'),
                              ('tput', 'ops_per_s', 'tasks/s'),
                              ('bw', 'gb_per_s', 'GB/s')]:
             for impl in ['weft-tcp', 'weft-mpi', 'raw-tcp', 'raw-mpi']:
                 m, sp = self.med(w, impl, key)
                 if m is None:
                     continue
-                b, _ = self.med(w, base.get(impl, ''), key)
+                b, _ = self.med('rt' if w == 'rtc' else w,
+                                base.get(impl, ''), key)
                 r = '%.2f' % (m / b) if b else '-'
                 rows.append([w, impl, '%.3g %s [%.0f%%]' % (m, unit, sp),
                              r if impl in base else '1.00'])
         sec1 = Section('Transports: round trip, throughput, bandwidth '
-                       '(size: rt %d, tput %d, bw %d bytes)'
+                       '(size: rt, rtc %d, tput %d, bw %d bytes)'
                        % (self.size('rt'), self.size('tput'),
                           self.size('bw')),
                        ['workload', 'impl', 'median [spread]',
                         'weft / raw'], rows,
                        ['targets: rt weft-mpi / raw-mpi <= 1.5; bw weft / '
                         'raw >= 0.8',
+                        'rtc: the round trip of a task flagged '
+                        'WEFT_REMOTE_CHEAP, against the raw rt',
                         'every job: 2 processes of 1 worker on loopback'])
         rows = []
         for w in ['pi', 'uts']:

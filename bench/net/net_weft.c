@@ -7,6 +7,8 @@
  *          rss_kb=R [us_per_op=... | gb_per_s=...]
  *
  *   rt     N round trips of an empty remote task, rank 0 -> rank 1
+ *   rtc    the same with the task flagged WEFT_REMOTE_CHEAP (rank 1 runs
+ *          it on its communication thread)
  *   tput   N empty remote tasks rank 0 -> rank 1, all in flight at once
  *   bw     rank 1 holds an object of N bytes; rank 0 fetches it (x4)
  *   pi     Monte Carlo pi with N points in 64 chunks on any node
@@ -127,6 +129,10 @@ static int submit(weft_node *n, const char *fn, const void *a, size_t l,
 {
     weft_remote_opts o = weft_remote_opts_default();
     o.node = node;
+    if (!strcmp(fn, "t_empty_cheap")) {
+        fn = "t_empty";
+        o.flags = WEFT_REMOTE_CHEAP;
+    }
     int rc = weft_submit_remote(n, fn, a, l, &o, f);
     if (rc)
         fprintf(stderr, "net-weft: submit %s: %s\n", fn, strerror(-rc));
@@ -140,10 +146,11 @@ static double run(weft_node *n, const char *k, long size, uint64_t *check,
     static const uint8_t id[WEFT_OBJECT_ID_LEN] = {0xb0, 0x0b};
     double t0 = now_s();
     *check = 0;
-    if (!strcmp(k, "rt")) {
+    if (!strcmp(k, "rt") || !strcmp(k, "rtc")) {
+        const char *fn = k[2] ? "t_empty_cheap" : "t_empty";
         for (long i = 0; i < size; i++) {
             weft_future *f;
-            if (submit(n, "t_empty", NULL, 0, 1, &f))
+            if (submit(n, fn, NULL, 0, 1, &f))
                 exit(1);
             *check += weft_future_get(f, WAIT, NULL) == 0;
             weft_future_release(f);
@@ -248,7 +255,7 @@ int main(int argc, char **argv)
         printf("RESULT name=%s impl=weft-%s workers=%d size=%ld "
                "seconds=%.6f check=%llu rss_kb=%ld", k, tr ? tr : "auto",
                np, size, s, (unsigned long long)check, rss_kb());
-        if (!strcmp(k, "rt"))
+        if (!strcmp(k, "rt") || !strcmp(k, "rtc"))
             printf(" us_per_op=%.3f", per);
         else if (!strcmp(k, "tput"))
             printf(" ops_per_s=%.0f", per);

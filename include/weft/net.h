@@ -294,6 +294,13 @@ WEFT_API int weft_net_barrier(weft_node *n, int64_t timeout_ns);
 enum weft_remote_flags {
     /* May run more than once: re-run elsewhere when its node dies. */
     WEFT_REMOTE_IDEMPOTENT = 1u << 0,
+    /* Short (microseconds) and never blocking or waiting: the node that
+     * receives it runs it on its communication thread, without handing
+     * it to a worker, which saves two thread wake-ups per round trip
+     * (it runs outside the runtime: weft_current_runtime() is NULL).
+     * A cheap task that runs long stalls that node's traffic (and, past
+     * the dead timeout, gets the node declared dead). */
+    WEFT_REMOTE_CHEAP = 1u << 1,
 };
 
 typedef struct weft_remote_opts {

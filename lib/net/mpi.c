@@ -36,11 +36,12 @@
 #define TAG_AM 0x5746
 #define TAG_PAY 0x5747
 #define INLINE (16u << 10)
-/* After activity the thread polls (yielding) this long, then sleeps in
- * steps of SLEEP_NS: a spinning thread would take a core from the
- * workers that run the tasks (3 ranks share 2 cores in the tests). */
-#define SPIN_NS_FEW 20000u    /* up to 4 cores */
-#define SPIN_NS_MANY 200000u  /* more: a core to spin on is there */
+/* After activity the thread polls this long, then sleeps in steps of
+ * SLEEP_NS. It yields between polls, so that a worker on its core still
+ * gets it (3 ranks share 2 cores in the tests): 20 us of polling on
+ * small machines made every round trip wait out a sleep or two (203 ->
+ * 55 us on 2 cores). */
+#define SPIN_NS 200000u
 #define SLEEP_NS 20000
 
 typedef struct txmsg {
@@ -87,8 +88,7 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
     }
     t->we_init = !inited;
     prctl(PR_SET_TIMERSLACK, 1000ul); /* this thread's sleeps are short */
-    t->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 4 ? SPIN_NS_MANY
-                                                   : SPIN_NS_FEW;
+    t->spin_ns = SPIN_NS;
     MPI_Comm_dup(MPI_COMM_WORLD, &t->comm);
     MPI_Comm_set_errhandler(t->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(t->comm, &t->rank);

@@ -552,6 +552,10 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
     count(&n->st.remote, 1);
     if (m->flags & TASK_STOLEN)
         count(&n->st.stolen, 1);
+    if (m->flags & WEFT_REMOTE_CHEAP) { /* here, now: no hand-off */
+        run_job(NULL, in);
+        return;
+    }
     if (start_job(n, in)) {
         weft_bytes_free(in->arg);
         weft__free(in);
@@ -1441,7 +1445,8 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
     weft_remote_opts def = weft_remote_opts_default();
     const weft_remote_opts *o = opts ? opts : &def;
     if (!n || !name || !out || (!arg && len) ||
-        (o->flags & ~(unsigned)WEFT_REMOTE_IDEMPOTENT))
+        (o->flags &
+         ~(unsigned)(WEFT_REMOTE_IDEMPOTENT | WEFT_REMOTE_CHEAP)))
         return -EINVAL;
     int fn = weft__fntab_find(&n->fns, name);
     if (fn < 0)

@@ -113,7 +113,8 @@ enum weft__handler {
 
 /* TASK flags on the wire: the public ones, and "sent to a thief". */
 #define WEFT__TASK_STOLEN (1u << 8)
-#define WEFT__TASK_FLAGS (WEFT_REMOTE_IDEMPOTENT | WEFT__TASK_STOLEN)
+#define WEFT__TASK_FLAGS                                                 \
+    (WEFT_REMOTE_IDEMPOTENT | WEFT_REMOTE_CHEAP | WEFT__TASK_STOLEN)
 
 typedef struct weft__msg {
     unsigned handler;

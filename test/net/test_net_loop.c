@@ -224,6 +224,60 @@ static void test_targeted(void **state)
         }
 }
 
+/* Tasks flagged cheap run on the receiving node's communication thread:
+ * the same results, from every node to every node, many in flight from
+ * several threads at once. */
+enum { CHEAP_PER_THREAD = 300 };
+
+static void *cheap_thread(void *arg)
+{
+    int from = (int)(intptr_t)arg;
+    weft_future *fs[CHEAP_PER_THREAD];
+    weft_remote_opts o = weft_remote_opts_default();
+    o.flags = WEFT_REMOTE_CHEAP;
+    for (int i = 0; i < CHEAP_PER_THREAD; i++) {
+        o.node = i % NODES;
+        uint64_t x = (uint64_t)(from * 100000 + i);
+        if (weft_submit_remote(nodes[from], "t_square", &x, sizeof x, &o,
+                               &fs[i]))
+            return (void *)1;
+    }
+    for (int i = 0; i < CHEAP_PER_THREAD; i++) {
+        int st;
+        uint64_t x = (uint64_t)(from * 100000 + i);
+        if (get_u64(fs[i], &st) != x * x || st)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_cheap(void **state)
+{
+    (void)state;
+    for (int from = 0; from < NODES; from++)
+        for (int to = 0; to < NODES; to++) {
+            weft_remote_opts o = weft_remote_opts_default();
+            o.node = to;
+            o.flags = WEFT_REMOTE_CHEAP | WEFT_REMOTE_IDEMPOTENT;
+            uint64_t x = 7 + (uint64_t)(from * NODES + to);
+            weft_future *f;
+            assert_int_equal(weft_submit_remote(nodes[from], "t_square", &x,
+                                                sizeof x, &o, &f), 0);
+            int st;
+            assert_true(get_u64(f, &st) == x * x);
+            assert_int_equal(st, 0);
+        }
+    pthread_t th[NODES];
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, cheap_thread,
+                                        (void *)(intptr_t)i), 0);
+    for (int i = 0; i < NODES; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+}
+
 static void test_failure_status(void **state)
 {
     (void)state;
@@ -762,6 +816,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_targeted),
+        cmocka_unit_test(test_cheap),
         cmocka_unit_test(test_failure_status),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_any_and_steal),
