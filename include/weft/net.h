@@ -85,6 +85,11 @@ WEFT_API void weft_bytes_free(weft_bytes *b);
  *     thread to own its library (MPI without MPI_THREAD_MULTIPLE) queues
  *     sends there and performs them in progress.
  *   - rank and size may be called from any thread after open returned.
+ *   - poll (optional) may be called from any thread between the return
+ *     of open and the call of close, concurrently with progress: a
+ *     thread that waits for a reply polls instead of sleeping until the
+ *     communication thread wakes it. A backend serialises it with
+ *     progress itself; events it delivers come on the polling thread.
  * Ordering: messages from one rank to another are delivered in the order
  * of their send calls. Delivery is not guaranteed after peer_failed.
  * ====================================================================== */
@@ -140,7 +145,8 @@ typedef struct weft_am {
     weft_bytes *payload;
 } weft_am;
 
-/* Events from the transport, on the communication thread. */
+/* Events from the transport, on the communication thread (or, from poll,
+ * on the polling thread). */
 typedef struct weft_transport_events {
     void *ctx;
     void (*recv)(void *ctx, weft_am *msg);
@@ -196,7 +202,12 @@ typedef struct weft_transport_ops {
     int (*get)(weft_transport *t, int dst, void *dst_buf, size_t len,
                uint64_t remote_addr, uint64_t rkey, weft_send_done done,
                void *done_arg);
-    void *reserved[6];
+    /* Optional, else NULL: make progress without waiting, from any thread
+     * (see above). Returns 1 when something happened (a send started or
+     * ended, a message came), 0 when not, -EBUSY when another thread is
+     * making progress. */
+    int (*poll)(weft_transport *t);
+    void *reserved[5];
 } weft_transport_ops;
 
 /* Add a backend to the process-wide registry. ops must stay valid for the
@@ -345,8 +356,10 @@ WEFT_API int weft_submit_remote(weft_node *n, const char *name,
  * no traffic; sink puts a fetched one into the local store. lookup and
  * release are called on the communication thread (serving a peer) and on
  * the thread that calls weft_net_object_fetch or weft_submit_remote
- * (looking locally); sink on the communication thread. They must not
- * block for long: the node's traffic waits meanwhile. */
+ * (looking locally); sink on the communication thread. A thread that
+ * waits for a reply and polls the transport (see poll) may also serve a
+ * peer or sink a fetch meanwhile. They must not block for long: the
+ * node's traffic waits meanwhile. */
 typedef struct weft_object_hooks {
     void *ctx;
     /* Find id; on success set *data and *len to bytes that stay valid until

@@ -1,10 +1,15 @@
 /* The "mpi" transport: Open MPI or MPICH, launched by mpirun/srun.
  *
- * Only the communication thread calls MPI (MPI_THREAD_FUNNELED: it is the
- * thread that initialises MPI), so MPI_THREAD_MULTIPLE is not needed.
- * Other threads hand it their sends through a mutex-guarded queue; it
- * polls MPI (non-blocking sends, probes for receives), yielding while
- * things happen and sleeping in short steps when idle.
+ * MPI_THREAD_MULTIPLE is not needed. Other threads hand their sends to
+ * the communication thread through a mutex-guarded queue; it polls MPI
+ * (non-blocking sends, probes for receives), yielding while things happen
+ * and sleeping in short steps when idle. With MPI_THREAD_SERIALIZED (asked
+ * for at MPI_Init_thread) a thread that waits for a reply may poll too
+ * (mpi_poll): every pass over MPI holds plock, so calls never overlap,
+ * and the communication thread sleeps while a waiter polls. That takes
+ * the communication thread and two wake-ups out of a round trip. With
+ * less (an application that initialised MPI with FUNNELED) only the
+ * communication thread calls MPI.
  *
  * A message is one MPI message (tag TAG_AM) holding the frame header of
  * wire.h, the header and, up to INLINE bytes, the payload; a bigger
@@ -43,6 +48,9 @@
  * 55 us on 2 cores). */
 #define SPIN_NS 200000u
 #define SLEEP_NS 20000
+/* A waiter that polled this recently is polling: the communication
+ * thread leaves the core to it. */
+#define POLLED_NS 50000u
 
 typedef struct txmsg {
     struct txmsg *next;
@@ -65,7 +73,10 @@ struct weft_transport {
     weft_transport_events ev;
     pthread_mutex_t qlock;
     txmsg *qh, *qt;     /* from any thread */
-    txmsg *active;      /* Isend in flight (comm thread) */
+    pthread_mutex_t plock; /* held by every pass over MPI */
+    bool serialized;    /* MPI_THREAD_SERIALIZED or better: mpi_poll works */
+    _Atomic uint64_t poll_at; /* when a waiter last polled */
+    txmsg *active;      /* Isend in flight (under plock) */
     _Atomic bool woken;
     uint64_t spin_ns;
     unsigned char *rx;
@@ -81,11 +92,14 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
     if (!t)
         return -ENOMEM;
     if (!inited &&
-        MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) !=
+        MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) !=
             MPI_SUCCESS) {
         weft__free(t);
         return -ECONNREFUSED;
     }
+    if (inited)
+        MPI_Query_thread(&provided);
+    t->serialized = provided >= MPI_THREAD_SERIALIZED;
     t->we_init = !inited;
     prctl(PR_SET_TIMERSLACK, 1000ul); /* this thread's sleeps are short */
     t->spin_ns = SPIN_NS;
@@ -98,6 +112,7 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
     t->rxcap = WEFT__FRAME_LEN + WEFT_AM_MAX_HDR + INLINE;
     t->rx = weft__malloc((size_t)t->rxcap);
     pthread_mutex_init(&t->qlock, NULL);
+    pthread_mutex_init(&t->plock, NULL);
     if (!t->rx) {
         MPI_Comm_free(&t->comm);
         weft__free(t);
@@ -295,18 +310,40 @@ static void join_all(weft_transport *t)
             t->ev.peer_joined(t->ev.ctx, r);
 }
 
+/* One pass over MPI: start the queued sends, complete the finished ones,
+ * receive what came; true if any. Under plock. */
+static bool pass(weft_transport *t)
+{
+    bool busy = start_sends(t);
+    busy |= test_sends(t);
+    while (recv_one(t))
+        busy = true;
+    return busy;
+}
+
+static int mpi_poll(weft_transport *t)
+{
+    if (!t->serialized)
+        return -ENOTSUP;
+    weft__store_relaxed(&t->poll_at, weft__now_ns());
+    if (pthread_mutex_trylock(&t->plock))
+        return -EBUSY;
+    bool busy = t->joined && pass(t);
+    pthread_mutex_unlock(&t->plock);
+    return busy;
+}
+
 static int mpi_progress(weft_transport *t, int64_t timeout_ns)
 {
-    if (!t->joined)
-        join_all(t);
     uint64_t start = weft__now_ns(), last = start;
     uint64_t end = timeout_ns < 0 ? UINT64_MAX
                                   : start + (uint64_t)timeout_ns;
     for (;;) {
-        bool busy = start_sends(t);
-        busy |= test_sends(t);
-        while (recv_one(t))
-            busy = true;
+        pthread_mutex_lock(&t->plock);
+        if (!t->joined)
+            join_all(t);
+        bool busy = pass(t);
+        pthread_mutex_unlock(&t->plock);
         uint64_t now = weft__now_ns();
         if (busy)
             last = now;
@@ -314,7 +351,8 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
         if (atomic_exchange_explicit(&t->woken, false, memory_order_acquire)
             || now >= end || (busy && now - start > 1000000u))
             return 0;
-        if (now - last < t->spin_ns) {
+        bool polled = weft__load_relaxed(&t->poll_at) + POLLED_NS > now;
+        if (now - last < t->spin_ns && !polled) {
             sched_yield();
         } else {
             struct timespec ts = {0, SLEEP_NS};
@@ -360,6 +398,7 @@ static void mpi_close(weft_transport *t)
     if (t->we_init)
         MPI_Finalize();
     pthread_mutex_destroy(&t->qlock);
+    pthread_mutex_destroy(&t->plock);
     weft__free(t->rx);
     weft__free(t);
 }
@@ -375,4 +414,5 @@ const weft_transport_ops weft__mpi_ops = {
     .send = mpi_send,
     .progress = mpi_progress,
     .wake = mpi_wake,
+    .poll = mpi_poll,
 };

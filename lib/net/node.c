@@ -23,9 +23,19 @@
  * until it comes: the death of that peer is the one event that fails
  * what is owed, so a record goes on tab only while the peer is not yet
  * dead (tab_add), under the lock on_failed takes.
+ *
+ * Waiting. When the transport can be polled from any thread (ops->poll),
+ * the futures of tasks and fetches sent to a peer carry a poller: a
+ * thread that waits for one drives the transport itself for a while
+ * (future.c) instead of sleeping until the communication thread wakes
+ * it, so events may also come on that thread. The poller lives in a
+ * static slot (pollers[]) that outlives the node: a waiter that still
+ * holds it after weft_net_destroy finds the slot empty.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +79,15 @@ typedef struct pub {
     char name[]; /* len bytes and a NUL */
 } pub;
 
+typedef struct npoll {
+    weft__poller base;
+    _Atomic(weft_node *) node; /* NULL: free */
+    _Atomic int users;         /* pollers inside node_poll */
+} npoll;
+
+#define NPOLL 64
+static npoll pollers[NPOLL];
+
 typedef struct stat_ctr {
     _Atomic uint64_t sent, recv, bsent, brecv, dropped, remote, stolen,
         rerun, failed, peers_failed, actor_msgs, actor_dropped;
@@ -99,9 +118,11 @@ struct weft_node {
     weft_object_hooks hooks;
     bool has_hooks;
     pub *pubs[PUB_BUCKETS];
-    /* communication thread only */
+    npoll *poller;        /* or NULL; set once the node is created */
+    /* under lock (events may come on a polling thread) */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
+    /* communication thread only */
     uint64_t rand;
     stat_ctr st;
 };
@@ -840,12 +861,14 @@ static void on_recv(void *ctx, weft_am *am)
     case WEFT__H_ACT_MSG: return on_act_msg(n, src, &m, am);
     case WEFT__H_STEAL: return on_steal(n, src);
     case WEFT__H_NOWORK:
+        pthread_mutex_lock(&n->lock);
         n->steal_pending = false;
         n->steal_backoff_ns = n->steal_backoff_ns
             ? (n->steal_backoff_ns * 2 > 10000000 ? 10000000
                                                  : n->steal_backoff_ns * 2)
             : (uint64_t)n->steal_us * 1000;
         n->steal_at = weft__now_ns() + n->steal_backoff_ns;
+        pthread_mutex_unlock(&n->lock);
         return;
     case WEFT__H_OBJ_ANN:
         pthread_mutex_lock(&n->lock);
@@ -1020,22 +1043,33 @@ static uint64_t steal_tick(weft_node *n)
     for (int p = 0; p < n->size && nc < 64; p++)
         if (p != n->rank && n->peer[p] == P_OK)
             cand[nc++] = p;
+    uint64_t wait = 20000000;
+    bool ask = false;
+    if (idle && nc) {
+        if (n->steal_pending && now - n->steal_at > 100000000)
+            n->steal_pending = false; /* lost (peer died, or reordering) */
+        if (n->steal_pending)
+            wait = 20000000;
+        else if (now < n->steal_at)
+            wait = n->steal_at - now;
+        else {
+            ask = true;
+            n->steal_pending = true;
+            n->steal_at = now;
+            wait = (uint64_t)n->steal_us * 1000;
+        }
+    }
     pthread_mutex_unlock(&n->lock);
-    if (!idle || !nc)
-        return 20000000;
-    if (n->steal_pending && now - n->steal_at > 100000000)
-        n->steal_pending = false; /* lost (peer died, or reordering) */
-    if (n->steal_pending)
-        return 20000000;
-    if (now < n->steal_at)
-        return n->steal_at - now;
+    if (!ask)
+        return wait;
     n->rand = n->rand * 6364136223846793005ull + 1442695040888963407ull;
     weft__msg m = {.handler = WEFT__H_STEAL};
-    if (!send_plain(n, cand[(n->rand >> 33) % (uint64_t)nc], &m)) {
-        n->steal_pending = true;
-        n->steal_at = now;
+    if (send_plain(n, cand[(n->rand >> 33) % (uint64_t)nc], &m)) {
+        pthread_mutex_lock(&n->lock);
+        n->steal_pending = false;
+        pthread_mutex_unlock(&n->lock);
     }
-    return (uint64_t)n->steal_us * 1000;
+    return wait;
 }
 
 static void *comm_main(void *arg)
@@ -1082,6 +1116,55 @@ static void *comm_main(void *arg)
     pthread_mutex_unlock(&n->lock);
     n->ops->close(t);
     return NULL;
+}
+
+/* ---- waiters that poll ---- */
+
+static bool node_poll(weft__poller *p)
+{
+    npoll *s = (npoll *)p;
+    /* seq_cst, with poller_put's: either put sees us, or we see NULL */
+    atomic_fetch_add(&s->users, 1);
+    weft_node *n = atomic_load(&s->node);
+    int rc = n ? n->ops->poll(n->t) : 0;
+    atomic_fetch_sub(&s->users, 1);
+    return rc > 0;
+}
+
+/* Take a free slot for n, if its transport can be polled (else, or when
+ * every slot is taken, its waiters sleep as before). */
+static void poller_get(weft_node *n)
+{
+    if (!n->ops->poll)
+        return;
+    for (int i = 0; i < NPOLL; i++) {
+        weft_node *none = NULL;
+        if (atomic_compare_exchange_strong(&pollers[i].node, &none, n)) {
+            pollers[i].base.poll = node_poll;
+            n->poller = &pollers[i];
+            return;
+        }
+    }
+}
+
+/* Empty n's slot; once this returns no waiter is inside n's poll. */
+static void poller_put(weft_node *n)
+{
+    npoll *s = n->poller;
+    if (!s)
+        return;
+    atomic_store(&s->node, NULL);
+    while (atomic_load(&s->users))
+        sched_yield();
+    n->poller = NULL;
+}
+
+/* r (sent to a peer, not yet seen by another thread) is waited for by
+ * polling. */
+static void poll_for(weft_node *n, rec *r)
+{
+    if (n->poller)
+        weft__fut_set_poller(r->f, &n->poller->base);
 }
 
 /* ---- creating and destroying ---- */
@@ -1248,6 +1331,7 @@ int weft_net_create(weft_node **out, weft_runtime *rt,
         stop_thread(n);
         goto fail;
     }
+    poller_get(n);
     *out = n;
     return 0;
 fail:
@@ -1278,6 +1362,7 @@ int weft_net_destroy(weft_node **np)
     weft_node *n = np ? *np : NULL;
     if (!n)
         return -EINVAL;
+    poller_put(n);
     pthread_mutex_lock(&n->lock);
     n->closing = true;
     rec *q = take_queue(n);
@@ -1476,8 +1561,10 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         pump(n);
     else if (dst == n->rank)
         run_here(n, r);
-    else
+    else {
+        poll_for(n, r);
         dispatch(n, r, dst, false);
+    }
     return 0;
 }
 
@@ -1610,6 +1697,7 @@ int weft_net_object_fetch(weft_node *n, const uint8_t *id, int rank,
     } else if (dst < 0) {
         rec_finish(r, dst, NULL); /* a dead rank: the future says so */
     } else {
+        poll_for(n, r);
         fetch_remote(n, r, dst);
     }
     return 0;

@@ -50,7 +50,7 @@ typedef struct fut {
     uint32_t ndeps;
     weft_runtime *rt;
     weft_fn fn;               /* NULL: completed by graph.c, not run */
-    void *arg;
+    void *arg;                /* fn's; with fn NULL, a weft__poller or NULL */
     void *result;
     void (*dtor)(void *);
     const char *name;
@@ -80,6 +80,16 @@ struct weft_job {
     void (**dtor)(void *);
 };
 
+/* What an outside thread that waits for an external future calls to
+ * bring its completion closer itself (lib/net: the transport's progress,
+ * instead of waking its communication thread and being woken by it).
+ * poll returns true when it did something; the waiter polls until the
+ * future is done or poll has done nothing for a while, then sleeps. The
+ * poller must stay valid while the future can be waited for. */
+typedef struct weft__poller {
+    bool (*poll)(struct weft__poller *p);
+} weft__poller;
+
 /* future.c, for graph.c */
 WEFT__HIDDEN int weft__fut_check_opts(const weft_submit_opts *o);
 WEFT__HIDDEN int weft__fut_external(weft_runtime *rt, const char *name,
@@ -87,6 +97,8 @@ WEFT__HIDDEN int weft__fut_external(weft_runtime *rt, const char *name,
 WEFT__HIDDEN void weft__fut_complete_external(fut *f, int status, int cause,
                                               void *result,
                                               void (*dtor)(void *));
+/* Give external future f (not yet shared with another thread) a poller. */
+WEFT__HIDDEN void weft__fut_set_poller(fut *f, weft__poller *p);
 WEFT__HIDDEN void weft__fut_unref(fut *f, uint64_t n);
 WEFT__HIDDEN int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
                                      unsigned max_retries,

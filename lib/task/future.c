@@ -808,6 +808,11 @@ weft__dtor_fn weft__fut_result_dtor(const weft_future *h)
     return f->dtor;
 }
 
+void weft__fut_set_poller(fut *f, weft__poller *p)
+{
+    f->arg = p;
+}
+
 bool weft__fut_cancelled(fut *f)
 {
     return weft__load_acquire(&f->state) & ST_CANCEL;
@@ -817,6 +822,9 @@ bool weft__fut_cancelled(fut *f)
 
 #define MAX_HELP_DEPTH 64
 #define SPIN_POLLS 2000
+/* A waiter with a poller polls until the poller has done nothing for
+ * this long. */
+#define POLL_IDLE_NS 200000u
 
 static uint64_t deadline_of(int64_t timeout_ns)
 {
@@ -885,6 +893,21 @@ static void drop_stale(weft__worker *w)
  * sleep), then sleep on the state word with ST_SLEEPERS set. */
 static int sleep_until_done(fut *f, uint64_t deadline)
 {
+    weft__poller *p = f->fn ? NULL : f->arg;
+    if (p) {
+        uint64_t last = weft__now_ns();
+        for (unsigned i = 0; !fut_done(f); i++) {
+            uint64_t now = weft__now_ns();
+            if (p->poll(p))
+                last = now;
+            else if (now - last > POLL_IDLE_NS || past(deadline))
+                break;
+            else if (i % 64 == 63)
+                sched_yield();
+            else
+                weft__cpu_relax();
+        }
+    }
     for (int i = 0; i < SPIN_POLLS; i++) {
         if (fut_done(f))
             return 0;
