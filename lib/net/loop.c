@@ -1,7 +1,8 @@
 /* The "loop" transport: ranks of one job inside one process, for tests.
  * A group (params.peers names it) has params.size endpoints; a send
  * copies the message into the destination's inbox and wakes it; progress
- * delivers the inbox on the calling (communication) thread. */
+ * delivers the inbox on the calling (communication) thread, and poll on
+ * any thread (a waiter's): dlock keeps one delivery at a time, in order. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -32,6 +33,7 @@ struct weft_transport {
     bool woken;
     weft_transport_events ev;
     pthread_cond_t cond; /* inbox not empty, or woken; group lock */
+    pthread_mutex_t dlock; /* held while taking and delivering the inbox */
     item *head, *tail;
 };
 
@@ -128,6 +130,7 @@ static int loop_open(weft_transport **out, const weft_transport_params *p,
     t->rank = p->rank;
     t->ev = *ev;
     pthread_cond_init(&t->cond, NULL);
+    pthread_mutex_init(&t->dlock, NULL);
     int rc = -EADDRINUSE;
     pthread_mutex_lock(&groups_lock);
     group *g = group_get(name, p->size);
@@ -150,6 +153,7 @@ static int loop_open(weft_transport **out, const weft_transport_params *p,
 fail:
     pthread_mutex_unlock(&groups_lock);
     pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->dlock);
     weft__free(t);
     return rc;
 }
@@ -191,6 +195,7 @@ static void loop_close(weft_transport *t)
     pthread_mutex_unlock(&groups_lock);
     free_items(t->head);
     pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->dlock);
     weft__free(t);
 }
 
@@ -283,6 +288,24 @@ static void deliver(weft_transport *t, item *it)
     }
 }
 
+/* under t->dlock: deliver what the inbox holds; true if anything. */
+static bool deliver_inbox(weft_transport *t)
+{
+    pthread_mutex_lock(&t->g->lock);
+    item *it = t->head;
+    t->head = t->tail = NULL;
+    pthread_mutex_unlock(&t->g->lock);
+    bool any = it != NULL;
+    while (it) {
+        item *n = it->next;
+        it->next = NULL;
+        deliver(t, it);
+        free_items(it);
+        it = n;
+    }
+    return any;
+}
+
 static int loop_progress(weft_transport *t, int64_t timeout_ns)
 {
     group *g = t->g;
@@ -298,18 +321,21 @@ static int loop_progress(weft_transport *t, int64_t timeout_ns)
         }
         pthread_cond_timedwait(&t->cond, &g->lock, &ts);
     }
-    item *it = t->head;
-    t->head = t->tail = NULL;
     t->woken = false;
     pthread_mutex_unlock(&g->lock);
-    while (it) {
-        item *n = it->next;
-        it->next = NULL;
-        deliver(t, it);
-        free_items(it);
-        it = n;
-    }
+    pthread_mutex_lock(&t->dlock);
+    deliver_inbox(t);
+    pthread_mutex_unlock(&t->dlock);
     return 0;
+}
+
+static int loop_poll(weft_transport *t)
+{
+    if (pthread_mutex_trylock(&t->dlock))
+        return -EBUSY;
+    bool any = deliver_inbox(t);
+    pthread_mutex_unlock(&t->dlock);
+    return any;
 }
 
 static void loop_wake(weft_transport *t)
@@ -331,4 +357,5 @@ const weft_transport_ops weft__loop_ops = {
     .send = loop_send,
     .progress = loop_progress,
     .wake = loop_wake,
+    .poll = loop_poll,
 };

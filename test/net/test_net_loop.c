@@ -5,7 +5,10 @@
  * stores (weft_net_use_store), actors published by name and sent to or
  * asked from other nodes, a node cut off while it holds tasks
  * (idempotent ones run again elsewhere, the others fail) and asks, the
- * barrier, bad arguments, and destroying with work outstanding. */
+ * barrier, bad arguments, and destroying with work outstanding. The loop
+ * transport can be polled: threads that wait for replies deliver
+ * messages themselves, concurrently with the communication threads, and
+ * a node destroyed while threads wait (and poll) for its replies. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -811,6 +814,89 @@ static void test_dead_node(void **state)
     assert_true(get_u64(fs[0], &st) == 25);
 }
 
+/* ---- a node destroyed while threads wait for its remote tasks ---- */
+
+static _Atomic int gate; /* t_gate returns once it is set */
+
+static int t_gate(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&gate))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_gate)
+
+enum { WAITERS = 4 };
+static weft_node *pair[2];
+static _Atomic int submitted;
+
+static void *gate_waiter(void *arg)
+{
+    (void)arg;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    if (weft_submit_remote(pair[0], "t_gate", NULL, 0, &o, &f))
+        return (void *)1;
+    atomic_fetch_add(&submitted, 1);
+    int st = weft_future_get(f, LONG_WAIT, NULL);
+    weft_future_release(f);
+    return (void *)(intptr_t)(st == -ECANCELED ? 0 : 2);
+}
+
+static void *create_pair(void *p)
+{
+    int i = (int)(intptr_t)p;
+    weft_net_config c = weft_net_config_default();
+    c.transport = "loop";
+    c.params.peers = group;
+    c.params.rank = i;
+    c.params.size = 2;
+    c.join_timeout_ms = 20000;
+    return (void *)(intptr_t)weft_net_create(&pair[i], rts[i], &c);
+}
+
+static void test_destroy_while_waiting(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "pair-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    pthread_t th[WAITERS];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(weft_runtime_create(&rts[i], &c), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, create_pair,
+                                        (void *)(intptr_t)i), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_null(rc);
+    }
+    for (int i = 0; i < WAITERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, gate_waiter, NULL),
+                         0);
+    while (atomic_load(&submitted) < WAITERS)
+        sleep_ms(1);
+    /* the waiters wait (polling, or asleep after that): their futures end
+     * cancelled, and none of them touches node 0 once it is gone */
+    assert_int_equal(weft_net_destroy(&pair[0]), 0);
+    for (int i = 0; i < WAITERS; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_null(rc);
+    }
+    atomic_store(&gate, 1);
+    assert_int_equal(weft_net_destroy(&pair[1]), 0);
+    for (int i = 0; i < 2; i++)
+        weft_runtime_destroy(&rts[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -827,5 +913,9 @@ int main(void)
         cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_dead_node),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest later[] = {
+        cmocka_unit_test(test_destroy_while_waiting),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests(later, NULL, NULL);
 }
