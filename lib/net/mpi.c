@@ -6,8 +6,10 @@
  * and sleeping in short steps when idle. With MPI_THREAD_SERIALIZED (asked
  * for at MPI_Init_thread) a thread that waits for a reply may poll too
  * (mpi_poll): every pass over MPI holds plock, so calls never overlap,
- * and the communication thread sleeps while a waiter polls. That takes
- * the communication thread and two wake-ups out of a round trip. With
+ * and the communication thread sleeps while a waiter polls (until the
+ * waiter has not polled for POLLED_NS, or says with wake that it stops).
+ * That takes the communication thread and two wake-ups out of a round
+ * trip, and its wake-ups off the waiter's cores. With
  * less (an application that initialised MPI with FUNNELED) only the
  * communication thread calls MPI.
  *
@@ -50,7 +52,7 @@
 #define SLEEP_NS 20000
 /* A waiter that polled this recently is polling: the communication
  * thread leaves the core to it. */
-#define POLLED_NS 50000u
+#define POLLED_NS 200000u
 
 typedef struct txmsg {
     struct txmsg *next;
@@ -76,6 +78,7 @@ struct weft_transport {
     pthread_mutex_t plock; /* held by every pass over MPI */
     bool serialized;    /* MPI_THREAD_SERIALIZED or better: mpi_poll works */
     _Atomic uint64_t poll_at; /* when a waiter last polled */
+    _Atomic uint32_t nap; /* the communication thread sleeps on it */
     txmsg *active;      /* Isend in flight (under plock) */
     _Atomic bool woken;
     uint64_t spin_ns;
@@ -316,9 +319,12 @@ static bool pass(weft_transport *t)
 {
     bool busy = start_sends(t);
     busy |= test_sends(t);
+    bool got = false;
     while (recv_one(t))
-        busy = true;
-    return busy;
+        got = true;
+    if (got) /* the replies they made go out now, not after a yield */
+        start_sends(t);
+    return busy || got;
 }
 
 static int mpi_poll(weft_transport *t)
@@ -339,6 +345,8 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
     uint64_t end = timeout_ns < 0 ? UINT64_MAX
                                   : start + (uint64_t)timeout_ns;
     for (;;) {
+        /* read before woken: a wake after this cuts the sleep below */
+        uint32_t nap = weft__load_acquire(&t->nap);
         pthread_mutex_lock(&t->plock);
         if (!t->joined)
             join_all(t);
@@ -351,19 +359,23 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
         if (atomic_exchange_explicit(&t->woken, false, memory_order_acquire)
             || now >= end || (busy && now - start > 1000000u))
             return 0;
-        bool polled = weft__load_relaxed(&t->poll_at) + POLLED_NS > now;
-        if (now - last < t->spin_ns && !polled) {
+        uint64_t polled = weft__load_relaxed(&t->poll_at) + POLLED_NS;
+        if (polled > now) /* a waiter polls: leave it the core */
+            weft__futex_wait_until(&t->nap, nap, polled);
+        else if (now - last < t->spin_ns)
             sched_yield();
-        } else {
-            struct timespec ts = {0, SLEEP_NS};
-            nanosleep(&ts, NULL);
-        }
+        else
+            weft__futex_wait_until(&t->nap, nap, now + SLEEP_NS);
     }
 }
 
+/* Any thread: end a progress call (also a waiter that stops polling). */
 static void mpi_wake(weft_transport *t)
 {
+    weft__store_relaxed(&t->poll_at, 0);
     weft__store_release(&t->woken, true);
+    weft__add_relaxed(&t->nap, 1);
+    weft__futex_wake(&t->nap, 1);
 }
 
 static void mpi_close(weft_transport *t)

@@ -1131,16 +1131,37 @@ static bool node_poll(weft__poller *p)
     return rc > 0;
 }
 
+/* A waiter stops polling: the communication thread takes over now. */
+static void node_poll_stop(weft__poller *p)
+{
+    npoll *s = (npoll *)p;
+    atomic_fetch_add(&s->users, 1);
+    weft_node *n = atomic_load(&s->node);
+    if (n)
+        n->ops->wake(n->t);
+    atomic_fetch_sub(&s->users, 1);
+}
+
+/* Once: a stale waiter may read a slot's functions while the slot is
+ * taken again, so they are written before any slot is handed out. */
+static pthread_once_t pollers_once = PTHREAD_ONCE_INIT;
+
+static void pollers_init(void)
+{
+    for (int i = 0; i < NPOLL; i++)
+        pollers[i].base = (weft__poller){node_poll, node_poll_stop};
+}
+
 /* Take a free slot for n, if its transport can be polled (else, or when
  * every slot is taken, its waiters sleep as before). */
 static void poller_get(weft_node *n)
 {
     if (!n->ops->poll)
         return;
+    pthread_once(&pollers_once, pollers_init);
     for (int i = 0; i < NPOLL; i++) {
         weft_node *none = NULL;
         if (atomic_compare_exchange_strong(&pollers[i].node, &none, n)) {
-            pollers[i].base.poll = node_poll;
             n->poller = &pollers[i];
             return;
         }

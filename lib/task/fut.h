@@ -84,10 +84,12 @@ struct weft_job {
  * bring its completion closer itself (lib/net: the transport's progress,
  * instead of waking its communication thread and being woken by it).
  * poll returns true when it did something; the waiter polls until the
- * future is done or poll has done nothing for a while, then sleeps. The
- * poller must stay valid while the future can be waited for. */
+ * future is done or poll has done nothing for a while, then calls stop
+ * (if not NULL) and sleeps. The poller must stay valid while the future
+ * can be waited for. */
 typedef struct weft__poller {
     bool (*poll)(struct weft__poller *p);
+    void (*stop)(struct weft__poller *p);
 } weft__poller;
 
 /* future.c, for graph.c */
