@@ -7,6 +7,7 @@ median over jobs, with the raw baselines measured in the same rounds.
     python3 bench/ab_net.py --a build/base --b build/release [--jobs 5]
         [--runs 3] [--what rt-tcp,rt-mpi,bw-tcp,bw-mpi] [--raw]
         [--a-env VAR=VALUE,...] [--b-env ...]   (environment of one side)
+    (also tput-*, and pi-* and uts-* on 3 processes: seconds)
 
 Python standard library only; uses run_net.py's launchers.
 """
@@ -22,7 +23,9 @@ sys.path.insert(0, HERE)
 from benchlib import parse_results  # noqa: E402
 import run_net  # noqa: E402
 
-KEY = {'rt': 'us_per_op', 'rtc': 'us_per_op', 'bw': 'gb_per_s'}
+KEY = {'rt': 'us_per_op', 'rtc': 'us_per_op', 'bw': 'gb_per_s',
+       'tput': 'ops_per_s', 'pi': 'seconds', 'uts': 'seconds'}
+NP = {'pi': 3, 'uts': 3}  # others: 2 processes
 
 
 def suite(bdir, runs):
@@ -53,9 +56,9 @@ def job1(s, w, tr, raw=False):
         else:
             out = s.run_mpi(s.exe('net-raw-mpi'), w, 2, 1)
     elif tr == 'tcp':
-        out = s.run_tcp(s.exe('net-weft'), w, 2, 1)
+        out = s.run_tcp(s.exe('net-weft'), w, NP.get(w, 2), 1)
     else:
-        out = s.run_mpi(s.exe('net-weft'), w, 2, 1)
+        out = s.run_mpi(s.exe('net-weft'), w, NP.get(w, 2), 1)
     rs = parse_results(out)
     if not rs:
         raise RuntimeError('no results from %s %s' % (w, tr))
