@@ -397,7 +397,11 @@ static void job_end(weft_node *n, bool local)
         }
         if (!r)
             n->jobs_live--;
-        pthread_cond_broadcast(&n->cond);
+        /* Only weft_net_destroy (closing set) waits for jobs to end: a
+         * broadcast per job woke a thread waiting in the barrier for
+         * every remote task. */
+        if (!n->jobs_live && n->closing)
+            pthread_cond_broadcast(&n->cond);
         pthread_mutex_unlock(&n->lock);
         if (!r)
             return;
