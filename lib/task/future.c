@@ -900,12 +900,12 @@ static int sleep_until_done(fut *f, uint64_t deadline)
             uint64_t now = weft__now_ns();
             if (p->poll(p))
                 last = now;
-            else if (now - last > POLL_IDLE_NS || past(deadline)) {
+            if (now - last > POLL_IDLE_NS || (deadline && now >= deadline)) {
                 if (p->stop)
                     p->stop(p);
                 break;
             }
-            else if (i % 64 == 63)
+            if (i % 64 == 63)
                 sched_yield();
             else
                 weft__cpu_relax();

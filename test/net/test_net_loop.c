@@ -883,6 +883,14 @@ static void test_destroy_while_waiting(void **state)
                          0);
     while (atomic_load(&submitted) < WAITERS)
         sleep_ms(1);
+    /* a waiter that polls still honours its timeout */
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    assert_int_equal(weft_submit_remote(pair[0], "t_gate", NULL, 0, &o, &f),
+                     0);
+    assert_int_equal(weft_future_get(f, 5 * MS, NULL), -ETIMEDOUT);
+    weft_future_release(f);
     /* the waiters wait (polling, or asleep after that): their futures end
      * cancelled, and none of them touches node 0 once it is gone */
     assert_int_equal(weft_net_destroy(&pair[0]), 0);
