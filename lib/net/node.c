@@ -25,7 +25,7 @@
  * dead (tab_add), under the lock on_failed takes.
  *
  * Waiting. When the transport can be polled from any thread (ops->poll),
- * the futures of tasks and fetches sent to a peer carry a poller: a
+ * the futures of tasks, fetches and asks sent to a peer carry a poller: a
  * thread that waits for one drives the transport itself for a while
  * (future.c) instead of sleeping until the communication thread wakes
  * it, so events may also come on that thread. The poller lives in a
@@ -1933,6 +1933,7 @@ int weft_net_ask(weft_node *n, int rank, const char *name, const void *data,
         return rc;
     }
     if (rank != n->rank) {
+        poll_for(n, r);
         ask_remote(n, r, rank, b, nl);
         return 0;
     }
