@@ -5,6 +5,7 @@ the tables and their markdown. Python standard library only."""
 import datetime
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,48 @@ def cpu_busy_fraction(seconds=1.0):
     except (OSError, ValueError, IndexError):
         return None
     return 1 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
+
+
+def raise_priority():
+    """Put this process (and so every benchmark process it starts) ahead of
+    the machine's other work: a session of its own, whose autogroup gets
+    nice -20, and nice -20 inside it. With autogroup scheduling
+    (kernel.sched_autogroup_enabled = 1, the default on most distributions)
+    the CPU is shared between sessions before nice is looked at, so plain
+    `nice -n -20 run.py` leaves each busy session elsewhere an equal share
+    of the cores: a 2-worker run then gets barely more CPU than a serial
+    one. Needs root or CAP_SYS_NICE. Returns a line for the report's
+    title saying what was done."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.setsid()
+    except PermissionError:
+        # a process group leader cannot start a session: a child can
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+        else:
+            while True:
+                try:
+                    _, status = os.waitpid(pid, 0)
+                    break
+                except KeyboardInterrupt:
+                    os.kill(pid, signal.SIGINT)
+            sys.exit(os.waitstatus_to_exitcode(status))
+    done = []
+    try:
+        with open("/proc/self/autogroup", "w") as f:
+            f.write("-20")
+        done.append("session autogroup nice -20")
+    except OSError as e:
+        done.append("autogroup not raised (%s)" % (e.strerror or e))
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -20)
+        done.append("nice -20")
+    except OSError as e:
+        done.append("nice not raised (%s)" % (e.strerror or e))
+    return "priority: " + ", ".join(done)
 
 
 class Sample:
