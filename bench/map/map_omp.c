@@ -62,7 +62,7 @@ static bench_check map_wordcount(long n)
                                             (size_t)i + 1) != 0)
                 lost++;
 #pragma omp critical
-        lost += t != NULL && total != NULL && wc_merge(total, t) != 0;
+        lost += t != NULL && total != NULL && wc_absorb(total, t) != 0;
         wc_free(t);
     }
     if (lost > 0)

@@ -146,6 +146,23 @@ static inline int wc_merge(wc_table *into, const wc_table *from)
     return 0;
 }
 
+/* Merge from into into, the way every parallel program ends its word
+ * count: while into is still empty, the two tables trade contents (into
+ * takes from's counts, from is left empty), else from's counts are added.
+ * So the first of the per-worker tables costs nothing to merge, and the
+ * total starts from a full table rather than inserting every word of the
+ * first one again. 0, or -1 out of memory. */
+static inline int wc_absorb(wc_table *into, wc_table *from)
+{
+    if (into->used == 0) {
+        wc_table t = *into;
+        *into = *from;
+        *from = t;
+        return 0;
+    }
+    return wc_merge(into, from);
+}
+
 /* The answer: independent of the order of the slots. */
 static inline uint64_t wc_answer(const wc_table *t)
 {

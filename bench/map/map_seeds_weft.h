@@ -102,11 +102,13 @@ static int mw_wc_body(void *acc, size_t lo, size_t hi, void *ctx)
                      : -ENOMEM;
 }
 
+/* The accumulator holds a pointer: the worker's table itself is not
+ * const, and wc_absorb() may leave it empty (fini frees it either way). */
 static int mw_wc_combine(void *into, const void *from, void *ctx)
 {
     (void)ctx;
-    return wc_merge(*(wc_table **)into, *(wc_table *const *)from) ? -ENOMEM
-                                                                  : 0;
+    return wc_absorb(*(wc_table **)into, *(wc_table *const *)from)
+               ? -ENOMEM : 0;
 }
 
 /* Word count of lines [0, n) of l: *answer is wc_answer() of the merged

@@ -75,7 +75,7 @@ static bench_check map_wordcount(long n)
         }, tbb::auto_partitioner());
         wc_table *total = wc_new();
         for (wc_table *t : tables) {
-            if (total == NULL || wc_merge(total, t) != 0)
+            if (total == NULL || wc_absorb(total, t) != 0)
                 map_oom("wordcount");
             wc_free(t);
         }
