@@ -23,20 +23,22 @@ int weft_store_stats_get(weft_store *st, weft_store_stats *o)
     o->objects = rd(&h->objects);
     /* seals are counted by their clients, and so are sealed objects not
      * linked yet (see "Lock-free seal" in st.h) */
-    uint64_t unlinked = 0, seals = 0;
+    uint64_t unlinked = 0, seals = 0, creates = 0;
     for (uint32_t c = 0; c < st->max_clients; c++) {
         int32_t n = atomic_load_explicit(&st->clients[c].unlinked,
                                          memory_order_relaxed);
         unlinked += n > 0 ? (uint64_t)n : 0;
         seals += atomic_load_explicit(&st->clients[c].seals,
                                       memory_order_relaxed);
+        creates += atomic_load_explicit(&st->clients[c].creates,
+                                        memory_order_relaxed);
     }
     o->sealed = rd(&h->sealed) + unlinked;
     o->spilled = rd(&h->spilled);
     o->max_objects = st->max_objects;
     o->clients = rd(&h->clients);
     o->max_clients = st->max_clients;
-    o->creates = rd(&h->creates);
+    o->creates = rd(&h->creates) + creates;
     o->seals = rd(&h->seals) + seals;
     o->deletes = rd(&h->deletes);
     o->aborts = rd(&h->aborts);

@@ -358,7 +358,7 @@ int weft_store_create(weft_store *st, const weft_store_id *id, size_t size,
     desc_fill(st, d, id, off, got, size, flags);
     st_index_insert(st, d);
     ST_ADD(&st->h->objects, 1);
-    ST_ADD(&st->h->creates, 1);
+    ST_ADD(&st->clients[st->me].creates, 1); /* our line, under the lock */
     *data = st->data + off + ST_BLK_HDR;
 out:
     st_unlock(st);

@@ -330,16 +330,24 @@ int st_client_dead(const st_client *c)
 
 /* The critical sections are short (a hash insert, a free-list pop), so a
  * contended lock is tried a few times before sleeping in the futex: the
- * sleep and the wake-up cost microseconds, the wait mostly less. A dead
- * owner shows as EOWNERDEAD from either call. */
+ * sleep and the wake-up cost microseconds, the wait mostly less. The
+ * pause between tries doubles (16 to 256 pauses): two processes creating
+ * objects at full speed then hand the lock over less often, and every
+ * hand-over moves the lock's, the header's and the allocator's lines
+ * between their cores (create+seal from 2 processes on the 2-core VM:
+ * 0.85 M/s per process with a fixed 16 pauses, 1.40 with the doubling;
+ * a try after every pause: 0.76). A dead owner shows as EOWNERDEAD from
+ * either call. */
 static int lock_spin_then_block(pthread_mutex_t *m)
 {
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0, pauses = 16; i < 24; i++) {
         int rc = pthread_mutex_trylock(m);
         if (rc != EBUSY)
             return rc;
-        for (int k = 0; k < 16; k++)
+        for (int k = 0; k < pauses; k++)
             weft__cpu_relax();
+        if (pauses < 256)
+            pauses *= 2;
     }
     return pthread_mutex_lock(m);
 }
@@ -386,9 +394,11 @@ static void free_slot(weft_store *st, uint32_t c)
     atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->unlinked, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->npend, 0, memory_order_relaxed);
-    /* its seals stay counted in the header's */
+    /* its seals and creates stay counted in the header's */
     ST_ADD(&st->h->seals, atomic_exchange_explicit(&cl->seals, 0,
                                                    memory_order_relaxed));
+    ST_ADD(&st->h->creates, atomic_exchange_explicit(&cl->creates, 0,
+                                                     memory_order_relaxed));
     atomic_store_explicit(&cl->state, ST_CLIENT_FREE, memory_order_release);
 }
 

@@ -69,6 +69,7 @@
 #define WEFT_STORE_ST_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -121,23 +122,31 @@ typedef struct st_hdr {
     uint32_t refs_stride;   /* u16 entries per client row */
     uint64_t off_clients, off_refs, off_descs, off_index, off_data;
     uint64_t pad0[3];
-    pthread_mutex_t lock;   /* robust, process-shared */
-    /* Hot (every create and seal), packed into few cache lines since the
-     * processes that share the lock pass them around with it. Derived,
-     * under the lock (rebuilt by st_repair): */
+    /* Hot: what every create touches, in as few cache lines as the
+     * processes that share the lock pass back and forth with it: the
+     * lock and the first derived fields share a line, the counters the
+     * next one. Derived, under the lock (rebuilt by st_repair): */
+    alignas(64) pthread_mutex_t lock; /* robust, process-shared */
     uint32_t free_desc;     /* stack through desc.lru_next */
-    uint32_t lru_head, lru_tail;
-    uint32_t index_used, index_tombs;
-    uint64_t lru_seq;
-    uint64_t bins_mask;
-    /* Seal notification: bumped on every seal, futex-waited by getters;
-     * nwaiters counts waiters so a seal makes no syscall when nobody
-     * waits (a waiter killed while waiting leaves it high: extra wakes
-     * only). */
-    _Atomic uint32_t seal_seq;
-    _Atomic uint32_t nwaiters;
+    uint32_t index_used;
     /* Counters: written under the lock, read by anyone (relaxed). */
-    _Atomic uint64_t used, objects, sealed, creates, seals;
+    _Atomic uint64_t used, objects;
+    /* Written by links (in batches), deletes and evictions. */
+    alignas(64) uint64_t lru_seq;
+    uint64_t bins_mask;
+    uint32_t lru_head, lru_tail;
+    uint32_t index_tombs;
+    uint32_t pad1;
+    /* Counters, as above; creates and seals of live clients are in their
+     * slots (st_client), these hold those of slots freed since. */
+    _Atomic uint64_t sealed, creates, seals;
+    /* Seal notification: bumped by a seal when someone waits, futex-waited
+     * by getters; nwaiters counts waiters so a seal makes no syscall when
+     * nobody waits (a waiter killed while waiting leaves it high: extra
+     * wakes only). On a line of their own: every seal reads nwaiters, and
+     * nothing hot writes near it. */
+    alignas(64) _Atomic uint32_t seal_seq;
+    _Atomic uint32_t nwaiters;
     /* Cold. */
     _Atomic uint64_t spilled, clients, deletes, aborts;
     _Atomic uint64_t evictions, evicted_bytes;
@@ -156,10 +165,11 @@ typedef struct st_client {
      * never below the truth, may briefly be above it. */
     _Atomic int32_t unlinked;
     _Atomic uint32_t npend;  /* entries in pend */
-    /* Seals made through this slot (header `seals` holds those of slots
-     * freed since): counted at the seal, not when linked. */
-    _Atomic uint64_t seals;
-    uint64_t pad[4];
+    /* Seals and creates made through this slot (the header's counters
+     * hold those of slots freed since): each client writes its own line,
+     * not the header's hot one. */
+    _Atomic uint64_t seals, creates;
+    uint64_t pad[3];
     _Atomic uint32_t pend[ST_PEND_MAX]; /* sealed descriptors to link */
 } st_client;
 
