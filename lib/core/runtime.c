@@ -202,19 +202,13 @@ static int make_nodes(weft_runtime *rt)
     if (!rt->nodes)
         return -ENOMEM;
     memset(rt->nodes, 0, n * sizeof *rt->nodes);
-    /* Node queues are held for a few pointer writes: a submitter that
-     * finds one held spins briefly (glibc's adaptive mutex) instead of
-     * sleeping in the kernel and being woken, which cost an outside
-     * thread that sends to actors a futex round trip per message. */
-    pthread_mutexattr_t spin;
-    pthread_mutexattr_init(&spin);
-    pthread_mutexattr_settype(&spin, PTHREAD_MUTEX_ADAPTIVE_NP);
+    /* (A node queue's lock is only ever tried, by takers: submitters
+     * push without it, see weft__jqueue.) */
     for (int i = 0; i < n; i++) {
         pthread_mutex_init(&rt->nodes[i].idle_lock, NULL);
         for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
-            pthread_mutex_init(&rt->nodes[i].jq[p].lock, &spin);
+            pthread_mutex_init(&rt->nodes[i].jq[p].lock, NULL);
     }
-    pthread_mutexattr_destroy(&spin);
     rt->nnodes = n;
     return 0;
 }

@@ -31,9 +31,9 @@
  * chunk of items, then sleeps in poll() on an eventfd (a chunk finished)
  * and one pidfd per process (it died). A process that dies has its
  * current item reported (or retried) and the rest of its chunk queued
- * again, and a fresh process takes its place. Chunks are sized so a process spends about CHUNK_NS on
- * one, which amortises the round trip (a few microseconds) while keeping
- * the tail short. */
+ * again, and a fresh process takes its place. Chunks are sized so a
+ * process spends about CHUNK_NS on one, which amortises the round trip
+ * (a few microseconds) while keeping the tail short. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>

@@ -102,14 +102,14 @@ void st_link_sealed(weft_store *st, uint32_t d)
 }
 
 /* Under the lock: links client c's pending seals when there are at
- * least min of them (the drain of st.h's "Lock-free seal"). */
+ * least min (>= 1) of them (the drain of st.h's "Lock-free seal"). */
 void st_link_pending(weft_store *st, uint32_t c, uint32_t min)
 {
     st_client *cl = &st->clients[c];
     /* acquire: pairs with the appender's release CAS, so pend[0..n) is
      * written */
     uint32_t n = atomic_load_explicit(&cl->npend, memory_order_acquire);
-    if (n < min || n == 0)
+    if (n < min)
         return;
     uint32_t done = 0;
     for (;;) {

@@ -37,7 +37,7 @@
  * Lock-free seal. The creator seals with one compare-and-swap of the
  * descriptor's (gen, state) pair, so a seal never takes the lock that two
  * processes creating objects pass back and forth. What the lock guards
- * (the LRU list, the counters `sealed` and `seals`) follows later, in
+ * (the LRU list and the counter `sealed`) follows later, in
  * batches: the sealer appends the descriptor to its client slot's pending
  * list (in the segment, so that anyone holding the lock can drain it) and
  * links its list once it is half full, at its next locked operation, or
@@ -124,8 +124,9 @@ typedef struct st_hdr {
     uint64_t pad0[3];
     /* Hot: what every create touches, in as few cache lines as the
      * processes that share the lock pass back and forth with it: the
-     * lock and the first derived fields share a line, the counters the
-     * next one. Derived, under the lock (rebuilt by st_repair): */
+     * lock, the descriptor stack, the index's count and the counters
+     * `used` and `objects` share one line. Derived, under the lock
+     * (rebuilt by st_repair): */
     alignas(64) pthread_mutex_t lock; /* robust, process-shared */
     uint32_t free_desc;     /* stack through desc.lru_next */
     uint32_t index_used;

@@ -200,6 +200,20 @@ static uint32_t pool_take(fpool *p, fut **list, uint32_t want, int node)
     return n;
 }
 
+/* Moves slots from a cache's list (*n of them) back to p's shared list
+ * until keep are left. */
+static void pool_give(fpool *p, fut **list, uint32_t *n, uint32_t keep)
+{
+    pthread_mutex_lock(&p->lock);
+    for (; *n > keep && *list; --*n) {
+        fut *g = *list;
+        *list = (fut *)g->job.next;
+        g->job.next = (weft__job *)p->free;
+        p->free = g;
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Gives this thread's outside cache back to its pool if that pool is
  * still alive, and empties it. */
 static void out_flush(ocache *c)
@@ -210,16 +224,8 @@ static void out_flush(ocache *c)
     fpool *p = live_pools;
     while (p && !(p == c->p && p->id == c->id))
         p = p->live_next;
-    if (p) {
-        pthread_mutex_lock(&p->lock);
-        while (c->free) {
-            fut *f = c->free;
-            c->free = (fut *)f->job.next;
-            f->job.next = (weft__job *)p->free;
-            p->free = f;
-        }
-        pthread_mutex_unlock(&p->lock);
-    }
+    if (p)
+        pool_give(p, &c->free, &c->n, 0);
     pthread_mutex_unlock(&live_lock);
     *c = (ocache){0};
 }
@@ -293,16 +299,8 @@ static void cache_put(fpool *p, fut **list, uint32_t *n, uint32_t max,
 {
     f->job.next = (weft__job *)*list;
     *list = f;
-    if (++*n <= max)
-        return;
-    pthread_mutex_lock(&p->lock); /* give half back */
-    for (; *n > max / 2; --*n) {
-        fut *g = *list;
-        *list = (fut *)g->job.next;
-        g->job.next = (weft__job *)p->free;
-        p->free = g;
-    }
-    pthread_mutex_unlock(&p->lock);
+    if (++*n > max)
+        pool_give(p, list, n, max / 2);
 }
 
 static void fut_free(fut *f)
