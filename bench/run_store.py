@@ -217,11 +217,15 @@ class StoreSuite(Suite):
             ["spill: %d MiB of pinned 4 MiB objects pushed out of a store a "
              "quarter that size (creates that spill, io_uring writes in "
              "batches of up to 64 MiB per file); raw: write() of the same "
-             "bytes in 4 MiB pieces to a file in the same directory (before, "
-             "fdatasync'ed after so its writeback does not land in the "
-             "spill). restore: get of every spilled object (read back "
-             "through io_uring); raw: pread() of the raw file. Page cache "
-             "warm for both; no fsync in either." % n])
+             "number of bytes, from pre-faulted memory of that size (not "
+             "one cache-hot buffer), in 4 MiB pieces to a file in the same "
+             "directory. restore: get of every spilled object (read back "
+             "through io_uring); raw: pread() of the raw file. sync() "
+             "before every timed section of either side; no fsync inside. "
+             "Each process runs 3 passes of both, alternating, and keeps "
+             "each side's fastest (on the development VM a pass whose new "
+             "page-cache pages the host had to fault in ran 4-8x slower, "
+             "at random, on either side); medians over processes." % n])
 
     def sections(self):
         return [self.put_section(), self.small_section(),
