@@ -197,10 +197,11 @@ FUTURE_WORKLOADS = [
 ]
 THROUGHPUT = ("inside-flat", "inside-tree", "outside")
 ROUNDTRIP = ("rt-parked", "rt-spin")
-FUTURE_PEERS = ["weft", "tbb", "tbb-enqueue", "omp"]
+FUTURE_PEERS = ["weft", "tbb", "tbb-enqueue", "omp", "handoff"]
 FUTURE_SUPPORTS = {
     "serial": THROUGHPUT + ROUNDTRIP, "weft": THROUGHPUT + ROUNDTRIP,
     "tbb": THROUGHPUT + ROUNDTRIP, "tbb-enqueue": ROUNDTRIP,
+    "handoff": ROUNDTRIP,
     "omp": ("inside-flat", "inside-tree"),
 }
 # The targets for weft on 2 cores.
@@ -336,6 +337,10 @@ class FutureSuite(Suite):
             "tbb-enqueue: task_arena::enqueue to a worker, the main thread "
             "spinning on a flag: a real hand-off, like weft's. serial: one "
             "plain call (the clock's own cost).",
+            "handoff: no runtime, the floor of any hand-off: one helper "
+            "thread woken with FUTEX_WAKE from FUTEX_WAIT (rt-parked) or "
+            "spinning on a flag (rt-spin), the main thread spinning on the "
+            "answer; it ignores the worker count.",
         ]
         return Section("Round trip from an outside thread (us)", header,
                        rows, notes + self.missing_notes())
