@@ -88,6 +88,25 @@ static inline const char *rt_extra(void)
     return rtl.extra;
 }
 
+/* n timed round trips, each trip() (its status: 0 = success), after
+ * rt_pause() when parked; the count of successes. For implementations
+ * whose whole round trip is one call. */
+static inline bench_check rt_loop(long n, int parked, int (*trip)(void))
+{
+    long ok = 0;
+    for (long i = 0; i < n; i++) {
+        if (parked)
+            rt_pause();
+        double t0 = bench_now();
+        int st = trip();
+        double t1 = bench_now();
+        ok += st == 0;
+        rtl.lat[i] = t1 - t0;
+    }
+    rtl.n = n;
+    return (bench_check)ok;
+}
+
 /* Children of a tree task with c tasks under it, itself included. */
 static inline void tree_split(long c, long *left, long *right)
 {

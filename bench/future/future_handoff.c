@@ -90,25 +90,8 @@ static int one_trip(void)
     return (int)a - 1;
 }
 
-static bench_check round_trips(long n, int parked)
-{
-    long ok = 0;
-    (void)parked;
-    for (long i = 0; i < n; i++) {
-        if (h.parked)
-            rt_pause();
-        double t0 = bench_now();
-        int st = one_trip();
-        double t1 = bench_now();
-        ok += st == 0;
-        rtl.lat[i] = t1 - t0;
-    }
-    rtl.n = n;
-    return (bench_check)ok;
-}
-
-static bench_check run_rt_parked(long n) { return round_trips(n, 1); }
-static bench_check run_rt_spin(long n) { return round_trips(n, 0); }
+static bench_check run_rt_parked(long n) { return rt_loop(n, 1, one_trip); }
+static bench_check run_rt_spin(long n) { return rt_loop(n, 0, one_trip); }
 
 static int prepare(const char *workload, long size, int workers)
 {

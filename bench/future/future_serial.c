@@ -38,24 +38,10 @@ static NOINLINE long tree(long c)
 static bench_check run_flat(long n) { return (bench_check)flat(n); }
 static bench_check run_tree(long n) { return n > 0 ? (bench_check)tree(n) : 0; }
 
-static bench_check round_trips(long n, int parked)
-{
-    long ok = 0;
-    for (long i = 0; i < n; i++) {
-        if (parked)
-            rt_pause();
-        double t0 = bench_now();
-        int st = empty(NULL);
-        double t1 = bench_now();
-        ok += st == 0;
-        rtl.lat[i] = t1 - t0;
-    }
-    rtl.n = n;
-    return (bench_check)ok;
-}
+static int call_empty(void) { return empty(NULL); }
 
-static bench_check run_rt_parked(long n) { return round_trips(n, 1); }
-static bench_check run_rt_spin(long n) { return round_trips(n, 0); }
+static bench_check run_rt_parked(long n) { return rt_loop(n, 1, call_empty); }
+static bench_check run_rt_spin(long n) { return rt_loop(n, 0, call_empty); }
 
 static int prepare(const char *workload, long size, int workers)
 {
