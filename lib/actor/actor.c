@@ -49,12 +49,14 @@
  * target publishes first: messages of a receive keep their order per
  * target, and across targets no later send overtakes an earlier one.
  * The statistics count a held send when it is made. Many senders into
- * one mailbox (8 sender actors, 2M messages, 2 workers, 64-byte-aligned
- * actors on both sides) went from about 205 to 90 ms on the 2-core VM
- * (medians of 7-9 processes, each keeping its second run, alternating
- * with the build without it); chains of 16 were clearly slower (108 ms
- * against 81), 32, 64, 128 and 256 within the noise of each other: 32
- * keeps a held send's delay short inside a long receive. */
+ * one mailbox (8 sender actors, 2M messages, 2 workers) on the 2-core VM,
+ * medians of 7-9 processes each keeping its second run, alternated with
+ * the build before: 192 -> 140 ms with combining alone, 188 -> 173 ms
+ * with 64-byte-aligned actors alone (act.h), 192 -> 73 ms with both (the
+ * sender's per-message reads of flags and rt then stay in its cache; 1
+ * worker: about 55 ms). Bound: 8 gave 92 ms, 16, 32, 64 and 128 gave
+ * 72-78 ms, within the noise; 32 keeps a held send's delay short inside
+ * a long receive. */
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -730,13 +732,30 @@ int weft__actor_register(weft_runtime *rt, weft_actor *a)
     return 0;
 }
 
+/* An actor's block: 64-byte aligned, its size rounded up to a multiple
+ * of 64 (see act.h). mimalloc already places blocks of such sizes on
+ * 64-byte boundaries (its pages start aligned), so a plain allocation
+ * is tried first: its aligned allocation would take the next size class
+ * (192 bytes became 256 for the smallest actor, near the idle-actor
+ * budget). Other allocators fall back to aligned_alloc. */
+static weft_actor *actor_alloc(size_t size)
+{
+    size = (size + WEFT__CACHELINE - 1) & ~(size_t)(WEFT__CACHELINE - 1);
+    void *p = weft__malloc(size);
+    if (p && ((uintptr_t)p & (WEFT__CACHELINE - 1))) {
+        weft__free(p);
+        p = weft__aligned_alloc(WEFT__CACHELINE, size);
+    }
+    return p;
+}
+
 /* Allocate and initialise an actor, run init, register it. */
 int weft__actor_new(weft_runtime *rt, const weft_actor_class *cls, void *arg,
                     const weft_actor_opts *o, weft_actor **out)
 {
     areg *r = reg_of(rt);
-    size_t size = WEFT__ACTOR_HDR + cls->state_size;
-    weft_actor *a = r ? weft__malloc(size) : NULL;
+    weft_actor *a = r ? actor_alloc(WEFT__ACTOR_HDR + cls->state_size)
+                      : NULL;
     if (!a)
         return -ENOMEM;
     actor_init(a, rt, cls, arg, o);
