@@ -33,30 +33,37 @@
  * to 0. Every actor is on its runtime's registry, so destroy frees those
  * a program still references.
  *
- * Send combining (the outbox). A plain send made by a receive (not an
- * ask or a stop, not to a counted or closed actor, not to itself) is not
- * queued at once: the thread holds it on a chain per target, linked in
- * send order, and publishes the chain with one exchange on the target's
- * `in` (and one link store) when it reaches OUTBOX_MAX, when the receive
- * sends anything to another actor or anything else at all (an ask, a
- * stop: those go behind the held chain), when the receive returns
- * (before its reply completes), and before any weft call that waits or
- * runs other work on the thread (weft__before_wait, lib/core: help,
- * future gets and waits, syncs, futex sleeps, store gets), after which
- * the receive sends directly until it returns. Calls that hand work to
- * other threads (a submit, tasks made stealable) publish first too
- * (weft__before_share). One chain per thread, so a send to another
- * target publishes first: messages of a receive keep their order per
- * target, and across targets no later send overtakes an earlier one.
- * The statistics count a held send when it is made. Many senders into
- * one mailbox (8 sender actors, 2M messages, 2 workers) on the 2-core VM,
- * medians of 7-9 processes each keeping its second run, alternated with
- * the build before: 192 -> 140 ms with combining alone, 188 -> 173 ms
- * with 64-byte-aligned actors alone (act.h), 192 -> 73 ms with both (the
- * sender's per-message reads of flags and rt then stay in its cache; 1
- * worker: about 55 ms). Bound: 8 gave 92 ms, 16, 32, 64 and 128 gave
- * 72-78 ms, within the noise; 32 keeps a held send's delay short inside
- * a long receive. */
+ * Send combining (the outbox). A plain send made by a receive (not an ask
+ * or a stop, not to a counted or closed actor, not to itself) to the same
+ * target as the receive's previous send is not queued at once: the thread
+ * holds it on a chain, linked in send order, and publishes the chain with
+ * one exchange on the target's `in` (and one link store) when it reaches
+ * OUTBOX_MAX, when the receive sends anything to another actor or anything
+ * else at all (an ask, a stop: those go behind the held chain), when the
+ * receive returns (before its reply completes), and before any weft call
+ * that waits or runs other work on the thread (weft__before_wait, lib/core:
+ * help, future gets and waits, syncs, futex sleeps, store gets), after
+ * which the receive sends directly until it returns. Calls that hand work
+ * to other threads (a submit, tasks made stealable) publish first too
+ * (weft__before_share). One chain per thread, so a send to another target
+ * publishes first: messages of a receive keep their order per target, and
+ * across targets no later send overtakes an earlier one. The statistics
+ * count a held send when it is made.
+ *
+ * A receive's first send to a target is queued at once: holding it too made
+ * receives that send one message each pay a reference taken and given back
+ * on the target's hot line, and ping-pong (+33%), chameneos (+25%), thread
+ * ring (+18%) and big (+16%) got slower; with the first queued at once and
+ * the outbox's work out of line they are back to their times before.
+ *
+ * Many senders into one mailbox (8 sender actors, 2M messages, 2 workers)
+ * on the 2-core VM, medians of 7-9 processes each keeping its second run,
+ * alternated with the build before: 192 -> 140 ms with combining alone, 188
+ * -> 173 ms with 64-byte-aligned actors alone (act.h), 192 -> 73 ms with
+ * both (the senders' per-message reads of flags and rt then stay in their
+ * caches; 1 worker: about 55 ms). Bound: 8 gave 92 ms; 16, 32, 64 and 128
+ * gave 72-78 ms, within the noise; 32 keeps a held send's delay short
+ * inside a long receive. */
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -277,7 +284,10 @@ static void schedule(weft_actor *a) { schedule_as(a, true); }
 /* Plain sends a receive makes, held per thread and published together
  * (see the top of this file): the messages to one target, linked in send
  * order, go into its mailbox with one exchange (OUTBOX_MAX at most)
- * instead of one each. Only while weft__wait_hook is ob_hook: set by
+ * instead of one each. A receive's first send to a target is queued at
+ * once; only a second in a row to the same one starts a chain, so the
+ * receives that send one message each (ping-pong, rings, most of Savina)
+ * pay neither the held target's reference nor a later publish. Only while weft__wait_hook is ob_hook: set by
  * handle() around receive, cleared (after a publish) by the first weft
  * call in it that waits or runs other work on this thread. The target
  * stays referenced from its first held send to the end of the receive
@@ -290,6 +300,9 @@ typedef struct outbox {
     weft_actor *to;      /* the target (referenced), or NULL */
     alink *first, *last; /* the chain held, first NULL when none */
     int n;
+    /* the receive's last target of a send queued at once (compared,
+     * never followed) */
+    const weft_actor *prev;
 } outbox;
 
 static WEFT__TLS _Thread_local outbox ob;
@@ -299,7 +312,7 @@ static WEFT__TLS _Thread_local outbox ob;
  * the caller is about to wait (may_defer false): then it goes where
  * other workers can take it, since what runs here meanwhile (a future
  * run in place) may hold this worker until the target has run. */
-static void ob_publish(bool may_defer)
+static __attribute__((noinline, cold)) void ob_publish(bool may_defer)
 {
     weft_actor *a = ob.to;
     if (!ob.first)
@@ -312,7 +325,7 @@ static void ob_publish(bool may_defer)
 }
 
 /* Publish what is held and give the target back. */
-static void ob_flush_as(bool may_defer)
+static __attribute__((noinline, cold)) void ob_flush_as(bool may_defer)
 {
     weft_actor *a = ob.to;
     if (!a)
@@ -322,7 +335,13 @@ static void ob_flush_as(bool may_defer)
     weft__actor_unref(a);
 }
 
-static void ob_flush(void) { ob_flush_as(true); }
+/* The check inline (every receive and queued send makes it), the work
+ * out of line, off the path of receives that hold nothing. */
+static inline void ob_flush(void)
+{
+    if (WEFT_UNLIKELY(ob.to != NULL))
+        ob_flush_as(true);
+}
 
 /* weft__wait_hook while a receive runs: publish; before a wait (which
  * may run other work on this thread), also send directly from then on,
@@ -335,7 +354,7 @@ static void ob_hook(bool waits)
 }
 
 /* Hold l (linked as the newest) for a. */
-static void ob_add(weft_actor *a, alink *l)
+static __attribute__((noinline)) void ob_add(weft_actor *a, alink *l)
 {
     weft__store_relaxed(&l->next, NULL);
     if (ob.to != a) {
@@ -443,14 +462,16 @@ static void handle(weft_actor *a, amsg *m)
         return;
     }
     struct weft_actor_ctx cx = {.self = a, .m = m};
-    void (*outer)(bool) = weft__wait_hook;
+    /* armed for this receive; not saved and restored: a nested
+     * activation only ever runs inside a wait, which disarmed it */
     weft__wait_hook = ob_hook;
+    ob.prev = NULL;
     int rc = a->cls->receive(&cx, state_of(a), m->size ? m->data : NULL,
                              m->size);
     /* before the reply: an asker that then sends to the targets finds
      * the receive's messages ahead of its own */
     ob_flush();
-    weft__wait_hook = outer;
+    weft__wait_hook = NULL;
     /* counted before the reply goes, so an asker's later look at the
      * statistics includes its message */
     weft__stat_add(&weft__self->actor_handled, 1);
@@ -622,10 +643,13 @@ static int deliver(weft_actor *a, const void *data, size_t size,
     if (!m)
         return -ENOMEM;
     if (!reply && !(f & F_COUNTED) && weft__wait_hook == ob_hook &&
-        a != running) { /* a plain send from a receive: held */
-        ob_add(a, &m->link);
-        count_sent(a->rt);
-        return 0;
+        a != running) { /* a plain send from a receive */
+        if (ob.to == a || ob.prev == a) { /* a run to one target: held */
+            ob_add(a, &m->link);
+            count_sent(a->rt);
+            return 0;
+        }
+        ob.prev = a; /* the first to a: queued at once, below */
     }
     m->reply = reply;
     int rc = (f & F_COUNTED) ? reserve(a, flags) : 0;
