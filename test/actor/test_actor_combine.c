@@ -1,13 +1,18 @@
 /* Sends from inside a receive are held per thread and published in chains
  * (actor.c, the outbox). These tests fail if a held send is lost, reordered
- * or held across a wait: per-sender order with several targets interleaved
- * (runs longer than a chain, single switches) and causality across targets
- * (a message relayed through another actor never overtakes the sends made
- * before it); a receive that sends to B and then asks B and waits; one that
- * sends to B and then waits on a future that only B's handling of those
- * sends can complete; a graceful stop of B made after sends from the same
- * receive; exact counts of messages sent. Run on 1 and 2 workers: on 1 a
- * held send that is not published before a wait can never be handled. */
+ * or held too long: per-sender order with several targets interleaved (runs
+ * around the chain's bound, single switches; a message relayed through
+ * another actor must not overtake the sends made before it); a receive that
+ * sends to B and returns (B has them all before the asker's next message);
+ * one that sends to B and then asks B and waits; one that sends to B and
+ * then waits (weft_future_get, weft_wait) on a task that only B's handling
+ * of those sends can complete; a graceful stop of B after sends from the
+ * same receive; exact counts of messages sent. Run on 1 and 2 workers.
+ * Checked by removing each publish: the one before an ask or stop and the
+ * one at the receive's end each fail tests here, and so does a reordered
+ * chain; the one in the wait hook is masked in these tests by B's activation
+ * running nested on the waiting thread (its end publishes the thread's
+ * chain), so for it they check only that nothing deadlocks. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -337,7 +342,7 @@ static int poll_fn(weft_job *job, void *arg)
     }
 }
 
-enum { OP_ASK, OP_GET, OP_WAIT, OP_STOP };
+enum { OP_SEND, OP_ASK, OP_GET, OP_WAIT, OP_STOP };
 
 struct cmd { int op; long k; };
 
@@ -373,6 +378,9 @@ static int driver_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
     *r = 0;
     int rc = 0;
     switch (c->op) {
+    case OP_SEND: /* and return: the held incs go before the reply */
+        rc = send_incs(s, c->k);
+        break;
     case OP_ASK: /* the ask is queued behind the held incs */
         if (!(rc = send_incs(s, c->k)))
             rc = ask_count(s->b, r);
@@ -435,6 +443,33 @@ static long drive(weft_actor *a, int op, long k)
     long r = *(long *)v;
     weft_future_release(f);
     return r;
+}
+
+/* Sends to B and returns: once the reply is in, B's mailbox has every
+ * inc ahead of any later message (an ask from here). */
+static void test_send_then_return(void **s)
+{
+    (void)s;
+    for (int workers = 1; workers <= 2; workers++) {
+        weft_runtime *rt = test_runtime(workers, NULL);
+        assert_non_null(rt);
+        weft_actor *b = NULL, *a = NULL;
+        assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b), 0);
+        assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
+        long total = 0;
+        for (long k = 1; k <= 70; k++) {
+            total += k;
+            assert_int_equal(drive(a, OP_SEND, k), 0);
+            long c = 0;
+            assert_int_equal(ask_count(b, &c), 0);
+            assert_int_equal(c, total);
+        }
+        weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
+        weft_actor_release(a);
+        weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
+        weft_actor_release(b);
+        assert_int_equal(weft_runtime_destroy(&rt), 0);
+    }
 }
 
 /* Sends to B then asks B and waits: the ask must find every inc ahead of
@@ -568,6 +603,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_interleaved_1),
         cmocka_unit_test(test_order_interleaved_2),
+        cmocka_unit_test(test_send_then_return),
         cmocka_unit_test(test_send_then_ask_1),
         cmocka_unit_test(test_send_then_ask_2),
         cmocka_unit_test(test_send_then_get_1),
