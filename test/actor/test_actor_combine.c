@@ -6,13 +6,13 @@
  * sends to B and returns (B has them all before the asker's next message);
  * one that sends to B and then asks B and waits; one that sends to B and
  * then waits (weft_future_get, weft_wait) on a task that only B's handling
- * of those sends can complete; a graceful stop of B after sends from the
- * same receive; exact counts of messages sent. Run on 1 and 2 workers.
- * Checked by removing each publish: the one before an ask or stop and the
- * one at the receive's end each fail tests here, and so does a reordered
- * chain; the one in the wait hook is masked in these tests by B's activation
- * running nested on the waiting thread (its end publishes the thread's
- * chain), so for it they check only that nothing deadlocks. */
+ * of those sends can complete, also with B busy on the other worker; a
+ * graceful stop of B after sends from the same receive; exact counts of
+ * messages sent. Run on 1 and 2 workers. Checked by removing each publish
+ * (before an ask or stop, at the receive's end, before a wait) and by
+ * reordering a chain: each makes a test here fail. Where B's activation runs
+ * nested on the waiting thread, its end publishes the thread's chain too, so
+ * only the busy-B test needs the wait's own publish. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -261,6 +261,7 @@ static void order_interleaved(int workers)
 
 static _Atomic long counter_final; /* B's count, at its fini */
 static _Atomic long counter_now;   /* B's count, as it goes */
+static _Atomic int counter_napping; /* B is inside a "nap" */
 
 struct counter_state { long n; };
 
@@ -269,6 +270,12 @@ static int counter_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
     struct counter_state *s = st;
     if (n == 3 && memcmp(msg, "inc", 3) == 0) {
         atomic_store(&counter_now, ++s->n);
+        return 0;
+    }
+    if (n == 3 && memcmp(msg, "nap", 3) == 0) { /* busy on its worker */
+        atomic_store(&counter_napping, 1);
+        sleep_ns(100 * MS);
+        atomic_store(&counter_napping, 0);
         return 0;
     }
     long *r = malloc(sizeof *r);
@@ -342,7 +349,7 @@ static int poll_fn(weft_job *job, void *arg)
     }
 }
 
-enum { OP_SEND, OP_ASK, OP_GET, OP_WAIT, OP_STOP };
+enum { OP_SEND, OP_ASK, OP_GET, OP_WAIT, OP_STOP, OP_GET_BUSY };
 
 struct cmd { int op; long k; };
 
@@ -386,7 +393,8 @@ static int driver_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
             rc = ask_count(s->b, r);
         break;
     case OP_GET:
-    case OP_WAIT: { /* the task exists before the incs are sent */
+    case OP_WAIT:
+    case OP_GET_BUSY: { /* the task exists before the incs are sent */
         struct poll_arg p = {s->b, s->sent + c->k,
                              weft_runtime_workers(weft_actor_runtime(cx)),
                              0};
@@ -396,10 +404,11 @@ static int driver_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
             break;
         /* not waiting for our own sends: for the task, run elsewhere */
         for (int64_t end = now_ns() + 20000 * MS;
-             p.workers > 1 && !atomic_load(&p.started) && now_ns() < end;)
+             c->op != OP_GET_BUSY && p.workers > 1 &&
+             !atomic_load(&p.started) && now_ns() < end;)
             sched_yield();
         rc = send_incs(s, c->k);
-        if (c->op == OP_GET) {
+        if (c->op != OP_WAIT) {
             int g = weft_future_get(f, LONG_WAIT, NULL);
             rc = rc ? rc : g;
         } else {
@@ -556,6 +565,37 @@ static void test_send_then_wait_2(void **s)
     send_then_wait(2, OP_WAIT);
 }
 
+/* As send_then_wait on 2 workers, with B busy on the other worker (a
+ * nap) while the receive sends: the first send does not schedule B, so
+ * no activation of B runs on the waiting thread, and only the publish
+ * before the wait (the hook) lets B see the held sends; the task runs in
+ * place, watching B's count. */
+static void test_send_then_get_busy(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_actor *b = NULL, *a = NULL;
+    assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b), 0);
+    assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
+    atomic_store(&counter_now, 0);
+    long total = 0;
+    static const long ks[] = {2, 9, 40};
+    for (int i = 0; i < (int)(sizeof ks / sizeof ks[0]); i++) {
+        assert_int_equal(weft_send(b, "nap", 3, 0), 0);
+        int64_t end = now_ns() + LONG_WAIT;
+        while (!atomic_load(&counter_napping) && now_ns() < end)
+            sched_yield();
+        total += ks[i];
+        assert_int_equal(drive(a, OP_GET_BUSY, ks[i]), total);
+    }
+    weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
+    weft_actor_release(a);
+    weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
+    weft_actor_release(b);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+}
+
 /* Sends to B then stops B gracefully, from one receive: B handles every
  * inc before its fini. */
 static void test_stop_after_sends(void **s)
@@ -610,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_send_then_get_2),
         cmocka_unit_test(test_send_then_wait_1),
         cmocka_unit_test(test_send_then_wait_2),
+        cmocka_unit_test(test_send_then_get_busy),
         cmocka_unit_test(test_stop_after_sends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
