@@ -46,6 +46,7 @@ static void clear_split_request(weft__worker *w)
  * ts) and is the publisher's half of the parking handshake. */
 static void publish_reset(weft__worker *w, weft_task **h)
 {
+    weft__before_share(); /* see publish_grow */
     weft__cursor *c = w->cur;
     uint32_t i = (uint32_t)(h - w->dq);
     clear_split_request(w);
@@ -60,6 +61,9 @@ static void publish_reset(weft__worker *w, weft_task **h)
 /* A thief asked for work: share the older half of the private part. */
 static void publish_grow(weft__worker *w)
 {
+    /* the tasks shared may run elsewhere at once: a receive's held sends
+     * go first, so that the tasks' own sends do not overtake them */
+    weft__before_share();
     weft__cursor *c = w->cur;
     clear_split_request(w);
     ptrdiff_t priv = c->head - c->split;

@@ -236,6 +236,32 @@ struct weft_runtime {
 /* Thread-local identity of the calling worker, NULL outside workers. */
 extern WEFT__TLS _Thread_local weft__worker *weft__self;
 
+/* Set (by lib/actor) while the calling thread runs an actor's receive that
+ * may hold sends not yet published (the actor's outbox, actor.c). Every
+ * weft call that can wait, or run other work on this thread, calls
+ * weft__before_wait() first: the hook publishes the held sends, so that
+ * what the caller waits for can depend on them, and clears itself, so
+ * that the work run meanwhile (a task, a future run in place) sends
+ * without holding anything back. Calls that hand work to other threads
+ * (a submit, tasks made stealable) call weft__before_share(): the held
+ * sends go first, so that the work's own sends cannot overtake them, and
+ * the receive goes on holding its later ones. */
+extern WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
+
+static inline void weft__before_wait(void)
+{
+    void (*h)(bool) = weft__wait_hook;
+    if (WEFT_UNLIKELY(h != NULL))
+        h(true);
+}
+
+static inline void weft__before_share(void)
+{
+    void (*h)(bool) = weft__wait_hook;
+    if (WEFT_UNLIKELY(h != NULL))
+        h(false);
+}
+
 /* topo.c */
 WEFT__HIDDEN int weft__topo_load(weft_runtime *rt, const char *desc);
 WEFT__HIDDEN int weft__topo_count_cores(weft_runtime *rt, int *ncores);

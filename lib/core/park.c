@@ -37,6 +37,7 @@ uint64_t weft__now_ns(void)
 
 void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val)
 {
+    weft__before_wait();
     /* EINTR and EAGAIN are normal: callers re-check their condition. */
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL,
             NULL, 0);
@@ -47,6 +48,7 @@ void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val)
 int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
                            uint64_t deadline_ns)
 {
+    weft__before_wait();
     if (!deadline_ns) {
         weft__futex_wait(addr, val);
         return 0;

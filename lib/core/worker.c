@@ -18,6 +18,7 @@
 #include "internal.h"
 
 WEFT__TLS _Thread_local weft__worker *weft__self;
+WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
 WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur;
 
 void weft__log(const char *fmt, ...)
@@ -246,6 +247,7 @@ static bool take_work(weft__worker *w, weft__worker *prefer, bool roots,
  * whose deque holds that child's own children. */
 bool weft__help(weft__worker *w, weft__worker *prefer)
 {
+    weft__before_wait();
     work k;
     if (!take_work(w, prefer, false, &k))
         return false;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "st.h"
 
 /* A handle's references to one object stop short of the u16 limit with
@@ -670,6 +671,9 @@ static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
         int rc = get_locked(st, id, obj, &seq);
         if (rc != -ENOENT)
             return rc;
+        /* a receive's held sends go out first (internal.h), a poll's too:
+         * the object may be sealed by the actor they go to */
+        weft__before_wait();
         if (timeout_ms == 0)
             return -ENOENT;
         if (deadline >= 0 && now_ns() >= deadline)

@@ -679,6 +679,9 @@ static int begin(weft_runtime *rt, weft_fn fn, const weft_submit_opts **o,
         return -EINVAL;
     if (!*o)
         *o = &defaults;
+    /* a receive's held sends go first: the future may run elsewhere at
+     * once, and what it sends must not overtake them */
+    weft__before_share();
     int rc = weft__fut_check_opts(*o);
     if (rc || (rc = weft__enter(rt)))
         return rc;
@@ -841,6 +844,7 @@ static int help_until(weft__worker *w, bool (*done)(void *), void *arg,
                       fut *awaited, uint64_t deadline)
 {
     int rc = 0;
+    weft__before_wait(); /* also past MAX_HELP_DEPTH, which never helps */
     w->help_depth++;
     for (unsigned fails = 0; !done(arg);) {
         if (past(deadline)) {
@@ -937,6 +941,9 @@ static int wait_one(fut *f, int64_t timeout_ns)
     uint32_t s = weft__load_acquire(&f->state);
     if (phase_done(s))
         return 0;
+    /* before a poll too: a receive polling in a loop must not hold back
+     * the sends the future may wait for; and before running f in place */
+    weft__before_wait();
     if (timeout_ns == 0)
         return -ETIMEDOUT;
     uint64_t deadline = deadline_of(timeout_ns);
@@ -961,6 +968,7 @@ static void wait_readers(fut *f)
 {
     if (no_readers(f))
         return;
+    weft__before_wait();
     if (is_worker_of(f->rt)) {
         help_until(weft__self, no_readers, f, NULL, 0);
         return;
@@ -1152,6 +1160,8 @@ int weft_wait(weft_future *const *hs, size_t n, size_t k,
         return -ENOMEM;
     int rc = resolve_all(hs, n, fs);
     size_t c = rc ? 0 : scan_done(fs, n, NULL);
+    if (!rc && c < k)
+        weft__before_wait(); /* as in wait_one */
     if (!rc && c < k && timeout_ns != 0)
         rc = wait_group(fs, n, k, deadline_of(timeout_ns), fs[0]->rt);
     if (!rc) {
