@@ -503,18 +503,6 @@ static void send_then_ask(int workers)
     assert_int_equal(weft_runtime_destroy(&rt), 0);
 }
 
-static void test_send_then_ask_1(void **s)
-{
-    (void)s;
-    send_then_ask(1);
-}
-
-static void test_send_then_ask_2(void **s)
-{
-    (void)s;
-    send_then_ask(2);
-}
-
 /* Sends to B then waits (weft_future_get or weft_wait) on a task that
  * only completes once B has handled those sends. */
 static void send_then_wait(int workers, int op)
@@ -539,30 +527,6 @@ static void send_then_wait(int workers, int op)
     weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
     weft_actor_release(b);
     assert_int_equal(weft_runtime_destroy(&rt), 0);
-}
-
-static void test_send_then_get_1(void **s)
-{
-    (void)s;
-    send_then_wait(1, OP_GET);
-}
-
-static void test_send_then_get_2(void **s)
-{
-    (void)s;
-    send_then_wait(2, OP_GET);
-}
-
-static void test_send_then_wait_1(void **s)
-{
-    (void)s;
-    send_then_wait(1, OP_WAIT);
-}
-
-static void test_send_then_wait_2(void **s)
-{
-    (void)s;
-    send_then_wait(2, OP_WAIT);
 }
 
 /* As send_then_wait on 2 workers, with B busy on the other worker (a
@@ -626,30 +590,44 @@ static void test_stop_after_sends(void **s)
     }
 }
 
-static void test_order_interleaved_1(void **s)
+/* The parameterised tests: workers, and for send_then_wait the wait. */
+typedef struct param {
+    int workers, op;
+} param;
+
+static void test_order_interleaved(void **s)
 {
-    (void)s;
-    order_interleaved(1);
+    order_interleaved(((const param *)*s)->workers);
 }
 
-static void test_order_interleaved_2(void **s)
+static void test_send_then_ask(void **s)
 {
-    (void)s;
-    order_interleaved(2);
+    send_then_ask(((const param *)*s)->workers);
 }
+
+static void test_send_then_wait(void **s)
+{
+    const param *p = *s;
+    send_then_wait(p->workers, p->op);
+}
+
+#define PARAM_TEST(name, fn, p) {name, fn, NULL, NULL, (void *)(p)}
 
 int main(void)
 {
+    static const param one = {1, 0}, two = {2, 0}, get1 = {1, OP_GET},
+                       get2 = {2, OP_GET}, wait1 = {1, OP_WAIT},
+                       wait2 = {2, OP_WAIT};
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_interleaved_1),
-        cmocka_unit_test(test_order_interleaved_2),
+        PARAM_TEST("order_interleaved_1", test_order_interleaved, &one),
+        PARAM_TEST("order_interleaved_2", test_order_interleaved, &two),
         cmocka_unit_test(test_send_then_return),
-        cmocka_unit_test(test_send_then_ask_1),
-        cmocka_unit_test(test_send_then_ask_2),
-        cmocka_unit_test(test_send_then_get_1),
-        cmocka_unit_test(test_send_then_get_2),
-        cmocka_unit_test(test_send_then_wait_1),
-        cmocka_unit_test(test_send_then_wait_2),
+        PARAM_TEST("send_then_ask_1", test_send_then_ask, &one),
+        PARAM_TEST("send_then_ask_2", test_send_then_ask, &two),
+        PARAM_TEST("send_then_get_1", test_send_then_wait, &get1),
+        PARAM_TEST("send_then_get_2", test_send_then_wait, &get2),
+        PARAM_TEST("send_then_wait_1", test_send_then_wait, &wait1),
+        PARAM_TEST("send_then_wait_2", test_send_then_wait, &wait2),
         cmocka_unit_test(test_send_then_get_busy),
         cmocka_unit_test(test_stop_after_sends),
     };
