@@ -287,9 +287,10 @@ static void schedule(weft_actor *a) { schedule_as(a, true); }
  * instead of one each. A receive's first send to a target is queued at
  * once; only a second in a row to the same one starts a chain, so the
  * receives that send one message each (ping-pong, rings, most of Savina)
- * pay neither the held target's reference nor a later publish. Only while weft__wait_hook is ob_hook: set by
- * handle() around receive, cleared (after a publish) by the first weft
- * call in it that waits or runs other work on this thread. The target
+ * pay neither the held target's reference nor a later publish. Sends are
+ * held only while weft__wait_hook is ob_hook: set by handle() around the
+ * receive, cleared (after a publish) by the first weft call in it that
+ * waits or runs other work on this thread. The target
  * stays referenced from its first held send to the end of the receive
  * (or the next target), so a stop and release elsewhere cannot free it
  * under a held chain; a chain that lands behind a stop is dropped like

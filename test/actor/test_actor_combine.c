@@ -96,7 +96,7 @@ static const weft_actor_class TARGET = {
     .name = "target",
 };
 
-/* --- a fan: one "go" sends a pattern of runs to the targets ---------------- */
+/* --- a fan: one "go" sends a pattern of runs to the targets ------------- */
 
 struct fan_state {
     int id;
