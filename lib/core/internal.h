@@ -70,6 +70,10 @@ typedef struct weft__jqueue {
      * first job): workers of other nodes wait out a grace period from
      * there before they take it. */
     _Atomic uint64_t head_since;
+    /* head_since is kept: only on machines of several NUMA nodes, whose
+     * grace reads it (a clock read costs 20-40 ns on a VM, on the path of
+     * every submission from outside) */
+    bool stamped;
     /* takers only, on their own line: submitters never touch it */
     alignas(WEFT__CACHELINE) pthread_mutex_t lock;
     weft__job *head; /* oldest first */

@@ -215,7 +215,7 @@ static void jq_put(weft__jqueue *q, weft__job *j)
         &q->top, &old, j, memory_order_release, memory_order_relaxed));
     /* seq_cst: publication for parkers (weft__jobs_visible), after the
      * push, so a poller that sees it finds the job */
-    if (weft__add_seqcst(&q->len, 1) == 0)
+    if (weft__add_seqcst(&q->len, 1) == 0 && q->stamped)
         weft__store_relaxed(&q->head_since, weft__now_ns());
 }
 
@@ -260,7 +260,7 @@ static weft__job *jq_take(weft__jqueue *q, uint64_t grace_ns, int max)
         for (; n < max && last->next; n++)
             last = last->next;
         q->head = last->next;
-        if (q->head || weft__load_relaxed(&q->top))
+        if (q->stamped && (q->head || weft__load_relaxed(&q->top)))
             /* the next one's wait starts now: conservative, never late */
             weft__store_relaxed(&q->head_since, weft__now_ns());
         last->next = NULL;

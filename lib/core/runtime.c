@@ -206,8 +206,10 @@ static int make_nodes(weft_runtime *rt)
      * push without it, see weft__jqueue.) */
     for (int i = 0; i < n; i++) {
         pthread_mutex_init(&rt->nodes[i].idle_lock, NULL);
-        for (int p = 0; p < WEFT__PRIO_LEVELS; p++)
+        for (int p = 0; p < WEFT__PRIO_LEVELS; p++) {
             pthread_mutex_init(&rt->nodes[i].jq[p].lock, NULL);
+            rt->nodes[i].jq[p].stamped = n > 1;
+        }
     }
     rt->nnodes = n;
     return 0;

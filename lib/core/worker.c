@@ -255,9 +255,10 @@ bool weft__help(weft__worker *w, weft__worker *prefer)
     return true;
 }
 
-static void run_work(weft__worker *w, work *k)
+/* t0: now, as the search that found k last read the clock (one read
+ * less between finding work and running it) */
+static void run_work(weft__worker *w, work *k, uint64_t t0)
 {
-    uint64_t t0 = weft__now_ns();
     weft__store_relaxed(&w->busy_since, t0); /* for live statistics */
     if (k->root) {
         run_root(w, k->root);
@@ -279,7 +280,7 @@ static void run_work(weft__worker *w, work *k)
 
 /* Search for work for up to spin_us, yielding now and then so that an
  * oversubscribed machine runs the workers that have work. */
-static bool search(weft__worker *w, work *k)
+static bool search(weft__worker *w, work *k, uint64_t *end)
 {
     weft_runtime *rt = w->rt;
     uint64_t t0 = weft__now_ns(), limit = (uint64_t)rt->spin_us * 1000;
@@ -299,7 +300,8 @@ static bool search(weft__worker *w, work *k)
         }
     }
     weft__store_relaxed(&w->spin_since, 0);
-    weft__stat_add(&w->spin_ns, weft__now_ns() - t0);
+    *end = weft__now_ns();
+    weft__stat_add(&w->spin_ns, *end - t0);
     return got;
 }
 
@@ -311,16 +313,19 @@ static void idle_loop(weft__worker *w)
         weft__node *node = &rt->nodes[w->numa];
         weft__add_seqcst(&node->searching, 1);
         weft__add_seqcst(&rt->searching, 1);
-        bool got = search(w, &k);
+        uint64_t now;
+        bool got = search(w, &k, &now);
         int left = weft__sub_seqcst(&rt->searching, 1) - 1;
         weft__sub_seqcst(&node->searching, 1);
         if (got) {
             /* hand the search on, when there is more to find: a burst
              * then fans out over the sleepers one by one, while a single
-             * job wakes a single worker */
-            if (left == 0 && weft__work_visible(rt, -1, NULL))
+             * job wakes a single worker (nobody asleep: no scan for more,
+             * whose loads sat between finding this job and running it) */
+            if (left == 0 && weft__load_seqcst(&rt->sleepers) > 0 &&
+                weft__work_visible(rt, -1, NULL))
                 weft__wake_for_work(rt, w->numa);
-            run_work(w, &k);
+            run_work(w, &k, now);
         } else {
             weft__park(rt, w);
         }
