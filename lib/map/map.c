@@ -24,10 +24,16 @@
  * 2% leaves room under the 5% the issue allows for what the fit cannot
  * see (splits, progress reports). */
 #define OVERHEAD 0.02
-/* And batches last at least this many ticks (10-40 us at a 1-4 GHz counter):
- * the gap between batches is all the fit measures of b, and a batch call
- * has costs no timer brackets (loop set-up in the body, a cold line). */
-#define MIN_BATCH_TICKS 40000.0
+/* And batches last at least this many ticks (25-100 us at a 1-4 GHz
+ * counter): the gap between batches is all the fit measures of b, and a
+ * batch call has costs no timer brackets (loop set-up in the body, a cold
+ * line, the two counter reads themselves: about 60 ns a batch on the
+ * 2-core VM, from the fixed-batch sweep). At 40000 ticks the Pareto map
+ * ran 4335 batches a worker, 0.3 % of its time, and stayed 0.5 % behind
+ * oneTBB; at 100000, level with it (alternating processes, 2 workers). The
+ * tail this adds is at most one batch: lazy splitting hands the rest of a
+ * range to an idle worker. */
+#define MIN_BATCH_TICKS 100000.0
 /* Items per batch when results are delivered: bounds the scratch buffer
  * and the failure mask of one batch. */
 #define DELIVER_MAX 256
