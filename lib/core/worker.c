@@ -291,6 +291,11 @@ static bool search(weft__worker *w, work *k, uint64_t *end)
             break;
         if (weft__load_relaxed(&rt->stopping) == 2)
             break;
+        if (limit == 0)
+            break; /* spin_us -1: one look, then park (16 rounds of
+                    * looking kept a worker that shares its core with
+                    * the thread it answers from parking, and so that
+                    * thread from running) */
         if (round % 16 == 0) {
             if (weft__now_ns() - t0 >= limit)
                 break;
