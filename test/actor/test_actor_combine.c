@@ -481,6 +481,17 @@ static void test_send_then_return(void **s)
     }
 }
 
+/* Graceful stops of a and b, their handles released, then rt destroyed
+ * (every test's end). */
+static void stop_both(weft_runtime **rt, weft_actor *a, weft_actor *b)
+{
+    weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
+    weft_actor_release(a);
+    weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
+    weft_actor_release(b);
+    assert_int_equal(weft_runtime_destroy(rt), 0);
+}
+
 /* Sends to B then asks B and waits: the ask must find every inc ahead of
  * it (and must not deadlock, on 1 worker too). */
 static void send_then_ask(int workers)
@@ -496,11 +507,7 @@ static void send_then_ask(int workers)
         total += ks[i];
         assert_int_equal(drive(a, OP_ASK, ks[i]), total);
     }
-    weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
-    weft_actor_release(a);
-    weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
-    weft_actor_release(b);
-    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    stop_both(&rt, a, b);
 }
 
 /* Sends to B then waits (weft_future_get or weft_wait) on a task that
@@ -522,11 +529,7 @@ static void send_then_wait(int workers, int op)
     long c = 0;
     assert_int_equal(ask_count(b, &c), 0);
     assert_int_equal(c, total);
-    weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
-    weft_actor_release(a);
-    weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
-    weft_actor_release(b);
-    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    stop_both(&rt, a, b);
 }
 
 /* As send_then_wait on 2 workers, with B busy on the other worker (a
@@ -553,11 +556,7 @@ static void test_send_then_get_busy(void **s)
         total += ks[i];
         assert_int_equal(drive(a, OP_GET_BUSY, ks[i]), total);
     }
-    weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
-    weft_actor_release(a);
-    weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
-    weft_actor_release(b);
-    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    stop_both(&rt, a, b);
 }
 
 /* Sends to B then stops B gracefully, from one receive: B handles every
