@@ -48,11 +48,11 @@ void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val)
 int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
                            uint64_t deadline_ns)
 {
-    weft__before_wait();
     if (!deadline_ns) {
-        weft__futex_wait(addr, val);
+        weft__futex_wait(addr, val); /* which runs the wait hook */
         return 0;
     }
+    weft__before_wait();
     if (weft__now_ns() >= deadline_ns)
         return -ETIMEDOUT;
     struct timespec ts = {(time_t)(deadline_ns / 1000000000u),

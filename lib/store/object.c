@@ -152,11 +152,13 @@ void st_desc_free(weft_store *st, uint32_t d)
         st_spill_drop(st, x->spill_file);
         ST_SUB(&h->spilled, 1);
     } else {
-        if ((s == ST_SEALED || s == ST_DELETING) && x->lru_seq != 0) {
-            st_lru_unlink(st, d);
-            ST_SUB(&h->sealed, 1);
-        } else if (s == ST_SEALED || s == ST_DELETING) {
-            unlinked_dec(st, st_owner(x)); /* sealed, never linked */
+        if (s == ST_SEALED || s == ST_DELETING) {
+            if (x->lru_seq != 0) {
+                st_lru_unlink(st, d);
+                ST_SUB(&h->sealed, 1);
+            } else {
+                unlinked_dec(st, st_owner(x)); /* sealed, never linked */
+            }
         }
         st_heap_free(st, atomic_load_explicit(&x->off, memory_order_relaxed));
         ST_SUB(&h->objects, 1);

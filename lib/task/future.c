@@ -242,12 +242,19 @@ static void out_key_make(void)
         out_key = (pthread_key_t)-1; /* no destructor: caches unused */
 }
 
+/* Whether outside cache c holds p's slots (the id guards against a
+ * pool freed and another made at the same address). */
+static bool out_holds(const ocache *c, const fpool *p)
+{
+    return c->id == p->id && c->p == p;
+}
+
 /* This thread's outside cache for p, switched over to p if it held
  * another pool's slots; NULL when the thread cannot have one. */
 static ocache *out_cache(fpool *p)
 {
     ocache *c = &t_out;
-    if (c->id == p->id && c->p == p)
+    if (out_holds(c, p))
         return c;
     pthread_once(&out_once, out_key_make);
     if (out_key == (pthread_key_t)-1 ||
@@ -315,7 +322,7 @@ static void fut_free(fut *f)
         return;
     }
     ocache *c = &t_out;
-    if (c->id == p->id && c->p == p) { /* no switch: frees stay cheap */
+    if (out_holds(c, p)) { /* no switch: frees stay cheap */
         cache_put(p, &c->free, &c->n, OUT_MAX, f);
         return;
     }
@@ -891,28 +898,35 @@ static void drop_stale(weft__worker *w)
         j->run(j);
 }
 
-/* An outside thread: spin a little (short tasks answer faster than a
- * sleep), then sleep on the state word with ST_SLEEPERS set. */
+/* Drive f's poller until f is done, the deadline passes, or the poller
+ * has done nothing for POLL_IDLE_NS; then tell it we stopped. */
+static void poll_while_busy(fut *f, weft__poller *p, uint64_t deadline)
+{
+    uint64_t last = weft__now_ns();
+    for (unsigned i = 0; !fut_done(f); i++) {
+        uint64_t now = weft__now_ns();
+        if (p->poll(p))
+            last = now;
+        if (now - last > POLL_IDLE_NS || (deadline && now >= deadline)) {
+            if (p->stop)
+                p->stop(p);
+            return;
+        }
+        if (i % 64 == 63)
+            sched_yield();
+        else
+            weft__cpu_relax();
+    }
+}
+
+/* An outside thread: poll (when f has a poller), spin a little (short
+ * tasks answer faster than a sleep), then sleep on the state word with
+ * ST_SLEEPERS set. */
 static int sleep_until_done(fut *f, uint64_t deadline)
 {
     weft__poller *p = f->fn ? NULL : f->arg;
-    if (p) {
-        uint64_t last = weft__now_ns();
-        for (unsigned i = 0; !fut_done(f); i++) {
-            uint64_t now = weft__now_ns();
-            if (p->poll(p))
-                last = now;
-            if (now - last > POLL_IDLE_NS || (deadline && now >= deadline)) {
-                if (p->stop)
-                    p->stop(p);
-                break;
-            }
-            if (i % 64 == 63)
-                sched_yield();
-            else
-                weft__cpu_relax();
-        }
-    }
+    if (p)
+        poll_while_busy(f, p, deadline);
     for (int i = 0; i < SPIN_POLLS; i++) {
         if (fut_done(f))
             return 0;
