@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -218,6 +219,68 @@ static void test_submit_get_inside(void **s)
         weft_future_release(f);
         weft_runtime_destroy(&rt);
     }
+}
+
+/* Thieves back off from a victim whose stolen jobs are tiny (the owner
+ * usually runs them faster itself). They must still take them when the
+ * owner never will: a task submits many empty jobs and then busy-waits,
+ * without helping, until thieves have run every one. A thief that skipped
+ * such a victim for good would hang this test (and meson's timeout would
+ * fail it). Run twice: the second round starts with the thieves' back-off
+ * at its longest. */
+struct starve {
+    weft_runtime *rt;
+    int n;
+    _Atomic int ran;
+    int timed_out;
+};
+
+static int starve_job(weft_job *job, void *arg)
+{
+    (void)job;
+    atomic_fetch_add(&((struct starve *)arg)->ran, 1);
+    return 0;
+}
+
+static int starve_root(void *arg)
+{
+    struct starve *st = arg;
+    weft_future **fs = calloc((size_t)st->n, sizeof *fs);
+    if (!fs)
+        return -ENOMEM;
+    atomic_store(&st->ran, 0);
+    for (int i = 0; i < st->n; i++)
+        if (weft_submit(st->rt, starve_job, st, NULL, &fs[i]) != 0)
+            return -EIO;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&st->ran) < st->n) { /* no weft call: no helping */
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 20) {
+            st->timed_out = 1;
+            break;
+        }
+    }
+    for (int i = 0; i < st->n; i++) {
+        weft_future_get(fs[i], -1, NULL);
+        weft_future_release(fs[i]);
+    }
+    free(fs);
+    return 0;
+}
+
+static void test_tiny_jobs_not_starved(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    struct starve st = { .rt = rt, .n = 20000 / test_scale() };
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(weft_run(rt, starve_root, &st), 0);
+        assert_int_equal(st.timed_out, 0);
+        assert_int_equal(atomic_load(&st.ran), st.n);
+    }
+    weft_runtime_destroy(&rt);
 }
 
 /* Statuses the task returns itself, including the codes that the runtime
@@ -1117,6 +1180,7 @@ int main(void)
         cmocka_unit_test(test_submit_get_outside),
         cmocka_unit_test(test_outside_slot_caches),
         cmocka_unit_test(test_submit_get_inside),
+        cmocka_unit_test(test_tiny_jobs_not_starved),
         cmocka_unit_test(test_task_status),
         cmocka_unit_test(test_get_timeout),
         cmocka_unit_test(test_uncollected_results),

@@ -135,6 +135,10 @@ typedef struct weft__worker {
     struct weft_runtime *rt;
     uint16_t *victims;  /* other workers, nearest first */
     uint32_t *lvl_end;  /* victims[lvl_end[k-1] .. lvl_end[k]) share a level */
+    /* Per victim (by index), owner-private: how many of the next visits
+     * skip its job deque, log2 of the skip after the next short stolen
+     * job, and whether its last live job was long (grain_after). */
+    struct weft__grain { uint8_t skip, shift, worth; } *grain;
     uint32_t nlevels;
     uint32_t near_end;  /* victims before this index are on our NUMA node */
     pthread_t thread;
@@ -145,11 +149,13 @@ typedef struct weft__worker {
     alignas(WEFT__CACHELINE) _Atomic int64_t jtop;
     alignas(WEFT__CACHELINE) _Atomic int64_t jbot;
     _Atomic(weft__jarray *) jarr;
+    int64_t jtop_seen; /* owner's last read of jtop: a lower bound */
 
     /* Owner-private. */
     alignas(WEFT__CACHELINE) uint64_t rng;
     bool allstolen; /* every task below head was stolen */
     unsigned help_depth; /* nested waits that run other work */
+    bool searching; /* in the idle search (not waiting, not running) */
     /* A job made ready by the one running here, kept to run next on this
      * worker instead of on the deque (weft__job_defer): no wake, no
      * steal, no cache lines moving. Taken first by weft__job_pop. */
@@ -188,6 +194,10 @@ struct weft_runtime {
     int nworkers;
     int pinned;
     int spin_us;
+    /* Most pause instructions between two fruitless looks for work */
+    unsigned backoff_max;
+    uint64_t grain_ns;   /* a stolen job shorter than this was not worth it */
+    unsigned grain_max;  /* most log2 visits skipped after one */
     size_t stack_size;
     hwloc_topology_t topo;
     bool synthetic;

@@ -90,10 +90,14 @@ static weft__jarray *jdeque_grow(weft__worker *w, weft__jarray *a, int64_t t,
 static bool jdeque_push(weft__worker *w, weft__job *j)
 {
     int64_t b = weft__load_relaxed(&w->jbot);
-    int64_t t = weft__load_acquire(&w->jtop);
     weft__jarray *a = weft__load_relaxed(&w->jarr);
-    if (b - t >= a->cap && !(a = jdeque_grow(w, a, t, b)))
-        return false;
+    /* jtop only grows, so a stale copy errs towards "full"; read the
+     * line the thieves keep writing only then */
+    if (b - w->jtop_seen >= a->cap) {
+        int64_t t = w->jtop_seen = weft__load_acquire(&w->jtop);
+        if (b - t >= a->cap && !(a = jdeque_grow(w, a, t, b)))
+            return false;
+    }
     weft__store_relaxed(&a->slot[b & (a->cap - 1)], j);
     /* seq_cst: releases the slot and the job to thieves (their seq_cst
      * load of jbot), and is the publisher's half of the parking
@@ -145,7 +149,7 @@ weft__job *weft__job_pop(weft__worker *w)
     /* the exchange orders the store of bottom before the load of top
      * (the fence of the original algorithm) */
     atomic_exchange_explicit(&w->jbot, b, memory_order_seq_cst);
-    int64_t t = weft__load_seqcst(&w->jtop);
+    int64_t t = w->jtop_seen = weft__load_seqcst(&w->jtop);
     weft__job *j = NULL;
     if (t <= b) {
         j = weft__load_relaxed(&a->slot[b & (a->cap - 1)]);

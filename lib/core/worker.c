@@ -72,9 +72,15 @@ static void count_steal(weft__worker *me, weft__worker *v)
         weft__stat_add(&me->steals_near, 1);
 }
 
-/* Take a job from v's job deque. */
+/* Take a job from v's job deque; while searching (not while waiting),
+ * not during the visits that its grain says to skip. */
 static int try_steal_job(weft__worker *me, weft__worker *v, steal *s)
 {
+    struct weft__grain *g = &me->grain[v->index];
+    if (me->searching && g->skip) {
+        g->skip--;
+        return STEAL_NONE;
+    }
     weft__job *j = weft__job_steal(v);
     if (!j)
         return STEAL_NONE;
@@ -229,6 +235,7 @@ static bool take_work(weft__worker *w, weft__worker *prefer, bool roots,
                       work *out)
 {
     out->root = NULL;
+    out->s.victim = NULL; /* stays NULL unless a steal wins */
     if (prefer && try_steal(w, prefer, &out->s) == STEAL_WON)
         return true;
     if ((out->s.job = near_job(w)))
@@ -255,11 +262,46 @@ bool weft__help(weft__worker *w, weft__worker *prefer)
     return true;
 }
 
+/* A job stolen from a worker's deque costs its owner cache misses (the
+ * deque's top, the job's state and reference count), a few hundred ns
+ * whoever runs it. A job that ends sooner than that (grain_ns) moved no
+ * useful work: a producer of tiny jobs that collects them runs them
+ * faster itself than with a dozen thieves taking them one by one. The
+ * same goes for a stale entry (a future its getter already ran in
+ * place), unless the victim's last live job was worth taking: a busy
+ * submitter that also collects old results (a dynamic DAG) leaves stale
+ * entries between jobs that are well worth stealing. So after a short
+ * job, or a stale entry from a victim whose jobs were short, the thief
+ * skips that victim's job deque on its next 2^k - 1 visits, k growing by
+ * one each time up to grain_max; a long job sets k back to 0. A waiting
+ * worker (which helps) never skips: it has nothing better to do. */
+static void grain_after(weft__worker *w, const work *k, uint64_t ns,
+                        uint64_t jobs0)
+{
+    if (k->root || !k->s.job || !k->s.victim) /* not a stolen job */
+        return;
+    struct weft__grain *g = &w->grain[k->s.victim->index];
+    if (weft__load_relaxed(&w->jobs) == jobs0) { /* stale: nothing ran */
+        if (g->worth)
+            return;
+    } else if (ns >= w->rt->grain_ns) {
+        g->shift = 0;
+        g->worth = 1;
+        return;
+    } else {
+        g->worth = 0;
+    }
+    if (g->shift < w->rt->grain_max)
+        g->shift++;
+    g->skip = (uint8_t)((1u << g->shift) - 1);
+}
+
 /* t0: now, as the search that found k last read the clock (one read
  * less between finding work and running it) */
 static void run_work(weft__worker *w, work *k, uint64_t t0)
 {
     weft__store_relaxed(&w->busy_since, t0); /* for live statistics */
+    uint64_t jobs0 = weft__load_relaxed(&w->jobs);
     if (k->root) {
         run_root(w, k->root);
     } else {
@@ -275,7 +317,9 @@ static void run_work(weft__worker *w, work *k, uint64_t t0)
     /* busy_since first: a reader may briefly miss this piece of work,
      * never count it twice */
     weft__store_relaxed(&w->busy_since, 0);
-    weft__stat_add(&w->busy_ns, weft__now_ns() - t0);
+    uint64_t ns = weft__now_ns() - t0;
+    weft__stat_add(&w->busy_ns, ns);
+    grain_after(w, k, ns, jobs0);
 }
 
 /* Search for work for up to spin_us, yielding now and then so that an
@@ -285,7 +329,9 @@ static bool search(weft__worker *w, work *k, uint64_t *end)
     weft_runtime *rt = w->rt;
     uint64_t t0 = weft__now_ns(), limit = (uint64_t)rt->spin_us * 1000;
     weft__store_relaxed(&w->spin_since, t0);
+    w->searching = true;
     bool got = false;
+    unsigned backoff = 0;
     for (unsigned round = 1;; round++) {
         if ((got = take_work(w, NULL, true, k)))
             break;
@@ -301,9 +347,14 @@ static bool search(weft__worker *w, work *k, uint64_t *end)
                 break;
             sched_yield();
         } else {
-            weft__cpu_relax();
+            backoff = backoff * 2 + 1;
+            if (backoff > rt->backoff_max)
+                backoff = rt->backoff_max;
+            for (unsigned i = 0; i <= backoff; i++)
+                weft__cpu_relax();
         }
     }
+    w->searching = false;
     weft__store_relaxed(&w->spin_since, 0);
     *end = weft__now_ns();
     weft__stat_add(&w->spin_ns, *end - t0);
