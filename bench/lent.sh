@@ -18,6 +18,7 @@
 # run.py prints its tables only when a suite ends: give each phase its own
 # call (or a generous timeout), or a killed suite leaves nothing. The GPU
 # and libstdc++ of the lent machine are its own; ours are left behind.
+# bench/lent_ab.sh compares two such builds there, process by process.
 set -eu
 B=build/dev
 case "${1:-}" in
