@@ -194,10 +194,6 @@ struct weft_runtime {
     int nworkers;
     int pinned;
     int spin_us;
-    /* Most pause instructions between two fruitless looks for work */
-    unsigned backoff_max;
-    uint64_t grain_ns;   /* a stolen job shorter than this was not worth it */
-    unsigned grain_max;  /* most log2 visits skipped after one */
     size_t stack_size;
     hwloc_topology_t topo;
     bool synthetic;

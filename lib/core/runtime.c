@@ -12,14 +12,6 @@
 
 #define DEFAULT_STACK (8u << 20)
 #define DEFAULT_SPIN_US 50
-/* A stolen job shorter than GRAIN_NS cost its owner more than it saved
- * (about the cache misses a steal inflicts, measured on the 2-core VM and
- * the 16-core machine of bench/RESULTS.md: empty futures run in under
- * 250 ns when stolen, the random DAG's 240 ns nodes in 500 ns to 4 us);
- * after one, a thief skips that victim's jobs for up to 2^GRAIN_MAX - 1
- * visits (worker.c, grain_after). */
-#define GRAIN_NS 300
-#define GRAIN_MAX 6
 /* Slots per byte of stack: a frame embedding a weft_task takes at least
  * 16 bytes of its task's stack, so the deque fills only for frames kept
  * elsewhere (and then spawn runs the child at once). */
@@ -263,19 +255,6 @@ static int start_workers(weft_runtime *rt)
     return 0;
 }
 
-/* An idle worker waits a little longer after each fruitless look for
- * work, doubling from one pause up to one per other worker: every look
- * reads lines that busy workers and submitters write, so n thieves that
- * look back to back turn each of those writes into an invalidation of n
- * copies. With the cap scaled by the thieves, the pool as a whole still
- * looks about once per pause. On 16 cores (bench/RESULTS.md): the round
- * trip to a spinning pool 3.6 -> 2.8 us, chameneos 290 -> 188 ms,
- * fork-join and map unchanged. */
-static unsigned backoff_max(int nworkers)
-{
-    return nworkers > 1 ? (unsigned)(nworkers - 1) : 0;
-}
-
 static int setup(weft_runtime *rt, const weft_config *c)
 {
     int rc = weft__topo_load(rt, c->topology);
@@ -292,9 +271,6 @@ static int setup(weft_runtime *rt, const weft_config *c)
     rt->store_capacity = c->store_capacity;
     rt->spin_us = c->spin_us == 0 ? DEFAULT_SPIN_US
                   : c->spin_us < 0 ? 0 : c->spin_us;
-    rt->backoff_max = backoff_max(rt->nworkers);
-    rt->grain_ns = GRAIN_NS;
-    rt->grain_max = GRAIN_MAX;
     if ((rc = make_workers(rt)) || (rc = make_nodes(rt)) ||
         (rc = weft__jobs_init(rt)))
         return rc;

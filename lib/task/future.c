@@ -1174,10 +1174,11 @@ int weft_wait(weft_future *const *hs, size_t n, size_t k,
         return -ENOMEM;
     int rc = resolve_all(hs, n, fs);
     size_t c = rc ? 0 : scan_done(fs, n, NULL);
-    if (!rc && c < k)
+    if (!rc && c < k) {
         weft__before_wait(); /* as in wait_one */
-    if (!rc && c < k && timeout_ns != 0)
-        rc = wait_group(fs, n, k, deadline_of(timeout_ns), fs[0]->rt);
+        if (timeout_ns != 0)
+            rc = wait_group(fs, n, k, deadline_of(timeout_ns), fs[0]->rt);
+    }
     if (!rc) {
         c = scan_done(fs, n, ready);
         if (nready)

@@ -454,31 +454,15 @@ static long drive(weft_actor *a, int op, long k)
     return r;
 }
 
-/* Sends to B and returns: once the reply is in, B's mailbox has every
- * inc ahead of any later message (an ask from here). */
-static void test_send_then_return(void **s)
+/* A runtime of `workers` with a counter B and a driver A that sends to
+ * it (every test's start). */
+static weft_runtime *start_both(int workers, weft_actor **a, weft_actor **b)
 {
-    (void)s;
-    for (int workers = 1; workers <= 2; workers++) {
-        weft_runtime *rt = test_runtime(workers, NULL);
-        assert_non_null(rt);
-        weft_actor *b = NULL, *a = NULL;
-        assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b), 0);
-        assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
-        long total = 0;
-        for (long k = 1; k <= 70; k++) {
-            total += k;
-            assert_int_equal(drive(a, OP_SEND, k), 0);
-            long c = 0;
-            assert_int_equal(ask_count(b, &c), 0);
-            assert_int_equal(c, total);
-        }
-        weft_actor_stop(a, WEFT_STOP_GRACEFUL, NULL);
-        weft_actor_release(a);
-        weft_actor_stop(b, WEFT_STOP_GRACEFUL, NULL);
-        weft_actor_release(b);
-        assert_int_equal(weft_runtime_destroy(&rt), 0);
-    }
+    weft_runtime *rt = test_runtime(workers, NULL);
+    assert_non_null(rt);
+    assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, b), 0);
+    assert_int_equal(weft_actor_spawn(rt, &DRIVER, *b, NULL, a), 0);
+    return rt;
 }
 
 /* Graceful stops of a and b, their handles released, then rt destroyed
@@ -492,15 +476,32 @@ static void stop_both(weft_runtime **rt, weft_actor *a, weft_actor *b)
     assert_int_equal(weft_runtime_destroy(rt), 0);
 }
 
+/* Sends to B and returns: once the reply is in, B's mailbox has every
+ * inc ahead of any later message (an ask from here). */
+static void test_send_then_return(void **s)
+{
+    (void)s;
+    for (int workers = 1; workers <= 2; workers++) {
+        weft_actor *b = NULL, *a = NULL;
+        weft_runtime *rt = start_both(workers, &a, &b);
+        long total = 0;
+        for (long k = 1; k <= 70; k++) {
+            total += k;
+            assert_int_equal(drive(a, OP_SEND, k), 0);
+            long c = 0;
+            assert_int_equal(ask_count(b, &c), 0);
+            assert_int_equal(c, total);
+        }
+        stop_both(&rt, a, b);
+    }
+}
+
 /* Sends to B then asks B and waits: the ask must find every inc ahead of
  * it (and must not deadlock, on 1 worker too). */
 static void send_then_ask(int workers)
 {
-    weft_runtime *rt = test_runtime(workers, NULL);
-    assert_non_null(rt);
     weft_actor *b = NULL, *a = NULL;
-    assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b), 0);
-    assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
+    weft_runtime *rt = start_both(workers, &a, &b);
     long total = 0;
     static const long ks[] = {1, 5, 31, 32, 33, 64, 200, 1000};
     for (int i = 0; i < (int)(sizeof ks / sizeof ks[0]); i++) {
@@ -514,11 +515,8 @@ static void send_then_ask(int workers)
  * only completes once B has handled those sends. */
 static void send_then_wait(int workers, int op)
 {
-    weft_runtime *rt = test_runtime(workers, NULL);
-    assert_non_null(rt);
     weft_actor *b = NULL, *a = NULL;
-    assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b), 0);
-    assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
+    weft_runtime *rt = start_both(workers, &a, &b);
     atomic_store(&counter_now, 0);
     long total = 0;
     static const long ks[] = {1, 7, 32, 100};
@@ -540,11 +538,8 @@ static void send_then_wait(int workers, int op)
 static void test_send_then_get_busy(void **s)
 {
     (void)s;
-    weft_runtime *rt = test_runtime(2, NULL);
-    assert_non_null(rt);
     weft_actor *b = NULL, *a = NULL;
-    assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b), 0);
-    assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
+    weft_runtime *rt = start_both(2, &a, &b);
     atomic_store(&counter_now, 0);
     long total = 0;
     static const long ks[] = {2, 9, 40};
@@ -566,12 +561,8 @@ static void test_stop_after_sends(void **s)
     (void)s;
     for (int workers = 1; workers <= 2; workers++) {
         for (long k = 1; k <= 300; k += 37) {
-            weft_runtime *rt = test_runtime(workers, NULL);
-            assert_non_null(rt);
             weft_actor *b = NULL, *a = NULL;
-            assert_int_equal(weft_actor_spawn(rt, &COUNTER, NULL, NULL, &b),
-                             0);
-            assert_int_equal(weft_actor_spawn(rt, &DRIVER, b, NULL, &a), 0);
+            weft_runtime *rt = start_both(workers, &a, &b);
             atomic_store(&counter_final, -1);
             weft_future *done = NULL;
             assert_int_equal(drive(a, OP_STOP, k), 0);
