@@ -348,15 +348,23 @@ static void inject(weft_runtime *rt, weft__root *r)
  * the pure spin comes back as fast as before. About as long in all as
  * the 4000 pauses were there. acquire pairs with the worker's exchange in
  * run_root. */
+#define WAIT_ROOT_YIELD_NS 50000u
 static void wait_root(weft__root *r)
 {
+    uint64_t until = 0;
     for (int i = 0; i < 1536; i++) {
         if (weft__load_acquire(&r->done) == 1)
             return;
-        if (i >= 512 && i % 16 == 15)
-            sched_yield();
-        else
+        if (i < 512 || i % 16 != 15) {
             weft__cpu_relax();
+            continue;
+        }
+        uint64_t now = weft__now_ns();
+        if (!until)
+            until = now + WAIT_ROOT_YIELD_NS;
+        else if (now >= until)
+            break;
+        sched_yield();
     }
     uint32_t expect = 0;
     atomic_compare_exchange_strong_explicit(&r->done, &expect, 2,
