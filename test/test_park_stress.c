@@ -128,10 +128,82 @@ static void test_park_wake_churn(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* ---- a worker's own push must wake a parking worker ----
+ *
+ * A job pushed by a worker on its own deque is made visible without a
+ * full barrier (the light push, lib/core/park.c); the worker parking at
+ * that moment must still see it or be woken. Each round a producer job
+ * waits a varying few microseconds (so that the other worker is somewhere
+ * in its way to sleep), submits a child and spins, without helping, until
+ * the child has run: only the other worker can run it. A lost wake-up
+ * leaves the child queued until the producer gives up (counted), and the
+ * producer then runs it itself when it returns, so the test fails rather
+ * than hangs. */
+struct pushround {
+    _Atomic int child_ran;
+    int delay_ns;
+    _Atomic int lost;
+};
+
+static int push_child(weft_job *job, void *arg)
+{
+    (void)job;
+    atomic_store_explicit(&((struct pushround *)arg)->child_ran, 1,
+                          memory_order_release);
+    return 0;
+}
+
+static int push_producer(weft_job *job, void *arg)
+{
+    (void)job;
+    struct pushround *r = arg;
+    int64_t until = now_ns() + r->delay_ns;
+    while (now_ns() < until)
+        ;
+    weft_future *f;
+    if (weft_submit(weft_current_runtime(), push_child, r, NULL, &f) != 0)
+        return -ENOMEM;
+    int64_t end = now_ns() + 1000 * MS;
+    while (!atomic_load_explicit(&r->child_ran, memory_order_acquire))
+        if (now_ns() > end) {
+            atomic_store(&r->lost, 1);
+            break;
+        }
+    /* after a lost wake-up: run it here, before r goes out of scope */
+    int rc = weft_future_get(f, LONG_WAIT, NULL);
+    weft_future_release(f);
+    return rc;
+}
+
+static void test_worker_push_wakes_parker(void **s)
+{
+    (void)s;
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.spin_us = -1; /* park as soon as there is nothing to do */
+    weft_runtime *rt = NULL;
+    assert_int_equal(weft_runtime_create(&rt, &c), 0);
+    int64_t end = now_ns() + 1500 * MS;
+    int rounds = 0, lost = 0;
+    for (; rounds < 200000 && now_ns() < end; rounds++) {
+        struct pushround r = {.delay_ns = (rounds * 37) % 20000};
+        weft_future *f;
+        assert_int_equal(weft_submit(rt, push_producer, &r, NULL, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), 0);
+        weft_future_release(f);
+        lost += atomic_load(&r.lost);
+    }
+    weft_runtime_destroy(&rt);
+    if (lost)
+        fail_msg("%d of %d rounds: a job pushed by a worker stayed queued "
+                 "for 1 s while the other worker slept", lost, rounds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_park_wake_churn),
+        cmocka_unit_test(test_worker_push_wakes_parker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -368,7 +368,7 @@ static void result_maybe_drop(fut *f, uint64_t refs)
         return;
     uint32_t gen = weft__load_relaxed(&f->gen);
     uint32_t s = weft__load_seqcst(&f->state);
-    if (!phase_done(s))
+    if (!phase_done(s) || (s & ST_DROPPED))
         return;
     if (!(s & ST_NORESULT) &&
         !(atomic_fetch_or_explicit(&f->state, ST_NORESULT,
@@ -501,9 +501,13 @@ static void complete(fut *f, int status, int cause)
     f->status = status;
     f->cause = cause;
     /* ST_CANCEL stays, so weft__fut_cancelled() answers after the end */
+    /* no result to destroy: say so now, so that the releases that race
+     * to destroy it (result_maybe_drop) need no atomic read-modify-write
+     * each (two fewer per future of the usual empty kind) */
+    uint32_t nothing = f->result && f->dtor ? 0 : ST_NORESULT | ST_DROPPED;
     uint32_t old = weft__load_relaxed(&f->state);
     while (!atomic_compare_exchange_weak_explicit(&f->state, &old,
-               PH_DONE | (old & ST_CANCEL), memory_order_seq_cst,
+               PH_DONE | (old & ST_CANCEL) | nothing, memory_order_seq_cst,
                memory_order_relaxed))
         ;
     if (old & ST_SLEEPERS)
