@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (name, full size, quick size): -n is the number of items.
 ITEM_WORKLOADS = [
-    ("uniform-10ns", 5000000, 2000000),
+    ("uniform-10ns", 10000000, 2000000),
     ("uniform-100ns", 1000000, 200000),
     ("uniform-1us", 100000, 20000),
     ("uniform-100us", 1000, 200),

@@ -130,9 +130,13 @@ static void test_park_wake_churn(void **s)
 
 /* ---- a worker's own push must wake a parking worker ----
  *
- * A job pushed by a worker on its own deque is made visible without a
- * full barrier (the light push, lib/core/park.c); the worker parking at
- * that moment must still see it or be woken. Each round a producer job
+ * A job pushed by a worker on its own deque, while the other worker is
+ * on its way to sleep, must be seen by that worker's last look or wake
+ * it (the handshake in lib/core/park.c). It fails when the push's
+ * wake-up is missing; a push that merely lacks its full barrier leaves a
+ * window of nanoseconds that this test did not hit in 1.5 s of rounds on
+ * the 2-core VM, which is why pushes keep their seq_cst store. Each
+ * round a producer job
  * waits a varying few microseconds (so that the other worker is somewhere
  * in its way to sleep), submits a child and spins, without helping, until
  * the child has run: only the other worker can run it. A lost wake-up

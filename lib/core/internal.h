@@ -209,10 +209,6 @@ struct weft_runtime {
      * that work published on a node wakes a sleeper of that node. */
     alignas(WEFT__CACHELINE) _Atomic int sleepers;
     _Atomic int searching;
-    /* Workers push jobs on their own deque with a release store, no full
-     * barrier; parkers make up for it with membarrier() (park.c). False
-     * where membarrier is refused: pushes are seq_cst then. */
-    bool light_push;
     int nnodes;
     struct weft__node *nodes;
 
@@ -292,7 +288,6 @@ WEFT__HIDDEN int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
                                         uint64_t deadline_ns);
 WEFT__HIDDEN void weft__futex_wake(_Atomic uint32_t *addr, int n);
 WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
-WEFT__HIDDEN bool weft__light_push_init(void);
 WEFT__HIDDEN void weft__wake_on_node(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);
 WEFT__HIDDEN void weft__park(weft_runtime *rt, weft__worker *w);

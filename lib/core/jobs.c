@@ -99,18 +99,10 @@ static bool jdeque_push(weft__worker *w, weft__job *j)
             return false;
     }
     weft__store_relaxed(&a->slot[b & (a->cap - 1)], j);
-    /* release: the slot and the job to thieves (their seq_cst load of
-     * jbot). The parking handshake (park.c) needs more: a full barrier
-     * between this store and the publisher's look at the sleepers, which
-     * parkers impose from their side with membarrier() when light_push,
-     * and this store itself otherwise (a locked instruction per job). */
-    if (w->rt->light_push) {
-        weft__store_release(&w->jbot, b + 1);
-        /* the compiler must not hoist the sleepers' load above it */
-        atomic_signal_fence(memory_order_seq_cst);
-    } else {
-        weft__store_seqcst(&w->jbot, b + 1);
-    }
+    /* seq_cst: releases the slot and the job to thieves (their seq_cst
+     * load of jbot), and is the publisher's half of the parking
+     * handshake (park.c) */
+    weft__store_seqcst(&w->jbot, b + 1);
     return true;
 }
 

@@ -18,26 +18,10 @@
  * and more is left, it hands the search on (wakes one), so a burst of
  * work fans out over the sleepers one by one. Sleepers are listed on
  * their NUMA node's idle stack and publishers wake their own node first,
- * so that the thief that wakes is one that steals from nearby.
- *
- * One publisher is lighter: a worker pushing a job on its own deque
- * (jobs.c) makes it visible with a plain release store, because a locked
- * instruction per job was a tenth of an empty future's cost. The barrier
- * that store no longer gives, the parker imposes: after counting itself
- * in sleepers it calls membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED),
- * which runs a full barrier on every CPU running a thread of this
- * process. A pusher whose barrier falls before its store then reads the
- * new sleepers count and wakes; one whose barrier falls after it has its
- * job seen by the parker's re-check. The other half of the handshake,
- * between a pusher and the last searcher handing the search on
- * (worker.c), is mended on the pusher's side: when its load says there
- * are sleepers it reads searching with a seq_cst read-modify-write, a
- * full barrier after its store; when it says there are none, nobody
- * sleeps but workers that park after the load, and they see the job. */
+ * so that the thief that wakes is one that steals from nearby. */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,45 +120,15 @@ static void wake_node(weft__node *n, int count)
     }
 }
 
-/* Whether this process may use the light push: registers it for
- * membarrier's private expedited command (idempotent; a forked child
- * registers its own). */
-bool weft__light_push_init(void)
-{
-    return syscall(SYS_membarrier,
-                   MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-}
-
-/* The parker's barrier of the light push (see the top of this file).
- * False when it could not be had: the caller then sleeps for a bounded
- * time only, so a job pushed meanwhile waits a millisecond at worst. */
-static bool parker_barrier(weft_runtime *rt)
-{
-    return !rt->light_push ||
-           syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
-               0;
-}
-
-/* A parker whose barrier failed sleeps at most this long. */
-#define UNFENCED_PARK_NS 1000000ull
-
-static uint64_t bounded_wake(uint64_t wake_at)
-{
-    uint64_t cap = weft__now_ns() + UNFENCED_PARK_NS;
-    return wake_at && wake_at < cap ? wake_at : cap;
-}
-
-/* Called after new work was made visible, by a worker of NUMA node `node`
- * (0 for outside threads): with a seq_cst operation, or with the light
- * push's release store. */
+/* Called after new work was made visible with a seq_cst operation, by a
+ * worker of NUMA node `node` (0 for outside threads). */
 void weft__wake_for_work(weft_runtime *rt, int node)
 {
     /* sleepers first: it changes only when a worker parks, while
      * searching changes every time one looks for work, so the common
-     * "nobody sleeps" case reads a line that stays in our cache; the
-     * RMW on searching is the light push's full barrier (top of file) */
+     * "nobody sleeps" case reads a line that stays in our cache */
     if (weft__load_seqcst(&rt->sleepers) == 0 ||
-        weft__add_seqcst(&rt->searching, 0) != 0)
+        weft__load_seqcst(&rt->searching) != 0)
         return;
     for (int i = 0; i < rt->nnodes; i++) {
         weft__node *n = &rt->nodes[(node + i) % rt->nnodes];
@@ -240,10 +194,7 @@ void weft__park(weft_runtime *rt, weft__worker *w)
     weft__add_seqcst(&n->sleepers, 1);
     weft__add_seqcst(&rt->sleepers, 1);
     uint64_t wake_at;
-    bool fenced = parker_barrier(rt);
     if (!weft__work_visible(rt, w->numa, &wake_at)) {
-        if (!fenced)
-            wake_at = bounded_wake(wake_at);
         uint64_t t0 = weft__now_ns();
         weft__stat_add(&w->parks, 1);
         weft__store_relaxed(&w->parked_since, t0);

@@ -271,7 +271,6 @@ static int setup(weft_runtime *rt, const weft_config *c)
     rt->store_capacity = c->store_capacity;
     rt->spin_us = c->spin_us == 0 ? DEFAULT_SPIN_US
                   : c->spin_us < 0 ? 0 : c->spin_us;
-    rt->light_push = weft__light_push_init();
     if ((rc = make_workers(rt)) || (rc = make_nodes(rt)) ||
         (rc = weft__jobs_init(rt)))
         return rc;
