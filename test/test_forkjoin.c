@@ -2,7 +2,9 @@
  * under a synthetic 2 packages x 2 NUMA nodes x 4 cores topology. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -90,12 +92,150 @@ static void test_outside_task(void **state)
     assert_int_equal(f.r, 55);
 }
 
+/* ---- the head-passing form (weft_spawn_at / weft_sync_at) ---- */
+
+static long fib_at(weft_head h, int n);
+static void fib_at_task(weft_task *t)
+{
+    struct fib_frame *f = (struct fib_frame *)t;
+    f->r = fib_at(weft_head_now(), f->n);
+}
+static long fib_at(weft_head h, int n)
+{
+    if (n < 2)
+        return n;
+    struct fib_frame a = {.n = n - 1};
+    weft_head h2 = weft_spawn_at(h, &a.task, fib_at_task);
+    long b = fib_at(h2, n - 2);
+    weft_sync_at(h2, &a.task, fib_at_task);
+    return a.r + b;
+}
+
+/* Heads used wrongly, on purpose: a stale one (taken before a spawn) for
+ * the next spawn, the wrong function named at a sync, and generic calls
+ * (weft_spawn/weft_sync, a future) between a spawn and its sync. Every
+ * one must cost speed only. */
+static _Atomic int wrong_fn_ran, task_errors;
+static void wrong_fn(weft_task *t)
+{
+    (void)t;
+    atomic_fetch_add(&wrong_fn_ran, 1);
+}
+static int empty_job(weft_job *job, void *arg)
+{
+    (void)job, (void)arg;
+    return 0;
+}
+/* A future submitted and collected inside the task: it may run other
+ * tasks (help) while this task's children are still spawned. */
+static void future_between(void)
+{
+    weft_future *f = NULL;
+    if (weft_submit(weft_current_runtime(), empty_job, NULL, NULL, &f) ||
+        weft_future_get(f, -1, NULL))
+        atomic_fetch_add(&task_errors, 1);
+    weft_future_release(f);
+}
+static long fib_misused(weft_head h, int n);
+static void fib_misused_task(weft_task *t)
+{
+    struct fib_frame *f = (struct fib_frame *)t;
+    f->r = fib_misused(weft_head_now(), f->n);
+}
+static long fib_misused(weft_head h, int n)
+{
+    if (n < 2)
+        return n;
+    struct fib_frame a = {.n = n - 1}, c = {.n = n - 2};
+    weft_head stale = h;
+    weft_head h2 = weft_spawn_at(h, &a.task, fib_misused_task);
+    weft_spawn_at(stale, &c.task, fib_task); /* stale: the generic path */
+    if (n % 5 == 0 && fib(n - 3) != fib_serial(n - 3)) /* generic spawns */
+        atomic_fetch_add(&task_errors, 1);
+    if (n % 7 == 0)
+        future_between();
+    weft_sync(&c.task);                  /* the newest first */
+    weft_sync_at(h2, &a.task, wrong_fn); /* names the wrong function */
+    return a.r + c.r;
+}
+
+struct at_job { int n, misuse; long out; };
+static int at_root(void *arg)
+{
+    struct at_job *j = arg;
+    j->out = j->misuse ? fib_misused(weft_head_now(), j->n)
+                       : fib_at(weft_head_now(), j->n);
+    return 0;
+}
+
+static void test_head_form(void **state)
+{
+    (void)state;
+    int n = 24 - test_scale() / 2;
+    int counts[] = {1, 2, 3, 8};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+        weft_runtime *rt = test_runtime(counts[i], NULL);
+        assert_non_null(rt);
+        for (int misuse = 0; misuse < 2; misuse++) {
+            struct at_job j = {.n = misuse ? n - 6 : n, .misuse = misuse};
+            assert_int_equal(weft_run(rt, at_root, &j), 0);
+            assert_int_equal(j.out, fib_serial(j.n));
+        }
+        weft_runtime_destroy(&rt);
+    }
+    assert_int_equal(atomic_load(&wrong_fn_ran), 0); /* t's own ran */
+    assert_int_equal(atomic_load(&task_errors), 0);
+    /* outside a task: serial */
+    assert_int_equal(fib_at(weft_head_now(), 15), 610);
+}
+
+/* More spawns than the deque holds: the ones past its end run at once
+ * (weft_spawn_at returns the same head) and their syncs do nothing. */
+static _Atomic int ran;
+static void count_task(weft_task *t)
+{
+    (void)t;
+    atomic_fetch_add(&ran, 1);
+}
+enum { MANY = 5000 }; /* over the 4096 slots of a 64 KiB stack */
+static int many_root(void *arg)
+{
+    weft_task *frames = arg;
+    weft_head h = weft_head_now();
+    for (int i = 0; i < MANY; i++)
+        h = weft_spawn_at(h, &frames[i], count_task);
+    for (int i = MANY - 1; i >= 0; i--)
+        h = weft_sync_at(h, &frames[i], count_task);
+    return 0;
+}
+
+static void test_head_form_full_deque(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.stack_size = 64u << 10;
+    weft_runtime *rt = NULL;
+    assert_int_equal(weft_runtime_create(&rt, &c), 0);
+    weft_task *frames = calloc(MANY, sizeof *frames);
+    assert_non_null(frames);
+    for (int rep = 0; rep < 3; rep++) {
+        atomic_store(&ran, 0);
+        assert_int_equal(weft_run(rt, many_root, frames), 0);
+        assert_int_equal(atomic_load(&ran), MANY);
+    }
+    free(frames);
+    weft_runtime_destroy(&rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workers),
         cmocka_unit_test(test_synthetic_numa),
         cmocka_unit_test(test_outside_task),
+        cmocka_unit_test(test_head_form),
+        cmocka_unit_test(test_head_form_full_deque),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

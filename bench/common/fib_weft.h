@@ -2,18 +2,15 @@
  * benchmark's (bench/fj/fj_weft.c) and weft-scale's fib are this one code,
  * so their figures measure the same thing. Uses <weft.h> only.
  *
- * FIB_SYNC(t, fn) joins the child: weft_sync_fn() unless the includer
- * defines it first (fj-weft-generic measures plain weft_sync()). The
- * frame lives on the spawning task's stack, its first member the
- * weft_task, so the task function recovers it with a cast. */
+ * The head-passing form (weft_spawn_at / weft_sync_at, the fastest) unless
+ * the includer defines FIB_GENERIC first: then weft_spawn and the generic
+ * weft_sync (fj-weft-generic). The frame lives on the spawning task's
+ * stack, its first member the weft_task, so the task function recovers it
+ * with a cast. fib(n) is the entry for a root task. */
 #ifndef BENCH_FIB_WEFT_H
 #define BENCH_FIB_WEFT_H
 
 #include <weft.h>
-
-#ifndef FIB_SYNC
-#define FIB_SYNC(t, fn) weft_sync_fn((t), (fn))
-#endif
 
 struct fib_frame {
     weft_task task;
@@ -21,26 +18,37 @@ struct fib_frame {
     long r;
 };
 
-static long fib(int n);
+static long fib_at(weft_head h, int n);
 
 static void fib_task(weft_task *t)
 {
     struct fib_frame *f = (struct fib_frame *)t;
-    f->r = fib(f->n);
+    f->r = fib_at(weft_head_now(), f->n);
 }
 
 /* Spawn fib(n-1), compute fib(n-2) inline. The frame is not zeroed:
- * weft_spawn() sets up the task and the child writes r before the join. */
-static long fib(int n)
+ * the spawn sets up the task and the child writes r before the join. */
+static long fib_at(weft_head h, int n)
 {
     if (n < 2)
         return n;
     struct fib_frame a;
     a.n = n - 1;
+#ifdef FIB_GENERIC
     weft_spawn(&a.task, fib_task);
-    long b = fib(n - 2);
-    FIB_SYNC(&a.task, fib_task);
+    long b = fib_at(h, n - 2);
+    weft_sync(&a.task);
+#else
+    weft_head h2 = weft_spawn_at(h, &a.task, fib_task);
+    long b = fib_at(h2, n - 2);
+    weft_sync_at(h2, &a.task, fib_task);
+#endif
     return a.r + b;
+}
+
+static inline long fib(int n)
+{
+    return fib_at(weft_head_now(), n);
 }
 
 #endif

@@ -1,10 +1,12 @@
 /* The fork-join workloads on weft, written only against <weft.h>.
  *
- * Built twice from this file: fj-weft syncs with weft_sync_fn() (the
- * compiler sees the child's function and can inline it) and
- * fj-weft-generic with weft_sync() (an indirect call through the frame),
- * so the table shows what the fast form buys. Everything else is the
- * same code.
+ * Built twice from this file: fj-weft with the head-passing form
+ * (weft_spawn_at / weft_sync_at: the head travels in the recursion's
+ * arguments and the compiler sees the child's function at the sync) and
+ * fj-weft-generic with weft_spawn and weft_sync (an indirect call through
+ * the frame), so the table shows what the fast form buys. Everything else
+ * is the same code: in the generic build the head argument is carried
+ * along unused.
  *
  * Frames are structs on the spawning task's stack whose first member is
  * the weft_task, so a task function recovers its frame with a cast. */
@@ -17,12 +19,25 @@
 
 #ifdef BENCH_WEFT_GENERIC
 #define IMPL "weft-generic"
-#define SYNC(t, fn) weft_sync(t)
+#define FIB_GENERIC
+static inline weft_head spawn_generic(weft_head h, weft_task *t,
+                                      weft_task_fn fn)
+{
+    weft_spawn(t, fn);
+    return h;
+}
+static inline weft_head sync_generic(weft_head h, weft_task *t)
+{
+    weft_sync(t);
+    return h;
+}
+#define SPAWN(h, t, fn) spawn_generic((h), (t), (fn))
+#define SYNC(h, t, fn) sync_generic((h), (t))
 #else
 #define IMPL "weft"
-#define SYNC(t, fn) weft_sync_fn((t), (fn))
+#define SPAWN(h, t, fn) weft_spawn_at((h), (t), (fn))
+#define SYNC(h, t, fn) weft_sync_at((h), (t), (fn))
 #endif
-#define FIB_SYNC SYNC /* fib_weft.h's fib joins the same way */
 
 #include "fib_weft.h" /* ---- fib */
 
@@ -35,15 +50,15 @@ struct nq_frame {
     char board[NQ_MAX];
 };
 
-static long nqueens(int n, int row, const char *board);
+static long nqueens(weft_head h, int n, int row, const char *board);
 
 static void nq_task(weft_task *t)
 {
     struct nq_frame *f = (struct nq_frame *)t;
-    f->r = nqueens(f->n, f->row, f->board);
+    f->r = nqueens(weft_head_now(), f->n, f->row, f->board);
 }
 
-static long nqueens(int n, int row, const char *board)
+static long nqueens(weft_head h, int n, int row, const char *board)
 {
     if (row == n)
         return 1;
@@ -57,11 +72,11 @@ static long nqueens(int n, int row, const char *board)
         c->board[row] = (char)col;
         c->n = n;
         c->row = row + 1;
-        weft_spawn(&c->task, nq_task);
+        h = SPAWN(h, &c->task, nq_task);
     }
     long s = 0;
     while (k-- > 0) { /* syncs in reverse order of the spawns */
-        SYNC(&kids[k].task, nq_task);
+        h = SYNC(h, &kids[k].task, nq_task);
         s += kids[k].r;
     }
     return s;
@@ -77,59 +92,61 @@ struct uts_frame {
     uts_count r;
 };
 
-static uts_count uts_geo(uint64_t s, int depth, int max_depth);
-static uts_count uts_bin(uint64_t s, int nc);
+static uts_count uts_geo(weft_head h, uint64_t s, int depth, int max_depth);
+static uts_count uts_bin(weft_head h, uint64_t s, int nc);
 
 static void geo_task(weft_task *t)
 {
     struct uts_frame *f = (struct uts_frame *)t;
-    f->r = uts_geo(uts_child(f->parent, f->i), f->depth, f->max_depth);
+    f->r = uts_geo(weft_head_now(), uts_child(f->parent, f->i), f->depth,
+                   f->max_depth);
 }
 
 static void bin_task(weft_task *t)
 {
     struct uts_frame *f = (struct uts_frame *)t;
     uint64_t s = uts_child(f->parent, f->i);
-    f->r = uts_bin(s, uts_bin_children(s));
+    f->r = uts_bin(weft_head_now(), s, uts_bin_children(s));
 }
 
 /* Spawn the nc children of node s (frames in kids[]) and sum their counts
  * into the node's own. */
-static uts_count uts_fork(struct uts_frame *kids, int nc, uint64_t s,
-                          int depth, int max_depth, weft_task_fn fn)
+static inline uts_count uts_fork(weft_head h, struct uts_frame *kids,
+                                 int nc, uint64_t s, int depth,
+                                 int max_depth, weft_task_fn fn)
 {
     for (int i = 0; i < nc; i++) {
         kids[i].parent = s;
         kids[i].i = i;
         kids[i].depth = depth + 1;
         kids[i].max_depth = max_depth;
-        weft_spawn(&kids[i].task, fn);
+        h = SPAWN(h, &kids[i].task, fn);
     }
     uts_count count = 1;
     for (int i = nc - 1; i >= 0; i--) {
-        SYNC(&kids[i].task, fn);
+        h = SYNC(h, &kids[i].task, fn);
         count += kids[i].r;
     }
     return count;
 }
 
-static uts_count uts_geo(uint64_t s, int depth, int max_depth)
+static uts_count uts_geo(weft_head h, uint64_t s, int depth, int max_depth)
 {
     int nc = uts_geo_children(s, depth, max_depth);
     if (nc == 0)
         return 1;
     struct uts_frame kids[nc];
-    return uts_fork(kids, nc, s, depth, max_depth, geo_task);
+    return uts_fork(h, kids, nc, s, depth, max_depth, geo_task);
 }
 
 /* The node with state s has nc children (the root b0, the others
  * uts_bin_children()). */
-static uts_count uts_bin(uint64_t s, int nc)
+static uts_count uts_bin(weft_head h, uint64_t s, int nc)
 {
     if (nc == 0)
         return 1;
     struct uts_frame kids[nc];
-    return uts_fork(kids, nc, s, 0, 0, bin_task);
+    return uts_fork(h, kids, nc, s, 0, 0, bin_task);
 }
 
 /* ---- skew: split the range in halves down to SKEW_GRAIN iterations. */
@@ -140,15 +157,15 @@ struct skew_frame {
     uint64_t r;
 };
 
-static uint64_t skew(long lo, long hi, long n);
+static uint64_t skew(weft_head h, long lo, long hi, long n);
 
 static void skew_task(weft_task *t)
 {
     struct skew_frame *f = (struct skew_frame *)t;
-    f->r = skew(f->lo, f->hi, f->n);
+    f->r = skew(weft_head_now(), f->lo, f->hi, f->n);
 }
 
-static uint64_t skew(long lo, long hi, long n)
+static uint64_t skew(weft_head h, long lo, long hi, long n)
 {
     if (hi - lo <= SKEW_GRAIN)
         return skew_range(lo, hi, n);
@@ -156,9 +173,9 @@ static uint64_t skew(long lo, long hi, long n)
     a.lo = lo;
     a.hi = lo + (hi - lo) / 2;
     a.n = n;
-    weft_spawn(&a.task, skew_task);
-    uint64_t b = skew(a.hi, hi, n);
-    SYNC(&a.task, skew_task);
+    weft_head h2 = SPAWN(h, &a.task, skew_task);
+    uint64_t b = skew(h2, a.hi, hi, n);
+    SYNC(h2, &a.task, skew_task);
     return a.r + b;
 }
 
@@ -182,28 +199,30 @@ static int nq_root(void *arg)
 {
     struct job *j = arg;
     char board[NQ_MAX];
-    j->result = j->size > NQ_MAX ? 0 : (bench_check)nqueens((int)j->size, 0, board);
+    j->result = j->size > NQ_MAX ? 0 : (bench_check)nqueens(
+        weft_head_now(), (int)j->size, 0, board);
     return 0;
 }
 
 static int geo_root(void *arg)
 {
     struct job *j = arg;
-    j->result = uts_geo(uts_root(UTS_GEO_SEED), 0, (int)j->size);
+    j->result =
+        uts_geo(weft_head_now(), uts_root(UTS_GEO_SEED), 0, (int)j->size);
     return 0;
 }
 
 static int bin_root(void *arg)
 {
     struct job *j = arg;
-    j->result = uts_bin(uts_root(UTS_BIN_SEED), (int)j->size);
+    j->result = uts_bin(weft_head_now(), uts_root(UTS_BIN_SEED), (int)j->size);
     return 0;
 }
 
 static int skew_root(void *arg)
 {
     struct job *j = arg;
-    j->result = skew(0, j->size, j->size);
+    j->result = skew(weft_head_now(), 0, j->size, j->size);
     return 0;
 }
 
