@@ -241,6 +241,7 @@ struct weft_runtime {
     _Atomic int inflight;                          /* weft_run calls */
     _Atomic int started;                           /* workers ready */
     _Atomic int start_failed;
+    _Atomic int finished; /* workers out of their idle loop, at stop */
 };
 
 /* Thread-local identity of the calling worker, NULL outside workers. */

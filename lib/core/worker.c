@@ -416,8 +416,18 @@ void *weft__worker_main(void *arg)
     while (weft__load_acquire(&rt->started) < rt->nworkers &&
            !weft__load_acquire(&rt->start_failed))
         sched_yield();
-    if (!weft__load_acquire(&rt->start_failed))
+    if (!weft__load_acquire(&rt->start_failed)) {
         idle_loop(w);
+        /* Thieves write each other's cursors (request_split), and a
+         * cursor is thread-local memory that the thread's exit frees: stay
+         * until every worker has left its idle loop. Found by ASan as a
+         * write to freed TLS while 16 workers on 2 cores stopped. The
+         * seq_cst increment after our last steal attempt, and the acquire
+         * loads: nobody leaves before every steal attempt is over. */
+        weft__add_seqcst(&rt->finished, 1);
+        while (weft__load_acquire(&rt->finished) < rt->nworkers)
+            sched_yield();
+    }
     weft__self = NULL;
     return NULL;
 }
