@@ -135,14 +135,14 @@ static void test_park_wake_churn(void **s)
  * it (the handshake in lib/core/park.c). It fails when the push's
  * wake-up is missing; a push that merely lacks its full barrier leaves a
  * window of nanoseconds that this test did not hit in 1.5 s of rounds on
- * the 2-core VM, which is why pushes keep their seq_cst store. Each
- * round a producer job
- * waits a varying few microseconds (so that the other worker is somewhere
- * in its way to sleep), submits a child and spins, without helping, until
- * the child has run: only the other worker can run it. A lost wake-up
- * leaves the child queued until the producer gives up (counted), and the
- * producer then runs it itself when it returns, so the test fails rather
- * than hangs. */
+ * the 2-core VM, which is why pushes keep their seq_cst store.
+ *
+ * Each round a producer job waits a varying few microseconds (so that the
+ * other worker is somewhere on its way to sleep), submits a child and
+ * spins, without helping, until the child has run: only the other worker
+ * can run it. A lost wake-up leaves the child queued until the producer
+ * gives up (counted), and the producer then runs it itself before it
+ * returns, so the test fails rather than hangs. */
 struct pushround {
     _Atomic int child_ran;
     int delay_ns;

@@ -13,10 +13,12 @@
 #define WEFT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_NOINLINE __attribute__((noinline))
+#define WEFT__ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define WEFT_LIKELY(x) (x)
 #define WEFT_UNLIKELY(x) (x)
 #define WEFT_NOINLINE
+#define WEFT__ALWAYS_INLINE
 #endif
 
 #endif

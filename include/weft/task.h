@@ -93,6 +93,25 @@ extern WEFT_API _Thread_local weft__cursor weft__cur;
 WEFT_API void weft__spawn_slow(weft_task *t);
 WEFT_API void weft__sync_slow(weft_task *t);
 
+/* Internal: the spawn count of the statistics, owner-written. */
+static inline WEFT__ALWAYS_INLINE void weft__count_spawn(weft__cursor *c)
+{
+    atomic_store_explicit(&c->spawns,
+        atomic_load_explicit(&c->spawns, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+}
+
+/* Internal: run the child t at its sync, directly through fn when fn is
+ * what t was spawned with (so the compiler can inline it), else through
+ * t->fn: a wrong fn costs speed, never correctness. */
+static inline WEFT__ALWAYS_INLINE void weft__run_child(weft_task *t, weft_task_fn fn)
+{
+    if (WEFT_LIKELY(t->fn == fn))
+        fn(t);
+    else
+        t->fn(t);
+}
+
 /* Spawn fn(t) as a child of the running task. Callable only from inside a
  * task (see above for what happens outside). Never fails, never allocates:
  * when the deque is full the child runs at once, which fork-join semantics
@@ -102,9 +121,7 @@ static inline void weft_spawn(weft_task *t, weft_task_fn fn)
     weft__cursor *c = &weft__cur;
     weft_task **h = c->head;
     t->fn = fn;
-    atomic_store_explicit(&c->spawns,
-        atomic_load_explicit(&c->spawns, memory_order_relaxed) + 1,
-        memory_order_relaxed);
+    weft__count_spawn(c);
     /* relaxed: movesplit is only a hint to publish more; the publication
      * itself is ordered by the deque's own atomics. */
     if (WEFT_LIKELY(h < c->lim &&
@@ -140,10 +157,7 @@ static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
     weft_task **h = c->head;
     if (WEFT_LIKELY(h > c->split && h[-1] == t)) {
         c->head = h - 1;
-        if (WEFT_LIKELY(t->fn == fn))
-            fn(t);
-        else
-            t->fn(t);
+        weft__run_child(t, fn);
         return;
     }
     weft__sync_slow(t);
@@ -175,9 +189,7 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
     weft__cursor *c = &weft__cur;
     weft_task **p = h.weft__p;
     t->fn = fn;
-    atomic_store_explicit(&c->spawns,
-        atomic_load_explicit(&c->spawns, memory_order_relaxed) + 1,
-        memory_order_relaxed);
+    weft__count_spawn(c);
     /* the head is addressed through p, a register, and only compared with
      * c->head: a predicted branch, not a load the store waits for */
     if (WEFT_LIKELY(p == c->head && p < c->lim &&
@@ -201,10 +213,7 @@ static inline weft_head weft_sync_at(weft_head h, weft_task *t,
     if (WEFT_LIKELY(p == c->head && p > c->split && p[-1] == t)) {
         c->head = p - 1;
         h.weft__p = p - 1;
-        if (WEFT_LIKELY(t->fn == fn))
-            fn(t);
-        else
-            t->fn(t);
+        weft__run_child(t, fn);
         return h;
     }
     weft__sync_slow(t);
