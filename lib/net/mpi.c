@@ -19,6 +19,18 @@
  * MPI's non-overtaking rule keeps in order, and is received straight into
  * its weft_bytes (no copy).
  *
+ * Latency (a remote round trip is a handful of these steps, and raw MPI
+ * ping-pong is the yardstick):
+ *  - a receive for TAG_AM is always posted, into one of two buffers, so a
+ *    message lands while MPI progresses anything (no probe, then a second
+ *    match and copy to receive it); the next receive is posted before the
+ *    one that completed is delivered;
+ *  - a send goes to MPI at once when its thread already holds plock (a
+ *    reply made by a callback) or can take it; only when another thread
+ *    is inside MPI is it queued for that thread's next pass;
+ *  - a pass finds an empty queue and no sends in flight from two plain
+ *    loads, without taking qlock.
+ *
  * Failures: MPI (before MPI 5's ULFM) gives no way to survive the death
  * of a rank; mpirun normally ends the whole job when one rank dies. The
  * communicator is set to MPI_ERRORS_RETURN, an error from a send to a
@@ -79,12 +91,47 @@ struct weft_transport {
     bool serialized;    /* MPI_THREAD_SERIALIZED or better: mpi_poll works */
     _Atomic uint64_t poll_at; /* when a waiter last polled */
     _Atomic uint32_t nap; /* the communication thread sleeps on it */
+    _Atomic bool napping; /* it is about to sleep or sleeps on nap */
+    _Atomic uint32_t queued; /* messages on qh (hint: read unlocked) */
     txmsg *active;      /* Isend in flight (under plock) */
+    /* under plock: the posted receive and its two buffers */
+    MPI_Request rreq;
+    int rcur;           /* the buffer rreq receives into */
+    unsigned char *rxb[2];
     _Atomic bool woken;
     uint64_t spin_ns;
-    unsigned char *rx;
     int rxcap;
 };
+
+/* The transport whose plock this thread holds, if any: a send made by a
+ * callback inside a pass goes straight to MPI. */
+static _Thread_local weft_transport *tl_held;
+
+static void post_recv(weft_transport *t)
+{
+    MPI_Irecv(t->rxb[t->rcur], t->rxcap, MPI_BYTE, MPI_ANY_SOURCE, TAG_AM,
+              t->comm, &t->rreq);
+}
+
+static void plock_take(weft_transport *t)
+{
+    pthread_mutex_lock(&t->plock);
+    tl_held = t;
+}
+
+static bool plock_try(weft_transport *t)
+{
+    if (pthread_mutex_trylock(&t->plock))
+        return false;
+    tl_held = t;
+    return true;
+}
+
+static void plock_drop(weft_transport *t)
+{
+    tl_held = NULL;
+    pthread_mutex_unlock(&t->plock);
+}
 
 static int mpi_open(weft_transport **out, const weft_transport_params *p,
                     const weft_transport_events *ev)
@@ -113,14 +160,19 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
     t->p = *p;
     t->ev = *ev;
     t->rxcap = WEFT__FRAME_LEN + WEFT_AM_MAX_HDR + INLINE;
-    t->rx = weft__malloc((size_t)t->rxcap);
+    t->rxb[0] = weft__malloc((size_t)t->rxcap);
+    t->rxb[1] = weft__malloc((size_t)t->rxcap);
+    t->rreq = MPI_REQUEST_NULL;
     pthread_mutex_init(&t->qlock, NULL);
     pthread_mutex_init(&t->plock, NULL);
-    if (!t->rx) {
+    if (!t->rxb[0] || !t->rxb[1]) {
+        weft__free(t->rxb[0]);
+        weft__free(t->rxb[1]);
         MPI_Comm_free(&t->comm);
         weft__free(t);
         return -ENOMEM;
     }
+    post_recv(t);
     *out = t;
     return 0;
 }
@@ -174,6 +226,101 @@ static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
     return m;
 }
 
+static void msg_end(txmsg *m, int status)
+{
+    if (m->done)
+        m->done(m->arg, status);
+    weft_bytes_free(m->packed);
+    weft__free(m->buf);
+    weft__free(m);
+}
+
+/* Cut a nap of the communication thread short. It sets napping (seq_cst)
+ * after reading nap and before sleeping on it; this bumps nap before
+ * reading napping (seq_cst): either it sees napping and wakes the
+ * thread, or the thread's sleep sees nap changed. */
+static void kick(weft_transport *t)
+{
+    atomic_fetch_add_explicit(&t->nap, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&t->napping, memory_order_seq_cst))
+        weft__futex_wake(&t->nap, 1);
+}
+
+/* Under plock: hand m to MPI. A small message usually completes at once
+ * (MPI copies it out): then it ends here, else it waits on t->active for
+ * a pass, and a napping communication thread is woken to make those
+ * passes (a big message needs the sender's MPI to progress). */
+static void isend(weft_transport *t, txmsg *m)
+{
+    int rc = MPI_Isend(m->buf, (int)m->buflen, MPI_BYTE, m->dst, TAG_AM,
+                       t->comm, &m->req[0]);
+    m->nreq = 1;
+    if (rc == MPI_SUCCESS && m->paylen)
+        rc = MPI_Isend(m->pay, (int)m->paylen, MPI_BYTE, m->dst, TAG_PAY,
+                       t->comm, &m->req[m->nreq++]);
+    if (rc != MPI_SUCCESS) {
+        weft__log("net: mpi: a send to rank %d failed", m->dst);
+        if (t->ev.peer_failed)
+            t->ev.peer_failed(t->ev.ctx, m->dst, -EHOSTDOWN);
+    }
+    int flag = 0;
+    MPI_Testall(m->nreq, m->req, &flag, MPI_STATUSES_IGNORE);
+    if (flag) {
+        msg_end(m, 0);
+        return;
+    }
+    m->next = t->active;
+    t->active = m;
+    kick(t);
+}
+
+/* Start the queued sends; true if there were any. Under plock. The
+ * unlocked read of queued is a hint: a message it misses is sent by
+ * the flush_after of its sender or of this pass. */
+static bool start_sends(weft_transport *t)
+{
+    if (!weft__load_relaxed(&t->queued))
+        return false;
+    pthread_mutex_lock(&t->qlock);
+    txmsg *m = t->qh;
+    t->qh = t->qt = NULL;
+    weft__store_relaxed(&t->queued, 0);
+    pthread_mutex_unlock(&t->qlock);
+    bool any = m != NULL;
+    while (m) {
+        txmsg *n = m->next;
+        isend(t, m);
+        m = n;
+    }
+    return any;
+}
+
+/* Under plock: send m now, after what is queued (order of sends). */
+static void send_now(weft_transport *t, txmsg *m)
+{
+    start_sends(t);
+    isend(t, m);
+}
+
+/* After a thread lets go of plock, or queued a message because another
+ * thread held it: send whatever is queued, unless a thread is in MPI
+ * again (it sends them, and runs this after it lets go). A sender that
+ * failed to take plock and a holder that let go both run the seq_cst
+ * fence between their write (queued, the unlock) and their read (the
+ * lock, queued): at least one of them sees the other's write, so no
+ * queued message is left behind with nobody in MPI. */
+static void flush_after(weft_transport *t)
+{
+    if (!t->serialized) /* only the communication thread calls MPI */
+        return;
+    atomic_thread_fence(memory_order_seq_cst);
+    while (weft__load_relaxed(&t->queued) && plock_try(t)) {
+        start_sends(t);
+        plock_drop(t);
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+}
+
 static int mpi_send(weft_transport *t, int dst, unsigned handler,
                     const void *hdr, size_t hdrlen, const struct iovec *iov,
                     int iovcnt, weft_send_done done, void *arg)
@@ -186,51 +333,28 @@ static int mpi_send(weft_transport *t, int dst, unsigned handler,
         return -ENOMEM;
     m->done = done;
     m->arg = arg;
+    if (tl_held == t) { /* a callback inside our own pass */
+        send_now(t, m);
+        return 0;
+    }
+    if (t->serialized && plock_try(t)) {
+        send_now(t, m);
+        plock_drop(t);
+        flush_after(t);
+        return 0;
+    }
     pthread_mutex_lock(&t->qlock);
     if (t->qt)
         t->qt->next = m;
     else
         t->qh = m;
     t->qt = m;
+    weft__store_relaxed(&t->queued, 1);
     pthread_mutex_unlock(&t->qlock);
+    /* The thread in MPI sends it in its next pass; if it has just left,
+     * flush_after (here or in its own) sends it: see flush_after. */
+    flush_after(t);
     return 0;
-}
-
-static void msg_end(txmsg *m, int status)
-{
-    if (m->done)
-        m->done(m->arg, status);
-    weft_bytes_free(m->packed);
-    weft__free(m->buf);
-    weft__free(m);
-}
-
-/* Start the queued sends; true if there were any. */
-static bool start_sends(weft_transport *t)
-{
-    pthread_mutex_lock(&t->qlock);
-    txmsg *m = t->qh;
-    t->qh = t->qt = NULL;
-    pthread_mutex_unlock(&t->qlock);
-    bool any = m != NULL;
-    while (m) {
-        txmsg *n = m->next;
-        int rc = MPI_Isend(m->buf, (int)m->buflen, MPI_BYTE, m->dst, TAG_AM,
-                           t->comm, &m->req[0]);
-        m->nreq = 1;
-        if (rc == MPI_SUCCESS && m->paylen)
-            rc = MPI_Isend(m->pay, (int)m->paylen, MPI_BYTE, m->dst,
-                           TAG_PAY, t->comm, &m->req[m->nreq++]);
-        if (rc != MPI_SUCCESS) {
-            weft__log("net: mpi: a send to rank %d failed", m->dst);
-            if (t->ev.peer_failed)
-                t->ev.peer_failed(t->ev.ctx, m->dst, -EHOSTDOWN);
-        }
-        m->next = t->active;
-        t->active = m;
-        m = n;
-    }
-    return any;
 }
 
 /* Complete the sends MPI has finished; true if any. */
@@ -259,30 +383,35 @@ static void dropped(weft_transport *t, int src, const char *why)
         t->ev.dropped(t->ev.ctx);
 }
 
-/* Receive one message if one is there; true if so. */
+/* Receive one message if one has come; true if so. The next receive is
+ * posted (into the other buffer) before this one is delivered. */
 static bool recv_one(weft_transport *t)
 {
     int flag = 0, count = 0;
     MPI_Status st;
-    MPI_Iprobe(MPI_ANY_SOURCE, TAG_AM, t->comm, &flag, &st);
-    if (!flag)
+    int rc = MPI_Test(&t->rreq, &flag, &st);
+    if (rc == MPI_SUCCESS && !flag)
         return false;
-    MPI_Get_count(&st, MPI_BYTE, &count);
-    int src = st.MPI_SOURCE;
-    if (count < 0 || count > t->rxcap) { /* take it off the wire, drop */
-        unsigned char *junk = weft__malloc(count > 0 ? (size_t)count : 1);
-        MPI_Recv(junk, count, MPI_BYTE, src, TAG_AM, t->comm,
-                 MPI_STATUS_IGNORE);
-        weft__free(junk);
-        dropped(t, src, "oversized message");
+    unsigned char *rx = t->rxb[t->rcur];
+    if (t->rreq != MPI_REQUEST_NULL) { /* failed and still active */
+        MPI_Cancel(&t->rreq);
+        MPI_Request_free(&t->rreq);
+    }
+    t->rcur ^= 1;
+    post_recv(t);
+    if (rc != MPI_SUCCESS) { /* MPI_ERR_TRUNCATE: more than INLINE */
+        dropped(t, st.MPI_SOURCE, "oversized message, or a failed receive");
         return true;
     }
-    MPI_Recv(t->rx, count, MPI_BYTE, src, TAG_AM, t->comm, MPI_STATUS_IGNORE);
+    MPI_Get_count(&st, MPI_BYTE, &count);
+    int src = st.MPI_SOURCE;
     weft__frame f;
-    int rc = weft__frame_decode(t->rx, (size_t)count, t->p.max_payload, &f);
-    size_t head = WEFT__FRAME_LEN + (rc ? 0 : f.hdrlen);
-    size_t inl = (size_t)count - head;
-    if (rc || f.kind != WEFT__FK_AM || f.src != (uint32_t)src ||
+    int frc = count < 0 ? -EINVAL
+                        : weft__frame_decode(rx, (size_t)count,
+                                             t->p.max_payload, &f);
+    size_t head = WEFT__FRAME_LEN + (frc ? 0 : f.hdrlen);
+    size_t inl = frc ? 0 : (size_t)count - head;
+    if (frc || f.kind != WEFT__FK_AM || f.src != (uint32_t)src ||
         (size_t)count < head || (inl && inl != f.paylen) ||
         (!inl && f.paylen && f.paylen <= INLINE)) {
         dropped(t, src, "malformed frame");
@@ -295,11 +424,11 @@ static bool recv_one(weft_transport *t)
         return true;
     }
     if (inl)
-        memcpy(b->data, t->rx + head, inl);
+        memcpy(b->data, rx + head, inl);
     else if (f.paylen)
         MPI_Recv(b->data, (int)f.paylen, MPI_BYTE, src, TAG_PAY, t->comm,
                  MPI_STATUS_IGNORE);
-    weft_am m = {src, f.handler, t->rx + WEFT__FRAME_LEN, f.hdrlen, b};
+    weft_am m = {src, f.handler, rx + WEFT__FRAME_LEN, f.hdrlen, b};
     t->ev.recv(t->ev.ctx, &m);
     weft_bytes_free(m.payload);
     return true;
@@ -318,12 +447,11 @@ static void join_all(weft_transport *t)
 static bool pass(weft_transport *t)
 {
     bool busy = start_sends(t);
-    busy |= test_sends(t);
+    if (t->active)
+        busy |= test_sends(t);
     bool got = false;
-    while (recv_one(t))
+    while (recv_one(t)) /* replies their callbacks make go out at once */
         got = true;
-    if (got) /* the replies they made go out now, not after a yield */
-        start_sends(t);
     return busy || got;
 }
 
@@ -332,11 +460,21 @@ static int mpi_poll(weft_transport *t)
     if (!t->serialized)
         return -ENOTSUP;
     weft__store_relaxed(&t->poll_at, weft__now_ns());
-    if (pthread_mutex_trylock(&t->plock))
+    if (!plock_try(t))
         return -EBUSY;
     bool busy = t->joined && pass(t);
-    pthread_mutex_unlock(&t->plock);
+    plock_drop(t);
+    flush_after(t);
     return busy;
+}
+
+/* The communication thread sleeps until deadline or a kick (nap moved
+ * from the value it read before its last pass). */
+static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline)
+{
+    atomic_store_explicit(&t->napping, true, memory_order_seq_cst);
+    weft__futex_wait_until(&t->nap, nap, deadline);
+    weft__store_relaxed(&t->napping, false);
 }
 
 static int mpi_progress(weft_transport *t, int64_t timeout_ns)
@@ -347,11 +485,12 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
     for (;;) {
         /* read before woken: a wake after this cuts the sleep below */
         uint32_t nap = weft__load_acquire(&t->nap);
-        pthread_mutex_lock(&t->plock);
+        plock_take(t);
         if (!t->joined)
             join_all(t);
         bool busy = pass(t);
-        pthread_mutex_unlock(&t->plock);
+        plock_drop(t);
+        flush_after(t);
         uint64_t now = weft__now_ns();
         if (busy)
             last = now;
@@ -361,11 +500,11 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
             return 0;
         uint64_t polled = weft__load_relaxed(&t->poll_at) + POLLED_NS;
         if (polled > now) /* a waiter polls: leave it the core */
-            weft__futex_wait_until(&t->nap, nap, polled);
+            nap_until(t, nap, polled);
         else if (now - last < t->spin_ns)
             sched_yield();
         else
-            weft__futex_wait_until(&t->nap, nap, now + SLEEP_NS);
+            nap_until(t, nap, now + SLEEP_NS);
     }
 }
 
@@ -381,12 +520,18 @@ static void mpi_wake(weft_transport *t)
 static void mpi_close(weft_transport *t)
 {
     uint64_t end = weft__now_ns() + 2000000000u;
+    plock_take(t); /* replies made by what recv_one delivers go out */
     start_sends(t);
-    while ((t->active || t->qh) && weft__now_ns() < end) {
-        start_sends(t); /* replies queued by what recv_one delivered */
+    while ((t->active || weft__load_relaxed(&t->queued)) &&
+           weft__now_ns() < end) {
+        start_sends(t);
         test_sends(t);
         while (recv_one(t)) {
         }
+    }
+    if (t->rreq != MPI_REQUEST_NULL) {
+        MPI_Cancel(&t->rreq);
+        MPI_Wait(&t->rreq, MPI_STATUS_IGNORE);
     }
     pthread_mutex_lock(&t->qlock);
     txmsg *q = t->qh;
@@ -406,12 +551,14 @@ static void mpi_close(weft_transport *t)
         }
         msg_end(m, -ECANCELED);
     }
+    plock_drop(t);
     MPI_Comm_free(&t->comm);
     if (t->we_init)
         MPI_Finalize();
     pthread_mutex_destroy(&t->qlock);
     pthread_mutex_destroy(&t->plock);
-    weft__free(t->rx);
+    weft__free(t->rxb[0]);
+    weft__free(t->rxb[1]);
     weft__free(t);
 }
 

@@ -19,8 +19,15 @@
  *   mismatch  rank 1 registers one more remote function: every rank's
  *             weft_net_create must fail with -EPROTO.
  *   garbage   like basic, after rank 0 has counted at least 3 dropped
- *             streams of garbage (sent by the driver). */
+ *             streams of garbage (sent by the driver).
+ *   storm     every rank sends from 4 threads at once, 16 tasks in flight
+ *             each, to the other ranks: payloads from 0 bytes to 200 KB
+ *             (inline and separate transfers), a third flagged cheap,
+ *             and relays (a task that sends a task on and waits for it);
+ *             every result is checked. A message lost between threads
+ *             hangs it, a mixed-up one fails a check. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +98,58 @@ static int t_extra(const void *arg, size_t len, weft_bytes **res)
     (void)res;
     return 0;
 }
+
+/* The result of t_echo: a checksum of the argument and the rank. */
+static uint64_t echo_sum(const void *arg, size_t len, int rank)
+{
+    const unsigned char *c = arg;
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)rank;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ c[i]) * 1099511628211ull;
+    return h;
+}
+
+static int t_echo(const void *arg, size_t len, weft_bytes **res)
+{
+    uint64_t h = echo_sum(arg, len, g_rank);
+    *res = weft_bytes_copy(&h, sizeof h);
+    return *res ? 0 : -ENOMEM;
+}
+WEFT_REMOTE(t_echo)
+
+static weft_node *g_node;
+
+/* arg: {target rank, n bytes}: sends t_echo of n bytes there, waits,
+ * checks, and answers the echo's checksum. */
+static int t_relay(const void *arg, size_t len, weft_bytes **res)
+{
+    int32_t a[2];
+    if (len != sizeof a || !g_node)
+        return -EINVAL;
+    memcpy(a, arg, sizeof a);
+    unsigned char *buf = calloc(1, (size_t)a[1] + 1);
+    for (int32_t i = 0; i < a[1]; i++)
+        buf[i] = (unsigned char)(i * 13 + a[0]);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = a[0];
+    weft_future *f;
+    int rc = weft_submit_remote(g_node, "t_echo", buf, (size_t)a[1], &o, &f);
+    if (!rc) {
+        void *r = NULL;
+        rc = weft_future_get(f, LONG_WAIT, &r);
+        weft_bytes *b = r;
+        uint64_t want = echo_sum(buf, (size_t)a[1], a[0]);
+        if (!rc && (!b || b->len != sizeof want ||
+                    memcmp(b->data, &want, sizeof want)))
+            rc = -EBADMSG;
+        if (!rc)
+            *res = weft_bytes_copy(&want, sizeof want);
+        weft_future_release(f);
+    }
+    free(buf);
+    return rc;
+}
+WEFT_REMOTE(t_relay)
 
 static int take_int(weft_future *f, int *st)
 {
@@ -338,6 +397,74 @@ static void actors(weft_node *n, weft_runtime *rt)
     weft_actor_release(a);
 }
 
+/* ---- many threads at once ---- */
+
+enum { STORM_THREADS = 4, STORM_TASKS = 300, STORM_FLIGHT = 16 };
+
+typedef struct storm_op {
+    weft_future *f;
+    uint64_t want;
+} storm_op;
+
+static void *storm_thread(void *arg)
+{
+    static const size_t sizes[] = {0, 8, 1000, 20000, 200000};
+    weft_node *n = g_node;
+    int size = weft_net_size(n);
+    unsigned seed = (unsigned)(g_rank * 131 + (int)(intptr_t)arg * 7 + 1);
+    storm_op ops[STORM_FLIGHT] = {{0}};
+    unsigned char *buf = malloc(200000);
+    for (int i = 0; i < STORM_TASKS + STORM_FLIGHT; i++) {
+        storm_op *op = &ops[i % STORM_FLIGHT];
+        if (op->f) { /* the oldest in flight */
+            void *r = NULL;
+            CHECK(weft_future_get(op->f, LONG_WAIT, &r) == 0);
+            weft_bytes *b = r;
+            CHECK(b && b->len == sizeof op->want &&
+                  !memcmp(b->data, &op->want, sizeof op->want));
+            weft_future_release(op->f);
+            op->f = NULL;
+        }
+        if (i >= STORM_TASKS)
+            continue;
+        seed = seed * 1103515245u + 12345u;
+        int to = (g_rank + 1 + (int)(seed >> 16) % (size - 1)) % size;
+        weft_remote_opts o = weft_remote_opts_default();
+        o.node = to;
+        if (i % 7 == 3) { /* a relay: to sends a task on to a third */
+            int32_t a[2] = {(to + 1) % size, (int32_t)(seed >> 8) % 3000};
+            for (int32_t k = 0; k < a[1]; k++)
+                buf[k] = (unsigned char)(k * 13 + a[0]);
+            op->want = echo_sum(buf, (size_t)a[1], a[0]);
+            CHECK(!weft_submit_remote(n, "t_relay", a, sizeof a, &o,
+                                      &op->f));
+            continue;
+        }
+        size_t len = sizes[(seed >> 20) % 5];
+        for (size_t k = 0; k < len; k++)
+            buf[k] = (unsigned char)(k * 31 + (size_t)i);
+        op->want = echo_sum(buf, len, to);
+        o.flags = i % 3 == 0 ? WEFT_REMOTE_CHEAP : 0;
+        CHECK(!weft_submit_remote(n, "t_echo", len ? buf : NULL, len, &o,
+                                  &op->f));
+    }
+    free(buf);
+    return NULL;
+}
+
+static void storm(weft_node *n)
+{
+    CHECK(!weft_net_barrier(n, LONG_WAIT));
+    pthread_t th[STORM_THREADS];
+    for (intptr_t i = 0; i < STORM_THREADS; i++)
+        CHECK(!pthread_create(&th[i], NULL, storm_thread, (void *)i));
+    for (int i = 0; i < STORM_THREADS; i++)
+        pthread_join(th[i], NULL);
+    CHECK(!weft_net_barrier(n, LONG_WAIT)); /* everyone's tasks are done */
+    printf("rank %d: %d tasks from %d threads checked\n", g_rank,
+           STORM_THREADS * STORM_TASKS, STORM_THREADS);
+}
+
 static void kill_run(weft_node *n)
 {
     /* every rank has met every other before rank 2 may die (a rank that
@@ -420,6 +547,7 @@ int main(int argc, char **argv)
     }
     CHECK(rc == 0);
     CHECK(weft_net_rank(n) == g_rank); /* g_rank: set before any task */
+    g_node = n;
     if (!strcmp(sc, "basic")) {
         basic(n);
         stores(n, rt);
@@ -429,8 +557,11 @@ int main(int argc, char **argv)
         kill_run(n);
     else if (!strcmp(sc, "garbage"))
         garbage(n);
+    else if (!strcmp(sc, "storm"))
+        storm(n);
     else
         CHECK(!"unknown scenario");
+    g_node = NULL;
     CHECK(!weft_net_destroy(&n));
     CHECK(!weft_runtime_destroy(&rt));
     printf("rank %d: ok\n", g_rank);
