@@ -90,6 +90,12 @@ WEFT_API void weft_bytes_free(weft_bytes *b);
  *     thread that waits for a reply polls instead of sleeping until the
  *     communication thread wakes it. A backend serialises it with
  *     progress itself; events it delivers come on the polling thread.
+ *     It never blocks: when another thread is inside the backend it
+ *     returns -EBUSY (also when called from inside one of its own
+ *     event callbacks).
+ *   - progress returns soon after a call in which it delivered a
+ *     message (not only at its timeout): the node runs short tasks it
+ *     received between two calls, outside the backend's locks.
  * Ordering: messages from one rank to another are delivered in the order
  * of their send calls. Delivery is not guaranteed after peer_failed.
  * ====================================================================== */
@@ -262,7 +268,24 @@ typedef struct weft_net_config {
     /* An idle node asks a random peer for work at most this often (us);
      * 0 = the default (200 us); -1 = never steal. */
     int steal_interval_us;
-    uint64_t reserved[8];
+    /* Tasks that are short run where they are received. The node times
+     * every remote function it runs (a moving average per function); a
+     * task whose function has averaged under inline_us here runs on the
+     * thread that received it (the communication thread, or a thread
+     * polling while it waits), like one flagged WEFT_REMOTE_CHEAP,
+     * instead of going to a worker: a round trip then wakes no thread.
+     * A function that once ran longer than 1 ms is never run so again.
+     * Such a task may wait (it is run after the transport is released,
+     * and its thread keeps the transport going while it waits), but
+     * while it runs that thread receives nothing else.
+     * 0 = the default: 20 us on transports whose waiters can poll and
+     * that detect no failures (mpi), off on the others (tcp, where a
+     * surprise long run would stall the heartbeats); -1 = never (only
+     * WEFT_REMOTE_CHEAP tasks run inline). Needs a transport with poll:
+     * on others it is ignored. */
+    int inline_us;
+    int pad_;
+    uint64_t reserved[7];
 } weft_net_config;
 
 /* Defaults: transport from the environment, heartbeat 100 ms, dead after
@@ -305,12 +328,17 @@ WEFT_API int weft_net_barrier(weft_node *n, int64_t timeout_ns);
 enum weft_remote_flags {
     /* May run more than once: re-run elsewhere when its node dies. */
     WEFT_REMOTE_IDEMPOTENT = 1u << 0,
-    /* Short (microseconds) and never blocking or waiting: the node that
-     * receives it runs it on its communication thread, without handing
-     * it to a worker, which saves two thread wake-ups per round trip
-     * (it runs outside the runtime: weft_current_runtime() is NULL).
-     * A cheap task that runs long stalls that node's traffic (and, past
-     * the dead timeout, gets the node declared dead). */
+    /* Short (microseconds): the node that receives it runs it on the
+     * thread that received it (its communication thread, or a thread
+     * that polls while it waits), without handing it to a worker, which
+     * saves two thread wake-ups per round trip (it runs outside the
+     * runtime: weft_current_runtime() is NULL). A cheap task that runs
+     * long stalls that node's traffic (and, past the dead timeout, gets
+     * the node declared dead). It may wait for futures only on a
+     * transport whose waiters poll (mpi, loop): elsewhere the wait
+     * would block the thread that should deliver the reply. See also
+     * weft_net_config.inline_us, which does this by itself for
+     * functions it has seen run short. */
     WEFT_REMOTE_CHEAP = 1u << 1,
 };
 

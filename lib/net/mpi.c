@@ -442,9 +442,12 @@ static void join_all(weft_transport *t)
             t->ev.peer_joined(t->ev.ctx, r);
 }
 
+enum { PASS_BUSY = 1, PASS_GOT = 2 };
+
 /* One pass over MPI: start the queued sends, complete the finished ones,
- * receive what came; true if any. Under plock. */
-static bool pass(weft_transport *t)
+ * receive what came. PASS_GOT if it delivered a message, PASS_BUSY if it
+ * did anything else. Under plock. */
+static int pass(weft_transport *t)
 {
     bool busy = start_sends(t);
     if (t->active)
@@ -452,7 +455,7 @@ static bool pass(weft_transport *t)
     bool got = false;
     while (recv_one(t)) /* replies their callbacks make go out at once */
         got = true;
-    return busy || got;
+    return (busy ? PASS_BUSY : 0) | (got ? PASS_GOT : 0);
 }
 
 static int mpi_poll(weft_transport *t)
@@ -488,15 +491,17 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
         plock_take(t);
         if (!t->joined)
             join_all(t);
-        bool busy = pass(t);
+        int did = pass(t);
         plock_drop(t);
         flush_after(t);
+        if (did & PASS_GOT) /* the node may have tasks to run: see net.h */
+            return 0;
         uint64_t now = weft__now_ns();
-        if (busy)
+        if (did)
             last = now;
         /* acquire pairs with the release in mpi_wake */
         if (atomic_exchange_explicit(&t->woken, false, memory_order_acquire)
-            || now >= end || (busy && now - start > 1000000u))
+            || now >= end || (did && now - start > 1000000u))
             return 0;
         uint64_t polled = weft__load_relaxed(&t->poll_at) + POLLED_NS;
         if (polled > now) /* a waiter polls: leave it the core */

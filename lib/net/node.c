@@ -24,6 +24,18 @@
  * what is owed, so a record goes on tab only while the peer is not yet
  * dead (tab_add), under the lock on_failed takes.
  *
+ * Short tasks run where they arrive. A task flagged WEFT_REMOTE_CHEAP, or
+ * one whose function has averaged under inline_ns here (fnstat, timed on
+ * every run), is not handed to a worker: the receiving thread queues it
+ * on a thread-local list (tl_defer) and runs it once the transport call
+ * that delivered it has returned (the backend's locks released, so the
+ * task may wait for futures and its thread polls meanwhile). That saves
+ * the wake-up of a worker and the hand-back of the reply. Inline runs do
+ * not nest: once an inline task waits, the tasks still deferred behind
+ * it and those its polling receives go to workers (spill_deferred).
+ * Nested runs piled up frames on every polling thread until one of them
+ * slept with tasks others waited for still on its list.
+ *
  * Waiting. When the transport can be polled from any thread (ops->poll),
  * the futures of tasks, fetches and asks sent to a peer carry a poller: a
  * thread that waits for one drives the transport itself for a while
@@ -49,6 +61,11 @@
 #define OBJ_BUCKETS 256
 #define PUB_BUCKETS 64
 #define TASK_STOLEN WEFT__TASK_STOLEN
+/* The default of weft_net_config.inline_us where it applies. */
+#define INLINE_DEFAULT_NS 20000u
+/* A function that ever ran this long is never run inline again. */
+#define INLINE_NEVER_NS 1000000u
+#define FN_UNKNOWN UINT32_MAX
 
 enum { P_NEW, P_JOINED, P_OK, P_DEAD, P_BAD /* another table */ };
 enum { R_TASK, R_FETCH, R_ASK };
@@ -79,6 +96,15 @@ typedef struct pub {
     char name[]; /* len bytes and a NUL */
 } pub;
 
+/* How long a remote function's runs took here: a moving average (ns;
+ * FN_UNKNOWN before its first run) and whether one was too long to run
+ * it inline again. Updated racily by whichever thread ran it: a lost
+ * update only delays what the average says. */
+typedef struct fnstat {
+    _Atomic uint32_t avg_ns;
+    _Atomic bool never;
+} fnstat;
+
 typedef struct npoll {
     weft__poller base;
     _Atomic(weft_node *) node; /* NULL: free */
@@ -99,6 +125,8 @@ struct weft_node {
     weft_transport *t;
     weft_transport_params params;
     weft__fntab fns;
+    fnstat *fstat;        /* fns.n of them */
+    uint32_t inline_ns;   /* 0: only WEFT_REMOTE_CHEAP tasks run inline */
     int rank, size, local_max, steal_us;
     pthread_t thread;
     _Atomic bool stop;
@@ -298,6 +326,7 @@ static rec *aq_pop(weft_node *n)
 /* ---- running tasks on this node ---- */
 
 typedef struct incoming {
+    struct incoming *next; /* on tl_defer */
     weft_node *n;
     int src;          /* -1: a local task (rec set) */
     uint64_t id;
@@ -308,11 +337,25 @@ typedef struct incoming {
 
 static void job_end(weft_node *n, bool local);
 
+/* A run of fn took ns: fold it into the function's average. */
+static void note_run(weft_node *n, uint32_t fn, uint64_t ns)
+{
+    fnstat *s = &n->fstat[fn];
+    uint32_t d = ns < FN_UNKNOWN ? (uint32_t)ns : FN_UNKNOWN - 1;
+    uint32_t a = weft__load_relaxed(&s->avg_ns);
+    a = a == FN_UNKNOWN ? d : a - a / 8 + d / 8;
+    weft__store_relaxed(&s->avg_ns, a);
+    if (ns >= INLINE_NEVER_NS && !weft__load_relaxed(&s->never))
+        weft__store_relaxed(&s->never, true);
+}
+
 static int call_fn(weft_node *n, uint32_t fn, weft_bytes *arg,
                    weft_bytes **res)
 {
     *res = NULL;
+    uint64_t t0 = weft__now_ns();
     int st = n->fns.fns[fn](arg ? arg->data : NULL, arg ? arg->len : 0, res);
+    note_run(n, fn, weft__now_ns() - t0);
     if (st && *res) { /* a failed task's result is not delivered */
         weft_bytes_free(*res);
         *res = NULL;
@@ -546,6 +589,75 @@ static void serve_object(weft_node *n, int src, const weft__msg *get)
 
 /* ---- incoming messages ---- */
 
+/* ---- running short tasks where they arrive ---- */
+
+/* This thread's tasks to run once its transport call returns, and how
+ * deep inside inline runs it is. */
+static _Thread_local incoming *tl_defer_head, *tl_defer_tail;
+static _Thread_local int tl_inline_depth;
+/* The node whose communication thread this is. */
+static _Thread_local weft_node *tl_comm;
+
+/* Should a task of fn with these flags run on the receiving thread? */
+static bool run_inline(weft_node *n, uint32_t fn, uint32_t flags)
+{
+    if (tl_inline_depth)
+        return false;
+    if (flags & WEFT_REMOTE_CHEAP)
+        return true;
+    if (!n->inline_ns)
+        return false;
+    const fnstat *s = &n->fstat[fn];
+    uint32_t a = weft__load_relaxed(&s->avg_ns);
+    return a < n->inline_ns && !weft__load_relaxed(&s->never);
+}
+
+/* Hand the tasks this thread deferred to workers (it is about to wait
+ * inside an inline run). One that cannot start runs here after all. */
+static void spill_deferred(void)
+{
+    while (tl_defer_head) {
+        incoming *in = tl_defer_head;
+        tl_defer_head = in->next;
+        if (!tl_defer_head)
+            tl_defer_tail = NULL;
+        if (start_job(in->n, in)) {
+            tl_inline_depth++;
+            run_job(NULL, in);
+            tl_inline_depth--;
+        }
+    }
+}
+
+static void defer(incoming *in)
+{
+    in->next = NULL;
+    if (tl_defer_tail)
+        tl_defer_tail->next = in;
+    else
+        tl_defer_head = in;
+    tl_defer_tail = in;
+}
+
+/* Run the tasks this thread deferred, unless it is inside an inline run
+ * itself (a task that waits and polls): then they go to workers. */
+static void run_deferred(void)
+{
+    if (tl_inline_depth) {
+        spill_deferred();
+        return;
+    }
+    while (tl_defer_head) {
+        incoming *in = tl_defer_head;
+        tl_defer_head = in->next;
+        if (!tl_defer_head)
+            tl_defer_tail = NULL;
+        tl_inline_depth++;
+        run_job(NULL, in);
+        tl_inline_depth--;
+    }
+}
+
 static void drop(weft_node *n, int src, const char *why)
 {
     count(&n->st.dropped, 1);
@@ -577,8 +689,8 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
     count(&n->st.remote, 1);
     if (m->flags & TASK_STOLEN)
         count(&n->st.stolen, 1);
-    if (m->flags & WEFT_REMOTE_CHEAP) { /* here, now: no hand-off */
-        run_job(NULL, in);
+    if (run_inline(n, m->fn, m->flags)) { /* here: no hand-off */
+        defer(in);
         return;
     }
     if (start_job(n, in)) {
@@ -586,6 +698,21 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
         weft__free(in);
         job_end(n, false);
     }
+}
+
+/* The communication thread, after its transport is closed: the tasks
+ * deferred by its last calls cannot send replies any more. */
+static void drop_deferred(void)
+{
+    while (tl_defer_head) {
+        incoming *in = tl_defer_head;
+        tl_defer_head = in->next;
+        weft_node *n = in->n;
+        weft_bytes_free(in->arg);
+        weft__free(in);
+        job_end(n, false);
+    }
+    tl_defer_tail = NULL;
 }
 
 /* The kind of record a reply handler answers. */
@@ -1089,6 +1216,7 @@ static void *comm_main(void *arg)
         if (rc)
             n->ops->close(t);
     }
+
     pthread_mutex_lock(&n->lock);
     n->t = t;
     n->open_rc = rc;
@@ -1097,7 +1225,14 @@ static void *comm_main(void *arg)
     pthread_mutex_unlock(&n->lock);
     if (rc)
         return NULL;
-    uint64_t wait_ns = 1000000;
+    tl_comm = n;
+    /* A task run inline here that waits keeps this thread polling: no
+     * inline runs (but cheap tasks) where that fails (mpi without
+     * MPI_THREAD_SERIALIZED). A poll is a progress call. */
+    if (n->ops->poll && n->ops->poll(t) == -ENOTSUP)
+        n->inline_ns = 0;
+    run_deferred();
+    uint64_t wait_ns = 1000000, ticked = weft__now_ns();
     while (!weft__load_acquire(&n->stop)) {
         /* acquire pairs with the release store in weft_net_destroy */
         rc = n->ops->progress(t, (int64_t)wait_ns);
@@ -1106,6 +1241,15 @@ static void *comm_main(void *arg)
                       strerror(-rc));
             break;
         }
+        run_deferred();
+        /* progress returns after every delivery: the bookkeeping below
+         * runs at most every 20 us */
+        uint64_t now = weft__now_ns();
+        if (now - ticked < 20000) {
+            wait_ns = 20000 - (now - ticked);
+            continue;
+        }
+        ticked = now;
         wait_ns = n->steal_us < 0 || n->size < 2 ? 20000000 : steal_tick(n);
         weft__bytes_trim(false);
         if (wait_ns < 20000)
@@ -1119,6 +1263,8 @@ static void *comm_main(void *arg)
     n->t_closed = true;
     pthread_mutex_unlock(&n->lock);
     n->ops->close(t);
+    drop_deferred();
+    tl_comm = NULL;
     return NULL;
 }
 
@@ -1130,9 +1276,14 @@ static bool node_poll(weft__poller *p)
     /* seq_cst, with poller_put's: either put sees us, or we see NULL */
     atomic_fetch_add(&s->users, 1);
     weft_node *n = atomic_load(&s->node);
+    spill_deferred(); /* (an inline task waits: see run_deferred) */
     int rc = n ? n->ops->poll(n->t) : 0;
+    if (n)
+        run_deferred(); /* in n's lifetime: users holds it */
     atomic_fetch_sub(&s->users, 1);
-    return rc > 0;
+    /* The communication thread waits in a task it runs inline: nobody
+     * else would drive the transport, so it never stops polling. */
+    return rc > 0 || (n && tl_comm == n);
 }
 
 /* A waiter stops polling: the communication thread takes over now. */
@@ -1233,6 +1384,8 @@ static int resolve(weft_node *n, const weft_net_config *c)
         c->params.dead_timeout_ms == 1000)
         n->params.dead_timeout_ms = atoi(s);
     n->steal_us = c->steal_interval_us ? c->steal_interval_us : 200;
+    if (c->inline_us < -1)
+        return -EINVAL;
     if (n->params.heartbeat_ms <= 0 || n->params.dead_timeout_ms <= 0 ||
         n->params.join_timeout_ms <= 0 || c->join_timeout_ms <= 0 ||
         n->steal_us < -1 || !n->params.max_payload)
@@ -1243,6 +1396,13 @@ static int resolve(weft_node *n, const weft_net_config *c)
         weft__log("net: no transport named '%s'", name);
         return -ENOENT;
     }
+    if (c->inline_us > 0)
+        n->inline_ns = (uint32_t)(c->inline_us < 4000000 ? c->inline_us
+                                                        : 4000000) * 1000u;
+    else if (!c->inline_us && !(n->ops->caps & WEFT_TRANSPORT_FAILURES))
+        n->inline_ns = INLINE_DEFAULT_NS;
+    if (!n->ops->poll)
+        n->inline_ns = 0;
     return 0;
 }
 
@@ -1298,6 +1458,7 @@ static void node_free(weft_node *n)
         }
     if (n->fns.fns)
         weft__fntab_put(&n->fns);
+    weft__free(n->fstat);
     pthread_cond_destroy(&n->cond);
     pthread_mutex_destroy(&n->lock);
     weft__free(n->peer);
@@ -1328,6 +1489,11 @@ static int start(weft_node *n, const weft_net_config *c)
         rc = weft__fntab_get(&n->fns);
     if (rc)
         return rc;
+    n->fstat = weft__calloc(n->fns.n ? n->fns.n : 1, sizeof *n->fstat);
+    if (!n->fstat)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n->fns.n; i++)
+        n->fstat[i].avg_ns = FN_UNKNOWN;
     int w = weft_runtime_workers(n->rt);
     n->local_max = w > 0 ? w : 1;
     n->rand = (uint64_t)weft__now_ns() ^ (uint64_t)(uintptr_t)n;

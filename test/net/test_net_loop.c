@@ -905,6 +905,239 @@ static void test_destroy_while_waiting(void **state)
         weft_runtime_destroy(&rts[i]);
 }
 
+/* ---- short tasks run where they arrive (weft_net_config.inline_us) ---- */
+
+static weft_runtime *irts[NODES];
+static weft_node *inodes[NODES];
+
+/* Where the calling thread is: a rank's worker, or -1 (a node's
+ * communication thread or a polling waiter: an inline run). */
+static int i_rank(void)
+{
+    weft_runtime *rt = weft_current_runtime();
+    for (int i = 0; i < NODES; i++)
+        if (irts[i] == rt)
+            return i;
+    return -1;
+}
+
+static int t_iwhere(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    int me = i_rank();
+    *res = weft_bytes_copy(&me, sizeof me);
+    return 0;
+}
+WEFT_REMOTE(t_iwhere)
+
+static int t_islow(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    sleep_ms(3); /* over inline_us, and over the 1 ms that bans inlining */
+    int me = i_rank();
+    *res = weft_bytes_copy(&me, sizeof me);
+    return 0;
+}
+WEFT_REMOTE(t_islow)
+
+static _Atomic int igate;
+
+/* Waits until igate opens. */
+static int t_igate(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    while (!atomic_load(&igate))
+        sleep_ms(1);
+    int me = i_rank();
+    *res = weft_bytes_copy(&me, sizeof me);
+    return 0;
+}
+WEFT_REMOTE(t_igate)
+
+/* arg: {from, to[, gate]}: run on rank from (inline, once it is known
+ * short), send t_iwhere (t_igate with a third element) to rank to and
+ * wait for it there. */
+static int t_irelay(const void *arg, size_t len, weft_bytes **res)
+{
+    int32_t a[3] = {0, 0, 0};
+    if (len != 2 * sizeof a[0] && len != sizeof a)
+        return -EINVAL;
+    memcpy(a, arg, len);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = a[1];
+    weft_future *f;
+    int rc = weft_submit_remote(inodes[a[0]], a[2] ? "t_igate" : "t_iwhere",
+                                NULL, 0, &o, &f);
+    if (rc)
+        return rc;
+    void *r = NULL;
+    rc = weft_future_get(f, LONG_WAIT, &r);
+    if (!rc)
+        *res = weft_bytes_copy(((weft_bytes *)r)->data, sizeof(int));
+    weft_future_release(f);
+    return rc;
+}
+WEFT_REMOTE(t_irelay)
+
+static void *create_inline(void *p)
+{
+    int i = (int)(intptr_t)p;
+    weft_net_config c = weft_net_config_default();
+    c.transport = "loop";
+    c.params.peers = group;
+    c.params.rank = i;
+    c.params.size = NODES;
+    c.join_timeout_ms = 20000;
+    c.inline_us = 1000; /* the loop transport's default is off */
+    return (void *)(intptr_t)weft_net_create(&inodes[i], irts[i], &c);
+}
+
+static int isubmit(int from, const char *fn, const void *a, size_t l,
+                   int to, unsigned flags, weft_future **f)
+{
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = to;
+    o.flags = flags;
+    return weft_submit_remote(inodes[from], fn, a, l, &o, f);
+}
+
+enum { RELAYS = 200, RELAY_WINDOW = 4 };
+
+/* Relays from one node, through every other, a few in flight: inline
+ * runs that wait, on communication threads and polling waiters. (With
+ * hundreds in flight the relays that workers run pile up in their
+ * helping waits, past the depth at which a waiting worker stops taking
+ * jobs: see weft_future_get's notes on blocking inside tasks.) */
+static void *relay_thread(void *arg)
+{
+    int from = (int)(intptr_t)arg;
+    weft_future *fs[RELAY_WINDOW] = {0};
+    int32_t want[RELAY_WINDOW];
+    for (int i = 0; i < RELAYS + RELAY_WINDOW; i++) {
+        int k = i % RELAY_WINDOW;
+        if (fs[k]) {
+            int st, v = get_int(fs[k], &st);
+            fs[k] = NULL;
+            /* the inner t_iwhere ran inline on rank to, or on its worker */
+            if (st || (v != -1 && v != want[k])) {
+                fprintf(stderr, "relay %d from %d: status %d, ran on %d, "
+                        "want %d\n", i, from, st, v, want[k]);
+                return (void *)2;
+            }
+        }
+        if (i >= RELAYS)
+            continue;
+        int via = (from + 1 + i % (NODES - 1)) % NODES;
+        int32_t a[2] = {via, (int32_t)((via + 1 + i / 7 % (NODES - 1)) %
+                                       NODES)};
+        want[k] = a[1];
+        unsigned flags = i % 5 == 0 ? WEFT_REMOTE_CHEAP : 0;
+        if (isubmit(from, "t_irelay", a, sizeof a, via, flags, &fs[k]))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_inline(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "inline-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    pthread_t th[NODES];
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(weft_runtime_create(&irts[i], &c), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, create_inline,
+                                        (void *)(intptr_t)i), 0);
+    }
+    for (int i = 0; i < NODES; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_null(rc);
+    }
+    /* the first run of a function goes to a worker (its cost unknown);
+     * once it has run short, it runs where it arrives */
+    weft_future *f;
+    int st;
+    assert_int_equal(isubmit(0, "t_iwhere", NULL, 0, 1, 0, &f), 0);
+    assert_int_equal(get_int(f, &st), 1);
+    int inl = 0;
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(isubmit(0, "t_iwhere", NULL, 0, 1, 0, &f), 0);
+        inl += get_int(f, &st) == -1;
+        assert_int_equal(st, 0);
+    }
+    assert_true(inl >= 19);
+    /* a slow function always goes to a worker */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(isubmit(0, "t_islow", NULL, 0, 2, 0, &f), 0);
+        assert_int_equal(get_int(f, &st), 2);
+    }
+    /* While an inline task waits (node 0's communication thread, polling
+     * for t_igate on node 2), tasks that reach node 0 still run: they go
+     * to its workers, not onto a list behind the waiting task. */
+    int32_t warm[2] = {0, 1};
+    for (int i = 0; i < 3; i++) { /* t_irelay known short on node 0 */
+        assert_int_equal(isubmit(1, "t_irelay", warm, sizeof warm, 0, 0,
+                                 &f), 0);
+        assert_true(get_int(f, &st) >= -1);
+        assert_int_equal(st, 0);
+    }
+    int32_t gated[3] = {0, 2, 1};
+    weft_future *g;
+    assert_int_equal(isubmit(1, "t_irelay", gated, sizeof gated, 0, 0, &g),
+                     0);
+    sleep_ms(20); /* it runs and waits */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(isubmit(2, "t_iwhere", NULL, 0, 0, 0, &f), 0);
+        int v = get_int(f, &st);
+        assert_int_equal(st, 0);
+        assert_true(v == 0 || v == -1);
+    }
+    assert_int_equal(weft_future_get(g, 0, NULL), -ETIMEDOUT);
+    atomic_store(&igate, 1);
+    assert_int_equal(get_int(g, &st), 2);
+    assert_int_equal(st, 0);
+    /* tasks that wait, run inline, from three threads at once */
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, relay_thread,
+                                        (void *)(intptr_t)i), 0);
+    for (int i = 0; i < NODES; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_null(rc);
+    }
+    weft_net_stats ns;
+    assert_int_equal(weft_net_stats_get(inodes[1], &ns), 0);
+    assert_true(ns.tasks_remote >= 21);
+    /* a cheap task that waits, on a transport that polls */
+    int32_t a[2] = {1, 2};
+    assert_int_equal(isubmit(0, "t_irelay", a, sizeof a, 1,
+                             WEFT_REMOTE_CHEAP, &f), 0);
+    int v = get_int(f, &st);
+    assert_int_equal(st, 0);
+    assert_true(v == -1 || v == 2);
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(weft_net_destroy(&inodes[i]), 0);
+    for (int i = 0; i < NODES; i++)
+        weft_runtime_destroy(&irts[i]);
+    /* bad value */
+    weft_net_config bad = weft_net_config_default();
+    bad.transport = "loop";
+    bad.inline_us = -2;
+    weft_node *n = NULL;
+    weft_runtime *rt;
+    assert_int_equal(weft_runtime_create(&rt, &c), 0);
+    assert_int_equal(weft_net_create(&n, rt, &bad), -EINVAL);
+    assert_null(n);
+    weft_runtime_destroy(&rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -923,6 +1156,7 @@ int main(void)
     };
     const struct CMUnitTest later[] = {
         cmocka_unit_test(test_destroy_while_waiting),
+        cmocka_unit_test(test_inline),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
