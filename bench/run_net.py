@@ -7,7 +7,9 @@ transports, against raw MPI and raw TCP on the same loopback.
 Workloads (bench/net/net_weft.c says what each one does):
 - rt: remote round trip of an empty task, rank 0 -> 1, vs raw MPI
   ping-pong (net-raw-mpi) and raw TCP echo (net-raw-tcp) of 8 bytes;
-  target: weft over mpi <= 1.5 x raw MPI.
+  target: weft over mpi <= 1.5 x raw MPI. Also against raw MPI at
+  weft's thread level (MPI_THREAD_SERIALIZED) with weft's message size
+  (48 bytes): raw-mpi-t48, what any threaded runtime's messages cost.
 - rtc: the same round trip with the task flagged WEFT_REMOTE_CHEAP (run
   on rank 1's communication thread, no hand-off to a worker).
 - tput: empty remote tasks in flight at once, rank 0 -> 1.
@@ -103,10 +105,10 @@ class NetSuite:
                 ' | '.join(o[1][-300:] for o in outs)))
         return outs[0][0]
 
-    def run_mpi(self, exe, w, np, workers):
+    def run_mpi(self, exe, w, np, workers, extra=()):
         env = dict(os.environ, WEFT_TRANSPORT='mpi', **MPI_ENV)
         p = subprocess.run([self.mpirun, '-np', str(np)] + MPIRUN + [exe] +
-                           self.args_of(w, workers), env=env,
+                           self.args_of(w, workers) + list(extra), env=env,
                            capture_output=True, text=True, timeout=600)
         if p.returncode:
             raise RuntimeError('mpirun failed: ' + p.stderr[-500:])
@@ -143,6 +145,9 @@ class NetSuite:
                 if mpi:
                     self.point(w, 'raw-mpi',
                                lambda: self.run_mpi(raw_mpi, w, 2, 1))
+                if mpi and w == 'rt':
+                    self.point(w, 'raw-mpi-t48', lambda: self.run_mpi(
+                        raw_mpi, w, 2, 1, ['-t', '-l', '48']))
         for w in ['pi', 'uts']:
             self.point(w, '1 process',
                        lambda: self.run_tcp(weft, w, 1, 1))
@@ -170,13 +175,17 @@ class NetSuite:
                              ('rtc', 'us_per_op', 'us'),
                              ('tput', 'ops_per_s', 'tasks/s'),
                              ('bw', 'gb_per_s', 'GB/s')]:
-            for impl in ['weft-tcp', 'weft-mpi', 'raw-tcp', 'raw-mpi']:
+            for impl in ['weft-tcp', 'weft-mpi', 'raw-tcp', 'raw-mpi',
+                         'raw-mpi-t48']:
                 m, sp = self.med(w, impl, key)
                 if m is None:
                     continue
-                b, _ = self.med('rt' if w == 'rtc' else w,
-                                base.get(impl, ''), key)
+                bw = 'rt' if w == 'rtc' else w
+                b, _ = self.med(bw, base.get(impl, ''), key)
                 r = '%.2f' % (m / b) if b else '-'
+                t48, _ = self.med(bw, 'raw-mpi-t48', key)
+                if impl == 'weft-mpi' and t48:
+                    r += ' (%.2f vs raw-mpi-t48)' % (m / t48)
                 rows.append([w, impl, '%.3g %s [%.0f%%]' % (m, unit, sp),
                              r if impl in base else '1.00'])
         sec1 = Section('Transports: round trip, throughput, bandwidth '
@@ -188,7 +197,12 @@ class NetSuite:
                        ['targets: rt weft-mpi / raw-mpi <= 1.5; bw weft / '
                         'raw >= 0.8',
                         'rtc: the round trip of a task flagged '
-                        'WEFT_REMOTE_CHEAP, against the raw rt',
+                        'WEFT_REMOTE_CHEAP, against the raw rt (an unflagged '
+                        'empty task runs the same way once the node has '
+                        'timed it short: weft_net_config.inline_us)',
+                        'raw-mpi-t48: ping-pong of 48 bytes (a weft task or '
+                        'reply message) at MPI_THREAD_SERIALIZED (the level '
+                        'weft needs)',
                         'every job: 2 processes of 1 worker on loopback'])
         rows = []
         for w in ['pi', 'uts']:

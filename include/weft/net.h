@@ -168,7 +168,8 @@ typedef struct weft_transport_events {
  * header, payload and iovec memory; a negative errno when the message was
  * not sent (peer failed, transport closing). Called exactly once per send
  * that returned 0, on any thread (possibly inside send itself); it must
- * not call send. */
+ * not call send. A sender with nothing to free passes NULL: backends
+ * check. */
 typedef void (*weft_send_done)(void *arg, int status);
 
 #define WEFT_AM_MAX_HDR 256u

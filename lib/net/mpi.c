@@ -70,7 +70,7 @@ typedef struct txmsg {
     struct txmsg *next;
     int dst, nreq;
     MPI_Request req[2];
-    unsigned char *buf; /* frame + header (+ inline payload) */
+    unsigned char *buf; /* frame + header (+ inline payload): after m */
     size_t buflen;
     weft_bytes *packed; /* a big payload of several iovecs, packed */
     const void *pay;
@@ -188,13 +188,14 @@ static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
     for (int i = 0; i < iovcnt; i++)
         pay += iov[i].iov_len;
     size_t inl = pay <= INLINE ? pay : 0;
-    txmsg *m = weft__calloc(1, sizeof *m);
-    unsigned char *b = weft__malloc(WEFT__FRAME_LEN + hdrlen + inl);
-    if (!m || !b || pay > (size_t)INT32_MAX) {
-        weft__free(m);
-        weft__free(b);
+    if (pay > (size_t)INT32_MAX)
         return NULL;
-    }
+    /* one block: the message, then its bytes (not zeroed: all written) */
+    txmsg *m = weft__malloc(sizeof *m + WEFT__FRAME_LEN + hdrlen + inl);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m);
+    unsigned char *b = (unsigned char *)(m + 1);
     weft__frame f = {WEFT__FK_AM, handler, (uint32_t)t->rank,
                      (uint32_t)hdrlen, pay};
     weft__frame_encode(b, &f);
@@ -215,7 +216,6 @@ static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
     }
     m->packed = weft_bytes_new(pay);
     if (!m->packed) {
-        weft__free(b);
         weft__free(m);
         return NULL;
     }
@@ -231,7 +231,6 @@ static void msg_end(txmsg *m, int status)
     if (m->done)
         m->done(m->arg, status);
     weft_bytes_free(m->packed);
-    weft__free(m->buf);
     weft__free(m);
 }
 

@@ -186,19 +186,21 @@ static int send_msg(weft_node *n, int dst, const weft__msg *m,
 {
     unsigned char hdr[WEFT_AM_MAX_HDR];
     size_t hl = weft__msg_encode(hdr, m);
-    sendbuf *s = weft__malloc(sizeof *s);
-    if (!s) {
+    sendbuf *s = NULL; /* nothing to free or release: no completion */
+    if ((owned || release) && !(s = weft__malloc(sizeof *s))) {
         weft_bytes_free(owned);
         if (release)
             release(ctx, token);
         return -ENOMEM;
     }
-    *s = (sendbuf){owned, release, ctx, token};
+    if (s)
+        *s = (sendbuf){owned, release, ctx, token};
     struct iovec iov = {(void *)data, len};
     int rc = n->ops->send(n->t, dst, m->handler, hdr, hl, &iov, len ? 1 : 0,
-                          send_done, s);
+                          s ? send_done : NULL, s);
     if (rc) {
-        send_done(s, rc);
+        if (s)
+            send_done(s, rc);
         return rc;
     }
     count(&n->st.sent, 1);
