@@ -283,7 +283,8 @@ typedef struct weft_net_config {
      * that detect no failures (mpi), off on the others (tcp, where a
      * surprise long run would stall the heartbeats); -1 = never (only
      * WEFT_REMOTE_CHEAP tasks run inline). Needs a transport with poll:
-     * on others it is ignored. */
+     * on others it is ignored. The environment WEFT_NET_INLINE_US
+     * overrides the default (0 there means never). */
     int inline_us;
     int pad_;
     uint64_t reserved[7];
@@ -293,7 +294,7 @@ typedef struct weft_net_config {
  * 1000 ms of silence, join within 30 s, payloads up to 1 GiB, stealing on.
  * Environment overrides, read by weft_net_create when the field is left
  * at its default: WEFT_TRANSPORT, WEFT_PEERS, WEFT_RANK,
- * WEFT_NET_DEAD_MS. */
+ * WEFT_NET_DEAD_MS, WEFT_NET_INLINE_US. */
 WEFT_API weft_net_config weft_net_config_default(void);
 
 /* Join the job: open the transport on a new communication thread, meet

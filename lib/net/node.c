@@ -1398,10 +1398,14 @@ static int resolve(weft_node *n, const weft_net_config *c)
         weft__log("net: no transport named '%s'", name);
         return -ENOENT;
     }
-    if (c->inline_us > 0)
-        n->inline_ns = (uint32_t)(c->inline_us < 4000000 ? c->inline_us
-                                                        : 4000000) * 1000u;
-    else if (!c->inline_us && !(n->ops->caps & WEFT_TRANSPORT_FAILURES))
+    int inl = c->inline_us;
+    if (!inl && (s = getenv("WEFT_NET_INLINE_US")) && *s)
+        inl = atoi(s) ? atoi(s) : -1;
+    if (inl < -1)
+        return -EINVAL;
+    if (inl > 0)
+        n->inline_ns = (uint32_t)(inl < 4000000 ? inl : 4000000) * 1000u;
+    else if (!inl && !(n->ops->caps & WEFT_TRANSPORT_FAILURES))
         n->inline_ns = INLINE_DEFAULT_NS;
     if (!n->ops->poll)
         n->inline_ns = 0;
