@@ -1234,7 +1234,7 @@ static void *comm_main(void *arg)
     if (n->ops->poll && n->ops->poll(t) == -ENOTSUP)
         n->inline_ns = 0;
     run_deferred();
-    uint64_t wait_ns = 1000000, ticked = weft__now_ns();
+    uint64_t wait_ns = 1000000, ticked = 0;
     while (!weft__load_acquire(&n->stop)) {
         /* acquire pairs with the release store in weft_net_destroy */
         rc = n->ops->progress(t, (int64_t)wait_ns);
@@ -1245,12 +1245,10 @@ static void *comm_main(void *arg)
         }
         run_deferred();
         /* progress returns after every delivery: the bookkeeping below
-         * runs at most every 20 us */
+         * runs at most every 20 us (the wait stays what it was) */
         uint64_t now = weft__now_ns();
-        if (now - ticked < 20000) {
-            wait_ns = 20000 - (now - ticked);
+        if (now - ticked < 20000)
             continue;
-        }
         ticked = now;
         wait_ns = n->steal_us < 0 || n->size < 2 ? 20000000 : steal_tick(n);
         weft__bytes_trim(false);
