@@ -202,7 +202,19 @@ typedef struct weft_transport_ops {
     int (*progress)(weft_transport *t, int64_t timeout_ns);
     /* Make a progress call that is waiting return soon. */
     void (*wake)(weft_transport *t);
-    /* Optional (caps & WEFT_TRANSPORT_RMA), else NULL. */
+    /* Optional (caps & WEFT_TRANSPORT_RMA), else NULL: one-sided access
+     * to memory a peer registered (reg below), without its help. The
+     * peer passes the region's key and an address inside it to whoever
+     * may use it (in a message). put copies src[0..len) to the peer's
+     * remote_addr, get copies the peer's remote_addr[0..len) into
+     * dst_buf; [remote_addr, remote_addr + len) must lie inside the
+     * region named by rkey. Non-blocking, from any thread; src / dst_buf
+     * stay valid until done. done(arg, 0) once the bytes are in place at
+     * the other end (for put: a message this rank sends after done is
+     * seen after them), or a negative errno (-EFAULT: outside the
+     * region or no such region, -EHOSTDOWN). Returns 0 (done will be
+     * called), -EINVAL (dst, a NULL buffer, len 0 or over 2 GiB),
+     * -ENOTSUP (this backend or this job cannot), -ENOMEM. */
     int (*put)(weft_transport *t, int dst, const void *src, size_t len,
                uint64_t remote_addr, uint64_t rkey, weft_send_done done,
                void *done_arg);
@@ -214,7 +226,16 @@ typedef struct weft_transport_ops {
      * ended, a message came), 0 when not, -EBUSY when another thread is
      * making progress. */
     int (*poll)(weft_transport *t);
-    void *reserved[5];
+    /* Optional (caps & WEFT_TRANSPORT_RMA), else NULL: let peers put
+     * into and get from addr[0..len) until dereg(*rkey). The memory stays
+     * the caller's; it must stay valid until dereg returns, and dereg
+     * must not race with puts and gets the caller expects to succeed.
+     * Any thread between open and close; 0, -EINVAL, -ENOMEM, -ENOTSUP;
+     * dereg of an unknown key: -ENOENT. (These took two of the reserved
+     * slots: a table built before them has NULL here.) */
+    int (*reg)(weft_transport *t, void *addr, size_t len, uint64_t *rkey);
+    int (*dereg)(weft_transport *t, uint64_t rkey);
+    void *reserved[3];
 } weft_transport_ops;
 
 /* Add a backend to the process-wide registry. ops must stay valid for the

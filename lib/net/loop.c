@@ -2,7 +2,9 @@
  * A group (params.peers names it) has params.size endpoints; a send
  * copies the message into the destination's inbox and wakes it; progress
  * delivers the inbox on the calling (communication) thread, and poll on
- * any thread (a waiter's): dlock keeps one delivery at a time, in order. */
+ * any thread (a waiter's): dlock keeps one delivery at a time, in order.
+ * put and get copy into or out of a region the peer registered, under the
+ * group lock (which its dereg takes too), and complete at once. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -26,7 +28,16 @@ typedef struct item {
 
 typedef struct group group;
 
+typedef struct region {
+    struct region *next;
+    uint64_t key;
+    unsigned char *addr;
+    size_t len;
+} region;
+
 struct weft_transport {
+    region *regions; /* under the group lock */
+    uint64_t next_key;
     group *g;
     int rank;
     bool dead; /* under the group lock */
@@ -194,6 +205,11 @@ static void loop_close(weft_transport *t)
         group_unlink(g);
     pthread_mutex_unlock(&groups_lock);
     free_items(t->head);
+    while (t->regions) {
+        region *r = t->regions;
+        t->regions = r->next;
+        weft__free(r);
+    }
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->dlock);
     weft__free(t);
@@ -346,10 +362,88 @@ static void loop_wake(weft_transport *t)
     pthread_mutex_unlock(&t->g->lock);
 }
 
+/* ---- one-sided access ---- */
+
+static int loop_reg(weft_transport *t, void *addr, size_t len, uint64_t *rkey)
+{
+    if (!addr || !len || !rkey)
+        return -EINVAL;
+    region *r = weft__malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    pthread_mutex_lock(&t->g->lock);
+    *r = (region){t->regions, ++t->next_key, addr, len};
+    t->regions = r;
+    *rkey = r->key;
+    pthread_mutex_unlock(&t->g->lock);
+    return 0;
+}
+
+static int loop_dereg(weft_transport *t, uint64_t rkey)
+{
+    region *gone = NULL;
+    pthread_mutex_lock(&t->g->lock);
+    for (region **p = &t->regions; *p; p = &(*p)->next)
+        if ((*p)->key == rkey) {
+            gone = *p;
+            *p = gone->next;
+            break;
+        }
+    pthread_mutex_unlock(&t->g->lock);
+    weft__free(gone);
+    return gone ? 0 : -ENOENT;
+}
+
+/* Copy between buf and dst's region rkey at raddr (to it when put). */
+static int rma(weft_transport *t, int dst, void *buf, size_t len,
+               uint64_t raddr, uint64_t rkey, bool put, weft_send_done done,
+               void *arg)
+{
+    group *g = t->g;
+    if (dst < 0 || dst >= g->size || dst == t->rank || !buf || !len ||
+        len > (1ull << 31))
+        return -EINVAL;
+    int rc = -EFAULT;
+    pthread_mutex_lock(&g->lock);
+    weft_transport *d = g->ep[dst];
+    if (t->dead || !d || d->dead)
+        rc = -EHOSTDOWN;
+    for (region *r = rc == -EFAULT ? d->regions : NULL; r; r = r->next) {
+        uintptr_t a = (uintptr_t)r->addr;
+        if (r->key != rkey || raddr < a || raddr - a > r->len ||
+            len > r->len - (raddr - a))
+            continue;
+        if (put)
+            memcpy((void *)(uintptr_t)raddr, buf, len);
+        else
+            memcpy(buf, (const void *)(uintptr_t)raddr, len);
+        rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&g->lock);
+    if (done) /* every error here is known at the call: report it there */
+        done(arg, rc);
+    return 0;
+}
+
+static int loop_put(weft_transport *t, int dst, const void *src, size_t len,
+                    uint64_t raddr, uint64_t rkey, weft_send_done done,
+                    void *arg)
+{
+    return rma(t, dst, (void *)src, len, raddr, rkey, true, done, arg);
+}
+
+static int loop_get(weft_transport *t, int dst, void *buf, size_t len,
+                    uint64_t raddr, uint64_t rkey, weft_send_done done,
+                    void *arg)
+{
+    return rma(t, dst, buf, len, raddr, rkey, false, done, arg);
+}
+
 const weft_transport_ops weft__loop_ops = {
     .name = "loop",
     .abi = WEFT_TRANSPORT_ABI,
-    .caps = WEFT_TRANSPORT_FAILURES,
+    .caps = WEFT_TRANSPORT_FAILURES | WEFT_TRANSPORT_RMA,
     .open = loop_open,
     .close = loop_close,
     .rank = loop_rank,
@@ -358,4 +452,8 @@ const weft_transport_ops weft__loop_ops = {
     .progress = loop_progress,
     .wake = loop_wake,
     .poll = loop_poll,
+    .put = loop_put,
+    .get = loop_get,
+    .reg = loop_reg,
+    .dereg = loop_dereg,
 };

@@ -31,6 +31,15 @@
  *  - a pass finds an empty queue and no sends in flight from two plain
  *    loads, without taking qlock.
  *
+ * One-sided access (put, get, reg, dereg): one dynamic window over the
+ * communicator, created at open and locked for every rank for its whole
+ * life (MPI_Win_lock_all); reg attaches memory, put and get are MPI_Rput
+ * and MPI_Rget, tested in every pass, and a put's done waits for
+ * MPI_Win_flush (the bytes are at the target). The key of a region is its
+ * address: MPI checks every access against the regions the target
+ * attached (MPI_ERR_RMA_RANGE: -EFAULT). Freeing the window at close is
+ * collective: close waits for every rank to close.
+ *
  * Failures: MPI (before MPI 5's ULFM) gives no way to survive the death
  * of a rank; mpirun normally ends the whole job when one rank dies. The
  * communicator is set to MPI_ERRORS_RETURN, an error from a send to a
@@ -66,6 +75,22 @@
  * thread leaves the core to it. */
 #define POLLED_NS 200000u
 
+/* A put or get in flight (on t->rma, under plock). */
+typedef struct rmaop {
+    struct rmaop *next;
+    MPI_Request req;
+    int dst;
+    bool put;
+    weft_send_done done;
+    void *arg;
+} rmaop;
+
+/* Memory attached to the window (on t->regions, under plock). */
+typedef struct mregion {
+    struct mregion *next;
+    void *addr;
+} mregion;
+
 typedef struct txmsg {
     struct txmsg *next;
     int dst, nreq;
@@ -97,6 +122,9 @@ struct weft_transport {
     /* under plock: the posted receive and its two buffers */
     MPI_Request rreq;
     int rcur;           /* the buffer rreq receives into */
+    MPI_Win win;        /* locked for all ranks, or MPI_WIN_NULL */
+    rmaop *rma;
+    mregion *regions;
     unsigned char *rxb[2];
     _Atomic bool woken;
     uint64_t spin_ns;
@@ -155,6 +183,13 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
     t->spin_ns = SPIN_NS;
     MPI_Comm_dup(MPI_COMM_WORLD, &t->comm);
     MPI_Comm_set_errhandler(t->comm, MPI_ERRORS_RETURN);
+    t->win = MPI_WIN_NULL; /* collective: every rank opens */
+    if (MPI_Win_create_dynamic(MPI_INFO_NULL, t->comm, &t->win) ==
+        MPI_SUCCESS) {
+        MPI_Win_set_errhandler(t->win, MPI_ERRORS_RETURN);
+        if (MPI_Win_lock_all(MPI_MODE_NOCHECK, t->win) != MPI_SUCCESS)
+            MPI_Win_free(&t->win);
+    }
     MPI_Comm_rank(t->comm, &t->rank);
     MPI_Comm_size(t->comm, &t->size);
     t->p = *p;
@@ -168,6 +203,10 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
     if (!t->rxb[0] || !t->rxb[1]) {
         weft__free(t->rxb[0]);
         weft__free(t->rxb[1]);
+        if (t->win != MPI_WIN_NULL) {
+            MPI_Win_unlock_all(t->win);
+            MPI_Win_free(&t->win);
+        }
         MPI_Comm_free(&t->comm);
         weft__free(t);
         return -ENOMEM;
@@ -441,6 +480,150 @@ static void join_all(weft_transport *t)
             t->ev.peer_joined(t->ev.ctx, r);
 }
 
+/* ---- one-sided access ---- */
+
+static int rma_errno(int rc)
+{
+    return rc == MPI_ERR_RMA_RANGE ? -EFAULT : -EIO;
+}
+
+/* Complete the puts and gets MPI has finished; true if any. */
+static bool test_rma(weft_transport *t)
+{
+    bool any = false;
+    for (rmaop **p = &t->rma; *p;) {
+        rmaop *op = *p;
+        int flag = 0;
+        int rc = MPI_Test(&op->req, &flag, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && !flag) {
+            p = &op->next;
+            continue;
+        }
+        if (rc == MPI_SUCCESS && op->put) /* at the target, not only sent */
+            rc = MPI_Win_flush(op->dst, t->win);
+        *p = op->next;
+        if (op->done)
+            op->done(op->arg, rc == MPI_SUCCESS ? 0 : rma_errno(rc));
+        weft__free(op);
+        any = true;
+    }
+    return any;
+}
+
+/* Take plock unless this thread holds it (inside a callback): true if
+ * taken. Only where MPI may be called from this thread. */
+static bool enter(weft_transport *t)
+{
+    if (tl_held == t)
+        return false;
+    plock_take(t);
+    return true;
+}
+
+static void leave(weft_transport *t, bool took)
+{
+    if (!took)
+        return;
+    plock_drop(t);
+    flush_after(t);
+}
+
+/* May this thread call MPI (now or after taking plock)? */
+static bool may_call(const weft_transport *t)
+{
+    return t->win != MPI_WIN_NULL && (t->serialized || tl_held == t);
+}
+
+static int mpi_reg(weft_transport *t, void *addr, size_t len, uint64_t *rkey)
+{
+    if (!addr || !len || !rkey || len > (size_t)INT64_MAX)
+        return -EINVAL;
+    if (!may_call(t))
+        return -ENOTSUP;
+    mregion *r = weft__malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    bool took = enter(t);
+    int rc = MPI_Win_attach(t->win, addr, (MPI_Aint)len);
+    if (rc == MPI_SUCCESS) {
+        r->addr = addr;
+        r->next = t->regions;
+        t->regions = r;
+    }
+    leave(t, took);
+    if (rc != MPI_SUCCESS) {
+        weft__free(r);
+        return -ENOMEM;
+    }
+    *rkey = (uint64_t)(uintptr_t)addr;
+    return 0;
+}
+
+static int mpi_dereg(weft_transport *t, uint64_t rkey)
+{
+    if (!may_call(t))
+        return -ENOTSUP;
+    bool took = enter(t);
+    mregion *gone = NULL;
+    for (mregion **p = &t->regions; *p; p = &(*p)->next)
+        if ((uint64_t)(uintptr_t)(*p)->addr == rkey) {
+            gone = *p;
+            *p = gone->next;
+            MPI_Win_detach(t->win, gone->addr);
+            break;
+        }
+    leave(t, took);
+    weft__free(gone);
+    return gone ? 0 : -ENOENT;
+}
+
+static int mpi_rma(weft_transport *t, int dst, void *buf, size_t len,
+                   uint64_t raddr, bool put, weft_send_done done, void *arg)
+{
+    if (dst < 0 || dst >= t->size || dst == t->rank || !buf || !len ||
+        len > (size_t)INT32_MAX)
+        return -EINVAL;
+    if (!may_call(t))
+        return -ENOTSUP;
+    rmaop *op = weft__malloc(sizeof *op);
+    if (!op)
+        return -ENOMEM;
+    *op = (rmaop){.dst = dst, .put = put, .done = done, .arg = arg};
+    bool took = enter(t);
+    int rc = put ? MPI_Rput(buf, (int)len, MPI_BYTE, dst, (MPI_Aint)raddr,
+                            (int)len, MPI_BYTE, t->win, &op->req)
+                 : MPI_Rget(buf, (int)len, MPI_BYTE, dst, (MPI_Aint)raddr,
+                            (int)len, MPI_BYTE, t->win, &op->req);
+    if (rc == MPI_SUCCESS) {
+        op->next = t->rma;
+        t->rma = op;
+        kick(t); /* a napping communication thread polls for it */
+    }
+    leave(t, took);
+    if (rc != MPI_SUCCESS) {
+        weft__free(op);
+        if (done)
+            done(arg, rma_errno(rc));
+    }
+    return 0;
+}
+
+static int mpi_put(weft_transport *t, int dst, const void *src, size_t len,
+                   uint64_t raddr, uint64_t rkey, weft_send_done done,
+                   void *arg)
+{
+    (void)rkey; /* MPI checks raddr against the target's regions */
+    return mpi_rma(t, dst, (void *)src, len, raddr, true, done, arg);
+}
+
+static int mpi_get(weft_transport *t, int dst, void *buf, size_t len,
+                   uint64_t raddr, uint64_t rkey, weft_send_done done,
+                   void *arg)
+{
+    (void)rkey;
+    return mpi_rma(t, dst, buf, len, raddr, false, done, arg);
+}
+
 enum { PASS_BUSY = 1, PASS_GOT = 2 };
 
 /* One pass over MPI: start the queued sends, complete the finished ones,
@@ -451,6 +634,8 @@ static int pass(weft_transport *t)
     bool busy = start_sends(t);
     if (t->active)
         busy |= test_sends(t);
+    if (t->rma) /* in flight counts as busy: keep polling for it */
+        busy |= test_rma(t) || t->rma;
     bool got = false;
     while (recv_one(t)) /* replies their callbacks make go out at once */
         got = true;
@@ -555,6 +740,24 @@ static void mpi_close(weft_transport *t)
         }
         msg_end(m, -ECANCELED);
     }
+    while (t->rma) { /* wait for them: the window goes next */
+        rmaop *op = t->rma;
+        t->rma = op->next;
+        int rc = MPI_Wait(&op->req, MPI_STATUS_IGNORE);
+        if (op->done)
+            op->done(op->arg, rc == MPI_SUCCESS ? 0 : rma_errno(rc));
+        weft__free(op);
+    }
+    if (t->win != MPI_WIN_NULL) {
+        while (t->regions) {
+            mregion *r = t->regions;
+            t->regions = r->next;
+            MPI_Win_detach(t->win, r->addr);
+            weft__free(r);
+        }
+        MPI_Win_unlock_all(t->win);
+        MPI_Win_free(&t->win);
+    }
     plock_drop(t);
     MPI_Comm_free(&t->comm);
     if (t->we_init)
@@ -569,7 +772,7 @@ static void mpi_close(weft_transport *t)
 const weft_transport_ops weft__mpi_ops = {
     .name = "mpi",
     .abi = WEFT_TRANSPORT_ABI,
-    .caps = WEFT_TRANSPORT_MULTIPROCESS,
+    .caps = WEFT_TRANSPORT_MULTIPROCESS | WEFT_TRANSPORT_RMA,
     .open = mpi_open,
     .close = mpi_close,
     .rank = mpi_rank,
@@ -578,4 +781,8 @@ const weft_transport_ops weft__mpi_ops = {
     .progress = mpi_progress,
     .wake = mpi_wake,
     .poll = mpi_poll,
+    .put = mpi_put,
+    .get = mpi_get,
+    .reg = mpi_reg,
+    .dereg = mpi_dereg,
 };

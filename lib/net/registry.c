@@ -208,7 +208,8 @@ int weft_transport_register(const weft_transport_ops *ops)
     if (!ops || !ops->name || !*ops->name || ops->abi != WEFT_TRANSPORT_ABI ||
         !ops->open || !ops->close || !ops->rank || !ops->size ||
         !ops->send || !ops->progress || !ops->wake ||
-        (ops->caps & WEFT_TRANSPORT_RMA && (!ops->put || !ops->get)))
+        (ops->caps & WEFT_TRANSPORT_RMA &&
+         (!ops->put || !ops->get || !ops->reg || !ops->dereg)))
         return -EINVAL;
     int rc = 0;
     pthread_mutex_lock(&reg_lock);

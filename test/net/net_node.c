@@ -25,7 +25,13 @@
  *             (inline and separate transfers), a third flagged cheap,
  *             and relays (a task that sends a task on and waits for it);
  *             every result is checked. A message lost between threads
- *             hangs it, a mixed-up one fails a check. */
+ *             hangs it, a mixed-up one fails a check.
+ *   rma       the transport alone (no node): every rank registers 1 MiB
+ *             and sends its address and key to the others; each gets
+ *             the next rank's region whole, puts a block into it and
+ *             then tells it so (the block must be there when the message
+ *             is), and a get past the region's end fails with -EFAULT.
+ *             A transport without WEFT_TRANSPORT_RMA is skipped. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -465,6 +471,148 @@ static void storm(weft_node *n)
            STORM_THREADS * STORM_TASKS, STORM_THREADS);
 }
 
+/* ---- put and get on the transport alone ---- */
+
+enum { RMA_LEN = 1 << 20, RMA_AT = 8192, RMA_BLOCK = 4096 };
+enum { H_KEY = 1, H_PUT = 2, H_BYE = 3 };
+
+typedef struct rma_ctx {
+    int keys, puts, byes;
+    uint64_t addr[64], key[64];
+    int put_from;
+} rma_ctx;
+
+static void rma_recv(void *ctx, weft_am *m)
+{
+    rma_ctx *c = ctx;
+    uint64_t h[3];
+    if (m->handler == H_KEY && m->hdrlen == sizeof h) {
+        memcpy(h, m->hdr, sizeof h);
+        if (h[0] < 64) {
+            c->addr[h[0]] = h[1];
+            c->key[h[0]] = h[2];
+            c->keys++;
+        }
+    } else if (m->handler == H_PUT && m->hdrlen == sizeof h[0]) {
+        memcpy(h, m->hdr, sizeof h[0]);
+        c->put_from = (int)h[0];
+        c->puts++;
+    } else if (m->handler == H_BYE) {
+        c->byes++;
+    }
+}
+
+static void rma_done(void *arg, int status)
+{
+    *(int *)arg = status ? status : 1;
+}
+
+static unsigned char rma_byte(int rank, size_t i)
+{
+    return (unsigned char)(i * 7 + (size_t)rank * 13 + i / 251);
+}
+
+/* Progress until *what reaches until (or goes negative: an error), for
+ * at most a minute; the caller checks the value. */
+static void rma_wait(const weft_transport_ops *ops, weft_transport *t,
+                     const int *what, int until)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    while (*what < until && *what >= 0) {
+        CHECK(!ops->progress(t, 1000000));
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (b.tv_sec - a.tv_sec > 60) {
+            fprintf(stderr, "rank %d: waited a minute: %d of %d\n", g_rank,
+                    *what, until);
+            return;
+        }
+    }
+}
+
+static int rma_run(void)
+{
+    const char *name = getenv("WEFT_TRANSPORT");
+    const weft_transport_ops *ops = weft_transport_find(name ? name : "mpi");
+    CHECK(ops);
+    if (!(ops->caps & WEFT_TRANSPORT_RMA)) {
+        printf("rank %d: transport %s has no put/get: skipped\n", g_rank,
+               ops->name);
+        return 0;
+    }
+    rma_ctx c = {.put_from = -1};
+    weft_net_config nc = weft_net_config_default();
+    if (nc.params.rank < 0)
+        nc.params.rank = g_rank;
+    weft_transport_events ev = {&c, rma_recv, NULL, NULL, NULL};
+    weft_transport *t;
+    CHECK(!ops->open(&t, &nc.params, &ev));
+    int rank = ops->rank(t), size = ops->size(t);
+    CHECK(size >= 2 && size <= 64);
+    unsigned char *mem = malloc(RMA_LEN), *buf = malloc(RMA_LEN);
+    for (size_t i = 0; i < RMA_LEN; i++)
+        mem[i] = rma_byte(rank, i);
+    uint64_t key;
+    CHECK(ops->reg(t, NULL, 16, &key) == -EINVAL);
+    CHECK(!ops->reg(t, mem, RMA_LEN, &key));
+    for (int p = 0; p < size; p++) {
+        uint64_t h[3] = {(uint64_t)rank, (uint64_t)(uintptr_t)mem, key};
+        if (p != rank)
+            CHECK(!ops->send(t, p, H_KEY, h, sizeof h, NULL, 0, NULL, NULL));
+    }
+    rma_wait(ops, t, &c.keys, size - 1);
+    CHECK(c.keys == size - 1);
+    int next = (rank + 1) % size, st = 0;
+    /* the next rank's region, whole */
+    CHECK(!ops->get(t, next, buf, RMA_LEN, c.addr[next], c.key[next],
+                    rma_done, &st));
+    rma_wait(ops, t, &st, 1);
+    CHECK(st == 1);
+    for (size_t i = 0; i < RMA_LEN; i++)
+        CHECK(buf[i] == rma_byte(next, i));
+    /* a block into it, then a message: the block is there before it */
+    memset(buf, 0x40 + rank, RMA_BLOCK);
+    st = 0;
+    CHECK(!ops->put(t, next, buf, RMA_BLOCK, c.addr[next] + RMA_AT,
+                    c.key[next], rma_done, &st));
+    rma_wait(ops, t, &st, 1);
+    CHECK(st == 1);
+    uint64_t me = (uint64_t)rank;
+    CHECK(!ops->send(t, next, H_PUT, &me, sizeof me, NULL, 0, NULL, NULL));
+    rma_wait(ops, t, &c.puts, 1);
+    int prev = (rank + size - 1) % size;
+    CHECK(c.put_from == prev);
+    for (size_t i = 0; i < RMA_LEN; i++)
+        CHECK(mem[i] == (i >= RMA_AT && i < RMA_AT + RMA_BLOCK
+                             ? (unsigned char)(0x40 + prev)
+                             : rma_byte(rank, i)));
+    /* past the end of the region; bad arguments */
+    st = 0;
+    CHECK(!ops->get(t, next, buf, 16, c.addr[next] + RMA_LEN, c.key[next],
+                    rma_done, &st));
+    rma_wait(ops, t, &st, 1);
+    CHECK(st == -EFAULT);
+    CHECK(ops->get(t, rank, buf, 16, (uint64_t)(uintptr_t)mem, key,
+                   rma_done, &st) == -EINVAL);
+    CHECK(ops->put(t, next, NULL, 16, c.addr[next], c.key[next], rma_done,
+                   &st) == -EINVAL);
+    CHECK(ops->put(t, next, buf, 0, c.addr[next], c.key[next], rma_done,
+                   &st) == -EINVAL);
+    CHECK(ops->dereg(t, key ^ 0x5a5a0000) == -ENOENT);
+    /* everyone is done with everyone's memory before it goes */
+    for (int p = 0; p < size; p++)
+        if (p != rank)
+            CHECK(!ops->send(t, p, H_BYE, NULL, 0, NULL, 0, NULL, NULL));
+    rma_wait(ops, t, &c.byes, size - 1);
+    CHECK(c.byes == size - 1);
+    CHECK(!ops->dereg(t, key));
+    ops->close(t);
+    free(mem);
+    free(buf);
+    printf("rank %d: put and get checked over %s\n", rank, ops->name);
+    return 0;
+}
+
 static void kill_run(weft_node *n)
 {
     /* every rank has met every other before rank 2 may die (a rank that
@@ -527,6 +675,8 @@ int main(int argc, char **argv)
         r = getenv("OMPI_COMM_WORLD_RANK");
     g_rank = r ? atoi(r) : -1;
     g_stop = !strcmp(sc, "stop");
+    if (!strcmp(sc, "rma"))
+        return rma_run();
     if (!strcmp(sc, "mismatch") && g_rank == 1)
         weft_remote_register("t_extra", t_extra);
     weft_config c = weft_config_default();

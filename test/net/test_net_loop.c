@@ -1138,6 +1138,93 @@ static void test_inline(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* ---- put and get on the loop transport itself ---- */
+
+static void noop_recv(void *ctx, weft_am *m)
+{
+    (void)ctx;
+    (void)m;
+}
+
+static void set_status(void *arg, int status)
+{
+    *(int *)arg = status ? status : 1;
+}
+
+static void test_loop_rma(void **state)
+{
+    (void)state;
+    const weft_transport_ops *ops = weft_transport_find("loop");
+    assert_non_null(ops);
+    assert_true(ops->caps & WEFT_TRANSPORT_RMA);
+    char name[64];
+    snprintf(name, sizeof name, "rma-%d", (int)getpid());
+    weft_transport *t[2];
+    weft_transport_events ev = {NULL, noop_recv, NULL, NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        weft_transport_params p = weft_net_config_default().params;
+        p.peers = name;
+        p.rank = i;
+        p.size = 2;
+        assert_int_equal(ops->open(&t[i], &p, &ev), 0);
+    }
+    unsigned char mem[4096], buf[4096];
+    for (int i = 0; i < 4096; i++)
+        mem[i] = (unsigned char)(i * 3);
+    uint64_t key, base = (uint64_t)(uintptr_t)mem;
+    assert_int_equal(ops->reg(t[1], NULL, 1, &key), -EINVAL);
+    assert_int_equal(ops->reg(t[1], mem, sizeof mem, &key), 0);
+    int st = 0;
+    assert_int_equal(ops->get(t[0], 1, buf, 100, base + 10, key, set_status,
+                              &st), 0);
+    assert_int_equal(st, 1);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(buf[i], (unsigned char)((i + 10) * 3));
+    memset(buf, 0xee, 64);
+    st = 0;
+    assert_int_equal(ops->put(t[0], 1, buf, 64, base + 4096 - 64, key,
+                              set_status, &st), 0);
+    assert_int_equal(st, 1);
+    assert_int_equal(mem[4095], 0xee);
+    assert_int_equal(mem[4031], (unsigned char)(4031 * 3));
+    /* outside the region, a wrong key: -EFAULT at done */
+    st = 0;
+    assert_int_equal(ops->put(t[0], 1, buf, 65, base + 4096 - 64, key,
+                              set_status, &st), 0);
+    assert_int_equal(st, -EFAULT);
+    st = 0;
+    assert_int_equal(ops->get(t[0], 1, buf, 1, base - 1, key, set_status,
+                              &st), 0);
+    assert_int_equal(st, -EFAULT);
+    st = 0;
+    assert_int_equal(ops->get(t[0], 1, buf, 1, base, key + 1, set_status,
+                              &st), 0);
+    assert_int_equal(st, -EFAULT);
+    /* bad arguments fail the call */
+    assert_int_equal(ops->get(t[0], 0, buf, 1, base, key, set_status, &st),
+                     -EINVAL);
+    assert_int_equal(ops->get(t[0], 2, buf, 1, base, key, set_status, &st),
+                     -EINVAL);
+    assert_int_equal(ops->put(t[0], 1, buf, 0, base, key, set_status, &st),
+                     -EINVAL);
+    /* deregistered: gone */
+    assert_int_equal(ops->dereg(t[1], key), 0);
+    assert_int_equal(ops->dereg(t[1], key), -ENOENT);
+    st = 0;
+    assert_int_equal(ops->get(t[0], 1, buf, 1, base, key, set_status, &st),
+                     0);
+    assert_int_equal(st, -EFAULT);
+    /* a dead peer */
+    assert_int_equal(ops->reg(t[1], mem, sizeof mem, &key), 0);
+    assert_int_equal(weft__loop_kill(name, 1), 0);
+    st = 0;
+    assert_int_equal(ops->get(t[0], 1, buf, 1, base, key, set_status, &st),
+                     0);
+    assert_int_equal(st, -EHOSTDOWN);
+    for (int i = 0; i < 2; i++)
+        ops->close(t[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1157,6 +1244,7 @@ int main(void)
     const struct CMUnitTest later[] = {
         cmocka_unit_test(test_destroy_while_waiting),
         cmocka_unit_test(test_inline),
+        cmocka_unit_test(test_loop_rma),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
