@@ -15,6 +15,8 @@ Workloads (bench/net/net_weft.c says what each one does):
 - tput: empty remote tasks in flight at once, rank 0 -> 1.
 - bw: fetching an object of N bytes from rank 1, vs raw send of N bytes;
   target: >= 0.8 x raw.
+- get: the mpi transport alone reading N bytes rank 1 registered (one-
+  sided get), vs the same raw send.
 - pi, uts: a distributed Monte Carlo pi and unbalanced tree search on 3
   processes of one worker each, against the same program as 1 process.
 
@@ -46,7 +48,7 @@ MPI_ENV = {'OMPI_ALLOW_RUN_AS_ROOT': '1',
 
 # (workload, full size, quick size)
 SIZES = {'rt': (5000, 300), 'rtc': (5000, 300), 'tput': (20000, 2000),
-         'bw': (64 << 20, 8 << 20), 'pi': (200000000, 20000000),
+         'bw': (64 << 20, 8 << 20), 'get': (64 << 20, 8 << 20), 'pi': (200000000, 20000000),
          'uts': (10000, 1000)}
 TARGETS = {'rt': 1.5, 'rtc': 1.5, 'bw': 0.8}
 
@@ -133,6 +135,9 @@ class NetSuite:
         mpi = self.mpirun is not None and raw_mpi is not None
         if not mpi:
             note('no mpirun or no net-raw-mpi: the mpi rows are left out')
+        if mpi:
+            self.point('get', 'weft-mpi',
+                       lambda: self.run_mpi(weft, 'get', 2, 1))
         for w in ['rt', 'rtc', 'tput', 'bw']:
             self.point(w, 'weft-tcp', lambda: self.run_tcp(weft, w, 2, 1))
             if mpi:
@@ -174,13 +179,14 @@ class NetSuite:
         for w, key, unit in [('rt', 'us_per_op', 'us'),
                              ('rtc', 'us_per_op', 'us'),
                              ('tput', 'ops_per_s', 'tasks/s'),
-                             ('bw', 'gb_per_s', 'GB/s')]:
+                             ('bw', 'gb_per_s', 'GB/s'),
+                             ('get', 'gb_per_s', 'GB/s')]:
             for impl in ['weft-tcp', 'weft-mpi', 'raw-tcp', 'raw-mpi',
                          'raw-mpi-t48']:
                 m, sp = self.med(w, impl, key)
                 if m is None:
                     continue
-                bw = 'rt' if w == 'rtc' else w
+                bw = {'rtc': 'rt', 'get': 'bw'}.get(w, w)
                 b, _ = self.med(bw, base.get(impl, ''), key)
                 r = '%.2f' % (m / b) if b else '-'
                 t48, _ = self.med(bw, 'raw-mpi-t48', key)

@@ -11,6 +11,9 @@
  *          it on its communication thread)
  *   tput   N empty remote tasks rank 0 -> rank 1, all in flight at once
  *   bw     rank 1 holds an object of N bytes; rank 0 fetches it (x4)
+ *   get    the transport alone (no node): rank 1 registers N bytes,
+ *          rank 0 reads them with the transport's get (x4); transports
+ *          without put/get print nothing
  *   pi     Monte Carlo pi with N points in 64 chunks on any node
  *   uts    an unbalanced (binomial) tree of depth-limited subtrees, N
  *          subtrees from rank 0's frontier on any node; check = nodes
@@ -204,6 +207,94 @@ static double run(weft_node *n, const char *k, long size, uint64_t *check,
     return now_s() - t0;
 }
 
+/* ---- -k get: the transport's one-sided get ---- */
+
+typedef struct gctx {
+    int have;
+    uint64_t addr, key;
+} gctx;
+
+static void g_recv(void *ctx, weft_am *m)
+{
+    gctx *c = ctx;
+    uint64_t h[2];
+    if (m->hdrlen == sizeof h) {
+        memcpy(h, m->hdr, sizeof h);
+        c->addr = h[0];
+        c->key = h[1];
+        c->have = 1;
+    } else {
+        c->have = 2; /* rank 0 is done */
+    }
+}
+
+static void g_done(void *arg, int status)
+{
+    *(int *)arg = status ? status : 1;
+}
+
+static int get_bench(long size, int runs)
+{
+    const char *name = getenv("WEFT_TRANSPORT");
+    const weft_transport_ops *ops = weft_transport_find(name ? name : "mpi");
+    if (!ops || !(ops->caps & WEFT_TRANSPORT_RMA)) {
+        fprintf(stderr, "net-weft: -k get: no transport with put/get\n");
+        return 0;
+    }
+    weft_net_config nc = weft_net_config_default();
+    const char *r = getenv("WEFT_RANK");
+    if (r)
+        nc.params.rank = atoi(r);
+    gctx c = {0};
+    weft_transport_events ev = {&c, g_recv, NULL, NULL, NULL};
+    weft_transport *t;
+    int rc = ops->open(&t, &nc.params, &ev);
+    if (rc) {
+        fprintf(stderr, "net-weft: open: %s\n", strerror(-rc));
+        return 1;
+    }
+    int rank = ops->rank(t);
+    unsigned char *b = malloc((size_t)size);
+    memset(b, 0x5a + rank, (size_t)size);
+    uint64_t key;
+    if (rank == 1) {
+        if (ops->reg(t, b, (size_t)size, &key))
+            return 1;
+        uint64_t h[2] = {(uint64_t)(uintptr_t)b, key};
+        ops->send(t, 0, 1, h, sizeof h, NULL, 0, NULL, NULL);
+        while (c.have != 2)
+            ops->progress(t, 1000000);
+        ops->dereg(t, key);
+    } else if (rank == 0) {
+        while (!c.have)
+            ops->progress(t, 1000000);
+        for (int i = 0; i <= runs; i++) { /* 0: warm-up */
+            double t0 = now_s();
+            uint64_t check = 0;
+            for (int k = 0; k < 4; k++) {
+                int st = 0;
+                if (ops->get(t, 1, b, (size_t)size, c.addr, c.key, g_done,
+                             &st))
+                    return 1;
+                while (!st)
+                    ops->progress(t, 1000000);
+                check += st == 1 && b[size - 1] == 0x5b ? (uint64_t)size : 0;
+            }
+            double s = now_s() - t0;
+            if (i)
+                printf("RESULT name=get impl=weft-%s workers=2 size=%ld "
+                       "seconds=%.6f check=%llu rss_kb=%ld gb_per_s=%.3f\n",
+                       ops->name, size, s, (unsigned long long)check,
+                       rss_kb(), (double)check / s / 1e9);
+            fflush(stdout);
+        }
+        ops->send(t, 1, 2, NULL, 0, NULL, 0, NULL, NULL);
+    }
+    ops->close(t);
+    free(b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *k = "rt";
@@ -219,6 +310,8 @@ int main(int argc, char **argv)
         else if (opt == 'w')
             workers = atoi(optarg);
     }
+    if (!strcmp(k, "get"))
+        return get_bench(size, runs);
     weft_config c = weft_config_default();
     c.workers = workers;
     c.pin = 0; /* several ranks share this machine: pinning would put
