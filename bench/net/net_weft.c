@@ -254,11 +254,12 @@ static int get_bench(long size, int runs)
         return 1;
     }
     int rank = ops->rank(t);
-    unsigned char *b = malloc((size_t)size);
-    memset(b, 0x5a + rank, (size_t)size);
+    size_t cap = ((size_t)size + 65535) & ~(size_t)65535; /* whole pages */
+    unsigned char *b = aligned_alloc(65536, cap);
+    memset(b, 0x5a + rank, cap);
     uint64_t key;
     if (rank == 1) {
-        if (ops->reg(t, b, (size_t)size, &key))
+        if (ops->reg(t, b, cap, &key))
             return 1;
         uint64_t h[2] = {(uint64_t)(uintptr_t)b, key};
         ops->send(t, 0, 1, h, sizeof h, NULL, 0, NULL, NULL);

@@ -231,7 +231,11 @@ typedef struct weft_transport_ops {
      * the caller's; it must stay valid until dereg returns, and dereg
      * must not race with puts and gets the caller expects to succeed.
      * Any thread between open and close; 0, -EINVAL, -ENOMEM, -ENOTSUP;
-     * dereg of an unknown key: -ENOENT. (These took two of the reserved
+     * dereg of an unknown key: -ENOENT. mpi takes whole pages only (addr
+     * and len multiples of the page size, else -EINVAL): MPI checks
+     * accesses against regions page by page. On mpi a wrong key is not
+     * noticed at an access (MPI checks the address against every region
+     * of the target); loop checks both. (These took two of the reserved
      * slots: a table built before them has NULL here.) */
     int (*reg)(weft_transport *t, void *addr, size_t len, uint64_t *rkey);
     int (*dereg)(weft_transport *t, uint64_t rkey);

@@ -37,8 +37,11 @@
  * and MPI_Rget, tested in every pass, and a put's done waits for
  * MPI_Win_flush (the bytes are at the target). The key of a region is its
  * address: MPI checks every access against the regions the target
- * attached (MPI_ERR_RMA_RANGE: -EFAULT). Freeing the window at close is
- * collective: close waits for every rank to close.
+ * attached (MPI_ERR_RMA_RANGE: -EFAULT), but Open MPI does so at page
+ * granularity (a get 16 bytes past the end of a region that ends inside
+ * a page succeeded), so reg takes only whole pages: then MPI's check is
+ * exact. Freeing the window at close is collective: close waits for
+ * every rank to close.
  *
  * Failures: MPI (before MPI 5's ULFM) gives no way to survive the death
  * of a rank; mpirun normally ends the whole job when one rank dies. The
@@ -536,7 +539,9 @@ static bool may_call(const weft_transport *t)
 
 static int mpi_reg(weft_transport *t, void *addr, size_t len, uint64_t *rkey)
 {
-    if (!addr || !len || !rkey || len > (size_t)INT64_MAX)
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (!addr || !len || !rkey || len > (size_t)INT64_MAX ||
+        (uintptr_t)addr % page || len % page)
         return -EINVAL;
     if (!may_call(t))
         return -ENOTSUP;

@@ -549,11 +549,15 @@ static int rma_run(void)
     CHECK(!ops->open(&t, &nc.params, &ev));
     int rank = ops->rank(t), size = ops->size(t);
     CHECK(size >= 2 && size <= 64);
-    unsigned char *mem = malloc(RMA_LEN), *buf = malloc(RMA_LEN);
+    /* whole pages: what every backend takes (mpi takes nothing else) */
+    unsigned char *mem = aligned_alloc(65536, RMA_LEN);
+    unsigned char *buf = malloc(RMA_LEN);
     for (size_t i = 0; i < RMA_LEN; i++)
         mem[i] = rma_byte(rank, i);
     uint64_t key;
     CHECK(ops->reg(t, NULL, 16, &key) == -EINVAL);
+    if (!strcmp(ops->name, "mpi"))
+        CHECK(ops->reg(t, mem + 16, 4096, &key) == -EINVAL);
     CHECK(!ops->reg(t, mem, RMA_LEN, &key));
     for (int p = 0; p < size; p++) {
         uint64_t h[3] = {(uint64_t)rank, (uint64_t)(uintptr_t)mem, key};
@@ -590,6 +594,11 @@ static int rma_run(void)
     st = 0;
     CHECK(!ops->get(t, next, buf, 16, c.addr[next] + RMA_LEN, c.key[next],
                     rma_done, &st));
+    rma_wait(ops, t, &st, 1);
+    CHECK(st == -EFAULT);
+    st = 0; /* from inside it across its end */
+    CHECK(!ops->get(t, next, buf, 32, c.addr[next] + RMA_LEN - 16,
+                    c.key[next], rma_done, &st));
     rma_wait(ops, t, &st, 1);
     CHECK(st == -EFAULT);
     CHECK(ops->get(t, rank, buf, 16, (uint64_t)(uintptr_t)mem, key,
