@@ -101,47 +101,59 @@ static int t_hold(const void *arg, size_t len, weft_bytes **res)
 }
 WEFT_REMOTE(t_hold)
 
+/* One node of a group being started (start_group). */
+typedef struct starter {
+    weft_runtime *rt;
+    weft_node **out;
+    int rank, size, inline_us, rc;
+} starter;
+
+static void *start_one(void *p)
+{
+    starter *st = p;
+    weft_net_config c = weft_net_config_default();
+    c.transport = "loop";
+    c.params.peers = group;
+    c.params.rank = st->rank;
+    c.params.size = st->size;
+    c.join_timeout_ms = 20000;
+    c.inline_us = st->inline_us;
+    st->rc = weft_net_create(st->out, st->rt, &c);
+    return NULL;
+}
+
+/* n runtimes of 2 unpinned workers in rt[], and their nodes of the loop
+ * group named group in node[] (inline_us as given). weft_net_create
+ * waits for every peer: the n are created at once. 0, or -1. */
+static int start_group(weft_runtime **rt, weft_node **node, int n,
+                       int inline_us)
+{
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    pthread_t th[NODES];
+    starter st[NODES];
+    for (int i = 0; i < n; i++) {
+        if (weft_runtime_create(&rt[i], &c))
+            return -1;
+        st[i] = (starter){rt[i], &node[i], i, n, inline_us, -1};
+        if (pthread_create(&th[i], NULL, start_one, &st[i]))
+            return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        rc |= st[i].rc;
+    }
+    return rc ? -1 : 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
     snprintf(group, sizeof group, "test-%d-%ld", (int)getpid(),
              (long)time(NULL));
-    weft_config c = weft_config_default();
-    c.workers = 2;
-    c.pin = 0;
-    for (int i = 0; i < NODES; i++)
-        if (weft_runtime_create(&rts[i], &c))
-            return -1;
-    /* weft_net_create waits for every peer: create the three at once */
-    pthread_t th[NODES];
-    int rcs[NODES];
-    struct arg { int i; int *rc; } args[NODES];
-    void *(*fn)(void *) = NULL;
-    (void)fn;
-    for (int i = 0; i < NODES; i++) {
-        args[i] = (struct arg){i, &rcs[i]};
-        extern void *create_one(void *);
-        pthread_create(&th[i], NULL, create_one, &args[i]);
-    }
-    for (int i = 0; i < NODES; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < NODES; i++)
-        if (rcs[i])
-            return -1;
-    return 0;
-}
-
-void *create_one(void *p)
-{
-    struct arg { int i; int *rc; } *a = p;
-    weft_net_config c = weft_net_config_default();
-    c.transport = "loop";
-    c.params.peers = group;
-    c.params.rank = a->i;
-    c.params.size = NODES;
-    c.join_timeout_ms = 20000;
-    *a->rc = weft_net_create(&nodes[a->i], rts[a->i], &c);
-    return NULL;
+    return start_group(rts, nodes, NODES, 0);
 }
 
 static int teardown(void **state)
@@ -847,37 +859,13 @@ static void *gate_waiter(void *arg)
     return (void *)(intptr_t)(st == -ECANCELED ? 0 : 2);
 }
 
-static void *create_pair(void *p)
-{
-    int i = (int)(intptr_t)p;
-    weft_net_config c = weft_net_config_default();
-    c.transport = "loop";
-    c.params.peers = group;
-    c.params.rank = i;
-    c.params.size = 2;
-    c.join_timeout_ms = 20000;
-    return (void *)(intptr_t)weft_net_create(&pair[i], rts[i], &c);
-}
-
 static void test_destroy_while_waiting(void **state)
 {
     (void)state;
     snprintf(group, sizeof group, "pair-%d-%ld", (int)getpid(),
              (long)time(NULL));
-    weft_config c = weft_config_default();
-    c.workers = 2;
-    c.pin = 0;
+    assert_int_equal(start_group(rts, pair, 2, 0), 0);
     pthread_t th[WAITERS];
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(weft_runtime_create(&rts[i], &c), 0);
-        assert_int_equal(pthread_create(&th[i], NULL, create_pair,
-                                        (void *)(intptr_t)i), 0);
-    }
-    for (int i = 0; i < 2; i++) {
-        void *rc;
-        pthread_join(th[i], &rc);
-        assert_null(rc);
-    }
     for (int i = 0; i < WAITERS; i++)
         assert_int_equal(pthread_create(&th[i], NULL, gate_waiter, NULL),
                          0);
@@ -982,19 +970,6 @@ static int t_irelay(const void *arg, size_t len, weft_bytes **res)
 }
 WEFT_REMOTE(t_irelay)
 
-static void *create_inline(void *p)
-{
-    int i = (int)(intptr_t)p;
-    weft_net_config c = weft_net_config_default();
-    c.transport = "loop";
-    c.params.peers = group;
-    c.params.rank = i;
-    c.params.size = NODES;
-    c.join_timeout_ms = 20000;
-    c.inline_us = 1000; /* the loop transport's default is off */
-    return (void *)(intptr_t)weft_net_create(&inodes[i], irts[i], &c);
-}
-
 static int isubmit(int from, const char *fn, const void *a, size_t l,
                    int to, unsigned flags, weft_future **f)
 {
@@ -1046,20 +1021,9 @@ static void test_inline(void **state)
     (void)state;
     snprintf(group, sizeof group, "inline-%d-%ld", (int)getpid(),
              (long)time(NULL));
-    weft_config c = weft_config_default();
-    c.workers = 2;
-    c.pin = 0;
+    /* 1 ms: the loop transport's default is off */
+    assert_int_equal(start_group(irts, inodes, NODES, 1000), 0);
     pthread_t th[NODES];
-    for (int i = 0; i < NODES; i++) {
-        assert_int_equal(weft_runtime_create(&irts[i], &c), 0);
-        assert_int_equal(pthread_create(&th[i], NULL, create_inline,
-                                        (void *)(intptr_t)i), 0);
-    }
-    for (int i = 0; i < NODES; i++) {
-        void *rc;
-        pthread_join(th[i], &rc);
-        assert_null(rc);
-    }
     /* the first run of a function goes to a worker (its cost unknown);
      * once it has run short, it runs where it arrives */
     weft_future *f;
@@ -1132,6 +1096,8 @@ static void test_inline(void **state)
     bad.inline_us = -2;
     weft_node *n = NULL;
     weft_runtime *rt;
+    weft_config c = weft_config_default();
+    c.workers = 1;
     assert_int_equal(weft_runtime_create(&rt, &c), 0);
     assert_int_equal(weft_net_create(&n, rt, &bad), -EINVAL);
     assert_null(n);
