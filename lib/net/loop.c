@@ -256,7 +256,8 @@ static item *make_msg(int src, unsigned handler, const void *hdr,
     it->src = src;
     it->handler = handler;
     it->hdrlen = hdrlen;
-    memcpy(it->hdr, hdr, hdrlen);
+    if (hdrlen) /* (hdr may be NULL then) */
+        memcpy(it->hdr, hdr, hdrlen);
     it->payload = b;
     size_t off = 0;
     for (int i = 0; i < iovcnt; off += iov[i].iov_len, i++)

@@ -241,7 +241,8 @@ static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
     weft__frame f = {WEFT__FK_AM, handler, (uint32_t)t->rank,
                      (uint32_t)hdrlen, pay};
     weft__frame_encode(b, &f);
-    memcpy(b + WEFT__FRAME_LEN, hdr, hdrlen);
+    if (hdrlen) /* (hdr may be NULL then) */
+        memcpy(b + WEFT__FRAME_LEN, hdr, hdrlen);
     size_t off = WEFT__FRAME_LEN + hdrlen;
     m->dst = dst;
     m->buf = b;
