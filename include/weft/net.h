@@ -297,9 +297,11 @@ typedef struct weft_net_config {
     /* Tasks that are short run where they are received. The node times
      * every remote function it runs (a moving average per function); a
      * task whose function has averaged under inline_us here runs on the
-     * thread that received it (the communication thread, or a thread
-     * polling while it waits), like one flagged WEFT_REMOTE_CHEAP,
-     * instead of going to a worker: a round trip then wakes no thread.
+     * node's communication thread when that thread received it, like
+     * one flagged WEFT_REMOTE_CHEAP, instead of going to a worker: a
+     * round trip then wakes no thread. (Tasks that a thread of yours
+     * receives while it polls for a reply go to workers: a thread you
+     * wait on never runs other people's tasks.)
      * A function that once ran longer than 1 ms is never run so again.
      * Such a task may wait (it is run after the transport is released,
      * and its thread keeps the transport going while it waits), but
@@ -355,11 +357,11 @@ WEFT_API int weft_net_barrier(weft_node *n, int64_t timeout_ns);
 enum weft_remote_flags {
     /* May run more than once: re-run elsewhere when its node dies. */
     WEFT_REMOTE_IDEMPOTENT = 1u << 0,
-    /* Short (microseconds): the node that receives it runs it on the
-     * thread that received it (its communication thread, or a thread
-     * that polls while it waits), without handing it to a worker, which
-     * saves two thread wake-ups per round trip (it runs outside the
-     * runtime: weft_current_runtime() is NULL). A cheap task that runs
+    /* Short (microseconds): the node that receives it runs it on its
+     * communication thread, without handing it to a worker, which saves
+     * two thread wake-ups per round trip (it runs outside the runtime:
+     * weft_current_runtime() is NULL). One that a waiting thread of the
+     * node receives while it polls goes to a worker. A cheap task that runs
      * long stalls that node's traffic (and, past the dead timeout, gets
      * the node declared dead). It may wait for futures only on a
      * transport whose waiters poll (mpi, loop): elsewhere the wait

@@ -26,7 +26,8 @@
  *
  * Short tasks run where they arrive. A task flagged WEFT_REMOTE_CHEAP, or
  * one whose function has averaged under inline_ns here (fnstat, timed on
- * every run), is not handed to a worker: the receiving thread queues it
+ * every run), is not handed to a worker when the communication thread
+ * receives it (a polling waiter hands it on): that thread queues it
  * on a thread-local list (tl_defer) and runs it once the transport call
  * that delivered it has returned (the backend's locks released, so the
  * task may wait for futures and its thread polls meanwhile). That saves
@@ -600,10 +601,13 @@ static _Thread_local int tl_inline_depth;
 /* The node whose communication thread this is. */
 static _Thread_local weft_node *tl_comm;
 
-/* Should a task of fn with these flags run on the receiving thread? */
+/* Should a task of fn with these flags run on the receiving thread? Only
+ * n's communication thread does: a user's thread that polls while it
+ * waits may hold locks a task takes (an outside thread that waits never
+ * runs other work, future.h says). */
 static bool run_inline(weft_node *n, uint32_t fn, uint32_t flags)
 {
-    if (tl_inline_depth)
+    if (tl_inline_depth || tl_comm != n)
         return false;
     if (flags & WEFT_REMOTE_CHEAP)
         return true;

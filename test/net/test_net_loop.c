@@ -931,6 +931,39 @@ static int t_islow(const void *arg, size_t len, weft_bytes **res)
 WEFT_REMOTE(t_islow)
 
 static _Atomic int igate;
+static pthread_t waiter_thread;
+static _Atomic int waiter_set, ran_on_waiter;
+
+/* Counts a run on waiter_thread (a user thread waiting for a reply). */
+static int t_iwho(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    if (atomic_load(&waiter_set) &&
+        pthread_equal(pthread_self(), waiter_thread))
+        atomic_fetch_add(&ran_on_waiter, 1);
+    return 0;
+}
+WEFT_REMOTE(t_iwho)
+
+/* Waits for a gated task from node 0: polls node 0 until it ends. */
+static void *gated_waiter(void *arg)
+{
+    (void)arg;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    if (weft_submit_remote(inodes[0], "t_igate", NULL, 0, &o, &f))
+        return (void *)1;
+    waiter_thread = pthread_self();
+    atomic_store(&waiter_set, 1);
+    int st; /* short waits: each one polls afresh */
+    while ((st = weft_future_get(f, 300000, NULL)) == -ETIMEDOUT) {
+    }
+    weft_future_release(f);
+    return (void *)(intptr_t)(st ? 2 : 0);
+}
 
 /* Waits until igate opens. */
 static int t_igate(const void *arg, size_t len, weft_bytes **res)
@@ -1064,7 +1097,24 @@ static void test_inline(void **state)
         assert_true(v == 0 || v == -1);
     }
     assert_int_equal(weft_future_get(g, 0, NULL), -ETIMEDOUT);
+    /* A user thread that waits (and polls node 0) never runs the tasks
+     * it receives, short (known) or cheap: they go to node 0's comm
+     * thread or workers. */
+    pthread_t wt;
+    assert_int_equal(pthread_create(&wt, NULL, gated_waiter, NULL), 0);
+    while (!atomic_load(&waiter_set))
+        sleep_ms(1);
+    for (int i = 0; i < 400; i++) {
+        assert_int_equal(isubmit(2, "t_iwho", NULL, 0, 0,
+                                 i % 2 ? WEFT_REMOTE_CHEAP : 0, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), 0);
+        weft_future_release(f);
+    }
+    assert_int_equal(atomic_load(&ran_on_waiter), 0);
     atomic_store(&igate, 1);
+    void *wrc;
+    pthread_join(wt, &wrc);
+    assert_null(wrc);
     assert_int_equal(get_int(g, &st), 2);
     assert_int_equal(st, 0);
     /* tasks that wait, run inline, from three threads at once */
