@@ -232,10 +232,10 @@ typedef struct weft_transport_ops {
      * must not race with puts and gets the caller expects to succeed.
      * Any thread between open and close; 0, -EINVAL, -ENOMEM, -ENOTSUP;
      * dereg of an unknown key: -ENOENT. mpi takes whole pages only (addr
-     * and len multiples of the page size, else -EINVAL): MPI checks
-     * accesses against regions page by page. On mpi a wrong key is not
-     * noticed at an access (MPI checks the address against every region
-     * of the target); loop checks both. (These took two of the reserved
+     * and len multiples of the page size, else -EINVAL), and its key
+     * carries the region's place and size: the range is checked against
+     * the key, and a made-up key is not noticed (MPI may or may not
+     * refuse the access). loop checks the key too. (These took two of the reserved
      * slots: a table built before them has NULL here.) */
     int (*reg)(weft_transport *t, void *addr, size_t len, uint64_t *rkey);
     int (*dereg)(weft_transport *t, uint64_t rkey);

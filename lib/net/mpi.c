@@ -35,13 +35,13 @@
  * communicator, created at open and locked for every rank for its whole
  * life (MPI_Win_lock_all); reg attaches memory, put and get are MPI_Rput
  * and MPI_Rget, tested in every pass, and a put's done waits for
- * MPI_Win_flush (the bytes are at the target). The key of a region is its
- * address: MPI checks every access against the regions the target
- * attached (MPI_ERR_RMA_RANGE: -EFAULT), but Open MPI does so at page
- * granularity (a get 16 bytes past the end of a region that ends inside
- * a page succeeded), so reg takes only whole pages: then MPI's check is
- * exact. Freeing the window at close is collective: close waits for
- * every rank to close.
+ * MPI_Win_flush (the bytes are at the target). The key of a region holds
+ * its place and size (key_of), and put and get check the range against
+ * it before MPI sees it: Open MPI's osc/rdma checks accesses against the
+ * attached regions only page by page, and osc/pt2pt (taken when the
+ * machine has no single-copy mechanism for it) not at all. reg takes
+ * whole pages, which the key counts. Freeing the window at close is
+ * collective: close waits for every rank to close.
  *
  * Failures: MPI (before MPI 5's ULFM) gives no way to survive the death
  * of a rank; mpirun normally ends the whole job when one rank dies. The
@@ -538,11 +538,41 @@ static bool may_call(const weft_transport *t)
     return t->win != MPI_WIN_NULL && (t->serialized || tl_held == t);
 }
 
+/* A region's key: its first 4 KiB unit (36 bits: addresses below 2^48)
+ * and its length in 4 KiB units (28 bits: up to 1 TiB). */
+#define KEY_UNIT 4096u
+#define KEY_ADDR_BITS 36
+
+static uint64_t key_of(const void *addr, size_t len)
+{
+    return (uint64_t)(uintptr_t)addr / KEY_UNIT |
+           (uint64_t)(len / KEY_UNIT) << KEY_ADDR_BITS;
+}
+
+static uint64_t key_base(uint64_t rkey)
+{
+    return (rkey & ((1ull << KEY_ADDR_BITS) - 1)) * KEY_UNIT;
+}
+
+static uint64_t key_len(uint64_t rkey)
+{
+    return (rkey >> KEY_ADDR_BITS) * KEY_UNIT;
+}
+
+/* Is [raddr, raddr + len) inside the region rkey names? */
+static bool key_covers(uint64_t rkey, uint64_t raddr, size_t len)
+{
+    uint64_t base = key_base(rkey), size = key_len(rkey);
+    return raddr >= base && raddr - base <= size &&
+           len <= size - (raddr - base);
+}
+
 static int mpi_reg(weft_transport *t, void *addr, size_t len, uint64_t *rkey)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    if (!addr || !len || !rkey || len > (size_t)INT64_MAX ||
-        (uintptr_t)addr % page || len % page)
+    if (!addr || !len || !rkey || (uintptr_t)addr % page || len % page ||
+        (uint64_t)(uintptr_t)addr >= 1ull << 48 ||
+        len / KEY_UNIT >= 1ull << (64 - KEY_ADDR_BITS))
         return -EINVAL;
     if (!may_call(t))
         return -ENOTSUP;
@@ -561,7 +591,7 @@ static int mpi_reg(weft_transport *t, void *addr, size_t len, uint64_t *rkey)
         weft__free(r);
         return -ENOMEM;
     }
-    *rkey = (uint64_t)(uintptr_t)addr;
+    *rkey = key_of(addr, len);
     return 0;
 }
 
@@ -572,7 +602,7 @@ static int mpi_dereg(weft_transport *t, uint64_t rkey)
     bool took = enter(t);
     mregion *gone = NULL;
     for (mregion **p = &t->regions; *p; p = &(*p)->next)
-        if ((uint64_t)(uintptr_t)(*p)->addr == rkey) {
+        if ((uint64_t)(uintptr_t)(*p)->addr == key_base(rkey)) {
             gone = *p;
             *p = gone->next;
             MPI_Win_detach(t->win, gone->addr);
@@ -584,13 +614,19 @@ static int mpi_dereg(weft_transport *t, uint64_t rkey)
 }
 
 static int mpi_rma(weft_transport *t, int dst, void *buf, size_t len,
-                   uint64_t raddr, bool put, weft_send_done done, void *arg)
+                   uint64_t raddr, uint64_t rkey, bool put,
+                   weft_send_done done, void *arg)
 {
     if (dst < 0 || dst >= t->size || dst == t->rank || !buf || !len ||
         len > (size_t)INT32_MAX)
         return -EINVAL;
     if (!may_call(t))
         return -ENOTSUP;
+    if (!key_covers(rkey, raddr, len)) {
+        if (done)
+            done(arg, -EFAULT);
+        return 0;
+    }
     rmaop *op = weft__malloc(sizeof *op);
     if (!op)
         return -ENOMEM;
@@ -618,16 +654,14 @@ static int mpi_put(weft_transport *t, int dst, const void *src, size_t len,
                    uint64_t raddr, uint64_t rkey, weft_send_done done,
                    void *arg)
 {
-    (void)rkey; /* MPI checks raddr against the target's regions */
-    return mpi_rma(t, dst, (void *)src, len, raddr, true, done, arg);
+    return mpi_rma(t, dst, (void *)src, len, raddr, rkey, true, done, arg);
 }
 
 static int mpi_get(weft_transport *t, int dst, void *buf, size_t len,
                    uint64_t raddr, uint64_t rkey, weft_send_done done,
                    void *arg)
 {
-    (void)rkey;
-    return mpi_rma(t, dst, buf, len, raddr, false, done, arg);
+    return mpi_rma(t, dst, buf, len, raddr, rkey, false, done, arg);
 }
 
 enum { PASS_BUSY = 1, PASS_GOT = 2 };
