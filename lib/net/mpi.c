@@ -297,6 +297,7 @@ static void isend(weft_transport *t, txmsg *m)
     int rc = MPI_Isend(m->buf, (int)m->buflen, MPI_BYTE, m->dst, TAG_AM,
                        t->comm, &m->req[0]);
     m->nreq = 1;
+    WEFT__NET_EV(WEFT__EV_ISEND);
     if (rc == MPI_SUCCESS && m->paylen)
         rc = MPI_Isend(m->pay, (int)m->paylen, MPI_BYTE, m->dst, TAG_PAY,
                        t->comm, &m->req[m->nreq++]);
@@ -375,6 +376,7 @@ static int mpi_send(weft_transport *t, int dst, unsigned handler,
         return -ENOMEM;
     m->done = done;
     m->arg = arg;
+    WEFT__NET_EV(WEFT__EV_QUEUED);
     if (tl_held == t) { /* a callback inside our own pass */
         send_now(t, m);
         return 0;
@@ -445,6 +447,7 @@ static bool recv_one(weft_transport *t)
         dropped(t, st.MPI_SOURCE, "oversized message, or a failed receive");
         return true;
     }
+    WEFT__NET_EV(WEFT__EV_RECV);
     MPI_Get_count(&st, MPI_BYTE, &count);
     int src = st.MPI_SOURCE;
     weft__frame f;
@@ -472,6 +475,7 @@ static bool recv_one(weft_transport *t)
                  MPI_STATUS_IGNORE);
     weft_am m = {src, f.handler, rx + WEFT__FRAME_LEN, f.hdrlen, b};
     t->ev.recv(t->ev.ctx, &m);
+    WEFT__NET_EV(WEFT__EV_DELIVERED);
     weft_bytes_free(m.payload);
     return true;
 }

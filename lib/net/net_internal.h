@@ -57,6 +57,28 @@ static inline int weft__send_check(int rank, int size, int dst,
  * and from it are refused. 0 or -ENOENT. */
 WEFT__HIDDEN int weft__loop_kill(const char *group, int rank);
 
+/* Round-trip tracing, for finding where a remote round trip's time goes
+ * (bench/net/trace_rt.py): built only with -DWEFT_NET_TRACE, when each
+ * WEFT__NET_EV(step) stamps CLOCK_MONOTONIC (shared by the processes of
+ * a machine) into a per-process array that is written at exit to
+ * $WEFT_NET_TRACE_DIR (default /tmp) as weft-trace.PID. Steps: */
+enum weft__net_step {
+    WEFT__EV_SUBMIT = 1,   /* weft_submit_remote entered */
+    WEFT__EV_QUEUED = 2,   /* a message built for the transport */
+    WEFT__EV_ISEND = 3,    /* mpi: MPI_Isend returned */
+    WEFT__EV_RECV = 4,     /* mpi: a message received */
+    WEFT__EV_DELIVERED = 5, /* mpi: its callback returned */
+    WEFT__EV_FN_START = 7, /* a remote function starts */
+    WEFT__EV_FN_END = 8,   /* and ends */
+    WEFT__EV_REPLY = 9,    /* a reply completed its future */
+};
+#ifdef WEFT_NET_TRACE
+WEFT__HIDDEN void weft__net_ev(int step);
+#define WEFT__NET_EV(step) weft__net_ev(step)
+#else
+#define WEFT__NET_EV(step) ((void)0)
+#endif
+
 /* Log a dropped message once per call: who, why. */
 #define WEFT__NET_LOG(...) weft__log(__VA_ARGS__)
 

@@ -357,7 +357,9 @@ static int call_fn(weft_node *n, uint32_t fn, weft_bytes *arg,
 {
     *res = NULL;
     uint64_t t0 = weft__now_ns();
+    WEFT__NET_EV(WEFT__EV_FN_START);
     int st = n->fns.fns[fn](arg ? arg->data : NULL, arg ? arg->len : 0, res);
+    WEFT__NET_EV(WEFT__EV_FN_END);
     note_run(n, fn, weft__now_ns() - t0);
     if (st && *res) { /* a failed task's result is not delivered */
         weft_bytes_free(*res);
@@ -751,6 +753,7 @@ static void on_reply(weft_node *n, int src, const weft__msg *m,
         res = NULL;
     }
     rec_finish(r, status, res);
+    WEFT__NET_EV(WEFT__EV_REPLY);
 }
 
 static void on_hello(weft_node *n, int src, const weft__msg *m,
@@ -1726,6 +1729,7 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
                        size_t len, const weft_remote_opts *opts,
                        weft_future **out)
 {
+    WEFT__NET_EV(WEFT__EV_SUBMIT);
     weft_remote_opts def = weft_remote_opts_default();
     const weft_remote_opts *o = opts ? opts : &def;
     if (!n || !name || !out || (!arg && len) ||

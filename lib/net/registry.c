@@ -335,3 +335,47 @@ int weft__fntab_find(const weft__fntab *t, const char *name)
     }
     return -1;
 }
+
+#ifdef WEFT_NET_TRACE
+/* ---- round-trip tracing (net_internal.h) ---- */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TRACE_MAX (1u << 22)
+static struct {
+    int step;
+    uint64_t ns;
+} trace[TRACE_MAX];
+static _Atomic unsigned ntrace;
+
+void weft__net_ev(int step)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned i = atomic_fetch_add_explicit(&ntrace, 1, memory_order_relaxed);
+    if (i < TRACE_MAX) {
+        trace[i].step = step;
+        trace[i].ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+}
+
+__attribute__((destructor)) static void trace_dump(void)
+{
+    unsigned n = atomic_load(&ntrace);
+    if (!n)
+        return;
+    const char *dir = getenv("WEFT_NET_TRACE_DIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/weft-trace.%d", dir ? dir : "/tmp",
+             (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    for (unsigned i = 0; i < n && i < TRACE_MAX; i++)
+        fprintf(f, "%d %llu\n", trace[i].step,
+                (unsigned long long)trace[i].ns);
+    fclose(f);
+}
+#endif
