@@ -213,7 +213,7 @@ typedef struct weft_transport_ops {
      * the other end (for put: a message this rank sends after done is
      * seen after them), or a negative errno (-EFAULT: outside the
      * region or no such region, -EHOSTDOWN). Returns 0 (done will be
-     * called), -EINVAL (dst, a NULL buffer, len 0 or over 2 GiB),
+     * called), -EINVAL (dst, a NULL buffer, len 0 or 2 GiB or more),
      * -ENOTSUP (this backend or this job cannot), -ENOMEM. */
     int (*put)(weft_transport *t, int dst, const void *src, size_t len,
                uint64_t remote_addr, uint64_t rkey, weft_send_done done,

@@ -401,10 +401,10 @@ static int rma(weft_transport *t, int dst, void *buf, size_t len,
                void *arg)
 {
     group *g = t->g;
-    if (dst < 0 || dst >= g->size || dst == t->rank || !buf || !len ||
-        len > (1ull << 31))
-        return -EINVAL;
-    int rc = -EFAULT;
+    int rc = weft__rma_check(t->rank, g->size, dst, buf, len);
+    if (rc)
+        return rc;
+    rc = -EFAULT;
     pthread_mutex_lock(&g->lock);
     weft_transport *d = g->ep[dst];
     if (t->dead || !d || d->dead)

@@ -621,9 +621,9 @@ static int mpi_rma(weft_transport *t, int dst, void *buf, size_t len,
                    uint64_t raddr, uint64_t rkey, bool put,
                    weft_send_done done, void *arg)
 {
-    if (dst < 0 || dst >= t->size || dst == t->rank || !buf || !len ||
-        len > (size_t)INT32_MAX)
-        return -EINVAL;
+    int rc = weft__rma_check(t->rank, t->size, dst, buf, len);
+    if (rc)
+        return rc;
     if (!may_call(t))
         return -ENOTSUP;
     if (!key_covers(rkey, raddr, len)) {
@@ -636,10 +636,10 @@ static int mpi_rma(weft_transport *t, int dst, void *buf, size_t len,
         return -ENOMEM;
     *op = (rmaop){.dst = dst, .put = put, .done = done, .arg = arg};
     bool took = enter(t);
-    int rc = put ? MPI_Rput(buf, (int)len, MPI_BYTE, dst, (MPI_Aint)raddr,
-                            (int)len, MPI_BYTE, t->win, &op->req)
-                 : MPI_Rget(buf, (int)len, MPI_BYTE, dst, (MPI_Aint)raddr,
-                            (int)len, MPI_BYTE, t->win, &op->req);
+    rc = put ? MPI_Rput(buf, (int)len, MPI_BYTE, dst, (MPI_Aint)raddr,
+                        (int)len, MPI_BYTE, t->win, &op->req)
+             : MPI_Rget(buf, (int)len, MPI_BYTE, dst, (MPI_Aint)raddr,
+                        (int)len, MPI_BYTE, t->win, &op->req);
     if (rc == MPI_SUCCESS) {
         op->next = t->rma;
         t->rma = op;

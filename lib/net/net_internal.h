@@ -52,6 +52,18 @@ static inline int weft__send_check(int rank, int size, int dst,
     return 0;
 }
 
+/* The checks of a put's or get's arguments every backend makes (the
+ * contract of weft_transport_ops.put): 0, or -EINVAL. 2 GiB and more are
+ * refused everywhere: MPI counts are ints. */
+static inline int weft__rma_check(int rank, int size, int dst,
+                                  const void *buf, size_t len)
+{
+    if (dst < 0 || dst >= size || dst == rank || !buf || !len ||
+        len > (size_t)INT32_MAX)
+        return -EINVAL;
+    return 0;
+}
+
 /* loop.c, for tests: cut rank off its group as if its machine died. Its
  * peers get peer_failed; it gets peer_failed for every peer; messages to
  * and from it are refused. 0 or -ENOENT. */

@@ -128,6 +128,7 @@ struct weft_node {
     weft__fntab fns;
     fnstat *fstat;        /* fns.n of them */
     uint32_t inline_ns;   /* 0: only WEFT_REMOTE_CHEAP tasks run inline */
+    bool timed;           /* runs are timed (inline_ns set at create) */
     int rank, size, local_max, steal_us;
     pthread_t thread;
     _Atomic bool stop;
@@ -356,11 +357,13 @@ static int call_fn(weft_node *n, uint32_t fn, weft_bytes *arg,
                    weft_bytes **res)
 {
     *res = NULL;
-    uint64_t t0 = weft__now_ns();
+    /* timed only where the times decide something (run_inline) */
+    uint64_t t0 = n->timed ? weft__now_ns() : 0;
     WEFT__NET_EV(WEFT__EV_FN_START);
     int st = n->fns.fns[fn](arg ? arg->data : NULL, arg ? arg->len : 0, res);
     WEFT__NET_EV(WEFT__EV_FN_END);
-    note_run(n, fn, weft__now_ns() - t0);
+    if (t0)
+        note_run(n, fn, weft__now_ns() - t0);
     if (st && *res) { /* a failed task's result is not delivered */
         weft_bytes_free(*res);
         *res = NULL;
@@ -620,21 +623,31 @@ static bool run_inline(weft_node *n, uint32_t fn, uint32_t flags)
     return a < n->inline_ns && !weft__load_relaxed(&s->never);
 }
 
+/* The oldest task this thread deferred, off its list, or NULL. */
+static incoming *pop_deferred(void)
+{
+    incoming *in = tl_defer_head;
+    if (in && !(tl_defer_head = in->next))
+        tl_defer_tail = NULL;
+    return in;
+}
+
+/* Run in on this thread, as an inline run. */
+static void run_now(incoming *in)
+{
+    tl_inline_depth++;
+    run_job(NULL, in);
+    tl_inline_depth--;
+}
+
 /* Hand the tasks this thread deferred to workers (it is about to wait
  * inside an inline run). One that cannot start runs here after all. */
 static void spill_deferred(void)
 {
-    while (tl_defer_head) {
-        incoming *in = tl_defer_head;
-        tl_defer_head = in->next;
-        if (!tl_defer_head)
-            tl_defer_tail = NULL;
-        if (start_job(in->n, in)) {
-            tl_inline_depth++;
-            run_job(NULL, in);
-            tl_inline_depth--;
-        }
-    }
+    incoming *in;
+    while ((in = pop_deferred()))
+        if (start_job(in->n, in))
+            run_now(in);
 }
 
 static void defer(incoming *in)
@@ -655,15 +668,9 @@ static void run_deferred(void)
         spill_deferred();
         return;
     }
-    while (tl_defer_head) {
-        incoming *in = tl_defer_head;
-        tl_defer_head = in->next;
-        if (!tl_defer_head)
-            tl_defer_tail = NULL;
-        tl_inline_depth++;
-        run_job(NULL, in);
-        tl_inline_depth--;
-    }
+    incoming *in;
+    while ((in = pop_deferred()))
+        run_now(in);
 }
 
 static void drop(weft_node *n, int src, const char *why)
@@ -712,15 +719,13 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
  * deferred by its last calls cannot send replies any more. */
 static void drop_deferred(void)
 {
-    while (tl_defer_head) {
-        incoming *in = tl_defer_head;
-        tl_defer_head = in->next;
+    incoming *in;
+    while ((in = pop_deferred())) {
         weft_node *n = in->n;
         weft_bytes_free(in->arg);
         weft__free(in);
         job_end(n, false);
     }
-    tl_defer_tail = NULL;
 }
 
 /* The kind of record a reply handler answers. */
@@ -1225,7 +1230,6 @@ static void *comm_main(void *arg)
         if (rc)
             n->ops->close(t);
     }
-
     pthread_mutex_lock(&n->lock);
     n->t = t;
     n->open_rc = rc;
@@ -1391,8 +1395,6 @@ static int resolve(weft_node *n, const weft_net_config *c)
         c->params.dead_timeout_ms == 1000)
         n->params.dead_timeout_ms = atoi(s);
     n->steal_us = c->steal_interval_us ? c->steal_interval_us : 200;
-    if (c->inline_us < -1)
-        return -EINVAL;
     if (n->params.heartbeat_ms <= 0 || n->params.dead_timeout_ms <= 0 ||
         n->params.join_timeout_ms <= 0 || c->join_timeout_ms <= 0 ||
         n->steal_us < -1 || !n->params.max_payload)
@@ -1414,6 +1416,7 @@ static int resolve(weft_node *n, const weft_net_config *c)
         n->inline_ns = INLINE_DEFAULT_NS;
     if (!n->ops->poll)
         n->inline_ns = 0;
+    n->timed = n->inline_ns != 0; /* fixed before any thread reads it */
     return 0;
 }
 
