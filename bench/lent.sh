@@ -9,6 +9,10 @@
 #                                  OUT set to where results go:
 #     scale   weft-scale at 1..16 workers, table and SVG (about 40 s)
 #     fj      fork-join, quick sizes, 1..16 workers (about 70 s)
+#     fjfull  fork-join, the issue's full sizes, 1..16 workers, 5 runs;
+#             fib and nqueens, then the trees and skew, each its own
+#             table (about 6 min; OpenMP's fib at many workers times out
+#             and is left out of the table)
 #     actor   actors against CAF at 1, 4, 16 workers, full sizes, no
 #             batch sweep (about 160 s)
 #     map     parallel map, quick sizes, 1..16 workers (about 40 s)
@@ -44,11 +48,16 @@ run)
     scale) ./tools/weft-scale -w 1,2,4,8,16 -r 3 \
                --svg "$OUT/weft-scale.svg" > "$OUT/weft-scale.txt" ;;
     fj)    $R --suite fj --quick --workers 1,2,4,8,16 > "$OUT/fj.txt" ;;
+    fjfull)
+        F="python3 ../../bench/run.py --build-dir . --suite fj --runs 5
+           --timeout 12 --workers 1,2,4,8,16 --no-sharing"
+        $F --workloads fib,nqueens > "$OUT/fj-fib.txt" || true
+        $F --workloads uts-geo,uts-bin,skew > "$OUT/fj-trees.txt" || true ;;
     actor) $R --suite actor --workers 1,4,16 > "$OUT/actor.txt" ;;
     map)   $R --suite map --quick --workers 1,2,4,8,16 > "$OUT/map.txt" ;;
     tasks) $R --suite future,dag --quick --workers 1,4,16 > "$OUT/tasks.txt"
            $R --suite store > "$OUT/store.txt" ;;
-    *) echo "usage: bench/lent.sh run scale|fj|actor|map|tasks" >&2; exit 2 ;;
+    *) echo "usage: bench/lent.sh run scale|fj|fjfull|actor|map|tasks" >&2; exit 2 ;;
     esac
     cp bench-results*.md "$OUT/" 2>/dev/null || true
     ;;
