@@ -21,7 +21,7 @@
  *   garbage   like basic, after rank 0 has counted at least 3 dropped
  *             streams of garbage (sent by the driver).
  *   storm     every rank sends from 4 threads at once, 16 tasks in flight
- *             each, to the other ranks: payloads from 0 bytes to 200 KB
+ *             each (NET_TEST_FLIGHT sets how many), to the other ranks: payloads from 0 bytes to 200 KB
  *             (inline and separate transfers), a third flagged cheap,
  *             and relays (a task that sends a task on and waits for it);
  *             every result is checked. A message lost between threads
@@ -405,7 +405,16 @@ static void actors(weft_node *n, weft_runtime *rt)
 
 /* ---- many threads at once ---- */
 
-enum { STORM_THREADS = 4, STORM_TASKS = 300, STORM_FLIGHT = 16 };
+enum { STORM_THREADS = 4, STORM_TASKS = 300, STORM_FLIGHT_MAX = 256 };
+
+/* Tasks each thread keeps in flight: 16, or NET_TEST_FLIGHT (up to 256;
+ * many fill the mpi backend's smallest rings). */
+static int storm_flight(void)
+{
+    const char *e = getenv("NET_TEST_FLIGHT");
+    int f = e ? atoi(e) : 16;
+    return f < 1 ? 1 : f > STORM_FLIGHT_MAX ? STORM_FLIGHT_MAX : f;
+}
 
 typedef struct storm_op {
     weft_future *f;
@@ -418,10 +427,11 @@ static void *storm_thread(void *arg)
     weft_node *n = g_node;
     int size = weft_net_size(n);
     unsigned seed = (unsigned)(g_rank * 131 + (int)(intptr_t)arg * 7 + 1);
-    storm_op ops[STORM_FLIGHT] = {{0}};
+    int flight = storm_flight();
+    storm_op ops[STORM_FLIGHT_MAX] = {{0}};
     unsigned char *buf = malloc(200000);
-    for (int i = 0; i < STORM_TASKS + STORM_FLIGHT; i++) {
-        storm_op *op = &ops[i % STORM_FLIGHT];
+    for (int i = 0; i < STORM_TASKS + flight; i++) {
+        storm_op *op = &ops[i % flight];
         if (op->f) { /* the oldest in flight */
             void *r = NULL;
             CHECK(weft_future_get(op->f, LONG_WAIT, &r) == 0);
