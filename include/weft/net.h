@@ -22,6 +22,12 @@
  *    a name (weft_net_actor_publish) receive messages and asks from
  *    other nodes (weft_net_send, weft_net_ask).
  *
+ * On mpi, ranks that share a machine exchange messages through rings in
+ * shared memory (an MPI shared window) instead of MPI messages, and MPI
+ * carries the rest; WEFT_MPI_SHM=0 in the environment keeps everything
+ * on MPI, WEFT_MPI_SHM_KB sets each ring's size (KiB; 256 by default,
+ * at least 64; a full ring makes messages wait, in order).
+ *
  * Failures: on tcp (and loop) a dead rank is detected (silence longer
  * than dead_timeout_ms, or a broken stream that is not re-made) and the
  * job goes on without it. MPI (before ULFM) cannot survive the death of a

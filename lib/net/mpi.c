@@ -59,10 +59,12 @@
  * claim WEFT_TRANSPORT_FAILURES, and idempotent re-runs after a death
  * are a tcp feature. */
 #include <errno.h>
+#include <linux/futex.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +124,21 @@ typedef struct txmsg {
 /* A rank on this machine, reached through shared-memory rings (under
  * plock): tx is our ring in its memory, rx its ring in ours. Messages
  * the ring has no room for wait on ph..pt, in order. */
+/* Where a communication thread naps (in the slot of its own rank's
+ * shared memory when rings are used, so other processes can wake it). */
+typedef struct shbell {
+    _Atomic uint32_t nap;     /* bumped by every wake */
+    _Atomic uint32_t napping; /* NAP_*: about to sleep or sleeps on nap */
+} shbell;
+
+/* A communication thread that naps while a waiter of its process polls
+ * (NAP_POLLED) needs no wake for ring records: the waiter reads them. */
+enum { NAP_NO = 0, NAP_DEEP = 1, NAP_POLLED = 2 };
+
 typedef struct shpeer {
     weft__ring_tx tx;
     weft__ring_rx rx;
+    shbell *bell;
     txmsg *ph, *pt;
     bool broken; /* rx was malformed: no longer read */
 } shpeer;
@@ -140,8 +154,9 @@ struct weft_transport {
     pthread_mutex_t plock; /* held by every pass over MPI */
     bool serialized;    /* MPI_THREAD_SERIALIZED or better: mpi_poll works */
     _Atomic uint64_t poll_at; /* when a waiter last polled */
-    _Atomic uint32_t nap; /* the communication thread sleeps on it */
-    _Atomic bool napping; /* it is about to sleep or sleeps on nap */
+    shbell *bell;       /* the communication thread sleeps on bell->nap */
+    bool bell_shared;   /* bell is in shared memory: futexes not private */
+    shbell own_bell;
     _Atomic uint32_t queued; /* messages on qh (hint: read unlocked) */
     txmsg *active;      /* Isend in flight (under plock) */
     /* under plock: the posted receive and its two buffers */
@@ -227,6 +242,7 @@ static void shm_open_rings(weft_transport *t)
 {
     MPI_Comm node;
     int nl = 1, me = 0, all = 0;
+    t->bell = &t->own_bell;
     t->shwin = MPI_WIN_NULL;
     t->far = true;
     if (MPI_Comm_split_type(t->comm, MPI_COMM_TYPE_SHARED, t->rank,
@@ -260,6 +276,10 @@ static void shm_open_rings(weft_transport *t)
         MPI_Allgather(&t->rank, 1, MPI_INT, world, 1, MPI_INT, node);
         for (int j = 0; j < nl; j++)
             weft__ring_init((weft__ring *)(mine + one * (size_t)j), capall);
+        t->bell = (shbell *)(mine + one * me); /* our own slot: no ring */
+        atomic_init(&t->bell->nap, 0);
+        atomic_init(&t->bell->napping, 0);
+        t->bell_shared = true;
     }
     for (int j = 0; ok && j < nl; j++) {
         MPI_Aint size;
@@ -271,6 +291,7 @@ static void shm_open_rings(weft_transport *t)
         shpeer *sp = &t->sh[world[j]];
         weft__ring_tx_init(&sp->tx, (weft__ring *)(theirs + one * me), capall);
         weft__ring_rx_init(&sp->rx, (weft__ring *)(mine + one * j), capall);
+        sp->bell = (shbell *)(theirs + one * j);
         t->near[t->nnear++] = world[j];
     }
     MPI_Barrier(node); /* every ring is initialised before any is written */
@@ -281,6 +302,8 @@ static void shm_open_rings(weft_transport *t)
             MPI_Win_free(&t->shwin);
         weft__free(t->sh);
         weft__free(t->near);
+        t->bell = &t->own_bell;
+        t->bell_shared = false;
         t->sh = NULL;
         t->near = NULL;
         t->nnear = 0;
@@ -415,11 +438,37 @@ static void msg_end(txmsg *m, int status)
  * after reading nap and before sleeping on it; this bumps nap before
  * reading napping (seq_cst): either it sees napping and wakes the
  * thread, or the thread's sleep sees nap changed. */
+static void bell_wake(shbell *b, bool shared)
+{
+    syscall(SYS_futex, (uint32_t *)&b->nap,
+            shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* A thread of this process wakes the communication thread: nap moves
+ * first, so a sleep that read nap before cannot start. */
+static void bell_ring(shbell *b, bool shared)
+{
+    atomic_fetch_add_explicit(&b->nap, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&b->napping, memory_order_seq_cst))
+        bell_wake(b, shared);
+}
+
+/* After a record went into a ring of b's process: wake its communication
+ * thread only if it sleeps deep. The fence pairs with the one in
+ * nap_until between its napping store and its last look at the rings:
+ * either it sees the record, or this sees it napping. */
+static void bell_after_record(shbell *b)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&b->napping, memory_order_relaxed) == NAP_DEEP) {
+        atomic_fetch_add_explicit(&b->nap, 1, memory_order_relaxed);
+        bell_wake(b, true);
+    }
+}
+
 static void kick(weft_transport *t)
 {
-    atomic_fetch_add_explicit(&t->nap, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&t->napping, memory_order_seq_cst))
-        weft__futex_wake(&t->nap, 1);
+    bell_ring(t->bell, t->bell_shared);
 }
 
 /* Under plock: hand m to MPI. A small message usually completes at once
@@ -462,6 +511,7 @@ static bool ring_put(weft_transport *t, shpeer *sp, txmsg *m)
         return false;
     memcpy(d, m->buf, m->buflen);
     weft__ring_commit(&sp->tx);
+    bell_after_record(sp->bell); /* its communication thread may nap */
     if (m->paylen)
         mpi_isend(t, m, true);
     else
@@ -934,11 +984,39 @@ static int mpi_poll(weft_transport *t)
 
 /* The communication thread sleeps until deadline or a kick (nap moved
  * from the value it read before its last pass). */
-static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline)
+/* Under no lock: is a ring record waiting? Takes plock; one that is
+ * held means another thread is in a pass, which counts as yes. */
+static bool rings_busy(weft_transport *t)
 {
-    atomic_store_explicit(&t->napping, true, memory_order_seq_cst);
-    weft__futex_wait_until(&t->nap, nap, deadline);
-    weft__store_relaxed(&t->napping, false);
+    if (!plock_try(t))
+        return true;
+    bool any = false;
+    for (int k = 0; k < t->nnear && !any; k++) {
+        const shpeer *sp = &t->sh[t->near[k]];
+        any = !sp->broken && weft__ring_ready(&sp->rx);
+    }
+    plock_drop(t);
+    flush_after(t);
+    return any;
+}
+
+static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline,
+                      uint32_t how)
+{
+    atomic_store_explicit(&t->bell->napping, how, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst); /* see bell_after_record */
+    if (how == NAP_DEEP && t->nnear && rings_busy(t))
+        deadline = 0; /* a record came since the pass: no sleep */
+    weft__before_wait();
+    if (weft__now_ns() < deadline) {
+        struct timespec ts = {(time_t)(deadline / 1000000000u),
+                              (long)(deadline % 1000000000u)};
+        syscall(SYS_futex, (uint32_t *)&t->bell->nap,
+                t->bell_shared ? FUTEX_WAIT_BITSET
+                               : FUTEX_WAIT_BITSET_PRIVATE,
+                nap, &ts, NULL, FUTEX_BITSET_MATCH_ANY);
+    }
+    weft__store_relaxed(&t->bell->napping, 0);
 }
 
 static int mpi_progress(weft_transport *t, int64_t timeout_ns)
@@ -949,7 +1027,7 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
                                   : start + (uint64_t)timeout_ns;
     for (;;) {
         /* read before woken: a wake after this cuts the sleep below */
-        uint32_t nap = weft__load_acquire(&t->nap);
+        uint32_t nap = weft__load_acquire(&t->bell->nap);
         plock_take(t);
         if (!t->joined)
             join_all(t);
@@ -967,15 +1045,15 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
             return 0;
         uint64_t polled = weft__load_relaxed(&t->poll_at) + POLLED_NS;
         if (polled > now) /* a waiter polls: leave it the core */
-            nap_until(t, nap, polled);
+            nap_until(t, nap, polled, NAP_POLLED);
         else if (now - last < t->spin_ns) {
             if (++idle % SPIN_YIELD == 0)
                 sched_yield();
             else
                 weft__cpu_relax();
         }
-        else
-            nap_until(t, nap, now + SLEEP_NS);
+        else /* rings ring the bell: only MPI needs polling */
+            nap_until(t, nap, t->far ? now + SLEEP_NS : end, NAP_DEEP);
     }
 }
 
@@ -984,8 +1062,7 @@ static void mpi_wake(weft_transport *t)
 {
     weft__store_relaxed(&t->poll_at, 0);
     weft__store_release(&t->woken, true);
-    weft__add_relaxed(&t->nap, 1);
-    weft__futex_wake(&t->nap, 1);
+    bell_ring(t->bell, t->bell_shared);
 }
 
 static void mpi_close(weft_transport *t)

@@ -187,6 +187,15 @@ static inline int weft__ring_peek(weft__ring_rx *rx,
     }
 }
 
+/* Is something (a record or a wrap) at the reader's head? One load of
+ * the line the next record starts in. */
+static inline bool weft__ring_ready(const weft__ring_rx *rx)
+{
+    return atomic_load_explicit(
+               weft__ring_pos(rx->r->data + rx->head % rx->cap),
+               memory_order_relaxed) == rx->head;
+}
+
 /* Done with the record peek returned: its space goes back to the writer
  * (release: this end's reads of it before the writer's reuse). */
 static inline void weft__ring_release(weft__ring_rx *rx)
