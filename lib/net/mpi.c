@@ -453,14 +453,13 @@ static void bell_ring(shbell *b, bool shared)
         bell_wake(b, shared);
 }
 
-/* After a record went into a ring of b's process: wake its communication
- * thread only if it sleeps deep. The fence pairs with the one in
- * nap_until between its napping store and its last look at the rings:
- * either it sees the record, or this sees it napping. */
+/* After a record went into a ring of b's process (its position stored
+ * seq_cst): wake its communication thread only if it sleeps deep. That
+ * thread stores napping and then looks at the rings, all seq_cst: either
+ * it sees the record, or this sees it napping. */
 static void bell_after_record(shbell *b)
 {
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&b->napping, memory_order_relaxed) == NAP_DEEP) {
+    if (atomic_load_explicit(&b->napping, memory_order_seq_cst) == NAP_DEEP) {
         atomic_fetch_add_explicit(&b->nap, 1, memory_order_relaxed);
         bell_wake(b, true);
     }
@@ -993,7 +992,8 @@ static bool rings_busy(weft_transport *t)
     bool any = false;
     for (int k = 0; k < t->nnear && !any; k++) {
         const shpeer *sp = &t->sh[t->near[k]];
-        any = !sp->broken && weft__ring_ready(&sp->rx);
+        any = !sp->broken &&
+              weft__ring_ready(&sp->rx, memory_order_seq_cst);
     }
     plock_drop(t);
     flush_after(t);
@@ -1003,8 +1003,8 @@ static bool rings_busy(weft_transport *t)
 static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline,
                       uint32_t how)
 {
+    /* seq_cst, and so is rings_busy's look: see bell_after_record */
     atomic_store_explicit(&t->bell->napping, how, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst); /* see bell_after_record */
     if (how == NAP_DEEP && t->nnear && rings_busy(t))
         deadline = 0; /* a record came since the pass: no sleep */
     weft__before_wait();

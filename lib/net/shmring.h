@@ -145,14 +145,16 @@ static inline unsigned char *weft__ring_reserve(weft__ring_tx *tx,
 }
 
 /* Publish the reserved record (release: its bytes, and the cleared
- * position after it, before its own position). */
+ * position after it, before its own position; seq_cst, so that a writer
+ * may then read a flag the reader set before its last look, Dekker's
+ * way: see bell_after_record in mpi.c). */
 static inline void weft__ring_commit(weft__ring_tx *tx)
 {
     uint64_t next = (tx->at + tx->want) % tx->cap;
     atomic_store_explicit(weft__ring_pos(tx->r->data + next), ~(uint64_t)0,
                           memory_order_relaxed);
     atomic_store_explicit(weft__ring_pos(tx->r->data + tx->at), tx->tail,
-                          memory_order_release);
+                          memory_order_seq_cst);
     tx->tail += tx->want;
 }
 
@@ -188,12 +190,12 @@ static inline int weft__ring_peek(weft__ring_rx *rx,
 }
 
 /* Is something (a record or a wrap) at the reader's head? One load of
- * the line the next record starts in. */
-static inline bool weft__ring_ready(const weft__ring_rx *rx)
+ * the line the next record starts in, in order mo. */
+static inline bool weft__ring_ready(const weft__ring_rx *rx, memory_order mo)
 {
     return atomic_load_explicit(
-               weft__ring_pos(rx->r->data + rx->head % rx->cap),
-               memory_order_relaxed) == rx->head;
+               weft__ring_pos(rx->r->data + rx->head % rx->cap), mo) ==
+           rx->head;
 }
 
 /* Done with the record peek returned: its space goes back to the writer
