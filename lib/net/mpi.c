@@ -229,6 +229,11 @@ static size_t shm_ring_cap(void)
     return (size_t)kb << 10;
 }
 
+static unsigned char *align64(unsigned char *p)
+{
+    return p + (64 - (uintptr_t)p % 64) % 64;
+}
+
 static bool shm_wanted(void)
 {
     const char *e = getenv("WEFT_MPI_SHM");
@@ -266,11 +271,15 @@ static void shm_open_rings(weft_transport *t)
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* own pages */
-    if (ok && MPI_Win_allocate_shared((MPI_Aint)(one * (size_t)nl), 1, info,
+    if (ok && MPI_Win_allocate_shared((MPI_Aint)(one * (size_t)nl + 64), 1,
+                                      info,
                                       node, &mine, &t->shwin) != MPI_SUCCESS)
         t->shwin = MPI_WIN_NULL;
     MPI_Info_free(&info);
     ok = ok && t->shwin != MPI_WIN_NULL;
+    /* MPI aligns a segment less than a ring needs; the offset within a
+     * page is the same in every process that maps it */
+    mine = align64(mine);
     MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node);
     if (ok) {
         MPI_Allgather(&t->rank, 1, MPI_INT, world, 1, MPI_INT, node);
@@ -288,6 +297,7 @@ static void shm_open_rings(weft_transport *t)
         if (j == me)
             continue;
         MPI_Win_shared_query(t->shwin, j, &size, &unit, &theirs);
+        theirs = align64(theirs);
         shpeer *sp = &t->sh[world[j]];
         weft__ring_tx_init(&sp->tx, (weft__ring *)(theirs + one * me), capall);
         weft__ring_rx_init(&sp->rx, (weft__ring *)(mine + one * j), capall);
