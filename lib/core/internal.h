@@ -288,6 +288,12 @@ WEFT__HIDDEN void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val);
 WEFT__HIDDEN int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
                                         uint64_t deadline_ns);
 WEFT__HIDDEN void weft__futex_wake(_Atomic uint32_t *addr, int n);
+/* The same on a word other processes map too (shared: not private). */
+WEFT__HIDDEN int weft__futex_wait_until_in(_Atomic uint32_t *addr,
+                                           uint32_t val, uint64_t deadline_ns,
+                                           bool shared);
+WEFT__HIDDEN void weft__futex_wake_in(_Atomic uint32_t *addr, int n,
+                                      bool shared);
 WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_on_node(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);

@@ -44,30 +44,44 @@ void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val)
 }
 
 /* Like weft__futex_wait, but gives up at deadline_ns (CLOCK_MONOTONIC;
- * 0 = never). Returns -ETIMEDOUT once the deadline has passed, else 0. */
-int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
-                           uint64_t deadline_ns)
+ * 0 = never). Returns -ETIMEDOUT once the deadline has passed, else 0.
+ * shared: addr is in memory other processes map (a private futex is
+ * only woken from its own process). */
+int weft__futex_wait_until_in(_Atomic uint32_t *addr, uint32_t val,
+                              uint64_t deadline_ns, bool shared)
 {
-    if (!deadline_ns) {
+    if (!deadline_ns && !shared) {
         weft__futex_wait(addr, val); /* which runs the wait hook */
         return 0;
     }
     weft__before_wait();
-    if (weft__now_ns() >= deadline_ns)
+    if (deadline_ns && weft__now_ns() >= deadline_ns)
         return -ETIMEDOUT;
     struct timespec ts = {(time_t)(deadline_ns / 1000000000u),
                           (long)(deadline_ns % 1000000000u)};
     /* BITSET takes an absolute CLOCK_MONOTONIC deadline, so retries after
      * EINTR do not stretch the wait */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts,
-            NULL, FUTEX_BITSET_MATCH_ANY);
+    syscall(SYS_futex, (uint32_t *)addr,
+            shared ? FUTEX_WAIT_BITSET : FUTEX_WAIT_BITSET_PRIVATE, val,
+            deadline_ns ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     return 0;
+}
+
+int weft__futex_wait_until(_Atomic uint32_t *addr, uint32_t val,
+                           uint64_t deadline_ns)
+{
+    return weft__futex_wait_until_in(addr, val, deadline_ns, false);
+}
+
+void weft__futex_wake_in(_Atomic uint32_t *addr, int n, bool shared)
+{
+    syscall(SYS_futex, (uint32_t *)addr,
+            shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 void weft__futex_wake(_Atomic uint32_t *addr, int n)
 {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
-            0);
+    weft__futex_wake_in(addr, n, false);
 }
 
 /* Is there anything a sleeping worker of NUMA node `node` (-1: any) could

@@ -59,12 +59,10 @@
  * claim WEFT_TRANSPORT_FAILURES, and idempotent re-runs after a death
  * are a tcp feature. */
 #include <errno.h>
-#include <linux/futex.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,9 +119,6 @@ typedef struct txmsg {
     void *arg;
 } txmsg;
 
-/* A rank on this machine, reached through shared-memory rings (under
- * plock): tx is our ring in its memory, rx its ring in ours. Messages
- * the ring has no room for wait on ph..pt, in order. */
 /* Where a communication thread naps (in the slot of its own rank's
  * shared memory when rings are used, so other processes can wake it). */
 typedef struct shbell {
@@ -135,6 +130,9 @@ typedef struct shbell {
  * (NAP_POLLED) needs no wake for ring records: the waiter reads them. */
 enum { NAP_NO = 0, NAP_DEEP = 1, NAP_POLLED = 2 };
 
+/* A rank on this machine, reached through shared-memory rings (under
+ * plock): tx is our ring in its memory, rx its ring in ours. Messages
+ * the ring has no room for wait on ph..pt, in order. */
 typedef struct shpeer {
     weft__ring_tx tx;
     weft__ring_rx rx;
@@ -154,9 +152,8 @@ struct weft_transport {
     pthread_mutex_t plock; /* held by every pass over MPI */
     bool serialized;    /* MPI_THREAD_SERIALIZED or better: mpi_poll works */
     _Atomic uint64_t poll_at; /* when a waiter last polled */
-    shbell *bell;       /* the communication thread sleeps on bell->nap */
-    bool bell_shared;   /* bell is in shared memory: futexes not private */
-    shbell own_bell;
+    shbell *bell;       /* the communication thread sleeps on bell->nap: */
+    shbell own_bell;    /* here, or in the shared window (bell_shared) */
     _Atomic uint32_t queued; /* messages on qh (hint: read unlocked) */
     txmsg *active;      /* Isend in flight (under plock) */
     /* under plock: the posted receive and its two buffers */
@@ -224,8 +221,10 @@ static size_t shm_ring_cap(void)
 {
     const char *e = getenv("WEFT_MPI_SHM_KB");
     long kb = e && *e ? strtol(e, NULL, 10) : SHM_KB_DEFAULT;
-    if (kb < SHM_KB_MIN || kb > (1l << 20))
-        kb = kb < SHM_KB_MIN ? SHM_KB_MIN : 1l << 20;
+    if (kb < SHM_KB_MIN)
+        kb = SHM_KB_MIN;
+    if (kb > 1l << 20)
+        kb = 1l << 20;
     return (size_t)kb << 10;
 }
 
@@ -287,8 +286,7 @@ static void shm_open_rings(weft_transport *t)
             weft__ring_init((weft__ring *)(mine + one * (size_t)j), capall);
         t->bell = (shbell *)(mine + one * me); /* our own slot: no ring */
         atomic_init(&t->bell->nap, 0);
-        atomic_init(&t->bell->napping, 0);
-        t->bell_shared = true;
+        atomic_init(&t->bell->napping, NAP_NO);
     }
     for (int j = 0; ok && j < nl; j++) {
         MPI_Aint size;
@@ -312,11 +310,8 @@ static void shm_open_rings(weft_transport *t)
             MPI_Win_free(&t->shwin);
         weft__free(t->sh);
         weft__free(t->near);
-        t->bell = &t->own_bell;
-        t->bell_shared = false;
         t->sh = NULL;
         t->near = NULL;
-        t->nnear = 0;
         t->far = t->size > 1;
     }
 }
@@ -444,23 +439,21 @@ static void msg_end(txmsg *m, int status)
     weft__free(m);
 }
 
+/* Is the bell in the shared window (its futex not private)? */
+static bool bell_shared(const weft_transport *t)
+{
+    return t->bell != &t->own_bell;
+}
+
 /* Cut a nap of the communication thread short. It sets napping (seq_cst)
  * after reading nap and before sleeping on it; this bumps nap before
  * reading napping (seq_cst): either it sees napping and wakes the
  * thread, or the thread's sleep sees nap changed. */
-static void bell_wake(shbell *b, bool shared)
+static void kick(weft_transport *t)
 {
-    syscall(SYS_futex, (uint32_t *)&b->nap,
-            shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-/* A thread of this process wakes the communication thread: nap moves
- * first, so a sleep that read nap before cannot start. */
-static void bell_ring(shbell *b, bool shared)
-{
-    atomic_fetch_add_explicit(&b->nap, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&b->napping, memory_order_seq_cst))
-        bell_wake(b, shared);
+    atomic_fetch_add_explicit(&t->bell->nap, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&t->bell->napping, memory_order_seq_cst))
+        weft__futex_wake_in(&t->bell->nap, 1, bell_shared(t));
 }
 
 /* After a record went into a ring of b's process (its position stored
@@ -471,13 +464,8 @@ static void bell_after_record(shbell *b)
 {
     if (atomic_load_explicit(&b->napping, memory_order_seq_cst) == NAP_DEEP) {
         atomic_fetch_add_explicit(&b->nap, 1, memory_order_relaxed);
-        bell_wake(b, true);
+        weft__futex_wake_in(&b->nap, 1, true);
     }
-}
-
-static void kick(weft_transport *t)
-{
-    bell_ring(t->bell, t->bell_shared);
 }
 
 /* Under plock: hand m to MPI. A small message usually completes at once
@@ -991,8 +979,6 @@ static int mpi_poll(weft_transport *t)
     return busy;
 }
 
-/* The communication thread sleeps until deadline or a kick (nap moved
- * from the value it read before its last pass). */
 /* Under no lock: is a ring record waiting? Takes plock; one that is
  * held means another thread is in a pass, which counts as yes. */
 static bool rings_busy(weft_transport *t)
@@ -1010,23 +996,19 @@ static bool rings_busy(weft_transport *t)
     return any;
 }
 
+/* The communication thread sleeps until deadline or a kick (nap moved
+ * from the value it read before its last pass); how is NAP_DEEP or
+ * NAP_POLLED. */
 static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline,
                       uint32_t how)
 {
     /* seq_cst, and so is rings_busy's look: see bell_after_record */
     atomic_store_explicit(&t->bell->napping, how, memory_order_seq_cst);
-    if (how == NAP_DEEP && t->nnear && rings_busy(t))
-        deadline = 0; /* a record came since the pass: no sleep */
-    weft__before_wait();
-    if (weft__now_ns() < deadline) {
-        struct timespec ts = {(time_t)(deadline / 1000000000u),
-                              (long)(deadline % 1000000000u)};
-        syscall(SYS_futex, (uint32_t *)&t->bell->nap,
-                t->bell_shared ? FUTEX_WAIT_BITSET
-                               : FUTEX_WAIT_BITSET_PRIVATE,
-                nap, &ts, NULL, FUTEX_BITSET_MATCH_ANY);
-    }
-    weft__store_relaxed(&t->bell->napping, 0);
+    /* (a record that came since the pass: no sleep) */
+    if (how != NAP_DEEP || !t->nnear || !rings_busy(t))
+        weft__futex_wait_until_in(&t->bell->nap, nap, deadline,
+                                  bell_shared(t));
+    weft__store_relaxed(&t->bell->napping, NAP_NO);
 }
 
 static int mpi_progress(weft_transport *t, int64_t timeout_ns)
@@ -1072,7 +1054,7 @@ static void mpi_wake(weft_transport *t)
 {
     weft__store_relaxed(&t->poll_at, 0);
     weft__store_release(&t->woken, true);
-    bell_ring(t->bell, t->bell_shared);
+    kick(t);
 }
 
 static void mpi_close(weft_transport *t)
