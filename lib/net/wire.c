@@ -4,13 +4,19 @@
 
 #include "wire.h"
 
-/* FNV-1a over the header bytes before the check field. */
-static uint32_t frame_check(const unsigned char *p)
+/* A hash of the 28 header bytes before the check field, a word at a
+ * time: each step is a bijection of the 64-bit state, so a change to any
+ * one word changes the state before the final fold to 32 bits. Version
+ * 2's byte-wise FNV-1a was a chain of 28 dependent multiplies, some 40 ns
+ * on each side of every message (a tenth of a same-machine round trip). */
+uint32_t weft__frame_check(const unsigned char *p)
 {
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < WEFT__FRAME_LEN - 4; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
+    uint64_t h = weft__get64(p) * 0x9e3779b97f4a7c15ull;
+    h = (h ^ (h >> 29)) + weft__get64(p + 8) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 31)) + weft__get64(p + 16) * 0x94d049bb133111ebull;
+    h = (h ^ (h >> 27)) + weft__get32(p + 24) * 0xd6e8feb86659fd93ull;
+    h = (h ^ (h >> 32)) * 0x9e3779b97f4a7c15ull;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 void weft__frame_encode(unsigned char *out, const weft__frame *f)
@@ -23,7 +29,7 @@ void weft__frame_encode(unsigned char *out, const weft__frame *f)
     weft__put32(out + 12, f->hdrlen);
     weft__put64(out + 16, f->paylen);
     weft__put32(out + 24, 0);
-    weft__put32(out + 28, frame_check(out));
+    weft__put32(out + 28, weft__frame_check(out));
 }
 
 int weft__frame_decode(const void *buf, size_t len, uint64_t max_payload,
@@ -36,10 +42,12 @@ int weft__frame_decode(const void *buf, size_t len, uint64_t max_payload,
         return -EPROTO;
     if (len < WEFT__FRAME_LEN)
         return -EAGAIN;
-    if (weft__get32(p + 28) != frame_check(p) || weft__get32(p + 24))
-        return -EPROTO;
+    /* the version first: a peer of another version may hash otherwise,
+     * and is told so rather than called malformed */
     if (p[4] != WEFT__WIRE_VERSION)
         return -EPROTONOSUPPORT;
+    if (weft__get32(p + 28) != weft__frame_check(p) || weft__get32(p + 24))
+        return -EPROTO;
     f->kind = p[5];
     f->handler = weft__get16(p + 6);
     f->src = weft__get32(p + 8);

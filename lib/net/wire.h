@@ -5,9 +5,10 @@
  *      magic u32 'WEFT' | version u8 | kind u8 | handler u16 |
  *      src u32 | hdrlen u32 | paylen u64 | check u32
  *    then hdrlen header bytes, then paylen payload bytes. check is a hash
- *    of the 28 bytes before it, so random bytes fail fast. Version 2
- *    (version 1 had no actor messages: a peer of another version is
- *    refused at its first frame rather than misread message by message).
+ *    of the 28 bytes before it, so random bytes fail fast. Version 3
+ *    (version 1 had no actor messages, version 2 a slower check: a peer
+ *    of another version is refused at its first frame, with
+ *    -EPROTONOSUPPORT, rather than misread message by message).
  *  - the node's messages (the header of an active message), one fixed
  *    layout per handler, decoded by weft__msg_decode.
  *
@@ -25,7 +26,7 @@
 #include "internal.h"
 
 #define WEFT__WIRE_MAGIC 0x54464557u /* "WEFT" little-endian */
-#define WEFT__WIRE_VERSION 2
+#define WEFT__WIRE_VERSION 3
 #define WEFT__FRAME_LEN 32
 
 enum weft__frame_kind {
@@ -79,6 +80,10 @@ static inline uint64_t weft__get64(const unsigned char *p)
 
 /* Write f as a frame header into out[WEFT__FRAME_LEN]. */
 WEFT__HIDDEN void weft__frame_encode(unsigned char *out, const weft__frame *f);
+
+/* The check field of the frame header at p: a hash of its first 28
+ * bytes. */
+WEFT__HIDDEN uint32_t weft__frame_check(const unsigned char *p);
 
 /* Decode a frame header from buf[0..len): 0, -EAGAIN (len too short to
  * tell), -EPROTO, -EPROTONOSUPPORT, or -EMSGSIZE (hdrlen over
