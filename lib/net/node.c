@@ -164,45 +164,22 @@ static void count(_Atomic uint64_t *c, uint64_t v)
 
 /* ---- sending ---- */
 
-typedef struct sendbuf {
-    weft_bytes *payload;
-    void (*release)(void *ctx, void *token);
-    void *ctx, *token;
-} sendbuf;
-
-static void send_done(void *arg, int status)
-{
-    (void)status;
-    sendbuf *s = arg;
-    weft_bytes_free(s->payload);
-    if (s->release)
-        s->release(s->ctx, s->token);
-    weft__free(s);
-}
-
-/* Send m to dst with payload data[0..len). owned (may be NULL) is freed
- * once sent, release(ctx, token) called. Takes ownership in every case. */
+/* Send m to dst with payload data[0..len); done(arg, status), if given,
+ * runs once the transport is through with data (at once when the send
+ * fails: it takes ownership in every case). The usual completions need
+ * one pointer (bytes_sent, rec_sent): no allocation per message. */
 static int send_msg(weft_node *n, int dst, const weft__msg *m,
-                    const void *data, size_t len, weft_bytes *owned,
-                    void (*release)(void *, void *), void *ctx, void *token)
+                    const void *data, size_t len, weft_send_done done,
+                    void *arg)
 {
     unsigned char hdr[WEFT_AM_MAX_HDR];
     size_t hl = weft__msg_encode(hdr, m);
-    sendbuf *s = NULL; /* nothing to free or release: no completion */
-    if ((owned || release) && !(s = weft__malloc(sizeof *s))) {
-        weft_bytes_free(owned);
-        if (release)
-            release(ctx, token);
-        return -ENOMEM;
-    }
-    if (s)
-        *s = (sendbuf){owned, release, ctx, token};
     struct iovec iov = {(void *)data, len};
     int rc = n->ops->send(n->t, dst, m->handler, hdr, hl, &iov, len ? 1 : 0,
-                          s ? send_done : NULL, s);
+                          done, arg);
     if (rc) {
-        if (s)
-            send_done(s, rc);
+        if (done)
+            done(arg, rc);
         return rc;
     }
     count(&n->st.sent, 1);
@@ -213,7 +190,37 @@ static int send_msg(weft_node *n, int dst, const weft__msg *m,
 /* A message with no payload. */
 static int send_plain(weft_node *n, int dst, const weft__msg *m)
 {
-    return send_msg(n, dst, m, NULL, 0, NULL, NULL, NULL, NULL);
+    return send_msg(n, dst, m, NULL, 0, NULL, NULL);
+}
+
+/* Completion: free the payload the message owned. */
+static void bytes_sent(void *arg, int status)
+{
+    (void)status;
+    weft_bytes_free(arg);
+}
+
+/* Send m with b (owned) as its payload. */
+static int send_bytes(weft_node *n, int dst, const weft__msg *m,
+                      weft_bytes *b)
+{
+    return send_msg(n, dst, m, b ? b->data : NULL, b ? b->len : 0,
+                    b ? bytes_sent : NULL, b);
+}
+
+/* An object's bytes lent by the store's hooks: release(ctx, token) once
+ * sent. */
+typedef struct lent {
+    void (*release)(void *ctx, void *token);
+    void *ctx, *token;
+} lent;
+
+static void lent_sent(void *arg, int status)
+{
+    (void)status;
+    lent *l = arg;
+    l->release(l->ctx, l->token);
+    weft__free(l);
 }
 
 /* ---- records ---- */
@@ -251,10 +258,11 @@ static void rec_unref(rec *r)
     }
 }
 
-static void rec_release(void *ctx, void *token)
+/* Completion of a message that reads r's argument. */
+static void rec_sent(void *arg, int status)
 {
-    (void)token;
-    rec_unref(ctx);
+    (void)status;
+    rec_unref(arg);
 }
 
 /* Complete r's future and free r. result (owned) goes to the future. */
@@ -388,8 +396,7 @@ static int run_job(weft_job *job, void *p)
     int st = call_fn(n, in->fn, in->arg, &res);
     weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
                    .hasres = res != NULL};
-    send_msg(n, in->src, &m, res ? res->data : NULL, res ? res->len : 0, res,
-             NULL, NULL, NULL);
+    send_bytes(n, in->src, &m, res);
     weft_bytes_free(in->arg);
     weft__free(in);
     job_end(n, false);
@@ -496,7 +503,7 @@ static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
     weft__add_relaxed(&r->refs, 1);
     pthread_mutex_unlock(&n->lock);
     int rc = send_msg(n, dst, &m, r->arg ? r->arg->data : NULL,
-                      r->arg ? r->arg->len : 0, NULL, rec_release, r, NULL);
+                      r->arg ? r->arg->len : 0, rec_sent, r);
     if (!rc)
         return;
     /* Not sent: take it back, unless a peer_failed got there first. */
@@ -591,8 +598,19 @@ static void serve_object(weft_node *n, int src, const weft__msg *get)
         send_plain(n, src, &m);
         return;
     }
-    send_msg(n, src, &m, data, len, NULL, hooks ? h.release : NULL, h.ctx,
-             token);
+    if (!hooks) {
+        send_msg(n, src, &m, data, len, NULL, NULL);
+        return;
+    }
+    lent *l = weft__malloc(sizeof *l);
+    if (!l) {
+        h.release(h.ctx, token);
+        m.status = -ENOMEM;
+        send_plain(n, src, &m);
+        return;
+    }
+    *l = (lent){h.release, h.ctx, token};
+    send_msg(n, src, &m, data, len, lent_sent, l);
 }
 
 /* ---- incoming messages ---- */
@@ -848,10 +866,11 @@ typedef struct askjob {
     weft_future *fa; /* the actor's ask; its reply is sent from there */
 } askjob;
 
-static void fut_release_cb(void *ctx, void *token)
+/* Completion of a reply whose payload the actor's future holds. */
+static void fut_sent(void *arg, int status)
 {
-    (void)token;
-    weft_future_release(ctx);
+    (void)status;
+    weft_future_release(arg);
 }
 
 /* The status and the reply bytes (borrowed from aj->fa) of a done ask. A
@@ -887,8 +906,8 @@ static int ask_done(weft_job *job, void *p)
     } else { /* sent from the actor's reply, which lives until sent */
         weft__msg m = {.handler = WEFT__H_ACT_REPLY, .id = aj->id,
                        .status = st, .hasres = b != NULL};
-        send_msg(n, aj->src, &m, b ? b->data : NULL, b ? b->len : 0, NULL,
-                 fut_release_cb, aj->fa, NULL);
+        send_msg(n, aj->src, &m, b ? b->data : NULL, b ? b->len : 0,
+                 fut_sent, aj->fa);
     }
     weft__free(aj);
     job_end(n, false);
@@ -1032,8 +1051,7 @@ static void send_hello(weft_node *n, int dst)
 {
     weft__msg m = {.handler = WEFT__H_HELLO, .size = (uint32_t)n->size,
                    .nfns = n->fns.n, .hash = n->fns.hash};
-    send_msg(n, dst, &m, n->fns.names, n->fns.names_len, NULL, NULL, NULL,
-             NULL);
+    send_msg(n, dst, &m, n->fns.names, n->fns.names_len, NULL, NULL);
 }
 
 /* Log the first function whose name differs between here and there. */
@@ -2077,7 +2095,7 @@ int weft_net_send(weft_node *n, int rank, const char *name,
     if (!b)
         return -ENOMEM;
     weft__msg m = {.handler = WEFT__H_ACT_MSG, .namelen = (uint32_t)nl};
-    return send_msg(n, rank, &m, b->data, b->len, b, NULL, NULL, NULL);
+    return send_bytes(n, rank, &m, b);
 }
 
 /* Send the ask b (an ACT_MSG payload, owned) for record r to rank. */
@@ -2092,7 +2110,7 @@ static void ask_remote(weft_node *n, rec *r, int rank, weft_bytes *b,
         rec_finish(r, rc, NULL);
         return;
     }
-    rc = send_msg(n, rank, &m, b->data, b->len, b, NULL, NULL, NULL);
+    rc = send_bytes(n, rank, &m, b);
     if (rc)
         unsend(n, m.id, rank, R_ASK, rc);
 }

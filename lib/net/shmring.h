@@ -138,6 +138,10 @@ static inline unsigned char *weft__ring_reserve(weft__ring_tx *tx,
         tx->tail += rest;
         off = 0;
     }
+    /* the next header's position first: its line, then this record's,
+     * so the record's line is written in one go, position last */
+    atomic_store_explicit(weft__ring_pos(tx->r->data + (off + need) % tx->cap),
+                          ~(uint64_t)0, memory_order_relaxed);
     weft__ring_put_hdr(tx->r->data + off, (uint32_t)len, WEFT__RING_REC);
     tx->at = off;
     tx->want = need;
@@ -150,9 +154,6 @@ static inline unsigned char *weft__ring_reserve(weft__ring_tx *tx,
  * way: see bell_after_record in mpi.c). */
 static inline void weft__ring_commit(weft__ring_tx *tx)
 {
-    uint64_t next = (tx->at + tx->want) % tx->cap;
-    atomic_store_explicit(weft__ring_pos(tx->r->data + next), ~(uint64_t)0,
-                          memory_order_relaxed);
     atomic_store_explicit(weft__ring_pos(tx->r->data + tx->at), tx->tail,
                           memory_order_seq_cst);
     tx->tail += tx->want;
