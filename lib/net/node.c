@@ -361,22 +361,31 @@ static void note_run(weft_node *n, uint32_t fn, uint64_t ns)
         weft__store_relaxed(&s->never, true);
 }
 
+/* Run remote function fn on arg; its status, *res its result. *t0 is
+ * when it started if runs are timed (else 0): the caller notes the run
+ * once its reply is out, so that the clock is not read between the
+ * function's end and its reply (a run timed with its reply's send is
+ * some 100 ns long; the times decide between microseconds). */
 static int call_fn(weft_node *n, uint32_t fn, weft_bytes *arg,
-                   weft_bytes **res)
+                   weft_bytes **res, uint64_t *t0)
 {
     *res = NULL;
     /* timed only where the times decide something (run_inline) */
-    uint64_t t0 = n->timed ? weft__now_ns() : 0;
+    *t0 = n->timed ? weft__now_ns() : 0;
     WEFT__NET_EV(WEFT__EV_FN_START);
     int st = n->fns.fns[fn](arg ? arg->data : NULL, arg ? arg->len : 0, res);
     WEFT__NET_EV(WEFT__EV_FN_END);
-    if (t0)
-        note_run(n, fn, weft__now_ns() - t0);
     if (st && *res) { /* a failed task's result is not delivered */
         weft_bytes_free(*res);
         *res = NULL;
     }
     return st;
+}
+
+static void note_since(weft_node *n, uint32_t fn, uint64_t t0)
+{
+    if (t0)
+        note_run(n, fn, weft__now_ns() - t0);
 }
 
 static int run_job(weft_job *job, void *p)
@@ -385,18 +394,21 @@ static int run_job(weft_job *job, void *p)
     incoming *in = p;
     weft_node *n = in->n;
     weft_bytes *res;
+    uint64_t t0;
     if (in->src < 0) {
         rec *r = in->r;
-        int st = call_fn(n, r->fn, r->arg, &res);
+        int st = call_fn(n, r->fn, r->arg, &res, &t0);
+        note_since(n, r->fn, t0);
         rec_finish(r, st, res);
         weft__free(in);
         job_end(n, true);
         return 0;
     }
-    int st = call_fn(n, in->fn, in->arg, &res);
+    int st = call_fn(n, in->fn, in->arg, &res, &t0);
     weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
                    .hasres = res != NULL};
     send_bytes(n, in->src, &m, res);
+    note_since(n, in->fn, t0);
     weft_bytes_free(in->arg);
     weft__free(in);
     job_end(n, false);
@@ -492,16 +504,30 @@ static void pump(weft_node *n)
 
 /* Send task r to dst (a peer). On failure r goes back to the queue if
  * idempotent, else fails. */
-static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
+/* Under lock: r goes on the table as owed by dst, and is kept alive for
+ * the send that dispatch_send makes. */
+static void dispatch_locked(weft_node *n, rec *r, int dst)
 {
-    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn,
-                   .flags = r->flags | (stolen ? TASK_STOLEN : 0)};
-    pthread_mutex_lock(&n->lock);
-    m.id = r->id;
     r->dst = dst;
     tab_put(n, r);
     weft__add_relaxed(&r->refs, 1);
+}
+
+static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen);
+
+static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
+{
+    pthread_mutex_lock(&n->lock);
+    dispatch_locked(n, r, dst);
     pthread_mutex_unlock(&n->lock);
+    dispatch_send(n, r, dst, stolen);
+}
+
+/* Send task r to dst (after dispatch_locked). */
+static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
+{
+    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn, .id = r->id,
+                   .flags = r->flags | (stolen ? TASK_STOLEN : 0)};
     int rc = send_msg(n, dst, &m, r->arg ? r->arg->data : NULL,
                       r->arg ? r->arg->len : 0, rec_sent, r);
     if (!rc)
@@ -1730,8 +1756,9 @@ static int rec_new(weft_node *n, int kind, const void *arg, size_t len,
                    rec **out, weft_future **handle)
 {
     rec *r = weft__calloc(1, sizeof *r);
-    weft_bytes *a = kind == R_TASK ? weft_bytes_copy(arg, len) : NULL;
-    int rc = r && (kind != R_TASK || a) ? 0 : -ENOMEM;
+    /* no argument, no bytes (a task's NULL arg reads as empty) */
+    weft_bytes *a = kind == R_TASK && len ? weft_bytes_copy(arg, len) : NULL;
+    int rc = r && (kind != R_TASK || !len || a) ? 0 : -ENOMEM;
     if (!rc)
         rc = weft__fut_external(n->rt, NULL, &r->f, handle);
     if (rc) {
@@ -1751,7 +1778,9 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
                        weft_future **out)
 {
     WEFT__NET_EV(WEFT__EV_SUBMIT);
-    weft_remote_opts def = weft_remote_opts_default();
+    weft_remote_opts def;
+    if (!opts)
+        def = weft_remote_opts_default();
     const weft_remote_opts *o = opts ? opts : &def;
     if (!n || !name || !out || (!arg && len) ||
         (o->flags &
@@ -1778,6 +1807,12 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         n->local_running++;
         n->jobs_live++;
     }
+    bool away = !closing && dst != WEFT_NODE_ANY && dst != n->rank;
+    if (away) {
+        /* before it is sent: a waiter polls from the start */
+        poll_for(n, r);
+        dispatch_locked(n, r, dst);
+    }
     pthread_mutex_unlock(&n->lock);
     if (closing)
         rec_finish(r, -ECANCELED, NULL);
@@ -1785,10 +1820,8 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         pump(n);
     else if (dst == n->rank)
         run_here(n, r);
-    else {
-        poll_for(n, r);
-        dispatch(n, r, dst, false);
-    }
+    else
+        dispatch_send(n, r, dst, false);
     return 0;
 }
 
