@@ -12,6 +12,8 @@ Workloads (bench/net/net_weft.c says what each one does):
   (48 bytes): raw-mpi-t48, what any threaded runtime's messages cost.
 - rtc: the same round trip with the task flagged WEFT_REMOTE_CHEAP (run
   on rank 1's communication thread, no hand-off to a worker).
+- rts: the round trip after 1 ms of quiet (both nodes' threads asleep:
+  the wake-up path), the median of N; no raw twin.
 - tput: empty remote tasks in flight at once, rank 0 -> 1.
 - bw: fetching an object of N bytes from rank 1, vs raw send of N bytes;
   target: >= 0.8 x raw.
@@ -47,7 +49,8 @@ MPI_ENV = {'OMPI_ALLOW_RUN_AS_ROOT': '1',
            'OMPI_ALLOW_RUN_AS_ROOT_CONFIRM': '1'}
 
 # (workload, full size, quick size)
-SIZES = {'rt': (5000, 300), 'rtc': (5000, 300), 'tput': (20000, 2000),
+SIZES = {'rt': (5000, 300), 'rtc': (5000, 300), 'rts': (300, 30),
+         'tput': (20000, 2000),
          'bw': (64 << 20, 8 << 20), 'get': (64 << 20, 8 << 20), 'pi': (200000000, 20000000),
          'uts': (10000, 1000)}
 TARGETS = {'rt': 1.5, 'rtc': 1.5, 'bw': 0.8}
@@ -138,11 +141,11 @@ class NetSuite:
         if mpi:
             self.point('get', 'weft-mpi',
                        lambda: self.run_mpi(weft, 'get', 2, 1))
-        for w in ['rt', 'rtc', 'tput', 'bw']:
+        for w in ['rt', 'rtc', 'rts', 'tput', 'bw']:
             self.point(w, 'weft-tcp', lambda: self.run_tcp(weft, w, 2, 1))
             if mpi:
                 self.point(w, 'weft-mpi', lambda: self.run_mpi(weft, w, 2, 1))
-            if w not in ('tput', 'rtc'):
+            if w not in ('tput', 'rtc', 'rts'):
                 if raw_tcp:
                     self.point(w, 'raw-tcp', lambda: subprocess.run(
                         [raw_tcp] + self.args_of(w, 1), capture_output=True,
@@ -178,6 +181,7 @@ class NetSuite:
         base = {'weft-tcp': 'raw-tcp', 'weft-mpi': 'raw-mpi'}
         for w, key, unit in [('rt', 'us_per_op', 'us'),
                              ('rtc', 'us_per_op', 'us'),
+                             ('rts', 'us_per_op', 'us'),
                              ('tput', 'ops_per_s', 'tasks/s'),
                              ('bw', 'gb_per_s', 'GB/s'),
                              ('get', 'gb_per_s', 'GB/s')]:
@@ -186,7 +190,7 @@ class NetSuite:
                 m, sp = self.med(w, impl, key)
                 if m is None:
                     continue
-                bw = {'rtc': 'rt', 'get': 'bw'}.get(w, w)
+                bw = {'rtc': 'rt', 'rts': '-', 'get': 'bw'}.get(w, w)
                 b, _ = self.med(bw, base.get(impl, ''), key)
                 r = '%.2f' % (m / b) if b else '-'
                 t48, _ = self.med(bw, 'raw-mpi-t48', key)
@@ -206,6 +210,8 @@ class NetSuite:
                         'WEFT_REMOTE_CHEAP, against the raw rt (an unflagged '
                         'empty task runs the same way once the node has '
                         'timed it short: weft_net_config.inline_us)',
+                        'rts: the round trip after 1 ms of quiet, median '
+                        '(the wake-up of a sleeping node; no raw twin)',
                         'raw-mpi-t48: ping-pong of 48 bytes (a weft task or '
                         'reply message) at MPI_THREAD_SERIALIZED (the level '
                         'weft needs)',

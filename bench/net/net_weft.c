@@ -9,6 +9,8 @@
  *   rt     N round trips of an empty remote task, rank 0 -> rank 1
  *   rtc    the same with the task flagged WEFT_REMOTE_CHEAP (rank 1 runs
  *          it on its communication thread)
+ *   rts    N round trips, each after 1 ms of quiet (both nodes asleep:
+ *          the wake-up path); per op: the median
  *   tput   N empty remote tasks rank 0 -> rank 1, all in flight at once
  *   bw     rank 1 holds an object of N bytes; rank 0 fetches it (x4)
  *   get    the transport alone (no node): rank 1 registers N bytes,
@@ -142,6 +144,12 @@ static int submit(weft_node *n, const char *fn, const void *a, size_t l,
     return rc;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* One run of the workload on rank 0; *check gets the answer. */
 static double run(weft_node *n, const char *k, long size, uint64_t *check,
                   double *per)
@@ -159,6 +167,24 @@ static double run(weft_node *n, const char *k, long size, uint64_t *check,
             weft_future_release(f);
         }
         *per = (now_s() - t0) * 1e6 / (double)size;
+    } else if (!strcmp(k, "rts")) {
+        /* a round trip after 1 ms of quiet each: both nodes' threads have
+         * gone to sleep, so this is the wake-up path; per: the median */
+        double *lat = malloc((size_t)size * sizeof *lat);
+        for (long i = 0; i < size; i++) {
+            struct timespec q = {0, 1000000};
+            nanosleep(&q, NULL);
+            double a = now_s();
+            weft_future *f;
+            if (submit(n, "t_empty", NULL, 0, 1, &f))
+                exit(1);
+            *check += weft_future_get(f, WAIT, NULL) == 0;
+            weft_future_release(f);
+            lat[i] = (now_s() - a) * 1e6;
+        }
+        qsort(lat, (size_t)size, sizeof *lat, cmp_double);
+        *per = lat[size / 2];
+        free(lat);
     } else if (!strcmp(k, "tput")) {
         weft_future **fs = malloc((size_t)size * sizeof *fs);
         for (long i = 0; i < size; i++)
@@ -349,7 +375,7 @@ int main(int argc, char **argv)
         printf("RESULT name=%s impl=weft-%s workers=%d size=%ld "
                "seconds=%.6f check=%llu rss_kb=%ld", k, tr ? tr : "auto",
                np, size, s, (unsigned long long)check, rss_kb());
-        if (!strcmp(k, "rt") || !strcmp(k, "rtc"))
+        if (!strcmp(k, "rt") || !strcmp(k, "rtc") || !strcmp(k, "rts"))
             printf(" us_per_op=%.3f", per);
         else if (!strcmp(k, "tput"))
             printf(" ops_per_s=%.0f", per);

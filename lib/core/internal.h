@@ -294,6 +294,11 @@ WEFT__HIDDEN int weft__futex_wait_until_in(_Atomic uint32_t *addr,
                                            bool shared);
 WEFT__HIDDEN void weft__futex_wake_in(_Atomic uint32_t *addr, int n,
                                       bool shared);
+/* Asymmetric Dekker across processes: the fast side stores, then loads
+ * with only a compiler barrier between; the slow side stores, calls
+ * weft__membarrier_global, then loads. Both processes registered. */
+WEFT__HIDDEN bool weft__membarrier_register(void);
+WEFT__HIDDEN int weft__membarrier_global(void);
 WEFT__HIDDEN void weft__wake_for_work(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_on_node(weft_runtime *rt, int node);
 WEFT__HIDDEN void weft__wake_all(weft_runtime *rt);

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,28 @@ void weft__futex_wake_in(_Atomic uint32_t *addr, int n, bool shared)
 void weft__futex_wake(_Atomic uint32_t *addr, int n)
 {
     weft__futex_wake_in(addr, n, false);
+}
+
+/* Asymmetric barriers across processes (membarrier(2)): whether this
+ * process may take part, registered so that another's
+ * weft__membarrier_global() covers its threads. */
+bool weft__membarrier_register(void)
+{
+    long q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (q < 0 || !(q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) ||
+        !(q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+        return false;
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+                   0, 0) == 0;
+}
+
+/* A full memory barrier on every running thread of every registered
+ * process (and this one): 0, or -errno. */
+int weft__membarrier_global(void)
+{
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)
+               ? -errno
+               : 0;
 }
 
 /* Is there anything a sleeping worker of NUMA node `node` (-1: any) could

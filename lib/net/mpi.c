@@ -172,6 +172,7 @@ struct weft_transport {
     int *near;          /* the ranks on the node, but this one */
     int nnear, npend;   /* npend: messages waiting for ring room */
     bool far;           /* some rank is not on the node: MPI receives */
+    bool asym;          /* the node's ranks use membarrier: ring_publish */
 };
 
 /* The transport whose plock this thread holds, if any: a send made by a
@@ -259,6 +260,12 @@ static void shm_open_rings(weft_transport *t)
     unsigned long cap = shm_ring_cap(), capall = 0;
     int want = shm_wanted() && nl > 1;
     MPI_Allreduce(&want, &all, 1, MPI_INT, MPI_MIN, node);
+    /* asymmetric wake-ups only if every rank of the node can take part */
+    const char *mb = getenv("WEFT_MPI_MEMBARRIER");
+    int asym = all && !(mb && !strcmp(mb, "0")) &&
+               weft__membarrier_register();
+    MPI_Allreduce(MPI_IN_PLACE, &asym, 1, MPI_INT, MPI_MIN, node);
+    t->asym = asym;
     MPI_Allreduce(&cap, &capall, 1, MPI_UNSIGNED_LONG, MPI_MAX, node);
     int *world = weft__calloc((size_t)nl, sizeof *world);
     t->sh = weft__calloc((size_t)t->size, sizeof *t->sh);
@@ -461,13 +468,29 @@ static void kick(weft_transport *t)
         weft__futex_wake_in(&t->bell->nap, 1, bell_shared(t));
 }
 
-/* After a record went into a ring of b's process (its position stored
- * seq_cst): wake its communication thread only if it sleeps deep. That
- * thread stores napping and then looks at the rings, all seq_cst: either
- * it sees the record, or this sees it napping. */
-static void bell_after_record(shbell *b)
+/* Publish the record reserved in sp's ring, then wake the reading
+ * process's communication thread if it sleeps deep. That thread stores
+ * napping, then looks at its rings: Dekker's handshake. Either all
+ * seq_cst (the record's position and both sides' accesses to napping),
+ * or, when every rank of the node registered for membarrier (t->asym),
+ * asymmetric: the position is stored with release and napping read
+ * after a compiler barrier only, and the napper runs a membarrier
+ * between its store and its look, which it does once per deep nap,
+ * where the writer's seq_cst store cost every message ~50 ns. Either
+ * way, it sees the record or this sees it napping. */
+static void ring_publish(const weft_transport *t, shpeer *sp)
 {
-    if (atomic_load_explicit(&b->napping, memory_order_seq_cst) == NAP_DEEP) {
+    shbell *b = sp->bell;
+    uint32_t napping;
+    if (t->asym) {
+        weft__ring_commit(&sp->tx, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+        napping = atomic_load_explicit(&b->napping, memory_order_relaxed);
+    } else {
+        weft__ring_commit(&sp->tx, memory_order_seq_cst);
+        napping = atomic_load_explicit(&b->napping, memory_order_seq_cst);
+    }
+    if (napping == NAP_DEEP) {
         atomic_fetch_add_explicit(&b->nap, 1, memory_order_relaxed);
         weft__futex_wake_in(&b->nap, 1, true);
     }
@@ -512,8 +535,7 @@ static bool ring_put(weft_transport *t, shpeer *sp, txmsg *m)
     if (!d)
         return false;
     memcpy(d, m->buf, m->buflen);
-    weft__ring_commit(&sp->tx);
-    bell_after_record(sp->bell); /* its communication thread may nap */
+    ring_publish(t, sp);
     if (m->paylen)
         mpi_isend(t, m, true);
     else
@@ -622,8 +644,7 @@ static bool ring_direct(weft_transport *t, int dst, const unsigned char *b,
     if (!d)
         return false;
     memcpy(d, b, len);
-    weft__ring_commit(&sp->tx);
-    bell_after_record(sp->bell);
+    ring_publish(t, sp);
     if (done)
         done(arg, 0);
     return true;
@@ -1055,10 +1076,15 @@ static bool rings_busy(weft_transport *t)
 static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline,
                       uint32_t how)
 {
-    /* seq_cst, and so is rings_busy's look: see bell_after_record */
+    /* seq_cst, and so is rings_busy's look: see ring_publish */
     atomic_store_explicit(&t->bell->napping, how, memory_order_seq_cst);
+    bool deep = how == NAP_DEEP && t->nnear;
+    /* the writers' half of the barrier (ring_publish); should it fail,
+     * a record that came meanwhile waits at most SLEEP_NS */
+    if (deep && t->asym && weft__membarrier_global())
+        deadline = weft__now_ns() + SLEEP_NS;
     /* (a record that came since the pass: no sleep) */
-    if (how != NAP_DEEP || !t->nnear || !rings_busy(t))
+    if (!deep || !rings_busy(t))
         weft__futex_wait_until_in(&t->bell->nap, nap, deadline,
                                   bell_shared(t));
     weft__store_relaxed(&t->bell->napping, NAP_NO);

@@ -148,14 +148,15 @@ static inline unsigned char *weft__ring_reserve(weft__ring_tx *tx,
     return tx->r->data + off + WEFT__RING_HDR;
 }
 
-/* Publish the reserved record (release: its bytes, and the cleared
- * position after it, before its own position; seq_cst, so that a writer
- * may then read a flag the reader set before its last look, Dekker's
- * way: see bell_after_record in mpi.c). */
-static inline void weft__ring_commit(weft__ring_tx *tx)
+/* Publish the reserved record: its position stored in order mo, at
+ * least release (its bytes, and the cleared position after it, before
+ * its own position). seq_cst where the writer then reads a flag the
+ * reader set before its last look, Dekker's way (ring_publish in
+ * mpi.c); release where the reader's side of that runs a membarrier. A
+ * seq_cst store waits for the line the reader polls: some 50 ns. */
+static inline void weft__ring_commit(weft__ring_tx *tx, memory_order mo)
 {
-    atomic_store_explicit(weft__ring_pos(tx->r->data + tx->at), tx->tail,
-                          memory_order_seq_cst);
+    atomic_store_explicit(weft__ring_pos(tx->r->data + tx->at), tx->tail, mo);
     tx->tail += tx->want;
 }
 

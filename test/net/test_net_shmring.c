@@ -58,7 +58,7 @@ static void *writer(void *arg)
         while (!(d = weft__ring_reserve(&tx, len)))
             sched_yield();
         fill(d, i, len);
-        weft__ring_commit(&tx);
+        weft__ring_commit(&tx, memory_order_release);
     }
     return NULL;
 }
@@ -107,7 +107,7 @@ static void test_full_then_room(void **state)
     unsigned char *d;
     while ((d = weft__ring_reserve(&tx, 1000))) {
         memset(d, n, 1000);
-        weft__ring_commit(&tx);
+        weft__ring_commit(&tx, memory_order_release);
         n++;
     }
     assert_true(n >= 60 && n <= 64); /* 64 KiB of 1 KiB records */
@@ -120,7 +120,7 @@ static void test_full_then_room(void **state)
     }
     assert_non_null(d = weft__ring_reserve(&tx, 1000)); /* room again */
     memset(d, n, 1000);
-    weft__ring_commit(&tx);
+    weft__ring_commit(&tx, memory_order_release);
     for (int i = 2; i <= n; i++) {
         assert_int_equal(weft__ring_peek(&rx, &rec, &len), 1);
         assert_int_equal(len, 1000);
@@ -163,7 +163,7 @@ static void test_stale_bytes_not_records(void **state)
             uint64_t p = base + WEFT__RING_HDR + k + CAP;
             memcpy(d + k, &p, 8);
         }
-        weft__ring_commit(&tx);
+        weft__ring_commit(&tx, memory_order_release);
         take_only_one(&rx);
         /* records of 1000 bytes up to the same place a lap later */
         while (tx.tail < base + CAP) {
@@ -171,7 +171,7 @@ static void test_stale_bytes_not_records(void **state)
             d = weft__ring_reserve(&tx, l);
             assert_non_null(d);
             memset(d, 0, l);
-            weft__ring_commit(&tx);
+            weft__ring_commit(&tx, memory_order_release);
             take_only_one(&rx);
         }
     }
