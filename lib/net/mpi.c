@@ -823,6 +823,7 @@ static bool ring_recv(weft_transport *t)
                 break;
             }
             WEFT__NET_EV(WEFT__EV_RECV);
+            weft__ring_prefetch_next(&sp->rx);
             deliver(t, src, rec, (int)len);
             weft__ring_release(&sp->rx);
             any = true;

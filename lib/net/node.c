@@ -137,7 +137,8 @@ struct weft_node {
     /* under lock */
     bool opened, mismatch, died_early, closing, t_closed;
     int open_rc, settled; /* peers verified or dead */
-    uint8_t *peer;        /* P_* by rank */
+    _Atomic uint8_t *peer; /* P_* by rank: written under lock, read
+                              without it where a stale state is harmless */
     uint64_t *arrived;    /* highest barrier epoch each rank reached */
     uint64_t epoch;
     rec *tab[TAB_BUCKETS];
@@ -1036,9 +1037,9 @@ static void on_recv(void *ctx, weft_am *am)
         return drop(n, src, "bad source rank");
     if (weft__msg_decode(am->handler, am->hdr, am->hdrlen, &m))
         return drop(n, src, "malformed header");
-    pthread_mutex_lock(&n->lock);
-    int ps = n->peer[src];
-    pthread_mutex_unlock(&n->lock);
+    /* unlocked: a hello and what follows it come in order, through
+     * plock; a death seen late is a message that came just before it */
+    int ps = atomic_load_explicit(&n->peer[src], memory_order_acquire);
     if (m.handler == WEFT__H_HELLO)
         return on_hello(n, src, &m, am);
     if (ps != P_OK)
