@@ -409,7 +409,7 @@ static size_t frame_write(const weft_transport *t, unsigned char *b,
     return off;
 }
 
-static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
+static txmsg *msg_alloc(weft_transport *t, int dst, unsigned handler,
                        const void *hdr, size_t hdrlen,
                        const struct iovec *iov, int iovcnt, size_t pay)
 {
@@ -441,6 +441,21 @@ static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
         memcpy(m->packed->data + o, iov[i].iov_base, iov[i].iov_len);
     m->pay = m->packed->data;
     m->paylen = pay;
+    return m;
+}
+
+/* A message to send later (from a pass), done(arg, status) when sent. */
+static txmsg *make_msg(weft_transport *t, int dst, unsigned handler,
+                       const void *hdr, size_t hdrlen,
+                       const struct iovec *iov, int iovcnt, size_t pay,
+                       weft_send_done done, void *arg)
+{
+    txmsg *m = msg_alloc(t, dst, handler, hdr, hdrlen, iov, iovcnt, pay);
+    if (m) {
+        m->done = done;
+        m->arg = arg;
+        WEFT__NET_EV(WEFT__EV_QUEUED);
+    }
     return m;
 }
 
@@ -665,12 +680,10 @@ static int send_locked(weft_transport *t, int dst, unsigned handler,
         if (ring_direct(t, dst, b, len, done, arg))
             return 0;
     }
-    txmsg *m = make_msg(t, dst, handler, hdr, hdrlen, iov, iovcnt, pay);
+    txmsg *m = make_msg(t, dst, handler, hdr, hdrlen, iov, iovcnt, pay,
+                        done, arg);
     if (!m)
         return -ENOMEM;
-    m->done = done;
-    m->arg = arg;
-    WEFT__NET_EV(WEFT__EV_QUEUED);
     isend(t, m);
     return 0;
 }
@@ -697,12 +710,10 @@ static int mpi_send(weft_transport *t, int dst, unsigned handler,
         flush_after(t);
         return rc;
     }
-    txmsg *m = make_msg(t, dst, handler, hdr, hdrlen, iov, iovcnt, pay);
+    txmsg *m = make_msg(t, dst, handler, hdr, hdrlen, iov, iovcnt, pay,
+                        done, arg);
     if (!m)
         return -ENOMEM;
-    m->done = done;
-    m->arg = arg;
-    WEFT__NET_EV(WEFT__EV_QUEUED);
     pthread_mutex_lock(&t->qlock);
     if (t->qt)
         t->qt->next = m;
