@@ -24,8 +24,8 @@
  * window: see "ranks on the same machine" below). A message is the same
  * frame as over MPI, written into the ring; a payload over INLINE still
  * follows as TAG_PAY. This takes MPI's matching and progress engine out
- * of the round trip between ranks of a node (about 2.4 -> 1.5-1.8 us on
- * 2 cores).
+ * of the round trip between ranks of a node (2.5 us through MPI, about
+ * 1.0 us through the rings on 2 cores: bench/RESULTS.md).
  *
  * Latency over MPI (a remote round trip is a handful of these steps, and
  * raw MPI ping-pong is the yardstick):
@@ -89,7 +89,10 @@
 /* A waiter that polled this recently is polling: the communication
  * thread leaves the core to it. */
 #define POLLED_NS 200000u
-#define POLL_STAMP_EVERY 16u
+/* Polls (of a waiter) or idle passes (of the communication thread)
+ * between two clock reads: a read costs a third of a pass that finds
+ * nothing, and a pass sooner is a message seen sooner. */
+#define CLOCK_EVERY 16u
 
 /* A put or get in flight (on t->rma, under plock). */
 typedef struct rmaop {
@@ -235,10 +238,19 @@ static unsigned char *align64(unsigned char *p)
     return p + (64 - (uintptr_t)p % 64) % 64;
 }
 
-static bool shm_wanted(void)
+/* Is the switch name turned off (set to 0) in the environment? */
+static bool env_off(const char *name)
 {
-    const char *e = getenv("WEFT_MPI_SHM");
-    return !(e && !strcmp(e, "0"));
+    const char *e = getenv(name);
+    return e && !strcmp(e, "0");
+}
+
+/* Collective over node: is v true on every rank? */
+static int node_all(MPI_Comm node, int v)
+{
+    int all = 0;
+    MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_MIN, node);
+    return all;
 }
 
 /* Collective over t->comm. Leaves t->sh NULL (everything over MPI) when
@@ -247,7 +259,7 @@ static bool shm_wanted(void)
 static void shm_open_rings(weft_transport *t)
 {
     MPI_Comm node;
-    int nl = 1, me = 0, all = 0;
+    int nl = 1, me = 0;
     t->bell = &t->own_bell;
     t->shwin = MPI_WIN_NULL;
     t->far = true;
@@ -259,20 +271,15 @@ static void shm_open_rings(weft_transport *t)
     MPI_Comm_rank(node, &me);
     t->far = nl < t->size;
     unsigned long cap = shm_ring_cap(), capall = 0;
-    int want = shm_wanted() && nl > 1;
-    MPI_Allreduce(&want, &all, 1, MPI_INT, MPI_MIN, node);
+    int all = node_all(node, !env_off("WEFT_MPI_SHM") && nl > 1);
     /* asymmetric wake-ups only if every rank of the node can take part */
-    const char *mb = getenv("WEFT_MPI_MEMBARRIER");
-    int asym = all && !(mb && !strcmp(mb, "0")) &&
-               weft__membarrier_register();
-    MPI_Allreduce(MPI_IN_PLACE, &asym, 1, MPI_INT, MPI_MIN, node);
-    t->asym = asym;
+    t->asym = node_all(node, all && !env_off("WEFT_MPI_MEMBARRIER") &&
+                                 weft__membarrier_register());
     MPI_Allreduce(&cap, &capall, 1, MPI_UNSIGNED_LONG, MPI_MAX, node);
     int *world = weft__calloc((size_t)nl, sizeof *world);
     t->sh = weft__calloc((size_t)t->size, sizeof *t->sh);
     t->near = weft__calloc((size_t)nl, sizeof *t->near);
-    int ok = all && world && t->sh && t->near;
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node);
+    int ok = node_all(node, all && world && t->sh && t->near);
     size_t one = weft__ring_size(capall);
     unsigned char *mine = NULL;
     MPI_Info info;
@@ -287,7 +294,7 @@ static void shm_open_rings(weft_transport *t)
     /* MPI aligns a segment less than a ring needs; the offset within a
      * page is the same in every process that maps it */
     mine = align64(mine);
-    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, node);
+    ok = node_all(node, ok);
     if (ok) {
         MPI_Allgather(&t->rank, 1, MPI_INT, world, 1, MPI_INT, node);
         for (int j = 0; j < nl; j++)
@@ -559,12 +566,19 @@ static bool ring_put(weft_transport *t, shpeer *sp, txmsg *m)
     return true;
 }
 
+/* dst's rings when it is a rank on this machine, else NULL. */
+static shpeer *ring_peer(const weft_transport *t, int dst)
+{
+    shpeer *sp = t->sh ? &t->sh[dst] : NULL;
+    return sp && sp->tx.r ? sp : NULL;
+}
+
 /* Under plock: hand m to MPI, or to the ring of a rank on this machine,
  * or, while that ring is full or others wait, to the end of the line. */
 static void isend(weft_transport *t, txmsg *m)
 {
-    shpeer *sp = t->sh ? &t->sh[m->dst] : NULL;
-    if (!sp || !sp->tx.r) {
+    shpeer *sp = ring_peer(t, m->dst);
+    if (!sp) {
         mpi_isend(t, m, false);
         return;
     }
@@ -653,8 +667,8 @@ static void flush_after(weft_transport *t)
 static bool ring_direct(weft_transport *t, int dst, const unsigned char *b,
                         size_t len, weft_send_done done, void *arg)
 {
-    shpeer *sp = t->sh ? &t->sh[dst] : NULL;
-    if (!sp || !sp->tx.r || sp->ph)
+    shpeer *sp = ring_peer(t, dst);
+    if (!sp || sp->ph)
         return false;
     unsigned char *d = weft__ring_reserve(&sp->tx, len);
     if (!d)
@@ -673,7 +687,8 @@ static int send_locked(weft_transport *t, int dst, unsigned handler,
                        weft_send_done done, void *arg)
 {
     start_sends(t);
-    if (t->sh && pay <= DIRECT_PAY) {
+    /* (a rank elsewhere: its message is built once, below) */
+    if (pay <= DIRECT_PAY && ring_peer(t, dst)) {
         unsigned char b[WEFT__FRAME_LEN + WEFT_AM_MAX_HDR + DIRECT_PAY];
         size_t len = frame_write(t, b, handler, hdr, hdrlen, iov, iovcnt, pay);
         WEFT__NET_EV(WEFT__EV_QUEUED);
@@ -1060,10 +1075,10 @@ static int mpi_poll(weft_transport *t)
 {
     if (!t->serialized)
         return -ENOTSUP;
-    /* Stamped every POLL_STAMP_EVERY polls of a thread (a microsecond or
+    /* Stamped every CLOCK_EVERY polls of a thread (a microsecond or
      * two): the communication thread only asks whether a waiter polled
-     * in the last POLLED_NS, and a clock read costs a third of a poll. */
-    if (tl_polls++ % POLL_STAMP_EVERY == 0)
+     * in the last POLLED_NS. */
+    if (tl_polls++ % CLOCK_EVERY == 0)
         weft__store_relaxed(&t->poll_at, weft__now_ns());
     if (!plock_try(t))
         return -EBUSY;
@@ -1127,9 +1142,7 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
         flush_after(t);
         if (did & PASS_GOT) /* the node may have tasks to run: see net.h */
             return 0;
-        /* the clock every few idle passes: a read costs a third of a
-         * pass, and a pass sooner is a message seen sooner */
-        if (did || i % POLL_STAMP_EVERY == 0)
+        if (did || i % CLOCK_EVERY == 0)
             now = weft__now_ns();
         if (did)
             last = now;

@@ -503,8 +503,6 @@ static void pump(weft_node *n)
     }
 }
 
-/* Send task r to dst (a peer). On failure r goes back to the queue if
- * idempotent, else fails. */
 /* Under lock: r goes on the table as owed by dst, and is kept alive for
  * the send that dispatch_send makes. */
 static void dispatch_locked(weft_node *n, rec *r, int dst)
@@ -514,17 +512,8 @@ static void dispatch_locked(weft_node *n, rec *r, int dst)
     weft__add_relaxed(&r->refs, 1);
 }
 
-static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen);
-
-static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
-{
-    pthread_mutex_lock(&n->lock);
-    dispatch_locked(n, r, dst);
-    pthread_mutex_unlock(&n->lock);
-    dispatch_send(n, r, dst, stolen);
-}
-
-/* Send task r to dst (after dispatch_locked). */
+/* Send task r to dst (a peer; after dispatch_locked). On failure r goes
+ * back to the queue if idempotent, else fails. */
 static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
 {
     weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn, .id = r->id,
@@ -544,6 +533,15 @@ static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
         rec_finish(r, rc, NULL);
     if (requeue)
         pump(n);
+}
+
+/* Send task r to dst (a peer). */
+static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
+{
+    pthread_mutex_lock(&n->lock);
+    dispatch_locked(n, r, dst);
+    pthread_mutex_unlock(&n->lock);
+    dispatch_send(n, r, dst, stolen);
 }
 
 /* ---- objects ---- */

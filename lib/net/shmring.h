@@ -119,7 +119,7 @@ static inline unsigned char *weft__ring_reserve(weft__ring_tx *tx,
     if (need > tx->cap / 2)
         return NULL;
     uint64_t off = tx->tail % tx->cap, rest = tx->cap - off;
-    /* and the next header's position field, which commit clears */
+    /* and the next header's position field, cleared below */
     uint64_t total = need + (rest < need ? rest : 0) + WEFT__RING_HDR;
     if (tx->tail + total - tx->head > tx->cap) {
         /* acquire: the reader is done with the bytes it freed */

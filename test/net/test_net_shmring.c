@@ -36,6 +36,15 @@ static weft__ring *ring_new(size_t cap)
     return r;
 }
 
+/* A new ring and both its ends, in one thread. */
+static weft__ring *ring_pair(weft__ring_tx *tx, weft__ring_rx *rx)
+{
+    weft__ring *r = ring_new(CAP);
+    weft__ring_tx_init(tx, r, CAP);
+    weft__ring_rx_init(rx, r, CAP);
+    return r;
+}
+
 /* Record i: a length from i, bytes that say i. */
 static size_t len_of(uint32_t i)
 {
@@ -97,11 +106,9 @@ static void test_laps_in_order(void **state)
 static void test_full_then_room(void **state)
 {
     (void)state;
-    weft__ring *r = ring_new(CAP);
     weft__ring_tx tx;
     weft__ring_rx rx;
-    weft__ring_tx_init(&tx, r, CAP);
-    weft__ring_rx_init(&rx, r, CAP);
+    weft__ring *r = ring_pair(&tx, &rx);
     assert_null(weft__ring_reserve(&tx, CAP / 2)); /* over half: never */
     int n = 0;
     unsigned char *d;
@@ -148,11 +155,9 @@ static void take_only_one(weft__ring_rx *rx)
 static void test_stale_bytes_not_records(void **state)
 {
     (void)state;
-    weft__ring *r = ring_new(CAP);
     weft__ring_tx tx;
     weft__ring_rx rx;
-    weft__ring_tx_init(&tx, r, CAP);
-    weft__ring_rx_init(&rx, r, CAP);
+    weft__ring *r = ring_pair(&tx, &rx);
     for (int lap = 0; lap < 5; lap++) {
         unsigned char *d = weft__ring_reserve(&tx, 4000);
         assert_non_null(d);
