@@ -149,7 +149,18 @@ void st_desc_free(weft_store *st, uint32_t d)
     uint32_t s = atomic_load_explicit(&x->state, memory_order_relaxed);
     st_index_remove(st, d);
     if (s == ST_SPILLED) {
+        /* A spilled object is freed without a claim (nobody can hold a
+         * reference to it), so mark it half-freed (gen odd; repair maps
+         * that to FREE) before its file may go: a death right after the
+         * drop must not leave a SPILLED descriptor whose bytes are gone,
+         * which every later get would answer with -EIO. */
+        atomic_store_explicit(&x->gen,
+                              atomic_load_explicit(&x->gen,
+                                                   memory_order_relaxed) | 1,
+                              memory_order_seq_cst);
+        ST_POINT("free:spilled-marked");
         st_spill_drop(st, x->spill_file);
+        ST_POINT("free:spill-dropped");
         ST_SUB(&h->spilled, 1);
     } else {
         if (s == ST_SEALED || s == ST_DELETING) {

@@ -25,7 +25,7 @@
  *   create: gen odd; id, off, size, owner, flags, lru_seq 0; state
  *           CREATED; gen even
  *   free:   state DELETING (then refs are checked); gen odd; state FREE;
- *           gen even
+ *           gen even (a SPILLED object: gen odd, then its file dropped)
  *   abort:  state CREATED -> ABORTING (CAS); then as free
  *   seal:   state CREATED -> SEALED (CAS on gen and state, no lock)
  *   spill:  spill fields; state SPILLED
