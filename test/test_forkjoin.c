@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -56,7 +57,7 @@ static void test_workers(void **state)
         assert_int_equal(n, counts[i]);
         uint64_t spawns = 0;
         for (int w = 0; w < n; w++)
-            spawns += st[w].spawns;
+            spawns += st[w].published;
         assert_true(spawns > 0);
         assert_int_equal(weft_runtime_destroy(&rt), 0);
         assert_null(rt);
@@ -228,6 +229,69 @@ static void test_head_form_full_deque(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* A thief that finds every shared frame gone asks the owner to share more
+ * (it moves the owner's spawn bound, see <weft/task.h>); the owner's next
+ * spawn must see that and publish. Children 1..K can reach the second
+ * worker only that way: each one waits, up to a deadline, until children
+ * ran on two workers, spawning and syncing a grandchild meanwhile: a
+ * spawn is where the owner serves the request. A request lost would leave the thief hungry
+ * and every child on the owner, waiting out its deadline. */
+enum { REQ_KIDS = 32 };
+static _Atomic unsigned req_mask; /* bit per worker that ran a child */
+static _Atomic int req_timeouts;
+
+static void noop_task(weft_task *t) { (void)t; }
+
+static void req_child(weft_task *t)
+{
+    (void)t;
+    atomic_fetch_or(&req_mask, 1u << (weft_worker_index() & 31));
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (__builtin_popcount(atomic_load(&req_mask)) < 2 &&
+           atomic_load(&req_timeouts) == 0) {
+        weft_task g; /* fork-join work goes on: spawns, which serve requests */
+        weft_spawn(&g, noop_task);
+        weft_sync(&g);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 10) {
+            atomic_fetch_add(&req_timeouts, 1);
+            return;
+        }
+    }
+}
+
+static int req_root(void *arg)
+{
+    weft_task *f = arg;
+    /* child 0 is shared at once (nothing was left to steal) and does
+     * nothing: whoever takes it, the rest are private to the owner */
+    weft_spawn(&f[0], noop_task);
+    for (int i = 1; i <= REQ_KIDS; i++)
+        weft_spawn(&f[i], req_child);
+    for (int i = REQ_KIDS; i >= 0; i--)
+        weft_sync(&f[i]);
+    return 0;
+}
+
+static void test_split_request(void **state)
+{
+    (void)state;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_task f[REQ_KIDS + 1];
+    for (int rep = 0; rep < 3; rep++) {
+        atomic_store(&req_mask, 0);
+        assert_int_equal(weft_run(rt, req_root, f), 0);
+        assert_int_equal(atomic_load(&req_timeouts), 0);
+        assert_int_equal(__builtin_popcount(atomic_load(&req_mask)), 2);
+    }
+    weft_worker_stats st[2];
+    assert_int_equal(weft_stats_workers(rt, st, 2), 2);
+    assert_true(st[0].published + st[1].published > 0);
+    weft_runtime_destroy(&rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_outside_task),
         cmocka_unit_test(test_head_form),
         cmocka_unit_test(test_head_form_full_deque),
+        cmocka_unit_test(test_split_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -278,7 +278,7 @@ static void test_counters_grow(void **s)
     assert_int_equal(b.src.alive, 1);
     assert_int_equal(b.rs.workers, 2);
     assert_true(SUM(&b, busy_ns) > SUM(&a, busy_ns));
-    assert_true(SUM(&b, spawns) > SUM(&a, spawns));
+    assert_true(SUM(&b, published) > SUM(&a, published));
     assert_true(SUM(&b, roots) > SUM(&a, roots));
     assert_true(b.rs.maps >= a.rs.maps + 1);
     assert_true(b.rs.map_items >= a.rs.map_items + 100000);
@@ -291,7 +291,7 @@ static void test_counters_grow(void **s)
     assert_int_equal(weft_stats_workers(rt, lw, 2), 2);
     assert_true(b.rs.map_items <= live.map_items);
     for (int i = 0; i < 2; i++)
-        assert_true(b.w[i].spawns <= lw[i].spawns);
+        assert_true(b.w[i].published <= lw[i].published);
     weft_stats_detach(&r);
     assert_null(r);
     weft_runtime_destroy(&rt);
@@ -351,7 +351,7 @@ static void *hammer_main(void *arg)
                   cur.src.workers == 2 && cur.w[0].worker == 0 &&
                   cur.w[1].worker == 1;
         for (int i = 0; ok && prev.n == 2 && i < 2; i++)
-            ok = cur.w[i].spawns >= prev.w[i].spawns &&
+            ok = cur.w[i].published >= prev.w[i].published &&
                  cur.w[i].roots >= prev.w[i].roots;
         ok = ok && cur.rs.uptime_ns >= prev.rs.uptime_ns &&
              cur.rs.map_items >= prev.rs.map_items;
@@ -407,7 +407,7 @@ static void test_keep(void **s)
     /* the last snapshot is taken at destroy: it counts all the work */
     assert_int_equal(k.rs.maps, 1);
     assert_int_equal(k.rs.map_items, 5000);
-    assert_true(SUM(&k, spawns) > 0);
+    assert_true(SUM(&k, published) > 0);
     assert_int_equal(weft_stats_remove(src.id), 0);
     assert_false(find_source(name, getpid(), NULL));
     assert_int_equal(weft_stats_remove(src.id), -ENOENT);

@@ -257,10 +257,10 @@ static void print_stats(void)
     int n = weft_stats_workers(rt, st, 64);
     for (int i = 0; i < n; i++)
         fprintf(stderr,
-                "STATS worker=%d cpu=%d spawns=%llu steals=%llu/%llu "
+                "STATS worker=%d cpu=%d published=%llu steals=%llu/%llu "
                 "parks=%llu busy_ms=%.1f spin_ms=%.1f parked_ms=%.1f "
                 "misuses=%llu\n",
-                st[i].worker, st[i].cpu, (unsigned long long)st[i].spawns,
+                st[i].worker, st[i].cpu, (unsigned long long)st[i].published,
                 (unsigned long long)st[i].steals_won,
                 (unsigned long long)st[i].steals_tried,
                 (unsigned long long)st[i].parks, st[i].busy_ns / 1e6,

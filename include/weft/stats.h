@@ -20,7 +20,12 @@ typedef struct weft_worker_stats {
     int32_t cpu;        /* OS index of the PU it is pinned to, -1 if not */
     int32_t numa_node;  /* logical index of its NUMA node in the topology */
     int32_t reserved0;
-    uint64_t spawns;        /* fork-join children spawned */
+    /* fork-join children made stealable: shared with thieves when they
+     * asked, or when every earlier one was stolen. A child that stays
+     * private to its worker and is synced by its parent (most, in a
+     * balanced run) costs no bookkeeping and is not counted: counting
+     * every spawn cost fib 30 % (see <weft/task.h>). */
+    uint64_t published;
     uint64_t steals_tried;  /* steal attempts on a victim with work */
     uint64_t steals_won;    /* tasks taken from another worker's deque */
     uint64_t steals_near;   /* of those, from a worker on the same node */

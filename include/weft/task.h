@@ -78,28 +78,52 @@ struct weft_task {
 };
 
 /* Internal: the calling worker's view of its own deque. Public only because
- * the inline spawn/sync below need its layout. Do not use its fields. */
+ * the inline spawn/sync below need its layout. Do not use its fields.
+ *
+ * A spawn makes one bound check, head < lim, and nothing else: lim is the
+ * deque's end while the fast path may push; NULL while the owner must
+ * republish (every shared task was stolen); the deque's start once a
+ * thief asked the owner to share more. So a thief's request costs the
+ * spawns no separate flag to test, and no spawn writes a counter: a
+ * counter in memory, even one owner-only increment, made fib(35) 30 %
+ * slower (bench/RESULTS.md, "one compare per spawn"). */
 typedef struct weft__cursor {
     weft_task **head;  /* next free slot; owner only */
     weft_task **split; /* slots below split may be stolen; owner only */
-    weft_task **lim;   /* end of the deque; NULL while the owner must
-                          republish (every shared task was stolen) */
-    _Atomic unsigned char movesplit; /* set by a thief: "share more" */
-    _Atomic uint64_t spawns;         /* written by owner, read by stats */
+    _Atomic(weft_task **) lim; /* owner, and thieves asking to share */
 } weft__cursor;
 
 extern WEFT_API _Thread_local weft__cursor weft__cur;
 
+#if defined(__SANITIZE_THREAD__)
+#define WEFT__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT__TSAN 1
+#endif
+#endif
+
+/* Internal: the fast path's bound, a relaxed load (lim is a hint to take
+ * the slow path; what a thief may take is published by the deque's own
+ * atomics there). On x86-64 it is written as the one mov that the relaxed
+ * load compiles to anyway: gcc's inliner prices an atomic load like a
+ * call, and that alone kept it from inlining recursive task code into
+ * itself as it does serial code (fib(35) 52.8 against 46.1 ms on one
+ * worker). Under ThreadSanitizer the atomic load stays, so that it sees
+ * the accesses. */
+static inline WEFT__ALWAYS_INLINE weft_task **weft__lim(weft__cursor *c)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(WEFT__TSAN)
+    weft_task **v;
+    __asm__("movq %1, %0" : "=r"(v) : "m"(c->lim));
+    return v;
+#else
+    return atomic_load_explicit(&c->lim, memory_order_relaxed);
+#endif
+}
+
 WEFT_API void weft__spawn_slow(weft_task *t);
 WEFT_API void weft__sync_slow(weft_task *t);
-
-/* Internal: the spawn count of the statistics, owner-written. */
-static inline WEFT__ALWAYS_INLINE void weft__count_spawn(weft__cursor *c)
-{
-    atomic_store_explicit(&c->spawns,
-        atomic_load_explicit(&c->spawns, memory_order_relaxed) + 1,
-        memory_order_relaxed);
-}
 
 /* Internal: run the child t at its sync, directly through fn when fn is
  * what t was spawned with (so the compiler can inline it), else through
@@ -121,11 +145,7 @@ static inline void weft_spawn(weft_task *t, weft_task_fn fn)
     weft__cursor *c = &weft__cur;
     weft_task **h = c->head;
     t->fn = fn;
-    weft__count_spawn(c);
-    /* relaxed: movesplit is only a hint to publish more; the publication
-     * itself is ordered by the deque's own atomics. */
-    if (WEFT_LIKELY(h < c->lim &&
-            !atomic_load_explicit(&c->movesplit, memory_order_relaxed))) {
+    if (WEFT_LIKELY(h < weft__lim(c))) {
         *h = t;
         c->head = h + 1;
         return;
@@ -189,11 +209,9 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
     weft__cursor *c = &weft__cur;
     weft_task **p = h.weft__p;
     t->fn = fn;
-    weft__count_spawn(c);
     /* the head is addressed through p, a register, and only compared with
      * c->head: a predicted branch, not a load the store waits for */
-    if (WEFT_LIKELY(p == c->head && p < c->lim &&
-            !atomic_load_explicit(&c->movesplit, memory_order_relaxed))) {
+    if (WEFT_LIKELY(p == c->head && p < weft__lim(c))) {
         *p = t;
         c->head = p + 1;
         h.weft__p = p + 1;

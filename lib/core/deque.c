@@ -4,8 +4,10 @@
  * Invariants, with indices counted from w->dq:
  *   tail <= split <= head;  [tail, split) shared;  [split, head) private.
  *   c->split mirrors the split half of w->ts (only the owner changes it).
- *   allstolen <=> c->lim == NULL <=> every task below head was stolen;
- *   then c->split == head and the next spawn republishes from scratch. */
+ *   allstolen <=> every task below head was stolen; then c->split ==
+ *   head, c->lim is NULL, and the next spawn republishes from scratch.
+ *   c->lim is the deque's end otherwise, or its start while a thief's
+ *   request to share more (split_req) is pending: see <weft/task.h>. */
 #include <sched.h>
 
 #include "internal.h"
@@ -28,15 +30,19 @@ void weft__enter_allstolen(weft__worker *w, weft_task **h)
 {
     weft__cursor *c = w->cur;
     c->split = h;
-    c->lim = NULL;
+    weft__store_relaxed(&c->lim, NULL);
     w->allstolen = true;
     if (!weft__load_relaxed(&w->allstolen_pub))
         weft__store_relaxed(&w->allstolen_pub, 1);
 }
 
+/* Reopen the spawns' fast path and take down a thief's request. In this
+ * order, against the thief's (split_req, then lim; worker.c
+ * request_split): whatever the interleaving, a request is either seen by
+ * a spawn or leaves split_req clear for the next thief to ask again. */
 static void clear_split_request(weft__worker *w)
 {
-    weft__store_relaxed(&w->cur->movesplit, 0);
+    weft__store_relaxed(&w->cur->lim, w->dq + w->cap);
     weft__store_relaxed(&w->split_req, 0);
 }
 
@@ -52,8 +58,8 @@ static void publish_reset(weft__worker *w, weft_task **h)
     clear_split_request(w);
     weft__store_seqcst(&w->ts, weft__ts_make(i, i + 1));
     c->split = h + 1;
-    c->lim = w->dq + w->cap;
     w->allstolen = false;
+    weft__stat_add(&w->published, 1);
     weft__store_relaxed(&w->allstolen_pub, 0);
     weft__wake_for_work(w->rt, w->numa);
 }
@@ -72,6 +78,7 @@ static void publish_grow(weft__worker *w)
     uint32_t diff = (uint32_t)(priv + 1) / 2;
     weft__add_seqcst(&w->ts, (uint64_t)diff << 32);
     c->split += diff;
+    weft__stat_add(&w->published, diff);
     weft__wake_for_work(w->rt, w->numa);
 }
 
@@ -213,11 +220,11 @@ bool weft__deque_starved(void)
         return false;
     weft__cursor *c = w->cur;
     if (c->head > c->split) {
-        if (weft__load_relaxed(&c->movesplit))
+        if (weft__load_relaxed(&w->split_req))
             publish_grow(w);
         return false;
     }
-    if (!c->lim)
+    if (w->allstolen)
         return true;
     /* relaxed: a stale tail only delays or hastens one split */
     uint64_t ts = weft__load_relaxed(&w->ts);

@@ -177,6 +177,7 @@ typedef struct weft__worker {
      * each period ends. Cleared before the period's total grows. */
     _Atomic uint64_t busy_since, spin_since, parked_since;
     _Atomic uint64_t misuses;
+    _Atomic uint64_t published; /* fork-join frames made stealable */
     _Atomic uint64_t jobs;
     _Atomic uint64_t map_items; /* parallel-map items finished (lib/map) */
     /* actor messages sent from / handled on this worker (lib/actor) */

@@ -457,7 +457,7 @@ int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
         s->worker = i;
         s->cpu = w->cpu;
         s->numa_node = w->numa;
-        s->spawns = weft__load_relaxed(&w->cur->spawns);
+        s->published = weft__load_relaxed(&w->published);
         s->steals_tried = weft__load_relaxed(&w->steals_tried);
         s->steals_won = weft__load_relaxed(&w->steals_won);
         s->steals_near = weft__load_relaxed(&w->steals_near);

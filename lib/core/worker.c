@@ -51,16 +51,19 @@ typedef struct steal {
 
 enum { STEAL_NONE, STEAL_ASKED, STEAL_WON };
 
-/* Ask v's owner to share more. Writes only when no request is pending, so
- * idle thieves polling v keep reading a line the owner rarely writes.
- * Returns whether v may have private work to share. */
+/* Ask v's owner to share more: its next spawn then takes the slow path
+ * (lim at the deque's start, see <weft/task.h>), which publishes. Writes
+ * only when no request is pending, so idle thieves polling v keep reading
+ * a line the owner rarely writes; split_req before lim, against the
+ * owner's clear_split_request (deque.c). Returns whether v may have
+ * private work to share. */
 static bool request_split(weft__worker *v)
 {
     if (weft__load_relaxed(&v->allstolen_pub))
         return false;
     if (!weft__load_relaxed(&v->split_req)) {
         weft__store_relaxed(&v->split_req, 1);
-        weft__store_relaxed(&v->cur->movesplit, 1);
+        weft__store_relaxed(&v->cur->lim, v->dq);
     }
     return true;
 }

@@ -94,7 +94,7 @@ static void take_snapshot(const weft_stats_source *src, cmd_totals *t)
     for (int i = 0; i < n; i++) {
         busy_ns += (double)ws[i].busy_ns;
         t->steals += (double)ws[i].steals_won;
-        t->tasks += (double)(ws[i].spawns + ws[i].roots + ws[i].jobs);
+        t->tasks += (double)(ws[i].published + ws[i].roots + ws[i].jobs);
     }
     if (n > 0) {
         /* idle: the runtime's life not spent running tasks (as in

@@ -30,7 +30,8 @@ typedef struct scale_row {
     long scaled_param;
     scale_stat idle;      /* share of worker time idle or stealing */
     scale_stat steals;    /* tasks stolen per run */
-    scale_stat tasks;     /* tasks run per run (user programs) */
+    scale_stat tasks;     /* tasks the scheduler handled per run (user
+                             programs; see weft_worker_stats) */
     scale_stat startup;   /* seconds from runtime creation to first task */
     scale_stat destroy;   /* seconds weft_runtime_destroy took */
     scale_stat preempted; /* share of busy time other processes took */

@@ -207,7 +207,7 @@ static double fraction(uint64_t ns, double window)
 
 static uint64_t tasks_of(const weft_worker_stats *w)
 {
-    return w->spawns + w->jobs + w->roots;
+    return w->published + w->jobs + w->roots;
 }
 
 void top_worker_rates(const struct top_runtime *r, int i,

@@ -36,7 +36,7 @@ struct top_runtime {
 struct top_rates {
     double window_s;
     double util, spin;  /* busy and searching: fractions 0..1 */
-    double tasks_s;     /* spawns + jobs + roots per second */
+    double tasks_s;     /* published frames + jobs + roots per second */
     double steals_s;    /* steals won per second */
     double parks_s;
     uint64_t tasks, steals, parks, queued; /* totals and the gauge */
