@@ -4,6 +4,7 @@
 #ifndef TEST_STORE_UTIL_H
 #define TEST_STORE_UTIL_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,19 @@
 #include <unistd.h>
 
 #include <weft.h>
+
+/* Files in directory dir (a spill directory), dot files aside. */
+static inline int st_files_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
 
 /* WEFT_TEST_SCALE divides the sizes of long tests (sanitizer builds). */
 static inline int st_scale(void)

@@ -7,7 +7,6 @@
  * the store is consistent (no leaked bytes, every lock usable, counters
  * right), and that every sealed object is readable with the right bytes.
  * At the end, deleting everything leaves zero bytes in use. */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -190,18 +189,6 @@ static void test_sigkill_rounds(void **state)
     assert_int_equal(rmdir(spill), 0); /* every spill file went */
 }
 
-static int files_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* A process killed while deleting a spilled object, just after that
  * object's spill file went (it was the file's last object). Found by
  * test_sigkill_rounds: the repair kept the object as SPILLED, its bytes
@@ -212,7 +199,7 @@ static int drop_files;
 static void drop_hook(const char *point)
 {
     if (strcmp(point, "free:spill-dropped") == 0 &&
-        files_in(drop_dir) < drop_files)
+        st_files_in(drop_dir) < drop_files)
         raise(SIGKILL);
 }
 
@@ -229,7 +216,7 @@ static void test_death_after_spill_file_dropped(void **state)
     const uint64_t n = 20; /* 1 MB of pinned objects in 256 KiB */
     for (uint64_t i = 0; i < n; i++)
         assert_int_equal(st_put_n(st, i, 50000, WEFT_STORE_PIN), 0);
-    int files = files_in(spill);
+    int files = st_files_in(spill);
     assert_true(files > 0);
     pid_t kid = fork();
     assert_true(kid >= 0);

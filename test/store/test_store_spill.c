@@ -2,7 +2,6 @@
  * in batches (io_uring) and come back on get with their bytes; deleting a
  * spilled object removes it from disk; the files go when empty; a lost
  * spill file is -EIO; another process restores what one process spilled. */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,18 +10,6 @@
 #include <cmocka.h>
 
 #include "store_util.h"
-
-static int files_in(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
 
 static void get_verify(weft_store *st, uint64_t i, size_t size)
 {
@@ -52,8 +39,8 @@ static void test_spill_restore(void **state)
     assert_int_equal(weft_store_stats_get(st, &s), 0);
     assert_true(s.spills >= n - 10);
     assert_true(s.spilled > 0);
-    assert_true(files_in(dir) > 0);
-    assert_true(files_in(dir) < (int)s.spills); /* batched */
+    assert_true(st_files_in(dir) > 0);
+    assert_true(st_files_in(dir) < (int)s.spills); /* batched */
     weft_store_info info;
     weft_store_id id0 = st_id(0);
     assert_int_equal(weft_store_stat(st, &id0, &info), 0);
@@ -91,7 +78,7 @@ static void test_spill_restore(void **state)
         weft_store_id id = st_id(i);
         assert_int_equal(weft_store_delete(st, &id), 0);
     }
-    assert_int_equal(files_in(dir), 0);
+    assert_int_equal(st_files_in(dir), 0);
     char why[200];
     assert_int_equal(weft_store_check(st, why, sizeof why), 0);
     assert_int_equal(weft_store_stats_get(st, &s), 0);
