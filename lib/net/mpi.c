@@ -339,6 +339,22 @@ static void shm_close_rings(weft_transport *t)
     weft__free(t->near);
 }
 
+/* Collective over t->comm: the one-sided window goes, with the memory
+ * still attached to it (no put or get in flight). */
+static void win_close(weft_transport *t)
+{
+    if (t->win == MPI_WIN_NULL)
+        return;
+    while (t->regions) {
+        mregion *r = t->regions;
+        t->regions = r->next;
+        MPI_Win_detach(t->win, r->addr);
+        weft__free(r);
+    }
+    MPI_Win_unlock_all(t->win);
+    MPI_Win_free(&t->win);
+}
+
 static int mpi_open(weft_transport **out, const weft_transport_params *p,
                     const weft_transport_events *ev)
 {
@@ -383,10 +399,7 @@ static int mpi_open(weft_transport **out, const weft_transport_params *p,
         weft__free(t->rxb[0]);
         weft__free(t->rxb[1]);
         shm_close_rings(t);
-        if (t->win != MPI_WIN_NULL) {
-            MPI_Win_unlock_all(t->win);
-            MPI_Win_free(&t->win);
-        }
+        win_close(t);
         MPI_Comm_free(&t->comm);
         weft__free(t);
         return -ENOMEM;
@@ -1224,16 +1237,7 @@ static void mpi_close(weft_transport *t)
             op->done(op->arg, rc == MPI_SUCCESS ? 0 : rma_errno(rc));
         weft__free(op);
     }
-    if (t->win != MPI_WIN_NULL) {
-        while (t->regions) {
-            mregion *r = t->regions;
-            t->regions = r->next;
-            MPI_Win_detach(t->win, r->addr);
-            weft__free(r);
-        }
-        MPI_Win_unlock_all(t->win);
-        MPI_Win_free(&t->win);
-    }
+    win_close(t);
     shm_close_rings(t);
     plock_drop(t);
     MPI_Comm_free(&t->comm);

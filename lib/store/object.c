@@ -3,11 +3,8 @@
  * with a second chance for objects got since they were queued. */
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -392,11 +389,6 @@ static int own_unsealed(weft_store *st, const weft_store_id *id,
     return st_owner(x) == st->me ? 0 : -EPERM;
 }
 
-static void futex_wake_all(_Atomic uint32_t *addr)
-{
-    syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
 /* Wakes getters waiting for a seal. seq_cst: with the waiter's seq_cst
  * increment of nwaiters and its re-check of the object (wait_seal), either
  * we see it waiting or it sees the object sealed (Dekker). */
@@ -405,7 +397,7 @@ static void wake_sealed(weft_store *st)
     if (atomic_load_explicit(&st->h->nwaiters, memory_order_seq_cst) == 0)
         return;
     atomic_fetch_add_explicit(&st->h->seal_seq, 1, memory_order_seq_cst);
-    futex_wake_all(&st->h->seal_seq);
+    weft__futex_wake_in(&st->h->seal_seq, INT_MAX, true);
 }
 
 /* Appends sealed d to this client's pending list (see st.h); a full list
@@ -612,13 +604,6 @@ static int try_ref(weft_store *st, uint32_t d, uint32_t gen,
     return 0;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Under the lock: a reference to id if it is sealed (restoring it from
  * the spill directory if needed); -ENOENT if absent or unsealed, with
  * *seq the seal sequence read under the lock. */
@@ -653,32 +638,25 @@ static int sealed_now(weft_store *st, const weft_store_id *id)
     return s == ST_SEALED || s == ST_SPILLED;
 }
 
-/* Sleeps until the seal sequence moves from seq, the deadline, or (seen
- * after announcing the wait) id is sealed. */
+/* Sleeps until the seal sequence moves from seq, the deadline
+ * (CLOCK_MONOTONIC ns, 0: none), or (seen after announcing the wait) id
+ * is sealed. */
 static void wait_seal(weft_store *st, const weft_store_id *id, uint32_t seq,
-                      int64_t deadline)
+                      uint64_t deadline)
 {
-    struct timespec ts, *tp = NULL;
-    if (deadline >= 0) {
-        int64_t left = deadline - now_ns();
-        if (left <= 0)
-            return;
-        ts.tv_sec = left / 1000000000;
-        ts.tv_nsec = left % 1000000000;
-        tp = &ts;
-    }
     /* seq_cst: pairs with the sealer's seq_cst load of nwaiters */
     atomic_fetch_add_explicit(&st->h->nwaiters, 1, memory_order_seq_cst);
-    if (!sealed_now(st, id))
-        syscall(SYS_futex, &st->h->seal_seq, FUTEX_WAIT, seq, tp, NULL, 0);
+    if (!sealed_now(st, id)) /* the segment's futex: other processes' */
+        weft__futex_wait_until_in(&st->h->seal_seq, seq, deadline, true);
     atomic_fetch_sub_explicit(&st->h->nwaiters, 1, memory_order_relaxed);
 }
 
 static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
                     weft_store_obj *obj)
 {
-    int64_t deadline = timeout_ms < 0 ? -1
-                       : now_ns() + (int64_t)timeout_ms * 1000000;
+    /* CLOCK_MONOTONIC, absolute; 0: none */
+    uint64_t deadline = timeout_ms < 0 ? 0
+                        : weft__now_ns() + (uint64_t)timeout_ms * 1000000u;
     for (;;) {
         uint32_t seq = 0;
         int rc = get_locked(st, id, obj, &seq);
@@ -689,7 +667,7 @@ static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
         weft__before_wait();
         if (timeout_ms == 0)
             return -ENOENT;
-        if (deadline >= 0 && now_ns() >= deadline)
+        if (deadline && weft__now_ns() >= deadline)
             return -ETIMEDOUT;
         wait_seal(st, id, seq, deadline);
     }
