@@ -311,7 +311,9 @@ typedef struct weft_net_config {
      * round trip then wakes no thread. (Tasks that a thread of yours
      * receives while it polls for a reply go to workers: a thread you
      * wait on never runs other people's tasks.)
-     * A function that once ran longer than 1 ms is never run so again.
+     * A function that ran longer than 1 ms three times is never run so
+     * again (not once: a short run takes that long when its thread loses
+     * the CPU).
      * Such a task may wait (it is run after the transport is released,
      * and its thread keeps the transport going while it waits), but
      * while it runs that thread receives nothing else.

@@ -64,8 +64,11 @@
 #define TASK_STOLEN WEFT__TASK_STOLEN
 /* The default of weft_net_config.inline_us where it applies. */
 #define INLINE_DEFAULT_NS 20000u
-/* A function that ever ran this long is never run inline again. */
+/* A function that ran this long NEVER_AFTER times is never run inline
+ * again. Not once: on a busy machine a run of a microsecond takes a
+ * millisecond whenever its thread loses the CPU in it. */
 #define INLINE_NEVER_NS 1000000u
+#define NEVER_AFTER 3u
 #define FN_UNKNOWN UINT32_MAX
 
 enum { P_NEW, P_JOINED, P_OK, P_DEAD, P_BAD /* another table */ };
@@ -98,12 +101,12 @@ typedef struct pub {
 } pub;
 
 /* How long a remote function's runs took here: a moving average (ns;
- * FN_UNKNOWN before its first run) and whether one was too long to run
- * it inline again. Updated racily by whichever thread ran it: a lost
- * update only delays what the average says. */
+ * FN_UNKNOWN before its first run) and how many runs were too long to
+ * run it inline (up to NEVER_AFTER). Updated racily by whichever thread
+ * ran it: a lost update only delays what they say. */
 typedef struct fnstat {
     _Atomic uint32_t avg_ns;
-    _Atomic bool never;
+    _Atomic uint8_t longs;
 } fnstat;
 
 typedef struct npoll {
@@ -358,8 +361,9 @@ static void note_run(weft_node *n, uint32_t fn, uint64_t ns)
     uint32_t a = weft__load_relaxed(&s->avg_ns);
     a = a == FN_UNKNOWN ? d : a - a / 8 + d / 8;
     weft__store_relaxed(&s->avg_ns, a);
-    if (ns >= INLINE_NEVER_NS && !weft__load_relaxed(&s->never))
-        weft__store_relaxed(&s->never, true);
+    uint8_t k = weft__load_relaxed(&s->longs);
+    if (ns >= INLINE_NEVER_NS && k < NEVER_AFTER)
+        weft__store_relaxed(&s->longs, (uint8_t)(k + 1));
 }
 
 /* Run remote function fn on arg; its status, *res its result. *t0 is
@@ -663,7 +667,7 @@ static bool run_inline(weft_node *n, uint32_t fn, uint32_t flags)
         return false;
     const fnstat *s = &n->fstat[fn];
     uint32_t a = weft__load_relaxed(&s->avg_ns);
-    return a < n->inline_ns && !weft__load_relaxed(&s->never);
+    return a < n->inline_ns && weft__load_relaxed(&s->longs) < NEVER_AFTER;
 }
 
 /* The oldest task this thread deferred, off its list, or NULL. */

@@ -1063,6 +1063,14 @@ static void test_inline(void **state)
     int st;
     assert_int_equal(isubmit(0, "t_iwhere", NULL, 0, 1, 0, &f), 0);
     assert_int_equal(get_int(f, &st), 1);
+    /* ... on a machine busy with other tests that first run may have lost
+     * its CPU and seemed long: its average decays with the runs workers
+     * make, until it runs where it arrives (then, as below, it stays) */
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(isubmit(0, "t_iwhere", NULL, 0, 1, 0, &f), 0);
+        if (get_int(f, &st) == -1)
+            break;
+    }
     int inl = 0;
     for (int i = 0; i < 20; i++) {
         assert_int_equal(isubmit(0, "t_iwhere", NULL, 0, 1, 0, &f), 0);
