@@ -52,8 +52,9 @@ static uts_count uts_geo(uint64_t s, int depth, int max_depth)
         return 1;
     uts_count part[nc];
     for (int i = 0; i < nc; i++) {
-#pragma omp task firstprivate(i) shared(part)
-        part[i] = uts_geo(uts_child(s, i), depth + 1, max_depth);
+        uint64_t c = uts_child(s, i);
+#pragma omp task firstprivate(i, c) shared(part)
+        part[i] = uts_geo(c, depth + 1, max_depth);
     }
 #pragma omp taskwait
     uts_count count = 1;
@@ -70,11 +71,9 @@ static uts_count uts_bin(uint64_t s, int nc)
         return 1;
     uts_count part[nc];
     for (int i = 0; i < nc; i++) {
-#pragma omp task firstprivate(i) shared(part)
-        {
-            uint64_t c = uts_child(s, i);
-            part[i] = uts_bin(c, uts_bin_children(c));
-        }
+        uint64_t c = uts_child(s, i);
+#pragma omp task firstprivate(i, c) shared(part)
+        part[i] = uts_bin(c, uts_bin_children(c));
     }
 #pragma omp taskwait
     uts_count count = 1;

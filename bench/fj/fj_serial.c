@@ -41,21 +41,34 @@ static REC long nqueens(int n, int row, const char *board)
     return s;
 }
 
+/* A node hashes its children's states when it expands (uts.h,
+ * "Traversal"), then visits them. */
 static REC uts_count uts_geo(uint64_t s, int depth, int max_depth)
 {
     int nc = uts_geo_children(s, depth, max_depth);
+    if (nc == 0)
+        return 1;
+    uint64_t kid[nc];
+    for (int i = 0; i < nc; i++)
+        kid[i] = uts_child(s, i);
     uts_count count = 1;
     for (int i = 0; i < nc; i++)
-        count += uts_geo(uts_child(s, i), depth + 1, max_depth);
+        count += uts_geo(kid[i], depth + 1, max_depth);
     return count;
 }
 
-static REC uts_count uts_bin(uint64_t s)
+/* The node with state s has nc children (the root b0, the others
+ * uts_bin_children()). */
+static REC uts_count uts_bin(uint64_t s, int nc)
 {
-    int nc = uts_bin_children(s);
+    if (nc == 0)
+        return 1;
+    uint64_t kid[nc];
+    for (int i = 0; i < nc; i++)
+        kid[i] = uts_child(s, i);
     uts_count count = 1;
     for (int i = 0; i < nc; i++)
-        count += uts_bin(uts_child(s, i));
+        count += uts_bin(kid[i], uts_bin_children(kid[i]));
     return count;
 }
 
@@ -74,11 +87,7 @@ static bench_check run_uts_geo(long depth)
 
 static bench_check run_uts_bin(long b0)
 {
-    uint64_t root = uts_root(UTS_BIN_SEED);
-    uts_count count = 1;
-    for (long i = 0; i < b0; i++)
-        count += uts_bin(uts_child(root, (int)i));
-    return count;
+    return uts_bin(uts_root(UTS_BIN_SEED), (int)b0);
 }
 
 /* The best serial loop, not an elision of the recursive split. */

@@ -73,8 +73,10 @@ uts_count uts_geo(uint64_t s, int depth, int max_depth)
         return 1;
     uts_count *part = UTS_SLOTS(nc);
     tbb::task_group g;
-    for (int i = 0; i < nc; i++)
-        g.run([=] { part[i] = uts_geo(uts_child(s, i), depth + 1, max_depth); });
+    for (int i = 0; i < nc; i++) {
+        uint64_t c = uts_child(s, i);
+        g.run([=] { part[i] = uts_geo(c, depth + 1, max_depth); });
+    }
     g.wait();
     return sum_slots(part, nc);
 }
@@ -87,11 +89,10 @@ uts_count uts_bin(uint64_t s, int nc)
         return 1;
     uts_count *part = UTS_SLOTS(nc);
     tbb::task_group g;
-    for (int i = 0; i < nc; i++)
-        g.run([=] {
-            uint64_t c = uts_child(s, i);
-            part[i] = uts_bin(c, uts_bin_children(c));
-        });
+    for (int i = 0; i < nc; i++) {
+        uint64_t c = uts_child(s, i);
+        g.run([=] { part[i] = uts_bin(c, uts_bin_children(c)); });
+    }
     g.wait();
     return sum_slots(part, nc);
 }
