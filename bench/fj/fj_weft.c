@@ -17,6 +17,9 @@
 
 #include <weft.h>
 
+#define NOINLINE __attribute__((noinline))
+#define ALWAYS_INLINE __attribute__((always_inline))
+
 #ifdef BENCH_WEFT_GENERIC
 #define IMPL "weft-generic"
 #define FIB_GENERIC
@@ -109,13 +112,10 @@ static void bin_task(weft_task *t)
 }
 
 /* Spawn the nc children of node s (frames in kids[]) and sum their counts
- * into the node's own. Not inlined: that keeps the task functions small
- * (a leaf test and this call), so a sync inlines them and a leaf child
- * costs a compare where it cost a call with a full register save; uts-bin
- * on 1 worker went from 152 to 146 ms (serial twin 140). */
-static __attribute__((noinline)) uts_count uts_fork(weft_head h, struct uts_frame *kids,
-                                 int nc, uint64_t s, int depth,
-                                 int max_depth, weft_task_fn fn)
+ * into the node's own. */
+static inline ALWAYS_INLINE uts_count uts_fork(
+    weft_head h, struct uts_frame *kids, int nc, uint64_t s, int depth,
+    int max_depth, weft_task_fn fn)
 {
     for (int i = 0; i < nc; i++) {
         kids[i].s = uts_child(s, i);
@@ -131,23 +131,34 @@ static __attribute__((noinline)) uts_count uts_fork(weft_head h, struct uts_fram
     return count;
 }
 
+/* An inner node's expansion, out of line: that keeps the task functions
+ * small (a leaf test and this call) and free of the frames' array, so a
+ * sync inlines them and a leaf child costs a compare, not a call that
+ * saves every register. */
+static NOINLINE uts_count geo_fork(weft_head h, uint64_t s, int nc,
+                                   int depth, int max_depth)
+{
+    struct uts_frame kids[nc];
+    return uts_fork(h, kids, nc, s, depth, max_depth, geo_task);
+}
+
+static NOINLINE uts_count bin_fork(weft_head h, uint64_t s, int nc)
+{
+    struct uts_frame kids[nc];
+    return uts_fork(h, kids, nc, s, 0, 0, bin_task);
+}
+
 static uts_count uts_geo(weft_head h, uint64_t s, int depth, int max_depth)
 {
     int nc = uts_geo_children(s, depth, max_depth);
-    if (nc == 0)
-        return 1;
-    struct uts_frame kids[nc];
-    return uts_fork(h, kids, nc, s, depth, max_depth, geo_task);
+    return nc == 0 ? 1 : geo_fork(h, s, nc, depth, max_depth);
 }
 
 /* The node with state s has nc children (the root b0, the others
  * uts_bin_children()). */
 static uts_count uts_bin(weft_head h, uint64_t s, int nc)
 {
-    if (nc == 0)
-        return 1;
-    struct uts_frame kids[nc];
-    return uts_fork(h, kids, nc, s, 0, 0, bin_task);
+    return nc == 0 ? 1 : bin_fork(h, s, nc);
 }
 
 /* ---- skew: split the range in halves down to SKEW_GRAIN iterations. */
