@@ -33,7 +33,8 @@ void st_desc_reset(weft_store *st, uint32_t d)
     atomic_store_explicit(&x->state, ST_FREE, memory_order_relaxed);
     for (int i = 0; i < 3; i++)
         atomic_store_explicit(&x->id[i], 0, memory_order_relaxed);
-    atomic_store_explicit(&x->owner, ST_NIL32, memory_order_relaxed);
+    /* release: a sealer that reads this owner sees gen moved on (seal_at) */
+    atomic_store_explicit(&x->owner, ST_NIL32, memory_order_release);
     x->flags = 0;
     /* release: pairs with st_find_fast's acquire of gen */
     atomic_store_explicit(&x->gen, g + 1, memory_order_release);
@@ -443,8 +444,20 @@ static int seal_at(weft_store *st, uint32_t d, uint32_t gen)
         return cur == st_gs(gen, ST_SEALED) || cur == st_gs(gen, ST_SPILLED)
                    ? -EALREADY
                    : -ENOENT;
-    if (st_owner(x) != st->me)
-        return -EPERM;
+    ST_POINT("seal:checked");
+    if (atomic_load_explicit(&x->owner, memory_order_acquire) != st->me) {
+        /* An abort (or a free) that won the race since the check above
+         * resets the owner after it moved gs on (st_desc_reset: acquire
+         * here pairs with its release), so a changed gs says the object
+         * is gone, as the CAS below would; only an unchanged one means
+         * another handle's object. */
+        cur = atomic_load_explicit(&x->gs, memory_order_relaxed);
+        if (cur == want)
+            return -EPERM;
+        return cur == st_gs(gen, ST_SEALED) || cur == st_gs(gen, ST_SPILLED)
+                   ? -EALREADY
+                   : -ENOENT;
+    }
     /* counted first, so that a linker never takes the count below the
      * truth (see st_link_sealed) */
     _Atomic int32_t *unlinked = &st->clients[st->me].unlinked;

@@ -192,8 +192,9 @@ typedef struct st_desc {
     uint32_t pad0;
     /* Under the lock. */
     uint64_t block;          /* block bytes, header included */
-    _Atomic uint32_t owner;  /* creating client (relaxed: the lock-free
-                                seal reads it; written under the lock) */
+    _Atomic uint32_t owner;  /* creating client; written under the lock,
+                                read by the lock-free seal (reset stores
+                                it release, after gen moved on) */
     uint32_t flags;
     uint32_t lru_prev, lru_next;
     uint64_t lru_seq;        /* LRU order stamp (rebuild sorts by it);

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -165,11 +166,58 @@ static void test_seal_abort_race(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* The store's test hook (lib/store/st.h). */
+extern void (*weft__store_hook)(const char *point);
+
+static struct {
+    weft_store *st;
+    weft_store_id id;
+    int armed, abort_rc;
+} lose;
+
+/* Runs an abort of the object being sealed between the seal's check of
+ * (gen, state) and its check of the owner: the exact window in which
+ * test_seal_abort_race once saw the seal answer -EPERM. */
+static void abort_in_seal(const char *point)
+{
+    if (lose.armed && strcmp(point, "seal:checked") == 0) {
+        lose.armed = 0;
+        lose.abort_rc = weft_store_abort(lose.st, &lose.id);
+    }
+}
+
+/* A seal that an abort overtook answers -ENOENT (the object is gone),
+ * not -EPERM (someone else's object), and the store stays consistent. */
+static void test_seal_overtaken_by_abort(void **state)
+{
+    (void)state;
+    const char *name = st_name("overtaken");
+    weft_store_opts o = st_opts(1u << 20, 64);
+    assert_int_equal(weft_store_open(name, &o, &lose.st), 0);
+    lose.id = st_id(7);
+    void *p;
+    assert_int_equal(weft_store_create(lose.st, &lose.id, 100, 0, &p), 0);
+    lose.armed = 1;
+    lose.abort_rc = 1;
+    weft__store_hook = abort_in_seal;
+    int rc = weft_store_seal(lose.st, &lose.id);
+    weft__store_hook = NULL;
+    assert_int_equal(lose.abort_rc, 0);
+    assert_int_equal(rc, -ENOENT);
+    weft_store_obj obj;
+    assert_int_equal(weft_store_get(lose.st, &lose.id, 0, &obj), -ENOENT);
+    char why[200];
+    assert_int_equal(weft_store_check(lose.st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(lose.st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_and_evictions),
         cmocka_unit_test(test_seal_abort_race),
+        cmocka_unit_test(test_seal_overtaken_by_abort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
