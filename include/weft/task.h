@@ -54,6 +54,15 @@
  * any mismatch takes the generic path, so a stale or wrong head costs
  * speed, never correctness; other weft calls may come in between.
  *
+ * Writing fast task code: the sync of these forms calls the function it
+ * names directly, so the compiler can inline it there. Keep the task
+ * function small, a leaf test and a call, and put a node's expansion
+ * (its frames and spawn/sync loops) in a separate, not inlined function:
+ * then a child with no work of its own costs a compare at the sync, not a
+ * call (bench/fj/fj_weft.c's UTS; bench/RESULTS.md, "UTS: the children
+ * hashed where the node expands"). Measure it: for fib, whose leaves do
+ * no work, the same split was slower.
+ *
  * This header's inline functions are C11 (they use <stdatomic.h>). */
 #ifndef WEFT_TASK_H
 #define WEFT_TASK_H
