@@ -3,7 +3,7 @@
  * but the root has 8 children with probability 0.124875, so most subtrees
  * die at once and a few run thousands of levels deep). Frames live on the
  * worker's stack; a node's children are split in halves, so no frame
- * array grows with the root's fan-out. */
+ * array grows with the root's fan-out (see "the unbalanced tree"). */
 #include <math.h>
 #include <stdio.h>
 
@@ -104,52 +104,102 @@ const scale_workload scale_fib = {
     scale_no_prepare, fib_serial, fib_parallel, scale_no_release,
 };
 
-/* ---- the unbalanced tree: the answer is the number of nodes */
+/* ---- the unbalanced tree: the answer is the number of nodes
+ *
+ * As in bench/fj (bench/common/uts.h, "Traversal"): a node hashes its
+ * children's states as it spawns them, a task per child, in blocks of at
+ * most UTS_BLOCK frames on the stack, so that the siblings' independent
+ * hash chains overlap; a fan-out beyond one block (the root's) is split
+ * in halves first, so no array grows with it. A block is out of line, so
+ * the task function stays a leaf test and a call, which the sync inlines
+ * (<weft/task.h>, "Writing fast task code"). The serial twin does the
+ * same without the spawns. */
 
+#define UTS_BLOCK 64
+
+#define NOINLINE __attribute__((noinline))
+
+/* one child, its state hashed by the parent */
 struct uts_frame {
+    weft_task task;
+    uint64_t s;
+    uts_count r;
+};
+
+/* children [lo, hi) of the node of state s, not hashed yet */
+struct uts_span {
     weft_task task;
     uint64_t s;
     int lo, hi;
     uts_count r;
 };
 
-static uts_count uts_range(uint64_t s, int lo, int hi);
+static uts_count uts_span_run(uint64_t s, int lo, int hi);
 
-/* A node of state s with nc children. */
+/* A node of state s with nc children, itself included. */
 static uts_count uts_node(uint64_t s, int nc)
 {
-    return 1 + (nc > 0 ? uts_range(s, 0, nc) : 0);
+    return nc == 0 ? 1 : 1 + uts_span_run(s, 0, nc);
 }
 
 static void uts_task(weft_task *t)
 {
     struct uts_frame *f = (struct uts_frame *)t;
-    f->r = uts_range(f->s, f->lo, f->hi);
+    f->r = uts_node(f->s, uts_bin_children(f->s));
 }
 
-/* Children [lo, hi) of the node of state s: each child hashes its own
- * state, so the per-node work runs where the child runs. */
-static uts_count uts_range(uint64_t s, int lo, int hi)
+static void uts_span_task(weft_task *t)
 {
-    if (hi - lo == 1) {
-        uint64_t c = uts_child(s, lo);
-        return uts_node(c, uts_bin_children(c));
+    struct uts_span *f = (struct uts_span *)t;
+    f->r = uts_span_run(f->s, f->lo, f->hi);
+}
+
+static NOINLINE uts_count uts_block(uint64_t s, int lo, int hi)
+{
+    struct uts_frame kid[hi - lo];
+    for (int i = lo; i < hi; i++) {
+        kid[i - lo].s = uts_child(s, i);
+        weft_spawn(&kid[i - lo].task, uts_task);
     }
-    struct uts_frame a = { .s = s, .lo = lo, .hi = lo + (hi - lo) / 2 };
-    weft_spawn(&a.task, uts_task);
-    uts_count b = uts_range(s, a.hi, hi);
-    weft_sync_fn(&a.task, uts_task);
+    uts_count count = 0;
+    for (int i = hi - lo - 1; i >= 0; i--) {
+        weft_sync_fn(&kid[i].task, uts_task);
+        count += kid[i].r;
+    }
+    return count;
+}
+
+static uts_count uts_span_run(uint64_t s, int lo, int hi)
+{
+    if (hi - lo <= UTS_BLOCK)
+        return uts_block(s, lo, hi);
+    struct uts_span a = { .s = s, .lo = lo, .hi = lo + (hi - lo) / 2 };
+    weft_spawn(&a.task, uts_span_task);
+    uts_count b = uts_span_run(s, a.hi, hi);
+    weft_sync_fn(&a.task, uts_span_task);
     return a.r + b;
 }
 
-/* The serial twin: plain recursion over the same tree. */
+/* The serial twin: the same blocks, visited in order. */
+static uts_count uts_plain(uint64_t s, int nc);
+
+static NOINLINE uts_count uts_plain_block(uint64_t s, int lo, int hi)
+{
+    uint64_t kid[UTS_BLOCK];
+    for (int i = lo; i < hi; i++)
+        kid[i - lo] = uts_child(s, i);
+    uts_count count = 0;
+    for (int i = 0; i < hi - lo; i++)
+        count += uts_plain(kid[i], uts_bin_children(kid[i]));
+    return count;
+}
+
 static uts_count uts_plain(uint64_t s, int nc)
 {
     uts_count count = 1;
-    for (int i = 0; i < nc; i++) {
-        uint64_t c = uts_child(s, i);
-        count += uts_plain(c, uts_bin_children(c));
-    }
+    for (int lo = 0; lo < nc; lo += UTS_BLOCK)
+        count += uts_plain_block(s, lo,
+                                 nc - lo < UTS_BLOCK ? nc : lo + UTS_BLOCK);
     return count;
 }
 
