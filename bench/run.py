@@ -182,11 +182,10 @@ class Bench:
     def run_point(self, workload, p):
         args = (self.programs[p.impl], workload, self.size(workload),
                 p.workers, self.args.timeout)
-        best = 1 if self.args.quick else self.args.best_of
         if p.busy:
             with BusyNeighbour():
-                return run_once(*args, best)
-        return run_once(*args, best)
+                return run_once(*args, self.args.best_of)
+        return run_once(*args, self.args.best_of)
 
     def verify(self, workload, p, s):
         if p.impl == SERIAL and len(s.checks) == 1:
@@ -248,7 +247,7 @@ def main_table(b):
     notes = [
         "T(w): median of %d processes at w workers, each process's fastest "
         "of %d timed runs [spread of those: (max - min) / median]. Ts: the "
-        "serial twin." % (b.args.runs, 1 if b.args.quick else b.args.best_of),
+        "serial twin." % (b.args.runs, b.args.best_of),
         "T1/Ts: the cost of spawn and sync on one worker. Ts/Tw: speedup "
         "over the plain serial code.",
         "T%d/weft = this impl's time / weft's at %d workers "
@@ -409,7 +408,7 @@ def parse_args(argv):
                    "all)" % ", ".join(SUITES))
     p.add_argument("--runs", type=int, default=None,
                    help="kept runs per point (default 5, quick 3)")
-    p.add_argument("--best-of", type=int, default=3,
+    p.add_argument("--best-of", type=int, default=None,
                    help="fj only: timed runs per process, of which the "
                    "fastest counts (default 3; quick 1)")
     p.add_argument("--workers", default="1,2",
@@ -433,6 +432,8 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if a.runs is None:
         a.runs = 3 if a.quick else 5
+    if a.best_of is None:
+        a.best_of = 1 if a.quick else 3
     try:
         a.workers = sorted({int(w) for w in a.workers.split(",")})
     except ValueError:

@@ -431,6 +431,15 @@ static void note_pending(weft_store *st, uint32_t d)
     pthread_mutex_unlock(&st->pend_mu);
 }
 
+/* What a seal answers when d's (gen, state) moved on from (gen, CREATED)
+ * to cur: sealed by someone (-EALREADY), or gone (-ENOENT). */
+static int seal_lost_rc(uint64_t cur, uint32_t gen)
+{
+    return cur == st_gs(gen, ST_SEALED) || cur == st_gs(gen, ST_SPILLED)
+               ? -EALREADY
+               : -ENOENT;
+}
+
 /* Seals d, seen at gen holding the caller's id: CREATED -> SEALED with
  * one compare-and-swap of (gen, state), so a descriptor freed and reused
  * since is left alone. seq_cst: pairs with the getter's seq_cst load of
@@ -441,9 +450,7 @@ static int seal_at(weft_store *st, uint32_t d, uint32_t gen)
     uint64_t want = st_gs(gen, ST_CREATED);
     uint64_t cur = atomic_load_explicit(&x->gs, memory_order_relaxed);
     if (cur != want)
-        return cur == st_gs(gen, ST_SEALED) || cur == st_gs(gen, ST_SPILLED)
-                   ? -EALREADY
-                   : -ENOENT;
+        return seal_lost_rc(cur, gen);
     ST_POINT("seal:checked");
     if (atomic_load_explicit(&x->owner, memory_order_acquire) != st->me) {
         /* An abort (or a free) that won the race since the check above
@@ -452,11 +459,7 @@ static int seal_at(weft_store *st, uint32_t d, uint32_t gen)
          * is gone, as the CAS below would; only an unchanged one means
          * another handle's object. */
         cur = atomic_load_explicit(&x->gs, memory_order_relaxed);
-        if (cur == want)
-            return -EPERM;
-        return cur == st_gs(gen, ST_SEALED) || cur == st_gs(gen, ST_SPILLED)
-                   ? -EALREADY
-                   : -ENOENT;
+        return cur == want ? -EPERM : seal_lost_rc(cur, gen);
     }
     /* counted first, so that a linker never takes the count below the
      * truth (see st_link_sealed) */

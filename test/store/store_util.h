@@ -15,6 +15,10 @@
 
 #include <weft.h>
 
+/* The store's test hook (lib/store/st.h): called with the name of each
+ * ST_POINT the store passes; NULL (the default) for none. */
+extern void (*weft__store_hook)(const char *point);
+
 /* Files in directory dir (a spill directory), dot files aside. */
 static inline int st_files_in(const char *dir)
 {

@@ -19,8 +19,6 @@
 
 #include "store_util.h"
 
-/* The store's test hook (lib/store/st.h). */
-extern void (*weft__store_hook)(const char *point);
 
 static long countdown;
 

@@ -166,8 +166,6 @@ static void test_seal_abort_race(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
-/* The store's test hook (lib/store/st.h). */
-extern void (*weft__store_hook)(const char *point);
 
 static struct {
     weft_store *st;

@@ -2,8 +2,8 @@
  * unbalanced binomial tree of bench/common/uts.h (UTS T3-like: every node
  * but the root has 8 children with probability 0.124875, so most subtrees
  * die at once and a few run thousands of levels deep). Frames live on the
- * worker's stack; a node's children are split in halves, so no frame
- * array grows with the root's fan-out (see "the unbalanced tree"). */
+ * worker's stack, at most a block of them per node, so no frame array
+ * grows with the root's fan-out (see "the unbalanced tree"). */
 #include <math.h>
 #include <stdio.h>
 
