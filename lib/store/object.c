@@ -469,7 +469,9 @@ static int seal_at(weft_store *st, uint32_t d, uint32_t gen)
             &x->gs, &want, st_gs(gen, ST_SEALED), memory_order_seq_cst,
             memory_order_relaxed)) {
         atomic_fetch_sub_explicit(unlinked, 1, memory_order_relaxed);
-        return want == st_gs(gen, ST_SEALED) ? -EALREADY : -ENOENT;
+        /* want now holds what won: a seal of this handle's other thread,
+         * perhaps spilled since (-EALREADY), or an abort (-ENOENT) */
+        return seal_lost_rc(want, gen);
     }
     ST_POINT("seal:sealed");
     atomic_fetch_add_explicit(&st->clients[st->me].seals, 1,

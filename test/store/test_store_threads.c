@@ -210,12 +210,71 @@ static void test_seal_overtaken_by_abort(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+static struct {
+    weft_store *st;
+    weft_store_id id;
+    int armed, seal_rc, put_rc;
+} spill;
+
+/* In the same window, a second seal of the same handle wins and the
+ * object is then spilled (a pinned object that the next create needs the
+ * room of): the first seal's compare-and-swap then finds (gen, SPILLED). */
+static void seal_and_spill_in_seal(const char *point)
+{
+    if (spill.armed && strcmp(point, "seal:checked") == 0) {
+        spill.armed = 0;
+        spill.seal_rc = weft_store_seal(spill.st, &spill.id);
+        spill.put_rc = st_put_n(spill.st, 8, 600000, WEFT_STORE_PIN);
+    }
+}
+
+/* A seal that another seal overtook answers -EALREADY however far the
+ * object has gone since (here: on to disk), never -ENOENT: the object
+ * exists, sealed. */
+static void test_seal_overtaken_by_seal_and_spill(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-store-spill-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *name = st_name("overspill");
+    weft_store_opts o = st_opts(1u << 20, 64);
+    o.spill_dir = dir;
+    assert_int_equal(weft_store_open(name, &o, &spill.st), 0);
+    spill.id = st_id(7);
+    void *p;
+    assert_int_equal(
+        weft_store_create(spill.st, &spill.id, 600000, WEFT_STORE_PIN, &p),
+        0);
+    st_fill(7, p, 600000);
+    spill.armed = 1;
+    spill.seal_rc = spill.put_rc = 1;
+    weft__store_hook = seal_and_spill_in_seal;
+    int rc = weft_store_seal(spill.st, &spill.id);
+    weft__store_hook = NULL;
+    assert_int_equal(spill.seal_rc, 0);
+    assert_int_equal(spill.put_rc, 0);
+    weft_store_info info;
+    assert_int_equal(weft_store_stat(spill.st, &spill.id, &info), 0);
+    assert_int_equal(info.state, WEFT_STORE_STATE_SPILLED);
+    assert_int_equal(rc, -EALREADY);
+    weft_store_obj obj;
+    assert_int_equal(weft_store_get(spill.st, &spill.id, 0, &obj), 0);
+    assert_true(st_verify(7, obj.data, obj.size));
+    assert_int_equal(weft_store_release(spill.st, &obj), 0);
+    char why[200];
+    assert_int_equal(weft_store_check(spill.st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(spill.st), 0);
+    assert_int_equal(weft_store_unlink(name, dir), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readers_and_evictions),
         cmocka_unit_test(test_seal_abort_race),
         cmocka_unit_test(test_seal_overtaken_by_abort),
+        cmocka_unit_test(test_seal_overtaken_by_seal_and_spill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
