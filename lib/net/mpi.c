@@ -686,6 +686,9 @@ static bool ring_direct(weft_transport *t, int dst, const unsigned char *b,
     unsigned char *d = weft__ring_reserve(&sp->tx, len);
     if (!d)
         return false;
+    /* stamped here, once it goes this way: a message that does not is
+     * built again by make_msg, which stamps it then */
+    WEFT__NET_EV(WEFT__EV_QUEUED);
     memcpy(d, b, len);
     ring_publish(t, sp);
     if (done)
@@ -704,7 +707,6 @@ static int send_locked(weft_transport *t, int dst, unsigned handler,
     if (pay <= DIRECT_PAY && ring_peer(t, dst)) {
         unsigned char b[WEFT__FRAME_LEN + WEFT_AM_MAX_HDR + DIRECT_PAY];
         size_t len = frame_write(t, b, handler, hdr, hdrlen, iov, iovcnt, pay);
-        WEFT__NET_EV(WEFT__EV_QUEUED);
         if (ring_direct(t, dst, b, len, done, arg))
             return 0;
     }

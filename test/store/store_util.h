@@ -121,6 +121,21 @@ static inline weft_store_opts st_opts(size_t cap, uint32_t objs)
     return o;
 }
 
+/* A new store that spills: makes the directory dir (a mkdtemp template,
+ * rewritten in place), names the store after tag (*name) and opens it
+ * with st_opts(cap, objs) and that spill directory. 0 or -errno. */
+static inline int st_open_spilling(char *dir, const char *tag, size_t cap,
+                                   uint32_t objs, const char **name,
+                                   weft_store **st)
+{
+    *name = st_name(tag);
+    if (!mkdtemp(dir))
+        return -errno;
+    weft_store_opts o = st_opts(cap, objs);
+    o.spill_dir = dir;
+    return weft_store_open(*name, &o, st);
+}
+
 /* Waits for child pid; its exit status, or 128 + signal. */
 static inline int st_wait(pid_t pid)
 {

@@ -139,12 +139,10 @@ static void test_sigkill_rounds(void **state)
 {
     (void)state;
     char spill[] = "/tmp/weft-store-crash-XXXXXX";
-    assert_non_null(mkdtemp(spill));
-    const char *name = st_name("crash");
-    weft_store_opts o = st_opts(512u << 10, 1024);
-    o.spill_dir = spill;
+    const char *name;
     weft_store *st;
-    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(
+        st_open_spilling(spill, "crash", 512u << 10, 1024, &name, &st), 0);
     uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
     printf("seed %llu\n", (unsigned long long)seed);
     int rounds = 200, killed_by_hook = 0;
@@ -205,12 +203,10 @@ static void test_death_after_spill_file_dropped(void **state)
 {
     (void)state;
     char spill[] = "/tmp/weft-store-drop-XXXXXX";
-    assert_non_null(mkdtemp(spill));
-    const char *name = st_name("drop");
-    weft_store_opts o = st_opts(256u << 10, 0);
-    o.spill_dir = spill;
+    const char *name;
     weft_store *st;
-    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(
+        st_open_spilling(spill, "drop", 256u << 10, 0, &name, &st), 0);
     const uint64_t n = 20; /* 1 MB of pinned objects in 256 KiB */
     for (uint64_t i = 0; i < n; i++)
         assert_int_equal(st_put_n(st, i, 50000, WEFT_STORE_PIN), 0);

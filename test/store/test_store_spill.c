@@ -25,12 +25,10 @@ static void test_spill_restore(void **state)
 {
     (void)state;
     char dir[] = "/tmp/weft-store-spill-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    const char *name = st_name("spill");
-    weft_store_opts o = st_opts(1u << 20, 0);
-    o.spill_dir = dir;
+    const char *name;
     weft_store *st;
-    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(st_open_spilling(dir, "spill", 1u << 20, 0, &name, &st),
+                     0);
     const size_t sz = 100000;
     const uint64_t n = 40; /* 4 MB of pinned objects in 1 MiB */
     for (uint64_t i = 0; i < n; i++)
@@ -93,12 +91,10 @@ static void test_lost_spill_file(void **state)
 {
     (void)state;
     char dir[] = "/tmp/weft-store-spill-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    const char *name = st_name("lost");
-    weft_store_opts o = st_opts(256u << 10, 0);
-    o.spill_dir = dir;
+    const char *name;
     weft_store *st;
-    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(st_open_spilling(dir, "lost", 256u << 10, 0, &name, &st),
+                     0);
     for (uint64_t i = 0; i < 20; i++)
         assert_int_equal(st_put_n(st, i, 50000, WEFT_STORE_PIN), 0);
     weft_store_id id0 = st_id(0);

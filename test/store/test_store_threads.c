@@ -235,11 +235,10 @@ static void test_seal_overtaken_by_seal_and_spill(void **state)
 {
     (void)state;
     char dir[] = "/tmp/weft-store-spill-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    const char *name = st_name("overspill");
-    weft_store_opts o = st_opts(1u << 20, 64);
-    o.spill_dir = dir;
-    assert_int_equal(weft_store_open(name, &o, &spill.st), 0);
+    const char *name;
+    assert_int_equal(
+        st_open_spilling(dir, "overspill", 1u << 20, 64, &name, &spill.st),
+        0);
     spill.id = st_id(7);
     void *p;
     assert_int_equal(
