@@ -83,28 +83,33 @@ static void post_event(weft_transport *t, int kind, int rank, int reason)
     post(t, it);
 }
 
-static group *group_get(const char *name, int size)
+/* The group `name` of `size` members in *out, made if it is new. -EINVAL
+ * when it exists with another size, -ENOMEM. Under groups_lock. */
+static int group_get(const char *name, int size, group **out)
 {
     group *g;
     for (g = groups; g; g = g->next)
-        if (!strcmp(g->name, name))
-            return g->size == size ? g : NULL;
+        if (!strcmp(g->name, name)) {
+            *out = g;
+            return g->size == size ? 0 : -EINVAL;
+        }
     g = weft__calloc(1, sizeof *g);
     if (!g)
-        return NULL;
-    g->name = strdup(name);
+        return -ENOMEM;
+    g->name = weft__strdup(name);
     g->ep = weft__calloc((size_t)size, sizeof *g->ep);
     if (!g->name || !g->ep) {
-        free(g->name);
+        weft__free(g->name);
         weft__free(g->ep);
         weft__free(g);
-        return NULL;
+        return -ENOMEM;
     }
     g->size = size;
     pthread_mutex_init(&g->lock, NULL);
     g->next = groups;
     groups = g;
-    return g;
+    *out = g;
+    return 0;
 }
 
 static void group_unlink(group *g)
@@ -115,7 +120,7 @@ static void group_unlink(group *g)
             break;
         }
     pthread_mutex_destroy(&g->lock);
-    free(g->name);
+    weft__free(g->name);
     weft__free(g->ep);
     weft__free(g);
 }
@@ -142,11 +147,12 @@ static int loop_open(weft_transport **out, const weft_transport_params *p,
     t->ev = *ev;
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->dlock, NULL);
-    int rc = -EADDRINUSE;
     pthread_mutex_lock(&groups_lock);
-    group *g = group_get(name, p->size);
-    if (!g && (rc = -EINVAL))
+    group *g = NULL;
+    int rc = group_get(name, p->size, &g);
+    if (rc)
         goto fail;
+    rc = -EADDRINUSE;
     pthread_mutex_lock(&g->lock);
     if (g->ep[p->rank] || g->opened == g->size) {
         pthread_mutex_unlock(&g->lock);

@@ -61,6 +61,7 @@
 #define TAB_BUCKETS 1024
 #define OBJ_BUCKETS 256
 #define PUB_BUCKETS 64
+#define RESEND_MAX 256 /* messages held for a second try (resend) */
 #define TASK_STOLEN WEFT__TASK_STOLEN
 /* The default of weft_net_config.inline_us where it applies. */
 #define INLINE_DEFAULT_NS 20000u
@@ -118,6 +119,20 @@ typedef struct npoll {
 #define NPOLL 64
 static npoll pollers[NPOLL];
 
+/* A message a peer waits for (a reply, a barrier step) whose send failed
+ * for want of memory: held in room reserved at open and sent again by
+ * the communication thread until it goes or its peer is gone. Only
+ * messages with no payload, or whose payload the queue owns (a done
+ * callback), are held. */
+typedef struct resend {
+    int dst;
+    weft__msg m;
+    const void *data;
+    size_t len;
+    weft_send_done done;
+    void *arg;
+} resend;
+
 typedef struct stat_ctr {
     _Atomic uint64_t sent, recv, bsent, brecv, dropped, remote, stolen,
         rerun, failed, peers_failed, actor_msgs, actor_dropped;
@@ -156,6 +171,8 @@ struct weft_node {
     /* under lock (events may come on a polling thread) */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
+    resend *rs;           /* RESEND_MAX of them, a ring; under lock */
+    uint32_t rs_first, rs_len;
     /* communication thread only */
     uint64_t rand;
     stat_ctr st;
@@ -168,27 +185,120 @@ static void count(_Atomic uint64_t *c, uint64_t v)
 
 /* ---- sending ---- */
 
-/* Send m to dst with payload data[0..len); done(arg, status), if given,
- * runs once the transport is through with data (at once when the send
- * fails: it takes ownership in every case). The usual completions need
- * one pointer (bytes_sent, rec_sent): no allocation per message. */
-static int send_msg(weft_node *n, int dst, const weft__msg *m,
-                    const void *data, size_t len, weft_send_done done,
-                    void *arg)
+/* One try of the transport; on failure done is not called. */
+static int transport_send(weft_node *n, int dst, const weft__msg *m,
+                          const void *data, size_t len, weft_send_done done,
+                          void *arg)
 {
     unsigned char hdr[WEFT_AM_MAX_HDR];
     size_t hl = weft__msg_encode(hdr, m);
     struct iovec iov = {(void *)data, len};
     int rc = n->ops->send(n->t, dst, m->handler, hdr, hl, &iov, len ? 1 : 0,
                           done, arg);
-    if (rc) {
-        if (done)
-            done(arg, rc);
-        return rc;
+    if (!rc) {
+        count(&n->st.sent, 1);
+        count(&n->st.bsent, len);
     }
-    count(&n->st.sent, 1);
-    count(&n->st.bsent, len);
-    return 0;
+    return rc;
+}
+
+/* A send that failed with rc may go through later: the transport was out
+ * of memory or buffers, the peer is still there. */
+static bool transient(int rc)
+{
+    return rc == -ENOMEM || rc == -ENOBUFS || rc == -EAGAIN;
+}
+
+/* Messages someone waits for, which no timeout of ours re-sends: losing
+ * one to a passing shortage of memory left an asker waiting for ever. */
+static bool awaited(unsigned handler)
+{
+    return handler == WEFT__H_REPLY || handler == WEFT__H_ACT_REPLY ||
+           handler == WEFT__H_OBJ_DATA || handler == WEFT__H_BARRIER;
+}
+
+/* Hold the failed send for resend_tick. False when it cannot be held:
+ * its payload is borrowed, or the reserved room is full. */
+static bool resend_hold(weft_node *n, int dst, const weft__msg *m,
+                        const void *data, size_t len, weft_send_done done,
+                        void *arg)
+{
+    if (len && !done)
+        return false;
+    pthread_mutex_lock(&n->lock);
+    bool ok = n->rs && n->rs_len < RESEND_MAX;
+    if (ok)
+        n->rs[(n->rs_first + n->rs_len++) % RESEND_MAX] =
+            (resend){dst, *m, data, len, done, arg};
+    pthread_mutex_unlock(&n->lock);
+    if (!ok)
+        weft__log("net: out of memory: a message to rank %d is lost", dst);
+    return ok;
+}
+
+/* Send m to dst with payload data[0..len); done(arg, status), if given,
+ * runs once the transport is through with data (at once when the send
+ * fails: it takes ownership in every case). The usual completions need
+ * one pointer (bytes_sent, rec_sent): no allocation per message. A
+ * message a peer waits for that fails for want of memory is held and
+ * sent again (resend_tick): 0 then. */
+static int send_msg(weft_node *n, int dst, const weft__msg *m,
+                    const void *data, size_t len, weft_send_done done,
+                    void *arg)
+{
+    int rc = transport_send(n, dst, m, data, len, done, arg);
+    if (!rc || (transient(rc) && awaited(m->handler) &&
+                resend_hold(n, dst, m, data, len, done, arg)))
+        return 0;
+    if (done)
+        done(arg, rc);
+    return rc;
+}
+
+/* Communication thread: send what resend_hold kept, oldest first, until
+ * one fails for want of memory again. True while some are left. */
+static bool resend_tick(weft_node *n)
+{
+    for (;;) {
+        pthread_mutex_lock(&n->lock);
+        if (!n->rs_len) {
+            pthread_mutex_unlock(&n->lock);
+            return false;
+        }
+        resend e = n->rs[n->rs_first];
+        n->rs_first = (n->rs_first + 1) % RESEND_MAX;
+        n->rs_len--;
+        pthread_mutex_unlock(&n->lock);
+        int rc = transport_send(n, e.dst, &e.m, e.data, e.len, e.done, e.arg);
+        if (!rc)
+            continue;
+        if (transient(rc)) { /* back in front, if a sender did not take
+                              * its place meanwhile */
+            pthread_mutex_lock(&n->lock);
+            bool ok = n->rs_len < RESEND_MAX;
+            if (ok) {
+                n->rs_first = (n->rs_first + RESEND_MAX - 1) % RESEND_MAX;
+                n->rs[n->rs_first] = e;
+                n->rs_len++;
+            }
+            pthread_mutex_unlock(&n->lock);
+            if (ok)
+                return true;
+        }
+        if (e.done) /* the peer is gone (or the room was taken) */
+            e.done(e.arg, rc);
+    }
+}
+
+/* At destroy, once the transport is closed: what is still held fails. */
+static void resend_drop(weft_node *n)
+{
+    for (; n->rs && n->rs_len; n->rs_len--) {
+        resend *e = &n->rs[n->rs_first];
+        n->rs_first = (n->rs_first + 1) % RESEND_MAX;
+        if (e->done)
+            e->done(e->arg, -ESHUTDOWN);
+    }
 }
 
 /* A message with no payload. */
@@ -602,6 +712,14 @@ static void announce(weft_node *n, const uint8_t *id)
     }
 }
 
+/* Completion of a payload the node keeps until it is freed (a default
+ * table object): nothing to give back. */
+static void node_owned(void *arg, int status)
+{
+    (void)arg;
+    (void)status;
+}
+
 /* Serve id to src: from the hooks, or the default table. On the
  * communication thread. */
 static void serve_object(weft_node *n, int src, const weft__msg *get)
@@ -627,8 +745,8 @@ static void serve_object(weft_node *n, int src, const weft__msg *get)
         send_plain(n, src, &m);
         return;
     }
-    if (!hooks) {
-        send_msg(n, src, &m, data, len, NULL, NULL);
+    if (!hooks) { /* (a done callback: the bytes may be held, resend) */
+        send_msg(n, src, &m, data, len, node_owned, NULL);
         return;
     }
     lent *l = weft__malloc(sizeof *l);
@@ -726,6 +844,13 @@ static void drop(weft_node *n, int src, const char *why)
     weft__log("net: dropped a message from rank %d: %s", src, why);
 }
 
+/* Task id from src cannot run here: it fails with st there. */
+static void reply_failed(weft_node *n, int src, uint64_t id, int st)
+{
+    weft__msg m = {.handler = WEFT__H_REPLY, .id = id, .status = st};
+    send_plain(n, src, &m);
+}
+
 static void on_task(weft_node *n, int src, const weft__msg *m,
                     weft_am *am)
 {
@@ -733,7 +858,7 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
         return drop(n, src, "no such remote function");
     incoming *in = weft__calloc(1, sizeof *in);
     pthread_mutex_lock(&n->lock);
-    bool ok = in && !n->closing;
+    bool closing = n->closing, ok = in && !closing;
     if (ok)
         n->jobs_live++;
     if (m->flags & TASK_STOLEN) {
@@ -743,7 +868,11 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
     pthread_mutex_unlock(&n->lock);
     if (!ok) {
         weft__free(in);
-        return; /* the owner sees this node go and re-runs or fails it */
+        /* closing: the owner sees this node go and re-runs or fails it;
+         * out of memory: the owner must hear it, or it waits for ever */
+        if (!closing)
+            reply_failed(n, src, m->id, -ENOMEM);
+        return;
     }
     *in = (incoming){.n = n, .src = src, .id = m->id, .fn = m->fn,
                      .arg = am->payload};
@@ -755,7 +884,9 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
         defer(in);
         return;
     }
-    if (start_job(n, in)) {
+    int rc = start_job(n, in);
+    if (rc) {
+        reply_failed(n, src, in->id, rc);
         weft_bytes_free(in->arg);
         weft__free(in);
         job_end(n, false);
@@ -1309,6 +1440,8 @@ static void *comm_main(void *arg)
             continue;
         ticked = now;
         wait_ns = n->steal_us < 0 || n->size < 2 ? 20000000 : steal_tick(n);
+        if (resend_tick(n) && wait_ns > 1000000)
+            wait_ns = 1000000; /* held messages: try again soon */
         weft__bytes_trim(false);
         if (wait_ns < 20000)
             wait_ns = 20000;
@@ -1498,11 +1631,13 @@ static int alloc_peers(weft_node *n, int size)
 {
     n->peer = weft__calloc((size_t)size, 1);
     n->arrived = weft__calloc((size_t)size, sizeof *n->arrived);
-    return n->peer && n->arrived ? 0 : -ENOMEM;
+    n->rs = weft__calloc(RESEND_MAX, sizeof *n->rs);
+    return n->peer && n->arrived && n->rs ? 0 : -ENOMEM;
 }
 
 static void node_free(weft_node *n)
 {
+    resend_drop(n); /* before the objects their payloads may point into */
     for (int b = 0; b < PUB_BUCKETS; b++)
         while (n->pubs[b]) {
             pub *p = n->pubs[b];
@@ -1524,6 +1659,7 @@ static void node_free(weft_node *n)
     pthread_mutex_destroy(&n->lock);
     weft__free(n->peer);
     weft__free(n->arrived);
+    weft__free(n->rs);
     weft__free(n);
 }
 
