@@ -230,8 +230,11 @@ void weft__publish_start(weft_runtime *rt)
     if (!stats_name(name, sizeof name))
         return;
     weft__publisher *p = weft__calloc(1, sizeof *p);
-    if (!p)
+    if (!p) {
+        weft__log("WEFT_STATS: cannot publish statistics (%s)",
+                  strerror(ENOMEM));
         return;
+    }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     p->period_ms = stats_period();
@@ -329,11 +332,11 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
         munmap(m, size);
         return rc;
     }
-    weft_stats_reader *r = calloc(1, sizeof *r);
+    weft_stats_reader *r = weft__calloc(1, sizeof *r);
     if (r)
-        r->copy = malloc(size);
+        r->copy = weft__malloc(size);
     if (!r || !r->copy) {
-        free(r);
+        weft__free(r);
         munmap(m, size);
         return -ENOMEM;
     }
@@ -348,8 +351,8 @@ void weft_stats_detach(weft_stats_reader **rp)
     if (!rp || !*rp)
         return;
     munmap((*rp)->seg, (*rp)->size);
-    free((*rp)->copy);
-    free(*rp);
+    weft__free((*rp)->copy);
+    weft__free(*rp);
     *rp = NULL;
 }
 

@@ -235,6 +235,8 @@ void weft__topo_bind(weft_runtime *rt, weft__worker *w)
  * topology, first touch by the owner places them). */
 void *weft__alloc_on_node(weft_runtime *rt, size_t size, int node)
 {
+    if (weft__fault_here())
+        return NULL;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)

@@ -47,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "map.h"
 #include "st_rt.h"
 
@@ -384,9 +385,9 @@ static void pool_destroy(iso_pool *p)
         munmap(p->sh, p->sh_size);
     if (p->evfd >= 0)
         close(p->evfd);
-    free(p->procs);
+    weft__free(p->procs);
     pthread_mutex_destroy(&p->lock);
-    free(p);
+    weft__free(p);
 }
 
 void weft__isolated_free(weft_runtime *rt, void *ext)
@@ -408,7 +409,7 @@ static int pool_maps(iso_pool *p)
 
 static void *pool_make(weft_runtime *rt)
 {
-    iso_pool *p = calloc(1, sizeof *p);
+    iso_pool *p = weft__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->nmax = weft_runtime_workers(rt);
@@ -416,7 +417,7 @@ static void *pool_make(weft_runtime *rt)
     p->evfd = -1;
     p->sh = MAP_FAILED;
     pthread_mutex_init(&p->lock, NULL);
-    p->procs = calloc((size_t)p->nmax, sizeof *p->procs);
+    p->procs = weft__calloc((size_t)p->nmax, sizeof *p->procs);
     for (int i = 0; p->procs && i < p->nmax; i++)
         p->procs[i].pidfd = -1;
     if (p->procs && pool_maps(p) == 0)
@@ -495,7 +496,7 @@ static int push_range(iso_call *k, size_t lo, size_t hi, unsigned attempt)
 {
     if (k->npending == k->cap_pending) {
         size_t cap = k->cap_pending ? 2 * k->cap_pending : 16;
-        iso_range *r = realloc(k->pending, cap * sizeof *r);
+        iso_range *r = weft__realloc(k->pending, cap * sizeof *r);
         if (!r)
             return -ENOMEM;
         k->pending = r;
@@ -880,8 +881,8 @@ static int window_mask(iso_call *k)
     if (!k->m->o.deliver)
         return 0;
     size_t words = (k->win_hi - k->win_lo + 63) / 64;
-    free(k->ok_mask);
-    k->ok_mask = calloc(words, sizeof *k->ok_mask);
+    weft__free(k->ok_mask);
+    k->ok_mask = weft__calloc(words, sizeof *k->ok_mask);
     return k->ok_mask ? 0 : -ENOMEM;
 }
 
@@ -960,8 +961,8 @@ static void call_free(iso_call *k)
         weft_store_release(k->p->st, &k->ctx_ref);
         obj_delete(k->p->st, &k->ctx_id);
     }
-    free(k->pending);
-    free(k->ok_mask);
+    weft__free(k->pending);
+    weft__free(k->ok_mask);
 }
 
 /* The runtime's store, the first time: children forked from now on open

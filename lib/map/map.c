@@ -18,6 +18,7 @@
 #include <x86intrin.h>
 #endif
 
+#include "alloc.h"
 #include "map.h"
 
 /* Batches aim at overhead per batch <= OVERHEAD of the batch's item time:
@@ -94,13 +95,14 @@ static map_slot *slot_get(map_run *m)
     map_slot *s = slot_home(m);
     if (!s->in_body)
         return s;
-    map_slot *x = aligned_alloc(WEFT__CACHELINE, sizeof *x);
+    map_slot *x = weft__aligned_alloc(WEFT__CACHELINE, sizeof *x);
     if (!x)
         return NULL;
     memset(x, 0, sizeof *x);
     x->next = 1;
-    if (m->red && !(x->acc = aligned_alloc(WEFT__CACHELINE, acc_stride(m)))) {
-        free(x);
+    if (m->red &&
+        !(x->acc = weft__aligned_alloc(WEFT__CACHELINE, acc_stride(m)))) {
+        weft__aligned_free(x);
         return NULL;
     }
     pthread_mutex_lock(&m->lock);
@@ -541,17 +543,17 @@ static size_t batch_cap(const map_run *m)
 static int alloc_slots(map_run *m)
 {
     size_t n = (size_t)m->nslots, accs = acc_stride(m);
-    m->slots = aligned_alloc(WEFT__CACHELINE, n * sizeof *m->slots);
+    m->slots = weft__aligned_alloc(WEFT__CACHELINE, n * sizeof *m->slots);
     if (!m->slots)
         return -ENOMEM;
     memset(m->slots, 0, n * sizeof *m->slots);
     for (size_t i = 0; i < n; i++) {
         map_slot *s = &m->slots[i];
         s->next = 1;
-        if (accs && !(s->acc = aligned_alloc(WEFT__CACHELINE, accs)))
+        if (accs && !(s->acc = weft__aligned_alloc(WEFT__CACHELINE, accs)))
             return -ENOMEM;
         if (m->o.deliver && !m->out &&
-            !(s->scratch = malloc(DELIVER_MAX * m->out_stride)))
+            !(s->scratch = weft__malloc(DELIVER_MAX * m->out_stride)))
             return -ENOMEM;
     }
     return 0;
@@ -561,17 +563,17 @@ static void free_slots(map_run *m)
 {
     for (map_slot *x = m->extra, *nx; x; x = nx) {
         nx = x->next_extra;
-        free(x->acc);
-        free(x->scratch);
-        free(x);
+        weft__aligned_free(x->acc);
+        weft__free(x->scratch);
+        weft__aligned_free(x);
     }
     if (!m->slots)
         return;
     for (int i = 0; i < m->nslots; i++) {
-        free(m->slots[i].acc);
-        free(m->slots[i].scratch);
+        weft__aligned_free(m->slots[i].acc);
+        weft__free(m->slots[i].scratch);
     }
-    free(m->slots);
+    weft__aligned_free(m->slots);
 }
 
 static int map_init(map_run *m, weft_runtime *rt, size_t begin, size_t end,

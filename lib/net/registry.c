@@ -262,13 +262,13 @@ int weft_remote_register(const char *name, weft_remote_fn fn)
         goto out;
     if (nfns == capfns) {
         uint32_t cap = capfns ? 2 * capfns : 16;
-        rfn *p = realloc(fns, cap * sizeof *p);
+        rfn *p = weft__realloc(fns, cap * sizeof *p);
         if (!p && (rc = -ENOMEM))
             goto out;
         fns = p;
         capfns = cap;
     }
-    fns[nfns].name = strdup(name);
+    fns[nfns].name = weft__strdup(name);
     if (!fns[nfns].name && (rc = -ENOMEM))
         goto out;
     fns[nfns++].fn = fn;
