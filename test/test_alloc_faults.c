@@ -367,6 +367,34 @@ static int sc_map(void)
     return rc;
 }
 
+/* Isolated mode: a runtime of its own, so that every run forks its
+ * worker processes and opens its store anew (1 MiB of /dev/shm). An
+ * allocation of a worker process may fail too: the countdown is
+ * inherited by fork. */
+static int sc_isolated(void)
+{
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.store_capacity = 1 << 20;
+    weft_runtime *rt = NULL;
+    int rc = weft_runtime_create(&rt, &c);
+    if (rc)
+        return rt ? WRONG : rc;
+    enum { N = 200 };
+    static long in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i, out[i] = -1;
+    weft_map_opts o = weft_map_opts_default();
+    o.flags = WEFT_MAP_ISOLATED | WEFT_MAP_QUIET;
+    rc = weft_map(rt, N, in, sizeof *in, out, sizeof *out, map_double, NULL,
+                  &o, NULL);
+    for (int i = 0; rc == 0 && i < N; i++)
+        if (out[i] != 2 * i)
+            rc = WRONG;
+    weft_runtime_destroy(&rt);
+    return rc;
+}
+
 /* --- actors -------------------------------------------------------------- */
 
 struct counter {
@@ -701,6 +729,7 @@ static void test_map(void **s)
 {
     (void)s;
     sweep("map", sc_map, ALL);
+    sweep("map-isolated", sc_isolated, ALL);
 }
 
 static void test_actors(void **s)
