@@ -254,6 +254,46 @@ static int sc_futures(void)
     return release_all(fs, N + 2, rc);
 }
 
+/* A task that submits children from inside the pool, one of them named
+ * and retried (it fails its first attempt), and collects them. */
+static int flaky(weft_job *job, void *arg)
+{
+    return weft_job_attempt(job) == 0 ? -EAGAIN : square(job, arg);
+}
+
+static int parent(weft_job *job, void *arg)
+{
+    (void)arg;
+    weft_runtime *rt = weft_job_runtime(job);
+    weft_submit_opts o = weft_submit_opts_default();
+    o.max_retries = 1;
+    o.name = "flaky";
+    weft_future *kid[3] = {0};
+    int rc = weft_submit(rt, square, (void *)5, NULL, &kid[0]);
+    if (rc == 0)
+        rc = weft_submit(rt, flaky, (void *)6, &o, &kid[1]);
+    if (rc == 0)
+        rc = weft_submit_after(rt, sum_deps, NULL, kid, 2, NULL, &kid[2]);
+    if (rc == 0)
+        rc = expect(kid[2], (25L + 36) * (25 + 36));
+    if (rc == 0 && weft_future_attempts(kid[1]) != 2)
+        rc = WRONG;
+    release_all(kid, 3, rc);
+    /* WRONG is not an errno: carry it out as a distinct status */
+    return rc == WRONG ? -EDOM : rc == 0 ? square(job, (void *)1) : rc;
+}
+
+static int sc_nested(void)
+{
+    weft_future *f = NULL;
+    int rc = weft_submit(shared_rt, parent, NULL, NULL, &f);
+    if (rc)
+        return rc;
+    rc = expect(f, 1);
+    weft_future_release(f);
+    return rc == -EDOM ? WRONG : rc;
+}
+
 /* --- graphs ------------------------------------------------------------- */
 
 /* weft_graph_add returns the new node's id: 0 here, or the error. */
@@ -717,6 +757,7 @@ static void test_futures(void **s)
 {
     (void)s;
     sweep("futures", sc_futures, ALL);
+    sweep("futures-nested", sc_nested, ALL);
 }
 
 static void test_graph(void **s)
