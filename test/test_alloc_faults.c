@@ -3,9 +3,10 @@
  * Each scenario below is a short, complete use of one subsystem (create,
  * use, check the answers, tear down). The sweep runs it with the 1st
  * allocation of the runtime failing, then the 2nd, and so on, until a run
- * makes fewer allocations than the one armed; then once more with
- * every allocation from the nth on failing (persistent), which is what a
- * process that is really out of memory sees. Every run must return 0 with
+ * makes fewer allocations than the one armed; after each, once more with
+ * every allocation from the nth on failing, which is what a process that
+ * is really out of memory sees (the loop transport's nodes: a burst of
+ * 64, see test_net). Every run must return 0 with
  * the right answers, or a negative errno, and leave nothing behind:
  * AddressSanitizer's leak check at exit sees a lost block, and an alarm
  * turns a hang into a failure that names the scenario and the n.
