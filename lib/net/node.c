@@ -256,36 +256,26 @@ static int send_msg(weft_node *n, int dst, const weft__msg *m,
 }
 
 /* Communication thread: send what resend_hold kept, oldest first, until
- * one fails for want of memory again. True while some are left. */
+ * one fails for want of memory again. True while some are left. Only
+ * this thread takes entries off (senders add at the back), so the front
+ * entry stays put while it is tried without the lock. */
 static bool resend_tick(weft_node *n)
 {
     for (;;) {
         pthread_mutex_lock(&n->lock);
-        if (!n->rs_len) {
-            pthread_mutex_unlock(&n->lock);
+        bool any = n->rs_len > 0;
+        resend e = any ? n->rs[n->rs_first] : (resend){0};
+        pthread_mutex_unlock(&n->lock);
+        if (!any)
             return false;
-        }
-        resend e = n->rs[n->rs_first];
+        int rc = transport_send(n, e.dst, &e.m, e.data, e.len, e.done, e.arg);
+        if (rc && transient(rc))
+            return true; /* it stays in front */
+        pthread_mutex_lock(&n->lock);
         n->rs_first = (n->rs_first + 1) % RESEND_MAX;
         n->rs_len--;
         pthread_mutex_unlock(&n->lock);
-        int rc = transport_send(n, e.dst, &e.m, e.data, e.len, e.done, e.arg);
-        if (!rc)
-            continue;
-        if (transient(rc)) { /* back in front, if a sender did not take
-                              * its place meanwhile */
-            pthread_mutex_lock(&n->lock);
-            bool ok = n->rs_len < RESEND_MAX;
-            if (ok) {
-                n->rs_first = (n->rs_first + RESEND_MAX - 1) % RESEND_MAX;
-                n->rs[n->rs_first] = e;
-                n->rs_len++;
-            }
-            pthread_mutex_unlock(&n->lock);
-            if (ok)
-                return true;
-        }
-        if (e.done) /* the peer is gone (or the room was taken) */
+        if (rc && e.done) /* the peer is gone */
             e.done(e.arg, rc);
     }
 }
