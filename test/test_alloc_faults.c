@@ -6,7 +6,7 @@
  * makes fewer allocations than the one armed; after each, once more with
  * every allocation from the nth on failing, which is what a process that
  * is really out of memory sees (the loop transport's nodes: a burst of
- * 64, see test_net). Every run must return 0 with
+ * 64, see test_net; over tcp, every one). Every run must return 0 with
  * the right answers, or a negative errno, and leave nothing behind:
  * AddressSanitizer's leak check at exit sees a lost block, and an alarm
  * turns a hang into a failure that names the scenario and the n.
@@ -28,6 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -590,7 +594,7 @@ static int sc_stats(void)
     return rc;
 }
 
-/* --- two nodes over the in-process loop transport ---------------------- */
+/* --- two nodes in this process: loop transport, then tcp ---------------- */
 
 static int t_square(const void *arg, size_t len, weft_bytes **res)
 {
@@ -622,7 +626,34 @@ static const weft_actor_class SQUARER = {.receive = sq_recv, .name = "sq"};
 
 static weft_runtime *net_rt[2];
 
+static const char *net_transport; /* "loop" or "tcp" */
 static int net_group;
+/* tcp: both ranks' addresses, new loopback ports for each run */
+static char net_peers[64];
+
+/* Two free loopback ports (bound to port 0, then let go, as
+ * test/net/run_nodes.py does) as a tcp peer list. */
+static int pick_peers(void)
+{
+    int port[2], fd[2] = {-1, -1}, rc = 0;
+    for (int i = 0; i < 2 && !rc; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof a;
+        fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd[i] < 0 || bind(fd[i], (struct sockaddr *)&a, sizeof a) ||
+            getsockname(fd[i], (struct sockaddr *)&a, &len))
+            rc = -errno;
+        port[i] = ntohs(a.sin_port);
+    }
+    for (int i = 0; i < 2; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+    if (!rc)
+        snprintf(net_peers, sizeof net_peers, "127.0.0.1:%d,127.0.0.1:%d",
+                 port[0], port[1]);
+    return rc;
+}
 
 typedef struct starter {
     int rank, rc;
@@ -634,12 +665,20 @@ static void *start_node(void *p)
 {
     starter *st = p;
     weft_net_config c = weft_net_config_default();
-    c.transport = "loop";
-    c.params.peers = st->group;
+    c.transport = net_transport;
     c.params.rank = st->rank;
     c.params.size = 2;
+    if (!strcmp(net_transport, "tcp")) {
+        c.params.peers = net_peers;
+        /* a node that cannot allocate may fall silent: find out soon */
+        c.params.heartbeat_ms = 10;
+        c.params.dead_timeout_ms = 300;
+        c.params.join_timeout_ms = 300;
+    } else {
+        c.params.peers = st->group;
+    }
     /* a peer whose create failed never joins: give up soon */
-    c.join_timeout_ms = 200;
+    c.join_timeout_ms = 300;
     st->rc = weft_net_create(&st->node, net_rt[st->rank], &c);
     return NULL;
 }
@@ -688,6 +727,16 @@ static int fetch_object(weft_node *holder, weft_node *fetcher)
     return rc;
 }
 
+/* A peer that could not start (or, over tcp, that fell silent for want
+ * of memory) is not there: -ETIMEDOUT, or the group broke up
+ * (-ECONNRESET, -EHOSTDOWN). Out of memory, seen from the other side. */
+static int peer_lost(int rc)
+{
+    if (rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EHOSTDOWN)
+        return -ENOMEM;
+    return rc;
+}
+
 static int sc_net(void)
 {
     starter st[2];
@@ -699,6 +748,8 @@ static int sc_net(void)
                  (int)getpid(), net_group);
     }
     net_group++; /* each run its own group: a failed one leaves none */
+    if (!strcmp(net_transport, "tcp") && pick_peers())
+        return -EAGAIN;
     bool started[2];
     for (int i = 0; i < 2; i++)
         if (!(started[i] = !pthread_create(&th[i], NULL, start_node, &st[i])))
@@ -708,10 +759,7 @@ static int sc_net(void)
             pthread_join(th[i], NULL);
     for (int i = 0; i < 2 && !rc; i++)
         rc = st[i].rc;
-    /* a peer that could not start is not there: -ETIMEDOUT, or the
-     * group broke up (-ECONNRESET, -EHOSTDOWN) */
-    if (rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EHOSTDOWN)
-        rc = -ENOMEM;
+    rc = peer_lost(rc);
     weft_actor *sq = NULL; /* on node 1's runtime, published there */
     if (rc == 0)
         rc = weft_actor_spawn(net_rt[1], &SQUARER, NULL, NULL, &sq);
@@ -723,6 +771,10 @@ static int sc_net(void)
         rc = remote_square(st[1].node, 0, 777);
     if (rc == 0)
         rc = fetch_object(st[1].node, st[0].node);
+    /* over tcp a node that could not allocate may have fallen silent and
+     * been declared dead by the other in the middle */
+    if (!strcmp(net_transport, "tcp"))
+        rc = peer_lost(rc);
     for (int i = 0; i < 2; i++)
         if (st[i].rc == 0)
             weft_net_destroy(&st[i].node);
@@ -801,7 +853,11 @@ static void test_net(void **s)
      * sent is held and sent again (lib/net/node.c, resend), which needs
      * the memory to come back; and the loop transport has no heartbeat to
      * find a node that can never send */
+    net_transport = "loop";
     sweep("net-loop", sc_net, 64);
+    /* tcp's heartbeats find a node that fell silent */
+    net_transport = "tcp";
+    sweep("net-tcp", sc_net, ALL);
     for (int i = 0; i < 2; i++)
         weft_runtime_destroy(&net_rt[i]);
 }

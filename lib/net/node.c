@@ -147,6 +147,10 @@ struct weft_node {
     fnstat *fstat;        /* fns.n of them */
     uint32_t inline_ns;   /* 0: only WEFT_REMOTE_CHEAP tasks run inline */
     bool timed;           /* runs are timed (inline_ns set at create) */
+    /* The transport's events are handled (comm thread): not before the
+     * peer tables exist, and not when they could not be made, while the
+     * transport is closed again (its close may still deliver events). */
+    bool events_on;
     int rank, size, local_max, steal_us;
     pthread_t thread;
     _Atomic bool stop;
@@ -1152,6 +1156,8 @@ static void on_act_msg(weft_node *n, int src, const weft__msg *m,
 static void on_recv(void *ctx, weft_am *am)
 {
     weft_node *n = ctx;
+    if (!n->events_on)
+        return;
     weft__msg m;
     int src = am->src;
     count(&n->st.recv, 1);
@@ -1251,7 +1257,7 @@ static void on_hello(weft_node *n, int src, const weft__msg *m,
 static void on_joined(void *ctx, int rank)
 {
     weft_node *n = ctx;
-    if (rank < 0 || rank >= n->size || rank == n->rank)
+    if (!n->events_on || rank < 0 || rank >= n->size || rank == n->rank)
         return;
     pthread_mutex_lock(&n->lock);
     bool dead = n->peer[rank] == P_DEAD;
@@ -1283,7 +1289,7 @@ static rec *take_at(weft_node *n, int rank)
 static void on_failed(void *ctx, int rank, int reason)
 {
     weft_node *n = ctx;
-    if (rank < 0 || rank >= n->size || rank == n->rank)
+    if (!n->events_on || rank < 0 || rank >= n->size || rank == n->rank)
         return;
     pthread_mutex_lock(&n->lock);
     if (n->peer[rank] == P_DEAD) {
@@ -1397,6 +1403,7 @@ static void *comm_main(void *arg)
         rc = alloc_peers(n, n->size);
         if (rc)
             n->ops->close(t);
+        n->events_on = !rc;
     }
     pthread_mutex_lock(&n->lock);
     n->t = t;

@@ -59,6 +59,9 @@ typedef struct conn {
     weft_bytes *pay;
     size_t pay_got;
     bool in_pay, direct; /* direct: the recv in flight fills pay */
+    /* no memory for cur's payload: nothing more is read from the stream
+     * (TCP holds the sender back) until tick finds the memory */
+    bool pay_wait;
     int sent_iov;      /* iovecs in the sendmsg in flight */
     struct msghdr mh;
     struct iovec iov[MAX_IOV];
@@ -462,8 +465,10 @@ static void deliver(weft_transport *t, conn *c)
     weft_bytes_free(m.payload);
 }
 
-/* A frame header arrived on c (its header bytes at h). 0, or -1 when the
- * stream was closed. */
+/* A frame header arrived on c (its header bytes at h). 0, -1 when the
+ * stream was closed, 1 when it stalled (start_payload). */
+static int start_payload(conn *c);
+
 static int on_frame(weft_transport *t, conn *c, const weft__frame *f,
                     const unsigned char *h)
 {
@@ -491,17 +496,33 @@ static int on_frame(weft_transport *t, conn *c, const weft__frame *f,
         return 0;
     c->cur = *f;
     memcpy(c->curhdr, h, f->hdrlen);
-    c->pay = weft_bytes_new(f->paylen);
+    return start_payload(c);
+}
+
+/* Allocate the payload of the frame in c->cur. 0, or 1 when there is no
+ * memory for it: the stream then stalls (pay_wait) instead of closing,
+ * because closing would lose a message that its sender counts as sent;
+ * tick tries again, and a stall that outlasts the dead timeout ends as
+ * the peer's failure (its heartbeats are not read meanwhile). */
+static int start_payload(conn *c)
+{
+    c->pay = weft_bytes_new(c->cur.paylen);
     if (!c->pay) {
-        bad_stream(t, c, "no memory for the payload");
-        return -1;
+        if (!c->pay_wait)
+            weft__log("net: tcp: no memory for a %llu-byte payload from "
+                      "rank %d: waiting for some",
+                      (unsigned long long)c->cur.paylen, c->rank);
+        c->pay_wait = true;
+        return 1;
     }
+    c->pay_wait = false;
     c->pay_got = 0;
     c->in_pay = true;
     return 0;
 }
 
-/* Consume c->rx: complete payloads and frames. 0, or -1 (closed). */
+/* Consume c->rx: complete payloads and frames. 0, -1 (closed) or 1
+ * (stalled for want of memory, see start_payload). */
 static int parse(weft_transport *t, conn *c)
 {
     size_t pos = 0;
@@ -554,8 +575,18 @@ static void on_recv_done(weft_transport *t, conn *c, int res)
     } else {
         c->rx_len += (size_t)res;
         if (parse(t, c))
-            return;
+            return; /* closed, or stalled: no recv until resumed */
     }
+    if (!c->closing)
+        arm_recv(t, c);
+}
+
+/* A stalled stream: try the payload's memory again; when it comes, take
+ * in what was already received and read on. */
+static void resume(weft_transport *t, conn *c)
+{
+    if (start_payload(c) || parse(t, c))
+        return;
     if (!c->closing)
         arm_recv(t, c);
 }
@@ -672,10 +703,16 @@ static uint64_t tick(weft_transport *t)
             dial(t, r);
         }
     }
-    /* streams that never said hello are dropped after the dead timeout */
-    for (conn *c = t->conns; c; c = c->next)
-        if (c->rank < 0 && !c->closing && now - c->born > dead)
+    /* streams that never said hello are dropped after the dead timeout;
+     * stalled ones try again */
+    for (conn *c = t->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (c->rank < 0 && now - c->born > dead)
             bad_stream(t, c, "no hello");
+        else if (c->pay_wait)
+            resume(t, c);
+    }
     return hb / 2;
 }
 
