@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "st.h"
 
 #define PIECE (1u << 20)   /* bytes per I/O request */
@@ -208,6 +209,19 @@ static void commit_victims(weft_store *st, uint32_t f, const uint32_t *v,
     h->spill_next = (f + 1) % ST_SPILL_FILES;
 }
 
+/* The caller's create says only -ENOSPC (no room): say once why the
+ * spill directory did not give any, until a spill works again. Nothing
+ * to spill (n == 0) is not news. */
+static void spill_failed(weft_store *st, int rc, uint32_t n)
+{
+    if (n == 0 || st->spill_warned)
+        return;
+    st->spill_warned = true;
+    weft__log("store %s: cannot spill to %s (%s): objects stay in memory, "
+              "creates that need the room fail with ENOSPC",
+              st->name, st->spill_dir, strerror(-rc));
+}
+
 int st_spill(weft_store *st, uint64_t need)
 {
     uint32_t f = free_file(st);
@@ -239,7 +253,10 @@ int st_spill(weft_store *st, uint64_t need)
                                   memory_order_seq_cst);
         if (fd >= 0)
             unlink(path);
+        spill_failed(st, rc, n);
     }
+    if (rc == 0)
+        st->spill_warned = false;
     if (fd >= 0)
         close(fd);
     weft__free(v);

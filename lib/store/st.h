@@ -231,6 +231,7 @@ struct weft_store {
     char *spill_dir;
     struct io_uring ring;
     int ring_ok;
+    bool spill_warned; /* the last spill failed and said why (spill.c) */
     /* Serialises this process's appends to its pending list (see
      * "Lock-free seal"); taken inside the store's lock, never around it. */
     pthread_mutex_t pend_mu;

@@ -1,8 +1,12 @@
 /* Spilling: pinned objects beyond the capacity go to the spill directory
  * in batches (io_uring) and come back on get with their bytes; deleting a
  * spilled object removes it from disk; the files go when empty; a lost
- * spill file is -EIO; another process restores what one process spilled. */
+ * spill file is -EIO; another process restores what one process spilled;
+ * a spill that cannot be written (disk full) fails the create and loses
+ * nothing. */
 #include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -120,11 +124,68 @@ static void test_lost_spill_file(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A full disk, played by RLIMIT_FSIZE: every spill write past 64 KiB
+ * fails (EFBIG; SIGXFSZ ignored). The create that needed the room fails
+ * with -ENOSPC (the store logs why once); the objects that were to be spilled stay in memory,
+ * whole, and no spill file is left. With the limit lifted, the same
+ * create spills and works, and every object reads back. */
+static void test_spill_disk_full(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-store-spill-XXXXXX";
+    const char *name;
+    weft_store *st;
+    assert_int_equal(st_open_spilling(dir, "full", 1u << 20, 0, &name, &st),
+                     0);
+    const size_t sz = 100000;
+    uint64_t n = 0;
+    weft_store_stats s;
+    do { /* fill memory, stopping short of the first spill */
+        assert_int_equal(st_put_n(st, n++, sz, WEFT_STORE_PIN), 0);
+        assert_int_equal(weft_store_stats_get(st, &s), 0);
+    } while (s.used + 2 * sz < s.capacity);
+    assert_int_equal(s.spills, 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 64u << 10;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = 0;
+    uint64_t failed_at = n;
+    for (int k = 0; k < 4 && !rc; k++, failed_at++)
+        rc = st_put_n(st, failed_at, sz, WEFT_STORE_PIN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(rc, -ENOSPC);
+    failed_at--;
+    assert_int_equal(st_files_in(dir), 0);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.spilled, 0);
+    weft_store_id idf = st_id(failed_at);
+    assert_int_equal(weft_store_contains(st, &idf), 0);
+    for (uint64_t i = 0; i < failed_at; i++)
+        get_verify(st, i, sz);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    /* room on disk again: the create that failed works, by spilling */
+    assert_int_equal(st_put_n(st, failed_at, sz, WEFT_STORE_PIN), 0);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_true(s.spills > 0);
+    for (uint64_t i = 0; i <= failed_at; i++)
+        get_verify(st, i, sz);
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, dir), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spill_restore),
         cmocka_unit_test(test_lost_spill_file),
+        cmocka_unit_test(test_spill_disk_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
