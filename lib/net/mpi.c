@@ -813,6 +813,26 @@ static bool recv_one(weft_transport *t)
     return true;
 }
 
+/* A payload's memory. A shortage is waited out, up to PAY_WAIT_MS: the
+ * message would be lost for good (whoever waits for its answer would
+ * wait for ever), and memory often comes back as tasks finish. */
+#define PAY_WAIT_MS 1000
+
+static weft_bytes *payload_new(int src, uint64_t len)
+{
+    weft_bytes *b = weft_bytes_new(len);
+    for (int ms = 0; !b && ms < PAY_WAIT_MS; ms++) {
+        if (ms == 0)
+            weft__log("net: mpi: no memory for a %llu-byte payload from "
+                      "rank %d: waiting for some", (unsigned long long)len,
+                      src);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        b = weft_bytes_new(len);
+    }
+    return b;
+}
+
 /* Check the frame of count bytes at rx from src, take a big payload that
  * follows it over MPI, and hand the message to the node. */
 static void deliver(weft_transport *t, int src, const unsigned char *rx,
@@ -831,8 +851,14 @@ static void deliver(weft_transport *t, int src, const unsigned char *rx,
         return; /* (a big payload that follows is then unmatched: only a
                    broken peer sends this) */
     }
-    weft_bytes *b = f.paylen ? weft_bytes_new(f.paylen) : NULL;
+    weft_bytes *b = f.paylen ? payload_new(src, f.paylen) : NULL;
     if (f.paylen && !b) {
+        /* a payload over INLINE follows over MPI: take it (a zero-byte
+         * receive, which fails MPI_ERR_TRUNCATE and consumes it), or the
+         * next big message from src would be matched with this one's */
+        if (!inl)
+            MPI_Recv(NULL, 0, MPI_BYTE, src, TAG_PAY, t->comm,
+                     MPI_STATUS_IGNORE);
         dropped(t, src, "no memory for the payload");
         return;
     }
