@@ -10,9 +10,12 @@
 #ifndef WEFT_ALLOC_H
 #define WEFT_ALLOC_H
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef WEFT_ALLOC_FAULTS
 /* True when the test armed a failure and this allocation is the one. */
@@ -44,6 +47,25 @@ long weft__fault_disarm(void);
 #define weft__aligned_alloc(a, n) WEFT__MAYFAIL(aligned_alloc((a), (n)))
 #define weft__aligned_free(p) free(p)
 #endif
+
+/* Threads and processes take memory too (a stack, page tables), and can
+ * be refused for want of it: they fail like allocations when a test arms
+ * a fault, so that the sweep runs those failure paths as well. Same
+ * returns as pthread_create (an errno) and fork (-1, errno set). */
+static inline int weft__thread_create(pthread_t *th, const pthread_attr_t *a,
+                                      void *(*fn)(void *), void *arg)
+{
+    return weft__fault_here() ? EAGAIN : pthread_create(th, a, fn, arg);
+}
+
+static inline pid_t weft__fork(void)
+{
+    if (weft__fault_here()) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return fork();
+}
 
 /* A copy of s from weft__malloc (free it with weft__free), or NULL. */
 static inline char *weft__strdup(const char *s)

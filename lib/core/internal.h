@@ -358,6 +358,23 @@ WEFT__HIDDEN uint32_t weft__rand(weft__worker *w);
 WEFT__HIDDEN bool weft__help(weft__worker *w, weft__worker *prefer);
 WEFT__HIDDEN void weft__count_job(void);
 
+/* liburing maps a ring's memory with system calls of its own, which
+ * ThreadSanitizer does not see: when a new ring lands where a closed one
+ * was, the closed ring's writes (from its thread) look like a race with
+ * the new ring's. So every ring's close releases, and every ring's open
+ * acquires, one token: the order that munmap and mmap really give. Call
+ * weft__ring_opened() after io_uring_queue_init succeeds and
+ * weft__ring_closing() before io_uring_queue_exit. No-ops elsewhere. */
+#ifdef WEFT__TSAN
+#include <sanitizer/tsan_interface.h>
+extern WEFT__HIDDEN char weft__ring_token;
+static inline void weft__ring_opened(void) { __tsan_acquire(&weft__ring_token); }
+static inline void weft__ring_closing(void) { __tsan_release(&weft__ring_token); }
+#else
+static inline void weft__ring_opened(void) {}
+static inline void weft__ring_closing(void) {}
+#endif
+
 /* Log a one-line diagnostic on stderr, prefixed "weft: ". */
 WEFT__HIDDEN void weft__log(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

@@ -250,7 +250,7 @@ void weft__publish_start(weft_runtime *rt)
         publish_now(rt, SEG_RUNNING);
         atomic_store_explicit((_Atomic uint64_t *)&p->seg->magic, SEG_MAGIC,
                               memory_order_release);
-        if (pthread_create(&p->thread, NULL, publisher_main, rt) == 0)
+        if (weft__thread_create(&p->thread, NULL, publisher_main, rt) == 0)
             return;
         rc = -EAGAIN;
         rt->publisher = NULL;

@@ -237,7 +237,7 @@ static int start_workers(weft_runtime *rt)
     int i = 0, rc = 0;
     for (; i < rt->nworkers; i++) {
         weft__worker *w = rt->workers[i];
-        if (pthread_create(&w->thread, &attr, weft__worker_main, w)) {
+        if (weft__thread_create(&w->thread, &attr, weft__worker_main, w)) {
             weft__log("could not start worker thread %d of %d", i,
                       rt->nworkers);
             rc = -EAGAIN;

@@ -21,6 +21,10 @@ WEFT__TLS _Thread_local weft__worker *weft__self;
 WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
 WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur;
 
+#ifdef WEFT__TSAN
+char weft__ring_token; /* see weft__ring_opened (internal.h) */
+#endif
+
 void weft__log(const char *fmt, ...)
 {
     char buf[512];

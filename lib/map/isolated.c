@@ -325,7 +325,7 @@ static int proc_start(iso_pool *p, int slot)
     uint32_t seq = weft__load_relaxed(&p->sh->ctl[slot].cmd_seq);
     /* a killed predecessor may have left its item's start time here */
     weft__store_relaxed(&p->sh->ctl[slot].cur_start, 0);
-    pid_t pid = fork();
+    pid_t pid = weft__fork();
     if (pid < 0)
         return -errno;
     if (pid == 0)

@@ -1708,7 +1708,7 @@ int weft_net_create(weft_node **out, weft_runtime *rt,
     int rc = start(n, c);
     if (rc)
         goto fail;
-    rc = -pthread_create(&n->thread, NULL, comm_main, n);
+    rc = -weft__thread_create(&n->thread, NULL, comm_main, n);
     if (rc)
         goto fail;
     rc = meet(n, c->join_timeout_ms);

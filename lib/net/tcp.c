@@ -90,6 +90,7 @@ struct weft_transport {
     pthread_mutex_t qlock; /* the queue of sends from any thread */
     txmsg *inh, *int_;
     bool closing;
+    bool ring_up; /* io_uring_queue_init succeeded */
     struct sockaddr_storage acc_addr;
     socklen_t acc_len;
 };
@@ -796,6 +797,8 @@ static int setup(weft_transport *t, const weft_transport_params *p)
     rc = io_uring_queue_init(RING_DEPTH, &t->ring, 0);
     if (rc)
         return rc;
+    t->ring_up = true;
+    weft__ring_opened();
     t->efd = eventfd(0, EFD_CLOEXEC);
     if (t->efd < 0)
         return -errno;
@@ -808,14 +811,16 @@ static int setup(weft_transport *t, const weft_transport_params *p)
     return 0;
 }
 
-static void teardown(weft_transport *t, bool ring)
+static void teardown(weft_transport *t)
 {
     if (t->lfd >= 0)
         close(t->lfd);
     if (t->efd >= 0)
         close(t->efd);
-    if (ring)
+    if (t->ring_up) {
+        weft__ring_closing();
         io_uring_queue_exit(&t->ring);
+    }
     pthread_mutex_destroy(&t->qlock);
     weft__free(t->peers);
     weft__free(t);
@@ -835,7 +840,7 @@ static int tcp_open(weft_transport **out, const weft_transport_params *p,
     pthread_mutex_init(&t->qlock, NULL);
     int rc = setup(t, p);
     if (rc) {
-        teardown(t, t->efd >= 0 || t->lfd >= 0);
+        teardown(t);
         return rc;
     }
     *out = t;
@@ -880,7 +885,7 @@ static void tcp_close(weft_transport *t)
         t->conns = c->next;
         conn_free(c);
     }
-    teardown(t, true);
+    teardown(t);
 }
 
 static int tcp_rank(const weft_transport *t) { return t->rank; }

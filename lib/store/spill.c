@@ -29,15 +29,20 @@ int st_spill_path(const char *dir, const char *name, uint32_t file,
 
 static int ring(weft_store *st)
 {
-    if (st->ring_ok == 0)
+    if (st->ring_ok == 0) {
         st->ring_ok = io_uring_queue_init(WINDOW, &st->ring, 0) == 0 ? 1 : -1;
+        if (st->ring_ok > 0)
+            weft__ring_opened();
+    }
     return st->ring_ok > 0;
 }
 
 void st_spill_close(weft_store *st)
 {
-    if (st->ring_ok > 0)
+    if (st->ring_ok > 0) {
+        weft__ring_closing();
         io_uring_queue_exit(&st->ring);
+    }
     st->ring_ok = 0;
 }
 
