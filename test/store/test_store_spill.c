@@ -126,9 +126,10 @@ static void test_lost_spill_file(void **state)
 
 /* A full disk, played by RLIMIT_FSIZE: every spill write past 64 KiB
  * fails (EFBIG; SIGXFSZ ignored). The create that needed the room fails
- * with -ENOSPC (the store logs why once); the objects that were to be spilled stay in memory,
- * whole, and no spill file is left. With the limit lifted, the same
- * create spills and works, and every object reads back. */
+ * with -ENOSPC (the store logs why once); the objects that were to be
+ * spilled stay in memory, whole, and no spill file is left. With the
+ * limit lifted, the same create spills and works, and every object reads
+ * back. */
 static void test_spill_disk_full(void **state)
 {
     (void)state;
