@@ -626,7 +626,7 @@ static const weft_actor_class SQUARER = {.receive = sq_recv, .name = "sq"};
 
 static weft_runtime *net_rt[2];
 
-static const char *net_transport; /* "loop" or "tcp" */
+static bool net_tcp; /* over tcp, else the loop transport */
 static int net_group;
 /* tcp: both ranks' addresses, new loopback ports for each run */
 static char net_peers[64];
@@ -665,10 +665,10 @@ static void *start_node(void *p)
 {
     starter *st = p;
     weft_net_config c = weft_net_config_default();
-    c.transport = net_transport;
+    c.transport = net_tcp ? "tcp" : "loop";
     c.params.rank = st->rank;
     c.params.size = 2;
-    if (!strcmp(net_transport, "tcp")) {
+    if (net_tcp) {
         c.params.peers = net_peers;
         /* a node that cannot allocate may fall silent: find out soon */
         c.params.heartbeat_ms = 10;
@@ -748,7 +748,7 @@ static int sc_net(void)
                  (int)getpid(), net_group);
     }
     net_group++; /* each run its own group: a failed one leaves none */
-    if (!strcmp(net_transport, "tcp") && pick_peers())
+    if (net_tcp && pick_peers())
         return -EAGAIN;
     bool started[2];
     for (int i = 0; i < 2; i++)
@@ -773,7 +773,7 @@ static int sc_net(void)
         rc = fetch_object(st[1].node, st[0].node);
     /* over tcp a node that could not allocate may have fallen silent and
      * been declared dead by the other in the middle */
-    if (!strcmp(net_transport, "tcp"))
+    if (net_tcp)
         rc = peer_lost(rc);
     for (int i = 0; i < 2; i++)
         if (st[i].rc == 0)
@@ -853,10 +853,10 @@ static void test_net(void **s)
      * sent is held and sent again (lib/net/node.c, resend), which needs
      * the memory to come back; and the loop transport has no heartbeat to
      * find a node that can never send */
-    net_transport = "loop";
+    net_tcp = false;
     sweep("net-loop", sc_net, 64);
     /* tcp's heartbeats find a node that fell silent */
-    net_transport = "tcp";
+    net_tcp = true;
     sweep("net-tcp", sc_net, ALL);
     for (int i = 0; i < 2; i++)
         weft_runtime_destroy(&net_rt[i]);

@@ -368,8 +368,14 @@ WEFT__HIDDEN void weft__count_job(void);
 #ifdef WEFT__TSAN
 #include <sanitizer/tsan_interface.h>
 extern WEFT__HIDDEN char weft__ring_token;
-static inline void weft__ring_opened(void) { __tsan_acquire(&weft__ring_token); }
-static inline void weft__ring_closing(void) { __tsan_release(&weft__ring_token); }
+static inline void weft__ring_opened(void)
+{
+    __tsan_acquire(&weft__ring_token);
+}
+static inline void weft__ring_closing(void)
+{
+    __tsan_release(&weft__ring_token);
+}
 #else
 static inline void weft__ring_opened(void) {}
 static inline void weft__ring_closing(void) {}

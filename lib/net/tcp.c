@@ -466,10 +466,30 @@ static void deliver(weft_transport *t, conn *c)
     weft_bytes_free(m.payload);
 }
 
+/* Allocate the payload of the frame in c->cur. 0, or 1 when there is no
+ * memory for it: the stream then stalls (pay_wait) instead of closing,
+ * because closing would lose a message that its sender counts as sent;
+ * tick tries again, and a stall that outlasts the dead timeout ends as
+ * the peer's failure (its heartbeats are not read meanwhile). */
+static int start_payload(conn *c)
+{
+    c->pay = weft_bytes_new(c->cur.paylen);
+    if (!c->pay) {
+        if (!c->pay_wait)
+            weft__log("net: tcp: no memory for a %llu-byte payload from "
+                      "rank %d: waiting for some",
+                      (unsigned long long)c->cur.paylen, c->rank);
+        c->pay_wait = true;
+        return 1;
+    }
+    c->pay_wait = false;
+    c->pay_got = 0;
+    c->in_pay = true;
+    return 0;
+}
+
 /* A frame header arrived on c (its header bytes at h). 0, -1 when the
  * stream was closed, 1 when it stalled (start_payload). */
-static int start_payload(conn *c);
-
 static int on_frame(weft_transport *t, conn *c, const weft__frame *f,
                     const unsigned char *h)
 {
@@ -498,28 +518,6 @@ static int on_frame(weft_transport *t, conn *c, const weft__frame *f,
     c->cur = *f;
     memcpy(c->curhdr, h, f->hdrlen);
     return start_payload(c);
-}
-
-/* Allocate the payload of the frame in c->cur. 0, or 1 when there is no
- * memory for it: the stream then stalls (pay_wait) instead of closing,
- * because closing would lose a message that its sender counts as sent;
- * tick tries again, and a stall that outlasts the dead timeout ends as
- * the peer's failure (its heartbeats are not read meanwhile). */
-static int start_payload(conn *c)
-{
-    c->pay = weft_bytes_new(c->cur.paylen);
-    if (!c->pay) {
-        if (!c->pay_wait)
-            weft__log("net: tcp: no memory for a %llu-byte payload from "
-                      "rank %d: waiting for some",
-                      (unsigned long long)c->cur.paylen, c->rank);
-        c->pay_wait = true;
-        return 1;
-    }
-    c->pay_wait = false;
-    c->pay_got = 0;
-    c->in_pay = true;
-    return 0;
 }
 
 /* Consume c->rx: complete payloads and frames. 0, -1 (closed) or 1
