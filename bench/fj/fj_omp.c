@@ -51,8 +51,11 @@ static uts_count uts_geo(uint64_t s, int depth, int max_depth)
     if (nc == 0)
         return 1;
     uts_count part[nc];
+    uint64_t kid[nc];
+    for (int i = 0; i < nc; i++)
+        kid[i] = uts_child(s, i);
     for (int i = 0; i < nc; i++) {
-        uint64_t c = uts_child(s, i);
+        uint64_t c = kid[i];
 #pragma omp task firstprivate(i, c) shared(part)
         part[i] = uts_geo(c, depth + 1, max_depth);
     }
@@ -70,8 +73,11 @@ static uts_count uts_bin(uint64_t s, int nc)
     if (nc == 0)
         return 1;
     uts_count part[nc];
+    uint64_t kid[nc];
+    for (int i = 0; i < nc; i++)
+        kid[i] = uts_child(s, i);
     for (int i = 0; i < nc; i++) {
-        uint64_t c = uts_child(s, i);
+        uint64_t c = kid[i];
 #pragma omp task firstprivate(i, c) shared(part)
         part[i] = uts_bin(c, uts_bin_children(c));
     }

@@ -57,6 +57,7 @@ long nqueens(int n, int row, const char *board)
 // VLAs: a heap vector per node would charge TBB an allocation the others
 // do not pay.
 #define UTS_SLOTS(nc) static_cast<uts_count *>(alloca(sizeof(uts_count) * (nc)))
+#define UTS_KIDS(nc) static_cast<uint64_t *>(alloca(sizeof(uint64_t) * (nc)))
 
 uts_count sum_slots(const uts_count *part, int nc)
 {
@@ -72,9 +73,12 @@ uts_count uts_geo(uint64_t s, int depth, int max_depth)
     if (nc == 0)
         return 1;
     uts_count *part = UTS_SLOTS(nc);
+    uint64_t *kid = UTS_KIDS(nc);
+    for (int i = 0; i < nc; i++)
+        kid[i] = uts_child(s, i);
     tbb::task_group g;
     for (int i = 0; i < nc; i++) {
-        uint64_t c = uts_child(s, i);
+        uint64_t c = kid[i];
         g.run([=] { part[i] = uts_geo(c, depth + 1, max_depth); });
     }
     g.wait();
@@ -88,9 +92,12 @@ uts_count uts_bin(uint64_t s, int nc)
     if (nc == 0)
         return 1;
     uts_count *part = UTS_SLOTS(nc);
+    uint64_t *kid = UTS_KIDS(nc);
+    for (int i = 0; i < nc; i++)
+        kid[i] = uts_child(s, i);
     tbb::task_group g;
     for (int i = 0; i < nc; i++) {
-        uint64_t c = uts_child(s, i);
+        uint64_t c = kid[i];
         g.run([=] { part[i] = uts_bin(c, uts_bin_children(c)); });
     }
     g.wait();

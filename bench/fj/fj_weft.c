@@ -121,8 +121,9 @@ static inline ALWAYS_INLINE uts_count uts_fork(
         kids[i].s = uts_child(s, i);
         kids[i].depth = depth + 1;
         kids[i].max_depth = max_depth;
-        h = SPAWN(h, &kids[i].task, fn);
     }
+    for (int i = 0; i < nc; i++)
+        h = SPAWN(h, &kids[i].task, fn);
     uts_count count = 1;
     for (int i = nc - 1; i >= 0; i--) {
         h = SYNC(h, &kids[i].task, fn);
