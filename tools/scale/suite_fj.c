@@ -157,10 +157,10 @@ static void uts_span_task(weft_task *t)
 static NOINLINE uts_count uts_block(uint64_t s, int lo, int hi)
 {
     struct uts_frame kid[hi - lo];
-    for (int i = lo; i < hi; i++) {
+    for (int i = lo; i < hi; i++) /* all hashed, then spawned: bench/common/uts.h */
         kid[i - lo].s = uts_child(s, i);
-        weft_spawn(&kid[i - lo].task, uts_task);
-    }
+    for (int i = 0; i < hi - lo; i++)
+        weft_spawn(&kid[i].task, uts_task);
     uts_count count = 0;
     for (int i = hi - lo - 1; i >= 0; i--) {
         weft_sync_fn(&kid[i].task, uts_task);
