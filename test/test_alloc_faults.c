@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -783,6 +784,153 @@ static int sc_net(void)
     return rc;
 }
 
+/* --- more held replies than the node's reserve -------------------------- */
+
+/* Tasks and asks that wait at a gate, so that their replies all come due
+ * while every allocation fails. */
+static atomic_bool gate_open;
+static atomic_int gate_done;
+
+static void gate_wait(void)
+{
+    while (!atomic_load_explicit(&gate_open, memory_order_acquire))
+        usleep(200);
+    atomic_fetch_add_explicit(&gate_done, 1, memory_order_release);
+}
+
+static int t_gate(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    gate_wait();
+    return 7; /* a status, so the reply carries no payload */
+}
+WEFT_REMOTE(t_gate)
+
+static int gate_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)st;
+    (void)msg;
+    (void)n;
+    gate_wait();
+    return weft_net_reply(cx, NULL); /* a reply without bytes */
+}
+
+static const weft_actor_class GATE = {.receive = gate_recv, .name = "gate"};
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+#define HELD_TASKS 300 /* each more than the 256 reserved entries */
+#define HELD_ASKS 300
+
+/* Wait up to 10 s for one of node's counters to reach want. */
+static bool stat_reached(weft_node *node, size_t field, uint64_t want)
+{
+    for (int i = 0; i < 10000; i++) {
+        weft_net_stats ns;
+        uint64_t v = 0;
+        if (weft_net_stats_get(node, &ns) == 0)
+            memcpy(&v, (char *)&ns + field, sizeof v);
+        if (v >= want)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* Node 0 sends node 1 HELD_TASKS tasks and HELD_ASKS asks, which wait at
+ * the gate until all have arrived and every allocation fails; then they
+ * all reply at once and every reply's send fails. Each must be held in
+ * its request's own record and arrive once memory is back: with only
+ * the node's 256 reserved entries, the rest were lost and their futures
+ * never finished. */
+static void test_held_replies(void **s)
+{
+    (void)s;
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(weft_runtime_create(&net_rt[i], &c), 0);
+    net_tcp = false;
+    starter st[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        st[i] = (starter){.rank = i, .rc = -1};
+        snprintf(st[i].group, sizeof st[i].group, "held-%d", (int)getpid());
+        assert_int_equal(pthread_create(&th[i], NULL, start_node, &st[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(st[i].rc, 0);
+    }
+    weft_actor *gate = NULL;
+    assert_int_equal(weft_actor_spawn(net_rt[1], &GATE, NULL, NULL, &gate), 0);
+    assert_int_equal(weft_net_actor_publish(st[1].node, "gate", gate), 0);
+
+    /* the asks first: loop keeps each pair of nodes' messages in order,
+     * so once the last task has arrived every ask has too */
+    static weft_future *f[HELD_TASKS + HELD_ASKS];
+    for (int i = 0; i < HELD_ASKS; i++)
+        assert_int_equal(weft_net_ask(st[0].node, 1, "gate", &i, sizeof i,
+                                      &f[HELD_TASKS + i]),
+                         0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    for (int i = 0; i < HELD_TASKS; i++)
+        assert_int_equal(
+            weft_submit_remote(st[0].node, "t_gate", &i, sizeof i, &o, &f[i]),
+            0);
+    assert_true(stat_reached(st[1].node,
+                             offsetof(weft_net_stats, tasks_remote),
+                             HELD_TASKS));
+
+    weft__fault_arm(1, ALL);
+    atomic_store_explicit(&gate_open, true, memory_order_release);
+    /* every reply has come due, failed and is held */
+    bool all_held = stat_reached(st[1].node,
+                                 offsetof(weft_net_stats, msgs_held),
+                                 HELD_TASKS + HELD_ASKS);
+    weft__fault_disarm();
+    assert_true(all_held);
+    weft_net_stats ns;
+    assert_int_equal(weft_net_stats_get(st[1].node, &ns), 0);
+    assert_int_equal(ns.msgs_lost, 0);
+
+    int late = 0; /* replies not there 10 s after memory came back */
+    int64_t end = now_ns() + 10 * 1000000000LL;
+    for (int i = 0; i < HELD_TASKS + HELD_ASKS; i++) {
+        int64_t left = end - now_ns();
+        int rc = weft_future_get(f[i], left > 0 ? left : 0, NULL);
+        if (rc == -ETIMEDOUT)
+            late++;
+        else
+            assert_int_equal(rc, i < HELD_TASKS ? 7 : 0);
+        weft_future_release(f[i]);
+    }
+    assert_int_equal(late, 0);
+    /* the queue lets go of the last entry just after its send */
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(weft_net_stats_get(st[1].node, &ns), 0);
+        if (!ns.msgs_held)
+            break;
+        usleep(1000);
+    }
+    assert_int_equal(ns.msgs_held, 0);
+    assert_int_equal(ns.msgs_lost, 0);
+    for (int i = 0; i < 2; i++)
+        weft_net_destroy(&st[i].node);
+    stop_wait(gate, 0);
+    for (int i = 0; i < 2; i++)
+        weft_runtime_destroy(&net_rt[i]);
+}
+
 /* --- the tests ------------------------------------------------------------ */
 
 static void test_pool(void **s)
@@ -884,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_net),
+        cmocka_unit_test(test_held_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -580,7 +580,12 @@ typedef struct weft_net_stats {
     uint64_t peers_failed;
     uint64_t actor_msgs;     /* peers' sends and asks this node received */
     uint64_t actor_dropped;  /* peers' sends dropped: unknown name, full */
-    uint64_t reserved[4];
+    /* Replies, object data and barrier steps whose send failed for want
+     * of memory: held now, to be sent again (a level, not a count), and
+     * lost because they could not be held (a failed request's error
+     * reply, object data or a barrier step, past 256 held at once). */
+    uint64_t msgs_held, msgs_lost;
+    uint64_t reserved[2];
 } weft_net_stats;
 
 /* Copy n's counters into *out. 0 or -EINVAL. Any thread. */

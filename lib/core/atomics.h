@@ -21,6 +21,8 @@
     atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define weft__add_seqcst(p, v) \
     atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define weft__sub_relaxed(p, v) \
+    atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 #define weft__sub_seqcst(p, v) \
     atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
 #define weft__sub_release(p, v) \

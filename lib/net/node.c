@@ -61,7 +61,7 @@
 #define TAB_BUCKETS 1024
 #define OBJ_BUCKETS 256
 #define PUB_BUCKETS 64
-#define RESEND_MAX 256 /* messages held for a second try (resend) */
+#define RESEND_MAX 256 /* reserve for held messages that have no record */
 #define TASK_STOLEN WEFT__TASK_STOLEN
 /* The default of weft_net_config.inline_us where it applies. */
 #define INLINE_DEFAULT_NS 20000u
@@ -120,11 +120,18 @@ typedef struct npoll {
 static npoll pollers[NPOLL];
 
 /* A message a peer waits for (a reply, a barrier step) whose send failed
- * for want of memory: held in room reserved at open and sent again by
- * the communication thread until it goes or its peer is gone. Only
- * messages with no payload, or whose payload the queue owns (a done
- * callback), are held. */
+ * for want of memory: held and sent again by the communication thread
+ * until it goes or its peer is gone. Only messages with no payload, or
+ * whose payload the queue owns (a done callback), are held.
+ *
+ * The entry needs no allocation: a reply to a remote task or an actor
+ * ask lives in that request's own record (owner, freed once the reply
+ * is through), which exists however many requests fail at once; other
+ * messages (a failed request's error reply, object data, a barrier step)
+ * take one of RESEND_MAX entries reserved at open. */
 typedef struct resend {
+    struct resend *next;
+    void *owner; /* weft__free'd once sent; NULL: a reserved entry */
     int dst;
     weft__msg m;
     const void *data;
@@ -135,7 +142,7 @@ typedef struct resend {
 
 typedef struct stat_ctr {
     _Atomic uint64_t sent, recv, bsent, brecv, dropped, remote, stolen,
-        rerun, failed, peers_failed, actor_msgs, actor_dropped;
+        rerun, failed, peers_failed, actor_msgs, actor_dropped, held, lost;
 } stat_ctr;
 
 struct weft_node {
@@ -175,8 +182,9 @@ struct weft_node {
     /* under lock (events may come on a polling thread) */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
-    resend *rs;           /* RESEND_MAX of them, a ring; under lock */
-    uint32_t rs_first, rs_len;
+    resend *rs;           /* RESEND_MAX reserved entries */
+    resend *rs_free;      /* under lock: reserved entries not in use */
+    resend *rs_head, *rs_tail; /* under lock: held, oldest first */
     /* communication thread only */
     uint64_t rand;
     stat_ctr st;
@@ -221,23 +229,56 @@ static bool awaited(unsigned handler)
            handler == WEFT__H_OBJ_DATA || handler == WEFT__H_BARRIER;
 }
 
-/* Hold the failed send for resend_tick. False when it cannot be held:
- * its payload is borrowed, or the reserved room is full. */
-static bool resend_hold(weft_node *n, int dst, const weft__msg *m,
-                        const void *data, size_t len, weft_send_done done,
-                        void *arg)
+/* Hold the failed send for resend_tick, in slot (owned by owner, which
+ * the queue frees once the message is through) or, with no slot, in a
+ * reserved entry. False when it cannot be held: its payload is borrowed,
+ * or no slot was given and the reserve is used up. */
+static bool resend_hold(weft_node *n, resend *slot, void *owner, int dst,
+                        const weft__msg *m, const void *data, size_t len,
+                        weft_send_done done, void *arg)
 {
+    resend *e = NULL;
     if (len && !done)
-        return false;
+        goto lost;
     pthread_mutex_lock(&n->lock);
-    bool ok = n->rs && n->rs_len < RESEND_MAX;
-    if (ok)
-        n->rs[(n->rs_first + n->rs_len++) % RESEND_MAX] =
-            (resend){dst, *m, data, len, done, arg};
+    e = slot ? slot : n->rs_free;
+    if (e) {
+        if (!slot)
+            n->rs_free = e->next;
+        *e = (resend){NULL, slot ? owner : NULL, dst, *m, data, len, done,
+                      arg};
+        if (n->rs_tail)
+            n->rs_tail->next = e;
+        else
+            n->rs_head = e;
+        n->rs_tail = e;
+        count(&n->st.held, 1); /* under lock, as resend_pop's decrement */
+    }
     pthread_mutex_unlock(&n->lock);
-    if (!ok)
-        weft__log("net: out of memory: a message to rank %d is lost", dst);
-    return ok;
+    if (e)
+        return true;
+lost:
+    count(&n->st.lost, 1);
+    weft__log("net: out of memory: a message to rank %d is lost", dst);
+    return false;
+}
+
+/* send_msg, with the room to hold m in if it must wait: slot, in owner's
+ * memory. Returns 1 when m was held there (owner is the queue's now, to
+ * free), else as send_msg. */
+static int send_msg_in(weft_node *n, resend *slot, void *owner, int dst,
+                       const weft__msg *m, const void *data, size_t len,
+                       weft_send_done done, void *arg)
+{
+    int rc = transport_send(n, dst, m, data, len, done, arg);
+    if (!rc)
+        return 0;
+    if (transient(rc) && awaited(m->handler) &&
+        resend_hold(n, slot, owner, dst, m, data, len, done, arg))
+        return slot ? 1 : 0;
+    if (done)
+        done(arg, rc);
+    return rc;
 }
 
 /* Send m to dst with payload data[0..len); done(arg, status), if given,
@@ -250,13 +291,24 @@ static int send_msg(weft_node *n, int dst, const weft__msg *m,
                     const void *data, size_t len, weft_send_done done,
                     void *arg)
 {
-    int rc = transport_send(n, dst, m, data, len, done, arg);
-    if (!rc || (transient(rc) && awaited(m->handler) &&
-                resend_hold(n, dst, m, data, len, done, arg)))
-        return 0;
-    if (done)
-        done(arg, rc);
-    return rc;
+    return send_msg_in(n, NULL, NULL, dst, m, data, len, done, arg);
+}
+
+/* Take the front entry off the held queue (under lock) and give back
+ * its room: the reserve's entry to the reserve, a record to its owner's
+ * allocator. */
+static void resend_pop(weft_node *n)
+{
+    resend *e = n->rs_head;
+    if (!(n->rs_head = e->next))
+        n->rs_tail = NULL;
+    weft__sub_relaxed(&n->st.held, 1);
+    if (e->owner) {
+        weft__free(e->owner);
+        return;
+    }
+    e->next = n->rs_free;
+    n->rs_free = e;
 }
 
 /* Communication thread: send what resend_hold kept, oldest first, until
@@ -267,8 +319,8 @@ static bool resend_tick(weft_node *n)
 {
     for (;;) {
         pthread_mutex_lock(&n->lock);
-        bool any = n->rs_len > 0;
-        resend e = any ? n->rs[n->rs_first] : (resend){0};
+        resend e = n->rs_head ? *n->rs_head : (resend){0};
+        bool any = n->rs_head != NULL;
         pthread_mutex_unlock(&n->lock);
         if (!any)
             return false;
@@ -276,8 +328,7 @@ static bool resend_tick(weft_node *n)
         if (rc && transient(rc))
             return true; /* it stays in front */
         pthread_mutex_lock(&n->lock);
-        n->rs_first = (n->rs_first + 1) % RESEND_MAX;
-        n->rs_len--;
+        resend_pop(n);
         pthread_mutex_unlock(&n->lock);
         if (rc && e.done) /* the peer is gone */
             e.done(e.arg, rc);
@@ -287,11 +338,11 @@ static bool resend_tick(weft_node *n)
 /* At destroy, once the transport is closed: what is still held fails. */
 static void resend_drop(weft_node *n)
 {
-    for (; n->rs && n->rs_len; n->rs_len--) {
-        resend *e = &n->rs[n->rs_first];
-        n->rs_first = (n->rs_first + 1) % RESEND_MAX;
-        if (e->done)
-            e->done(e->arg, -ESHUTDOWN);
+    while (n->rs_head) {
+        resend e = *n->rs_head;
+        resend_pop(n);
+        if (e.done)
+            e.done(e.arg, -ESHUTDOWN);
     }
 }
 
@@ -453,6 +504,7 @@ typedef struct incoming {
     uint32_t fn;
     weft_bytes *arg;
     rec *r;
+    resend held; /* the reply, if it must wait for memory */
 } incoming;
 
 static void job_end(weft_node *n, bool local);
@@ -514,12 +566,13 @@ static int run_job(weft_job *job, void *p)
         return 0;
     }
     int st = call_fn(n, in->fn, in->arg, &res, &t0);
-    weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
-                   .hasres = res != NULL};
-    send_bytes(n, in->src, &m, res);
     note_since(n, in->fn, t0);
     weft_bytes_free(in->arg);
-    weft__free(in);
+    weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
+                   .hasres = res != NULL};
+    if (send_msg_in(n, &in->held, in, in->src, &m, res ? res->data : NULL,
+                    res ? res->len : 0, res ? bytes_sent : NULL, res) != 1)
+        weft__free(in);
     job_end(n, false);
     return 0;
 }
@@ -1018,6 +1071,7 @@ typedef struct askjob {
     uint64_t id;     /* the asker's record */
     rec *r;
     weft_future *fa; /* the actor's ask; its reply is sent from there */
+    resend held;     /* the reply, if it must wait for memory */
 } askjob;
 
 /* Completion of a reply whose payload the actor's future holds. */
@@ -1053,6 +1107,7 @@ static int ask_done(weft_job *job, void *p)
     weft_node *n = aj->n;
     weft_bytes *b;
     int st = ask_result(aj, job, &b);
+    bool held = false; /* aj holds the reply, and is the queue's now */
     if (aj->r) { /* this node asked: a copy, the actor's future goes */
         weft_bytes *copy = b ? weft_bytes_copy(b->data, b->len) : NULL;
         rec_finish(aj->r, b && !copy ? -ENOMEM : st, copy);
@@ -1060,10 +1115,12 @@ static int ask_done(weft_job *job, void *p)
     } else { /* sent from the actor's reply, which lives until sent */
         weft__msg m = {.handler = WEFT__H_ACT_REPLY, .id = aj->id,
                        .status = st, .hasres = b != NULL};
-        send_msg(n, aj->src, &m, b ? b->data : NULL, b ? b->len : 0,
-                 fut_sent, aj->fa);
+        held = send_msg_in(n, &aj->held, aj, aj->src, &m,
+                           b ? b->data : NULL, b ? b->len : 0, fut_sent,
+                           aj->fa) == 1;
     }
-    weft__free(aj);
+    if (!held)
+        weft__free(aj);
     job_end(n, false);
     return 0;
 }
@@ -1629,6 +1686,10 @@ static int alloc_peers(weft_node *n, int size)
     n->peer = weft__calloc((size_t)size, 1);
     n->arrived = weft__calloc((size_t)size, sizeof *n->arrived);
     n->rs = weft__calloc(RESEND_MAX, sizeof *n->rs);
+    for (int i = 0; n->rs && i < RESEND_MAX; i++) {
+        n->rs[i].next = n->rs_free;
+        n->rs_free = &n->rs[i];
+    }
     return n->peer && n->arrived && n->rs ? 0 : -ENOMEM;
 }
 
@@ -1814,6 +1875,8 @@ int weft_net_stats_get(const weft_node *cn, weft_net_stats *o)
     o->peers_failed = weft__load_relaxed(&n->st.peers_failed);
     o->actor_msgs = weft__load_relaxed(&n->st.actor_msgs);
     o->actor_dropped = weft__load_relaxed(&n->st.actor_dropped);
+    o->msgs_held = weft__load_relaxed(&n->st.held);
+    o->msgs_lost = weft__load_relaxed(&n->st.lost);
     return 0;
 }
 
