@@ -629,6 +629,19 @@ static weft_runtime *net_rt[2];
 
 static bool net_tcp; /* over tcp, else the loop transport */
 static int net_group;
+/* Create (up) or destroy the two nodes' runtimes: 2 workers, unpinned. */
+static void net_runtimes(bool up)
+{
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    for (int i = 0; i < 2; i++)
+        if (up)
+            assert_int_equal(weft_runtime_create(&net_rt[i], &c), 0);
+        else
+            weft_runtime_destroy(&net_rt[i]);
+}
+
 /* tcp: both ranks' addresses, new loopback ports for each run */
 static char net_peers[64];
 
@@ -853,11 +866,7 @@ static bool stat_reached(weft_node *node, size_t field, uint64_t want)
 static void test_held_replies(void **s)
 {
     (void)s;
-    weft_config c = weft_config_default();
-    c.workers = 2;
-    c.pin = 0;
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(weft_runtime_create(&net_rt[i], &c), 0);
+    net_runtimes(true);
     net_tcp = false;
     starter st[2];
     pthread_t th[2];
@@ -927,8 +936,7 @@ static void test_held_replies(void **s)
     for (int i = 0; i < 2; i++)
         weft_net_destroy(&st[i].node);
     stop_wait(gate, 0);
-    for (int i = 0; i < 2; i++)
-        weft_runtime_destroy(&net_rt[i]);
+    net_runtimes(false);
 }
 
 /* --- the tests ------------------------------------------------------------ */
@@ -992,11 +1000,7 @@ static void test_store(void **s)
 static void test_net(void **s)
 {
     (void)s;
-    weft_config c = weft_config_default();
-    c.workers = 2;
-    c.pin = 0;
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(weft_runtime_create(&net_rt[i], &c), 0);
+    net_runtimes(true);
     /* a burst of failures, not all from there on: a reply that cannot be
      * sent is held and sent again (lib/net/node.c, resend), which needs
      * the memory to come back; and the loop transport has no heartbeat to
@@ -1006,8 +1010,7 @@ static void test_net(void **s)
     /* tcp's heartbeats find a node that fell silent */
     net_tcp = true;
     sweep("net-tcp", sc_net, ALL);
-    for (int i = 0; i < 2; i++)
-        weft_runtime_destroy(&net_rt[i]);
+    net_runtimes(false);
 }
 
 static void test_stats(void **s)
