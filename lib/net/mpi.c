@@ -143,6 +143,7 @@ typedef struct shpeer {
     shbell *bell;
     txmsg *ph, *pt;
     bool broken; /* rx was malformed: no longer read */
+    bool stalled; /* rx's front record waits for payload memory */
 } shpeer;
 
 struct weft_transport {
@@ -175,6 +176,7 @@ struct weft_transport {
     shpeer *sh;         /* per rank; tx.r NULL for ranks not on the node */
     int *near;          /* the ranks on the node, but this one */
     int nnear, npend;   /* npend: messages waiting for ring room */
+    int nstalled;       /* rings whose front record waits for memory */
     bool far;           /* some rank is not on the node: MPI receives */
     bool asym;          /* the node's ranks use membarrier: ring_publish */
 };
@@ -784,8 +786,8 @@ static void dropped(weft_transport *t, int src, const char *why)
         t->ev.dropped(t->ev.ctx);
 }
 
-static void deliver(weft_transport *t, int src, const unsigned char *rx,
-                    int count);
+static bool deliver(weft_transport *t, int src, const unsigned char *rx,
+                    int count, bool stall);
 
 /* Receive one message if one has come; true if so. The next receive is
  * posted (into the other buffer) before this one is delivered. */
@@ -809,19 +811,23 @@ static bool recv_one(weft_transport *t)
     }
     WEFT__NET_EV(WEFT__EV_RECV);
     MPI_Get_count(&st, MPI_BYTE, &count);
-    deliver(t, st.MPI_SOURCE, rx, count);
+    deliver(t, st.MPI_SOURCE, rx, count, false);
     return true;
 }
 
-/* A payload's memory. A shortage is waited out, up to PAY_WAIT_MS: the
- * message would be lost for good (whoever waits for its answer would
- * wait for ever), and memory often comes back as tasks finish. */
+/* A payload's memory. A message received over MPI has left its sender's
+ * hands: a shortage is waited out, up to PAY_WAIT_MS, because dropping it
+ * loses it for good (whoever waits for its answer would wait for ever),
+ * and memory often comes back as tasks finish. A ring's record stays in
+ * the ring instead (wait false): ring_recv tries it again later. */
 #define PAY_WAIT_MS 1000
+/* How soon a ring stalled for want of memory is tried again. */
+#define STALL_RETRY_NS 1000000u
 
-static weft_bytes *payload_new(int src, uint64_t len)
+static weft_bytes *payload_new(int src, uint64_t len, bool wait)
 {
     weft_bytes *b = weft_bytes_new(len);
-    for (int ms = 0; !b && ms < PAY_WAIT_MS; ms++) {
+    for (int ms = 0; !b && wait && ms < PAY_WAIT_MS; ms++) {
         if (ms == 0)
             weft__log("net: mpi: no memory for a %llu-byte payload from "
                       "rank %d: waiting for some", (unsigned long long)len,
@@ -834,9 +840,12 @@ static weft_bytes *payload_new(int src, uint64_t len)
 }
 
 /* Check the frame of count bytes at rx from src, take a big payload that
- * follows it over MPI, and hand the message to the node. */
-static void deliver(weft_transport *t, int src, const unsigned char *rx,
-                    int count)
+ * follows it over MPI, and hand the message to the node. False when the
+ * message is left where it is, for want of memory (only with stall, a
+ * ring's record: nothing taken, nothing delivered); true when delivered
+ * or dropped. */
+static bool deliver(weft_transport *t, int src, const unsigned char *rx,
+                    int count, bool stall)
 {
     weft__frame f;
     int frc = count < 0 ? -EINVAL
@@ -848,10 +857,12 @@ static void deliver(weft_transport *t, int src, const unsigned char *rx,
         (size_t)count < head || (inl && inl != f.paylen) ||
         (!inl && f.paylen && f.paylen <= INLINE)) {
         dropped(t, src, "malformed frame");
-        return; /* (a big payload that follows is then unmatched: only a
-                   broken peer sends this) */
+        return true; /* (a big payload that follows is then unmatched:
+                        only a broken peer sends this) */
     }
-    weft_bytes *b = f.paylen ? payload_new(src, f.paylen) : NULL;
+    weft_bytes *b = f.paylen ? payload_new(src, f.paylen, !stall) : NULL;
+    if (f.paylen && !b && stall)
+        return false;
     if (f.paylen && !b) {
         /* a payload over INLINE follows over MPI: take it (a zero-byte
          * receive, which fails MPI_ERR_TRUNCATE and consumes it), or the
@@ -860,7 +871,7 @@ static void deliver(weft_transport *t, int src, const unsigned char *rx,
             MPI_Recv(NULL, 0, MPI_BYTE, src, TAG_PAY, t->comm,
                      MPI_STATUS_IGNORE);
         dropped(t, src, "no memory for the payload");
-        return;
+        return true;
     }
     if (inl)
         memcpy(b->data, rx + head, inl);
@@ -871,6 +882,21 @@ static void deliver(weft_transport *t, int src, const unsigned char *rx,
     t->ev.recv(t->ev.ctx, &m);
     WEFT__NET_EV(WEFT__EV_DELIVERED);
     weft_bytes_free(m.payload);
+    return true;
+}
+
+/* src's ring sp stops (on) or goes on (off) for want of memory: its
+ * front record of len bytes waits in the ring, so the writer's later
+ * messages queue behind it, in order, and this thread naps no longer
+ * than STALL_RETRY_NS while any ring is stalled. */
+static void ring_stall(weft_transport *t, shpeer *sp, int src, bool on,
+                       size_t len)
+{
+    sp->stalled = on;
+    t->nstalled += on ? 1 : -1;
+    if (on)
+        weft__log("net: mpi: no memory for a %zu-byte message from rank "
+                  "%d: its ring waits for some", len, src);
 }
 
 /* Deliver what the rings of this machine's ranks hold; true if any. A
@@ -892,7 +918,11 @@ static bool ring_recv(weft_transport *t)
             }
             WEFT__NET_EV(WEFT__EV_RECV);
             weft__ring_prefetch_next(&sp->rx);
-            deliver(t, src, rec, (int)len);
+            bool done = deliver(t, src, rec, (int)len, true);
+            if (done != !sp->stalled) /* a stall begins or ends */
+                ring_stall(t, sp, src, !done, len);
+            if (!done)
+                break; /* it stays in front; later ones wait behind it */
             weft__ring_release(&sp->rx);
             any = true;
         }
@@ -1138,7 +1168,7 @@ static bool rings_busy(weft_transport *t)
     bool any = false;
     for (int k = 0; k < t->nnear && !any; k++) {
         const shpeer *sp = &t->sh[t->near[k]];
-        any = !sp->broken &&
+        any = !sp->broken && !sp->stalled &&
               weft__ring_ready(&sp->rx, memory_order_seq_cst);
     }
     plock_drop(t);
@@ -1164,6 +1194,16 @@ static void nap_until(weft_transport *t, uint32_t nap, uint64_t deadline,
         weft__futex_wait_until_in(&t->bell->nap, nap, deadline,
                                   bell_shared(t));
     weft__store_relaxed(&t->bell->napping, NAP_NO);
+}
+
+/* Until when the communication thread may nap deep, from now. */
+static uint64_t deep_deadline(const weft_transport *t, uint64_t now,
+                              uint64_t end)
+{
+    uint64_t d = t->far ? now + SLEEP_NS : end;
+    if (t->nstalled && d > now + STALL_RETRY_NS)
+        d = now + STALL_RETRY_NS;
+    return d;
 }
 
 static int mpi_progress(weft_transport *t, int64_t timeout_ns)
@@ -1202,8 +1242,9 @@ static int mpi_progress(weft_transport *t, int64_t timeout_ns)
             else
                 weft__cpu_relax();
         }
-        else /* rings ring the bell: only MPI needs polling */
-            nap_until(t, nap, t->far ? now + SLEEP_NS : end, NAP_DEEP);
+        else /* rings ring the bell: only MPI, and a stalled ring, need
+                polling */
+            nap_until(t, nap, deep_deadline(t, now, end), NAP_DEEP);
     }
 }
 

@@ -32,12 +32,13 @@
  *             then tells it so (the block must be there when the message
  *             is), and a get past the region's end fails with -EFAULT.
  *             A transport without WEFT_TRANSPORT_RMA is skipped.
- *   famine    every allocation on rank 0 fails for 300 ms while ranks 1
- *             and 2 keep sending it tasks with 64 KiB arguments (over
- *             mpi, payloads that follow their frames). Each answer is
- *             right or -ENOMEM, none is lost (a lost one hangs), and
- *             afterwards every task works: the streams are still in step.
- *             Needs a build with -Dalloc_faults=true; skipped elsewhere. */
+ *   famine    every allocation on rank 0 fails for 300 ms (or
+ *             NET_FAMINE_MS) while ranks 1 and 2 keep sending it tasks
+ *             with 64 KiB arguments (over mpi, payloads that follow their
+ *             frames). Each answer is right or -ENOMEM, none is lost (a
+ *             lost one hangs), and afterwards every task works: the
+ *             streams are still in step. Needs a build with
+ *             -Dalloc_faults=true; skipped elsewhere. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -496,7 +497,15 @@ static void storm(weft_node *n)
 /* ---- famine: rank 0 runs out of memory for a while ---- */
 
 #ifdef WEFT_ALLOC_FAULTS
-enum { FAMINE_LEN = 64 << 10, FAMINE_FLIGHT = 16, FAMINE_MS = 300 };
+enum { FAMINE_LEN = 64 << 10, FAMINE_FLIGHT = 16 };
+
+/* How long the famine lasts: 300 ms, or NET_FAMINE_MS (1 to 60000). */
+static int famine_ms(void)
+{
+    const char *e = getenv("NET_FAMINE_MS");
+    int ms = e ? atoi(e) : 300;
+    return ms >= 1 && ms <= 60000 ? ms : 300;
+}
 
 static long elapsed_ms(const struct timespec *a)
 {
@@ -552,15 +561,15 @@ static int famine(weft_node *n)
     CHECK(!weft_net_barrier(n, LONG_WAIT));
     if (g_rank == 0) {
         weft__fault_arm(1, LONG_MAX);
-        sleep_ms(FAMINE_MS);
+        sleep_ms(famine_ms());
         long k = weft__fault_disarm();
-        printf("rank 0: %ld allocations failed in %d ms\n", k, FAMINE_MS);
+        printf("rank 0: %ld allocations failed in %d ms\n", k, famine_ms());
         CHECK(k > 0);
     } else { /* rounds until well after the famine */
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int rounds = 0, short_of = 0;
-        while (elapsed_ms(&t0) < 3 * FAMINE_MS)
+        while (elapsed_ms(&t0) < 3 * famine_ms())
             short_of += famine_round(n, rounds++, true);
         printf("rank %d: %d rounds, %d tasks short of memory\n", g_rank,
                rounds, short_of);
