@@ -41,6 +41,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "net/remote_square.h"
 #include "store/store_util.h"
 #include "work.h"
 
@@ -596,18 +597,6 @@ static int sc_stats(void)
 }
 
 /* --- two nodes in this process: loop transport, then tcp ---------------- */
-
-static int t_square(const void *arg, size_t len, weft_bytes **res)
-{
-    uint64_t x;
-    if (len != sizeof x)
-        return -EINVAL;
-    memcpy(&x, arg, sizeof x);
-    x *= x;
-    *res = weft_bytes_copy(&x, sizeof x);
-    return *res ? 0 : -ENOMEM;
-}
-WEFT_REMOTE(t_square)
 
 /* A published actor: replies with the square of the uint64_t it gets. */
 static int sq_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)

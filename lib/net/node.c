@@ -359,12 +359,18 @@ static void bytes_sent(void *arg, int status)
     weft_bytes_free(arg);
 }
 
-/* Send m with b (owned) as its payload. */
+/* Send m with b (owned) as its payload; slot and owner as send_msg_in. */
+static int send_bytes_in(weft_node *n, resend *slot, void *owner, int dst,
+                         const weft__msg *m, weft_bytes *b)
+{
+    return send_msg_in(n, slot, owner, dst, m, b ? b->data : NULL,
+                       b ? b->len : 0, b ? bytes_sent : NULL, b);
+}
+
 static int send_bytes(weft_node *n, int dst, const weft__msg *m,
                       weft_bytes *b)
 {
-    return send_msg(n, dst, m, b ? b->data : NULL, b ? b->len : 0,
-                    b ? bytes_sent : NULL, b);
+    return send_bytes_in(n, NULL, NULL, dst, m, b);
 }
 
 /* An object's bytes lent by the store's hooks: release(ctx, token) once
@@ -570,8 +576,7 @@ static int run_job(weft_job *job, void *p)
     weft_bytes_free(in->arg);
     weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
                    .hasres = res != NULL};
-    if (send_msg_in(n, &in->held, in, in->src, &m, res ? res->data : NULL,
-                    res ? res->len : 0, res ? bytes_sent : NULL, res) != 1)
+    if (send_bytes_in(n, &in->held, in, in->src, &m, res) != 1)
         weft__free(in);
     job_end(n, false);
     return 0;

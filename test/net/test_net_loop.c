@@ -26,6 +26,7 @@
 #include <weft.h>
 
 #include "net_internal.h"
+#include "remote_square.h"
 
 #define NODES 3
 #define MS 1000000ll
@@ -55,18 +56,6 @@ static void sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
 }
-
-static int t_square(const void *arg, size_t len, weft_bytes **res)
-{
-    uint64_t x;
-    if (len != sizeof x)
-        return -EINVAL;
-    memcpy(&x, arg, sizeof x);
-    x *= x;
-    *res = weft_bytes_copy(&x, sizeof x);
-    return *res ? 0 : -ENOMEM;
-}
-WEFT_REMOTE(t_square)
 
 static int t_where(const void *arg, size_t len, weft_bytes **res)
 {
