@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <time.h>
@@ -190,8 +191,9 @@ static void test_head_form(void **state)
     assert_int_equal(fib_at(weft_head_now(), 15), 610);
 }
 
-/* More spawns than the deque holds: the ones past its end run at once
- * (weft_spawn_at returns the same head) and their syncs do nothing. */
+/* More spawns than the shared array holds (4096 slots with a 64 KiB
+ * stack): when a thief asks, sharing stops at the array's end and the rest
+ * stay private to the owner; each runs exactly once either way. */
 static _Atomic int ran;
 static void count_task(weft_task *t)
 {
@@ -292,6 +294,100 @@ static void test_split_request(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* Syncs out of order while thieves take frames: syncing a frame that is
+ * not the newest first syncs every newer one (Cilk's semantics), and a
+ * later sync of one of those is a misuse, ignored and counted. Which
+ * syncs are misuses depends only on the order, not on where the frames
+ * ran or whether they were shared and taken back (a sync that ran an
+ * older frame too early, or lost one, changes the count or the runs). */
+enum { OOO_KIDS = 48 };
+struct ooo_kid {
+    struct fib_frame f; /* f.r: fib(f.n), checked */
+    _Atomic int runs;
+};
+static void ooo_task(weft_task *t)
+{
+    struct ooo_kid *k = (struct ooo_kid *)t;
+    atomic_fetch_add(&k->runs, 1);
+    k->f.r = fib(k->f.n);
+}
+struct ooo_job {
+    unsigned seed;
+    struct ooo_kid kid[OOO_KIDS];
+    int order[OOO_KIDS * 2 + 1]; /* random kids, then newest first */
+    int norder, expect_misuses;
+};
+static int ooo_root(void *arg)
+{
+    struct ooo_job *j = arg;
+    for (int i = 0; i < OOO_KIDS; i++) {
+        j->kid[i].f.n = 8 + i % 9;
+        atomic_store(&j->kid[i].runs, 0);
+        weft_spawn(&j->kid[i].f.task, ooo_task);
+    }
+    for (int i = 0; i < j->norder; i++)
+        weft_sync(&j->kid[j->order[i]].f.task);
+    return 0;
+}
+static void ooo_plan(struct ooo_job *j)
+{
+    bool synced[OOO_KIDS] = {false};
+    j->norder = 0;
+    j->expect_misuses = 0;
+    for (int i = 0; i < OOO_KIDS * 2; i++) {
+        int k = (int)(rand_r(&j->seed) % OOO_KIDS);
+        if (i >= OOO_KIDS && i % 2) /* the rest in order, newest first */
+            for (k = OOO_KIDS - 1; k > 0 && synced[k]; k--)
+                ;
+        j->order[j->norder++] = k;
+        if (synced[k]) {
+            j->expect_misuses++;
+            continue;
+        }
+        for (int m = k; m < OOO_KIDS; m++)
+            synced[m] = true;
+    }
+    for (int k = 0; k < OOO_KIDS; k++) /* leave none unsynced */
+        if (!synced[k]) {
+            j->order[j->norder++] = 0;
+            break;
+        }
+}
+static uint64_t misuses(weft_runtime *rt, int n)
+{
+    weft_worker_stats st[8];
+    uint64_t m = 0;
+    assert_int_equal(weft_stats_workers(rt, st, n), n);
+    for (int i = 0; i < n; i++)
+        m += st[i].misuses;
+    return m;
+}
+static void test_out_of_order(void **state)
+{
+    (void)state;
+    int counts[] = {1, 2, 3};
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        weft_runtime *rt = test_runtime(counts[c], NULL);
+        assert_non_null(rt);
+        struct ooo_job *j = calloc(1, sizeof *j);
+        assert_non_null(j);
+        for (int rep = 0; rep < 200 / test_scale(); rep++) {
+            j->seed = (unsigned)(rep * 7919 + 1);
+            ooo_plan(j);
+            uint64_t m0 = misuses(rt, counts[c]);
+            assert_int_equal(weft_run(rt, ooo_root, j), 0);
+            for (int k = 0; k < OOO_KIDS; k++) {
+                if (atomic_load(&j->kid[k].runs) != 1) fail_msg("workers %d rep %d kid %d runs %d", counts[c], rep, k, atomic_load(&j->kid[k].runs));
+                assert_int_equal(j->kid[k].f.r, fib_serial(j->kid[k].f.n));
+            }
+            assert_int_equal(misuses(rt, counts[c]) - m0,
+                             (uint64_t)j->expect_misuses);
+        }
+        free(j);
+        weft_runtime_destroy(&rt);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_head_form),
         cmocka_unit_test(test_head_form_full_deque),
         cmocka_unit_test(test_split_request),
+        cmocka_unit_test(test_out_of_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,9 +21,11 @@
  * before the spawning task returns.
  *
  * Cost: a spawn and its sync are a handful of instructions and allocate
- * nothing when no thief took the child. A sync whose child was stolen runs
- * other tasks (first from the thief) until the child is done; it never
- * blocks the worker.
+ * nothing when no thief took the child: the runtime's bookkeeping is the
+ * 16-byte weft_task inside the frame (a frame that thieves may take also
+ * has an 8-byte slot in its worker's shared array). A sync whose child was
+ * stolen runs other tasks (first from the thief) until the child is done;
+ * it never blocks the worker.
  *
  * Misuse, defined so that it cannot corrupt the runtime:
  *  - Outside a task (a thread that is not a weft worker), weft_spawn() runs
@@ -33,9 +35,10 @@
  *  - Syncing a frame that was never spawned, or twice, does nothing and
  *    counts a misuse in the worker's statistics (weft_stats: misuses).
  *
- * The head-passing form, the fastest: the same code with the deque's head
- * carried in the caller's own arguments (Lace's trick), so that a spawn
- * does not wait for the head the previous spawn just stored:
+ * The head-passing form, the fastest: the same code with the newest frame
+ * carried in the caller's own arguments (Lace's trick with its deque's
+ * head), so that a spawn links its frame from a register instead of
+ * waiting for the load of what the previous spawn just stored:
  *
  *   static long fib(weft_head h, int n)
  *   {
@@ -83,23 +86,26 @@ typedef void (*weft_task_fn)(weft_task *task);
  * belongs to the runtime from spawn to sync; it need not be initialised. */
 struct weft_task {
     weft_task_fn fn;
-    void *weft__reserved;
+    weft_task *weft__link; /* runtime-private */
 };
 
-/* Internal: the calling worker's view of its own deque. Public only because
- * the inline spawn/sync below need its layout. Do not use its fields.
+/* Internal: the calling thread's view of its own frames. Public only
+ * because the inline spawn/sync below need its layout. Do not use it.
  *
- * A spawn makes one bound check, head < lim, and nothing else: lim is the
- * deque's end while the fast path may push; NULL while the owner must
- * republish (every shared task was stolen); the deque's start once a
- * thief asked the owner to share more. So a thief's request costs the
- * spawns no separate flag to test, and no spawn writes a counter: a
- * counter in memory, even one owner-only increment, made fib(35) 30 %
- * slower (bench/RESULTS.md, "one compare per spawn"). */
+ * A worker's frames that no thief can see yet form a list, newest first,
+ * through the frames' own headers: top is the newest. Only the owner
+ * touches the list, with plain loads and stores, so the compiler may keep
+ * top in a register across inlined calls and drop stores that a later
+ * store overwrites, as it does with serial code: that is what lets it
+ * inline recursive task code into itself (bench/RESULTS.md, "private
+ * frames on a list"). A thief that finds nothing to steal sets ask; the
+ * owner's next spawn sees it and moves the oldest half of its list into
+ * the shared array (lib/core/deque.c). Threads that are not workers keep
+ * ask set, so their spawns take the slow path, which runs the child at
+ * once. */
 typedef struct weft__cursor {
-    weft_task **head;  /* next free slot; owner only */
-    weft_task **split; /* slots below split may be stolen; owner only */
-    _Atomic(weft_task **) lim; /* owner, and thieves asking to share */
+    weft_task *top;    /* newest private frame, NULL if none; owner only */
+    _Atomic int ask;   /* nonzero: the next spawn takes the slow path */
 } weft__cursor;
 
 extern WEFT_API _Thread_local weft__cursor weft__cur;
@@ -112,54 +118,51 @@ extern WEFT_API _Thread_local weft__cursor weft__cur;
 #endif
 #endif
 
-/* Internal: the fast path's bound, a relaxed load (lim is a hint to take
- * the slow path; what a thief may take is published by the deque's own
- * atomics there). On x86-64 it is written as the one mov that the relaxed
- * load compiles to anyway: gcc's inliner prices an atomic load like a
- * call, and that alone kept it from inlining recursive task code into
- * itself as it does serial code (fib(35) 52.8 against 46.1 ms on one
- * worker). Under ThreadSanitizer the atomic load stays, so that it sees
- * the accesses. */
-static inline WEFT__ALWAYS_INLINE weft_task **weft__lim(weft__cursor *c)
+/* Internal: the spawn's test of ask, a relaxed load (ask is a hint to
+ * take the slow path; what a thief may take is published by the shared
+ * array's own atomics there). On x86-64 it is written as the one mov that
+ * the relaxed load compiles to anyway: gcc's inliner prices an atomic
+ * load like a call, and that alone kept it from inlining recursive task
+ * code into itself. Under ThreadSanitizer the atomic load stays, so that
+ * it sees the accesses. */
+static inline WEFT__ALWAYS_INLINE int weft__ask(weft__cursor *c)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(WEFT__TSAN)
-    weft_task **v;
-    __asm__("movq %1, %0" : "=r"(v) : "m"(c->lim));
+    int v;
+    __asm__("movl %1, %0" : "=r"(v) : "m"(c->ask));
     return v;
 #else
-    return atomic_load_explicit(&c->lim, memory_order_relaxed);
+    return atomic_load_explicit(&c->ask, memory_order_relaxed);
 #endif
 }
 
 WEFT_API void weft__spawn_slow(weft_task *t);
 WEFT_API void weft__sync_slow(weft_task *t);
+WEFT_API void weft__run_other(weft_task *t);
 
 /* Internal: run the child t at its sync, directly through fn when fn is
  * what t was spawned with (so the compiler can inline it), else through
- * t->fn: a wrong fn costs speed, never correctness. */
+ * t->fn, out of line so that the rare case does not make the function
+ * look bigger to the inliner: a wrong fn costs speed, never correctness. */
 static inline WEFT__ALWAYS_INLINE void weft__run_child(weft_task *t, weft_task_fn fn)
 {
     if (WEFT_LIKELY(t->fn == fn))
         fn(t);
     else
-        t->fn(t);
+        weft__run_other(t);
 }
 
 /* Spawn fn(t) as a child of the running task. Callable only from inside a
- * task (see above for what happens outside). Never fails, never allocates:
- * when the deque is full the child runs at once, which fork-join semantics
- * allow. */
+ * task (see above for what happens outside). Never fails, never
+ * allocates. */
 static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    weft_task **h = c->head;
     t->fn = fn;
-    if (WEFT_LIKELY(h < weft__lim(c))) {
-        *h = t;
-        c->head = h + 1;
-        return;
-    }
-    weft__spawn_slow(t);
+    t->weft__link = c->top;
+    c->top = t;
+    if (WEFT_UNLIKELY(weft__ask(c)))
+        weft__spawn_slow(t);
 }
 
 /* Wait for the child spawned in t and make its effects visible. The generic
@@ -167,9 +170,8 @@ static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 static inline void weft_sync(weft_task *t)
 {
     weft__cursor *c = &weft__cur;
-    weft_task **h = c->head;
-    if (WEFT_LIKELY(h > c->split && h[-1] == t)) {
-        c->head = h - 1;
+    if (WEFT_LIKELY(c->top == t)) {
+        c->top = t->weft__link;
         t->fn(t);
         return;
     }
@@ -183,9 +185,8 @@ static inline void weft_sync(weft_task *t)
 static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    weft_task **h = c->head;
-    if (WEFT_LIKELY(h > c->split && h[-1] == t)) {
-        c->head = h - 1;
+    if (WEFT_LIKELY(c->top == t)) {
+        c->top = t->weft__link;
         weft__run_child(t, fn);
         return;
     }
@@ -194,18 +195,18 @@ static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
 
 /* ---- the head-passing form (see the top of this file) ---- */
 
-/* Where the calling task's next spawn goes. A value to pass along, not to
- * look into; stale values are harmless (see above). */
+/* The calling task's newest private frame, carried in the caller's own
+ * arguments. A value to pass along, not to look into; stale values are
+ * harmless (see above). */
 typedef struct weft_head {
-    weft_task **weft__p;
+    weft_task *weft__p;
 } weft_head;
 
 /* The calling thread's current head: at the start of a task function, or
- * wherever a head is not at hand. Outside a task it is a null head, and
- * the calls below then run the code serially, as weft_spawn does. */
+ * wherever a head is not at hand. */
 static inline weft_head weft_head_now(void)
 {
-    weft_head h = {weft__cur.head};
+    weft_head h = {weft__cur.top};
     return h;
 }
 
@@ -216,18 +217,20 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
                                       weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    weft_task **p = h.weft__p;
+    weft_task *top = h.weft__p;
+    /* the link is stored from the register, and only compared with the
+     * real top: a predicted branch, not a load the store waits for */
+    if (WEFT_UNLIKELY(top != c->top))
+        top = c->top;
     t->fn = fn;
-    /* the head is addressed through p, a register, and only compared with
-     * c->head: a predicted branch, not a load the store waits for */
-    if (WEFT_LIKELY(p == c->head && p < weft__lim(c))) {
-        *p = t;
-        c->head = p + 1;
-        h.weft__p = p + 1;
-        return h;
+    t->weft__link = top;
+    c->top = t;
+    if (WEFT_UNLIKELY(weft__ask(c))) {
+        weft__spawn_slow(t);
+        return weft_head_now();
     }
-    weft__spawn_slow(t);
-    return weft_head_now();
+    h.weft__p = t;
+    return h;
 }
 
 /* weft_sync_fn(t, fn) where h is the head weft_spawn_at returned for t
@@ -236,10 +239,11 @@ static inline weft_head weft_sync_at(weft_head h, weft_task *t,
                                      weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    weft_task **p = h.weft__p;
-    if (WEFT_LIKELY(p == c->head && p > c->split && p[-1] == t)) {
-        c->head = p - 1;
-        h.weft__p = p - 1;
+    (void)h;
+    if (WEFT_LIKELY(c->top == t)) {
+        weft_task *older = t->weft__link;
+        c->top = older;
+        h.weft__p = older;
         weft__run_child(t, fn);
         return h;
     }

@@ -1,146 +1,180 @@
 /* The owner's half of the split deque: the slow paths of weft_spawn and
  * weft_sync (the fast paths are inline in <weft/task.h>).
  *
- * Invariants, with indices counted from w->dq:
- *   tail <= split <= head;  [tail, split) shared;  [split, head) private.
- *   c->split mirrors the split half of w->ts (only the owner changes it).
- *   allstolen <=> every task below head was stolen; then c->split ==
- *   head, c->lim is NULL, and the next spawn republishes from scratch.
- *   c->lim is the deque's end otherwise, or its start while a thief's
- *   request to share more (split_req) is pending: see <weft/task.h>. */
+ * A worker's unsynced frames are split in two by age:
+ *   - the older ones sit in the shared array w->dq, slots [0, w->split):
+ *     [tail, split) may be stolen, [0, tail) were stolen and wait for
+ *     their syncs (w->state says by whom and whether they are done);
+ *   - the newer ones are private, on the list c->top -> ... -> NULL
+ *     through the frames' weft__link, newest first; only the owner sees
+ *     them, so spawn and sync touch them with plain loads and stores.
+ * Every frame in the array is older than every frame on the list: frames
+ * move to the array oldest first (share), and come back (reclaim) only
+ * when the list is empty.
+ *
+ * ts packs (tail, split) for the thieves; w->split mirrors its split half
+ * (only the owner changes it). allstolen <=> the list is empty and every
+ * frame in the array was stolen; then ask is set and the next spawn
+ * shares its frame at once, since the thieves that emptied the array are
+ * hungry. */
 #include <sched.h>
 
 #include "internal.h"
 
-/* A frame run at spawn time (outside a worker, or on a full deque) carries
- * this mark, derived from its own address so stale memory cannot fake it,
+/* A frame run at spawn time (outside a worker) carries this mark in its
+ * link, derived from its own address so stale memory cannot fake it,
  * until its sync clears it. */
-static void *inline_mark(weft_task *t)
+static weft_task *inline_mark(weft_task *t)
 {
-    return (void *)((uintptr_t)t ^ (uintptr_t)0x5745465449u);
+    return (weft_task *)((uintptr_t)t ^ (uintptr_t)0x5745465449u);
 }
 
 static void run_inline(weft_task *t)
 {
-    t->weft__reserved = inline_mark(t);
+    t->weft__link = inline_mark(t);
     t->fn(t);
 }
 
-void weft__enter_allstolen(weft__worker *w, weft_task **h)
+void weft__run_other(weft_task *t)
 {
-    weft__cursor *c = w->cur;
-    c->split = h;
-    weft__store_relaxed(&c->lim, NULL);
+    t->fn(t);
+}
+
+void weft__enter_allstolen(weft__worker *w)
+{
     w->allstolen = true;
+    weft__store_relaxed(&w->cur->ask, 1);
     if (!weft__load_relaxed(&w->allstolen_pub))
         weft__store_relaxed(&w->allstolen_pub, 1);
 }
 
-/* Reopen the spawns' fast path and take down a thief's request. In this
- * order, against the thief's (split_req, then lim; worker.c
- * request_split): whatever the interleaving, a request is either seen by
- * a spawn or leaves split_req clear for the next thief to ask again. */
-static void clear_split_request(weft__worker *w)
+/* Take down ask and a thief's request. In this order, against the
+ * thief's (split_req, then ask; worker.c request_split): whatever the
+ * interleaving, a request is either seen by a spawn or leaves split_req
+ * clear for the next thief to ask again. */
+static void clear_ask(weft__worker *w)
 {
-    weft__store_relaxed(&w->cur->lim, w->dq + w->cap);
+    weft__store_relaxed(&w->cur->ask, 0);
     weft__store_relaxed(&w->split_req, 0);
 }
 
-/* Every shared task was stolen and t was just pushed at slot h: share it
- * at once, since the thieves that emptied the deque are hungry. The
- * seq_cst store publishes the slot and the frame (thieves load-acquire
- * ts) and is the publisher's half of the parking handshake. */
-static void publish_reset(weft__worker *w, weft_task **h)
+/* Move the k oldest private frames (of n on the list) to the array, in
+ * age order, and return how many moved: fewer when the array is full.
+ * The caller publishes them. */
+static uint32_t move_oldest(weft__worker *w, uint32_t n, uint32_t k)
 {
-    weft__before_share(); /* see publish_grow */
     weft__cursor *c = w->cur;
-    uint32_t i = (uint32_t)(h - w->dq);
-    clear_split_request(w);
-    weft__store_seqcst(&w->ts, weft__ts_make(i, i + 1));
-    c->split = h + 1;
-    w->allstolen = false;
-    weft__stat_add(&w->published, 1);
-    weft__store_relaxed(&w->allstolen_pub, 0);
-    weft__wake_for_work(w->rt, w->numa);
+    if (k > w->cap - w->split)
+        k = w->cap - w->split;
+    if (k == 0)
+        return 0;
+    /* the newest frame that stays private, if any, gets the cut */
+    weft_task *keep = NULL, *f = c->top;
+    for (uint32_t i = 0; i < n - k; i++) {
+        keep = f;
+        f = f->weft__link;
+    }
+    for (uint32_t i = k; i-- > 0;) { /* f: the newest of the k oldest */
+        w->dq[w->split + i] = f;
+        f = f->weft__link;
+    }
+    if (keep)
+        keep->weft__link = NULL;
+    else
+        c->top = NULL;
+    return k;
 }
 
-/* A thief asked for work: share the older half of the private part. */
-static void publish_grow(weft__worker *w)
+static uint32_t private_count(weft__cursor *c)
 {
-    /* the tasks shared may run elsewhere at once: a receive's held sends
+    uint32_t n = 0;
+    for (weft_task *f = c->top; f; f = f->weft__link)
+        n++;
+    return n;
+}
+
+/* Share the oldest half of the private frames (at least one): a thief
+ * asked, or every shared frame was stolen. */
+static void share(weft__worker *w)
+{
+    /* the frames shared may run elsewhere at once: a receive's held sends
      * go first, so that the tasks' own sends do not overtake them */
     weft__before_share();
-    weft__cursor *c = w->cur;
-    clear_split_request(w);
-    ptrdiff_t priv = c->head - c->split;
-    if (priv <= 0)
+    uint32_t n = private_count(w->cur);
+    uint32_t k = n ? move_oldest(w, n, (n + 1) / 2) : 0;
+    clear_ask(w);
+    if (k == 0)
         return;
-    uint32_t diff = (uint32_t)(priv + 1) / 2;
-    weft__add_seqcst(&w->ts, (uint64_t)diff << 32);
-    c->split += diff;
-    weft__stat_add(&w->published, diff);
+    /* seq_cst: publishes the slots and the frames (thieves load-acquire
+     * ts) and is the publisher's half of the parking handshake */
+    if (w->allstolen) {
+        /* every earlier slot was stolen: tail == split, start afresh */
+        weft__store_seqcst(&w->ts, weft__ts_make(w->split, w->split + k));
+        w->allstolen = false;
+        weft__store_relaxed(&w->allstolen_pub, 0);
+    } else {
+        weft__add_seqcst(&w->ts, (uint64_t)k << 32);
+    }
+    w->split += k;
+    weft__stat_add(&w->published, k);
     weft__wake_for_work(w->rt, w->numa);
 }
 
+/* t is on top of the private list and ask was set. */
 void weft__spawn_slow(weft_task *t)
 {
     weft__worker *w = weft__self;
     if (!w) { /* not inside a task: run serially */
+        weft__cur.top = t->weft__link;
         run_inline(t);
         return;
     }
-    weft__cursor *c = w->cur;
-    weft_task **h = c->head;
-    if (h >= w->dq + w->cap) { /* full: running the child now is legal */
-        run_inline(t);
-        return;
-    }
-    *h = t;
-    c->head = h + 1;
-    if (w->allstolen)
-        publish_reset(w, h);
-    else
-        publish_grow(w);
+    share(w);
 }
 
-/* Take back part of the shared region so the top task (slot h-1) becomes
- * private again. Returns false when the thieves already took it. */
-static bool reclaim(weft__worker *w, weft_task **h)
+/* Take the newest shared frame (slot split-1) back from the thieves, with
+ * the older half of the shared region above tail, so that the syncs that
+ * follow find their frames on the list. Returns false when a thief
+ * already took it. */
+static bool reclaim(weft__worker *w)
 {
-    uint32_t i = (uint32_t)(h - 1 - w->dq);
+    uint32_t s = w->split - 1;
     uint64_t ts = weft__load_acquire(&w->ts);
+    uint32_t ns;
     for (;;) {
-        uint32_t tail = weft__ts_tail(ts), split = weft__ts_split(ts);
-        if (tail > i) {
-            weft__enter_allstolen(w, h);
+        uint32_t tail = weft__ts_tail(ts);
+        if (tail > s)
             return false;
-        }
-        /* keep the older half shared: tail <= ns <= i */
-        uint32_t ns = (tail + split) / 2;
+        ns = (tail + w->split) / 2; /* tail <= ns <= s */
         /* seq_cst CAS: after it no thief can take a slot >= ns */
-        if (weft__cas_seqcst(&w->ts, &ts, weft__ts_make(tail, ns))) {
-            w->cur->split = w->dq + ns;
-            return true;
-        }
+        if (weft__cas_seqcst(&w->ts, &ts, weft__ts_make(tail, ns)))
+            break;
     }
+    /* slots [ns, s) go back on the (empty) list, oldest at the bottom */
+    weft__cursor *c = w->cur;
+    for (uint32_t i = ns; i < s; i++) {
+        w->dq[i]->weft__link = c->top;
+        c->top = w->dq[i];
+    }
+    w->split = ns;
+    return true;
 }
 
-/* Wait for the stolen task in slot h-1, running other tasks meanwhile:
+/* Wait for the stolen frame in slot s, running other tasks meanwhile:
  * first from its thief (whose deque holds the child's own children), then
- * from anyone. head stays at h so that tasks run here push above the
- * awaited slot and never touch its state. */
-static void wait_stolen(weft__worker *w, weft_task **h)
+ * from anyone. split stays above s so that frames shared meanwhile go
+ * above the awaited slot and never touch its state. */
+static void wait_stolen(weft__worker *w, uint32_t s)
 {
     weft_runtime *rt = w->rt;
-    uint32_t i = (uint32_t)(h - 1 - w->dq);
-    _Atomic uintptr_t *st = &w->state[i];
+    _Atomic uintptr_t *st = &w->state[s];
     uint64_t idle_since = 0;
     for (unsigned fails = 0;;) {
         /* acquire pairs with the thief's release store after the task */
-        uintptr_t s = weft__load_acquire(st);
-        if (s == WEFT__STOLEN_DONE)
+        uintptr_t v = weft__load_acquire(st);
+        if (v == WEFT__STOLEN_DONE)
             break;
-        weft__worker *thief = s ? rt->workers[s - 1] : NULL;
+        weft__worker *thief = v ? rt->workers[v - 1] : NULL;
         if (weft__help(w, thief)) {
             if (idle_since)
                 weft__stat_add(&w->wait_ns, weft__now_ns() - idle_since);
@@ -158,70 +192,99 @@ static void wait_stolen(weft__worker *w, weft_task **h)
     if (idle_since)
         weft__stat_add(&w->wait_ns, weft__now_ns() - idle_since);
     weft__store_relaxed(st, 0);
-    w->cur->head = h - 1;
-    weft__enter_allstolen(w, h - 1);
+    w->split = s;
+    /* a thief took s, so it took every slot below it too */
+    weft__enter_allstolen(w);
 }
 
-/* Sync the top task (slot h-1), wherever it is. */
-static void sync_top(weft__worker *w, weft_task **h)
+/* Sync the newest shared frame (the list is empty), wherever it is. */
+static void sync_shared_top(weft__worker *w)
 {
-    weft__cursor *c = w->cur;
-    weft_task *t = h[-1];
-    if (h > c->split || (!w->allstolen && reclaim(w, h))) {
-        c->head = h - 1;
+    weft_task *t = w->dq[w->split - 1];
+    if (!w->allstolen && reclaim(w)) {
         t->fn(t);
         return;
     }
-    wait_stolen(w, h);
+    wait_stolen(w, w->split - 1);
 }
 
-/* t is not the newest spawn: sync everything newer first, then t (Cilk's
- * semantics). A frame not in the deque at all is counted as a misuse. */
+static bool on_list(weft__cursor *c, weft_task *t)
+{
+    for (weft_task *f = c->top; f; f = f->weft__link)
+        if (f == t)
+            return true;
+    return false;
+}
+
+static bool in_array(weft__worker *w, weft_task *t)
+{
+    for (uint32_t i = w->split; i > 0; i--)
+        if (w->dq[i - 1] == t)
+            return true;
+    return false;
+}
+
+/* t is not the newest frame: sync everything newer first, then t (Cilk's
+ * semantics). A frame found nowhere is counted as a misuse.
+ *
+ * Each step syncs the newest frame, which is newer than t until t itself
+ * is the newest. Where t is may change on the way: a frame run here may
+ * share (moving t, if private, to the array) or a sync may reclaim (moving
+ * it back), so nothing about its place is remembered between steps. */
 static void sync_misplaced(weft__worker *w, weft_task *t)
 {
     weft__cursor *c = w->cur;
-    weft_task **p = c->head;
-    while (p > w->dq && p[-1] != t)
-        p--;
-    if (p == w->dq) {
+    if (!on_list(c, t) && !in_array(w, t)) {
         if (weft__load_relaxed(&w->misuses) == 0)
             weft__log("weft_sync on a frame that was not spawned "
                       "(or was already synced): ignored");
         weft__stat_add(&w->misuses, 1);
         return;
     }
-    while (c->head >= p)
-        sync_top(w, c->head);
+    for (;;) {
+        weft_task *f = c->top;
+        if (f) {
+            c->top = f->weft__link;
+            f->fn(f);
+            if (f == t)
+                return;
+            continue;
+        }
+        bool last = w->dq[w->split - 1] == t;
+        sync_shared_top(w);
+        if (last)
+            return;
+    }
 }
 
 void weft__sync_slow(weft_task *t)
 {
+    if (t->weft__link == inline_mark(t)) { /* ran at spawn */
+        t->weft__link = NULL;
+        return;
+    }
     weft__worker *w = weft__self;
-    weft_task **h = w ? w->cur->head : NULL;
-    if (h && h > w->dq && h[-1] == t) {
-        sync_top(w, h);
-    } else if (t->weft__reserved == inline_mark(t)) { /* ran at spawn */
-        t->weft__reserved = NULL;
-    } else if (w) {
+    if (!w)
+        return; /* outside a task nothing is ever deferred */
+    if (!w->cur->top && w->split > 0 && w->dq[w->split - 1] == t)
+        sync_shared_top(w);
+    else
         sync_misplaced(w, t);
-    } /* outside a task nothing is ever deferred */
 }
 
 /* For loops that split their range lazily (lib/map): true when a thief
- * would find nothing to steal from the calling worker's deque, so handing
- * the pool half of the loop's range is worth a spawn. A thief's pending
- * request to share private frames is served here, because such a loop
- * does not spawn again while it has a frame of its own pending. Owner
- * only; false outside workers. */
+ * would find nothing to steal from the calling worker, so handing the
+ * pool half of the loop's range is worth a spawn. A thief's pending
+ * request is served here, because such a loop does not spawn again while
+ * it has a frame of its own pending. Owner only; false outside workers. */
 bool weft__deque_starved(void)
 {
     weft__worker *w = weft__self;
     if (!w)
         return false;
-    weft__cursor *c = w->cur;
-    if (c->head > c->split) {
+    if (w->cur->top) {
         if (weft__load_relaxed(&w->split_req))
-            publish_grow(w);
+            share(w);
         return false;
     }
     if (w->allstolen)
@@ -237,6 +300,6 @@ bool weft__deque_starved(void)
 void weft__deque_share(void)
 {
     weft__worker *w = weft__self;
-    if (w && w->cur->head > w->cur->split)
-        publish_grow(w);
+    if (w && w->cur->top)
+        share(w);
 }

@@ -153,7 +153,8 @@ typedef struct weft__worker {
 
     /* Owner-private. */
     alignas(WEFT__CACHELINE) uint64_t rng;
-    bool allstolen; /* every task below head was stolen */
+    uint32_t split; /* the split half of ts, which only the owner moves */
+    bool allstolen; /* nothing private, every shared frame was stolen */
     unsigned help_depth; /* nested waits that run other work */
     bool searching; /* in the idle search (not waiting, not running) */
     /* A job made ready by the one running here, kept to run next on this
@@ -353,7 +354,7 @@ WEFT__HIDDEN void weft__deque_share(void);
 
 /* worker.c */
 WEFT__HIDDEN void *weft__worker_main(void *arg);
-WEFT__HIDDEN void weft__enter_allstolen(weft__worker *w, weft_task **h);
+WEFT__HIDDEN void weft__enter_allstolen(weft__worker *w);
 WEFT__HIDDEN uint32_t weft__rand(weft__worker *w);
 WEFT__HIDDEN bool weft__help(weft__worker *w, weft__worker *prefer);
 WEFT__HIDDEN void weft__count_job(void);

@@ -1,14 +1,15 @@
 /* Worker threads: the idle loop (injection queue, then stealing nearest
  * victims first, then parking) and the thief's half of the split deque.
  *
- * The deque (Lace's split deque, van Dijk & van de Pol 2014, on caller-owned
- * frames): slots [tail, split) are shared and thieves take them one at a
- * time with a CAS on the packed (tail, split) word; slots [split, head) are
- * private to the owner, who pushes and pops them with plain stores and no
- * fence. Thieves that find nothing shared set a flag asking the owner to
- * share half of its private part at its next spawn. That keeps the owner's
- * spawn/sync free of atomics, the property that Chase-Lev's pop (a seq_cst
- * fence per pop) cannot offer. */
+ * The deque (after Lace's split deque, van Dijk & van de Pol 2014, on
+ * caller-owned frames): shared frames sit in an array, slots [tail, split),
+ * and thieves take them one at a time with a CAS on the packed (tail,
+ * split) word; newer frames are private to the owner, on a list through
+ * their own headers, pushed and popped with plain stores and no fence
+ * (deque.c). Thieves that find nothing shared set a flag asking the owner
+ * to share the older half of its private frames at its next spawn. That
+ * keeps the owner's spawn/sync free of atomics, the property that
+ * Chase-Lev's pop (a seq_cst fence per pop) cannot offer. */
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -19,7 +20,8 @@
 
 WEFT__TLS _Thread_local weft__worker *weft__self;
 WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
-WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur;
+/* ask starts set: a thread that is not a worker runs its spawns at once */
+WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur = {NULL, 1};
 
 #ifdef WEFT__TSAN
 char weft__ring_token; /* see weft__ring_opened (internal.h) */
@@ -56,10 +58,10 @@ typedef struct steal {
 enum { STEAL_NONE, STEAL_ASKED, STEAL_WON };
 
 /* Ask v's owner to share more: its next spawn then takes the slow path
- * (lim at the deque's start, see <weft/task.h>), which publishes. Writes
- * only when no request is pending, so idle thieves polling v keep reading
- * a line the owner rarely writes; split_req before lim, against the
- * owner's clear_split_request (deque.c). Returns whether v may have
+ * (ask, see <weft/task.h>), which publishes. Writes only when no request
+ * is pending, so idle thieves polling v keep reading a line the owner
+ * rarely writes; split_req before ask, against the owner's clear_ask
+ * (deque.c). Returns whether v may have
  * private work to share. */
 static bool request_split(weft__worker *v)
 {
@@ -67,7 +69,7 @@ static bool request_split(weft__worker *v)
         return false;
     if (!weft__load_relaxed(&v->split_req)) {
         weft__store_relaxed(&v->split_req, 1);
-        weft__store_relaxed(&v->cur->lim, v->dq);
+        weft__store_relaxed(&v->cur->ask, 1);
     }
     return true;
 }
@@ -216,14 +218,13 @@ static weft__root *inject_pop(weft_runtime *rt)
  * so r is not touched again (the wake only names the address). */
 static void run_root(weft__worker *w, weft__root *r)
 {
-    weft__enter_allstolen(w, w->dq);
+    weft__enter_allstolen(w);
     weft__stat_add(&w->roots, 1);
     r->rc = r->fn(r->arg);
-    if (w->cur->head != w->dq) {
+    if (w->cur->top) { /* their frames are gone with the task's stack */
         weft__stat_add(&w->misuses, 1);
-        weft__log("a task returned with %td unsynced spawns",
-                  w->cur->head - w->dq);
-        w->cur->head = w->dq;
+        weft__log("a task returned with unsynced spawns");
+        w->cur->top = NULL;
     }
     _Atomic uint32_t *done = &r->done;
     if (weft__xchg_acqrel(done, 1) == 2)
@@ -318,7 +319,7 @@ static void run_work(weft__worker *w, work *k, uint64_t t0)
     if (k->root) {
         run_root(w, k->root);
     } else {
-        weft__enter_allstolen(w, w->dq);
+        weft__enter_allstolen(w);
         run_stolen(w, &k->s);
     }
     /* Jobs it left on our own deque (a graph's or a future's successors)
@@ -415,8 +416,9 @@ void *weft__worker_main(void *arg)
     weft__topo_bind(rt, w);
     weft__self = w;
     w->cur = &weft__cur;
-    w->cur->head = w->dq;
-    weft__enter_allstolen(w, w->dq);
+    w->cur->top = NULL;
+    w->split = 0;
+    weft__enter_allstolen(w);
     weft__add_seqcst(&rt->started, 1);
     /* thieves dereference each other's cursors: start only when all are
      * set (or start-up failed and the runtime is being torn down) */
