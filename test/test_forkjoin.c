@@ -86,11 +86,16 @@ static void test_outside_task(void **state)
 {
     (void)state;
     assert_int_equal(fib(15), 610);
-    struct fib_frame f = { .n = 10 };
+    struct fib_frame f = { .n = 10 }, g = { .n = 11 };
     weft_spawn(&f.task, fib_task);
+    weft_spawn(&g.task, fib_task);
+    weft_sync(&f.task); /* out of order: g runs first, then f */
     assert_int_equal(f.r, 55);
-    weft_sync(&f.task);
+    assert_int_equal(g.r, 89);
+    g.r = 0;
+    weft_sync(&g.task); /* already synced: ignored */
     weft_sync(&f.task); /* a second sync is ignored */
+    assert_int_equal(g.r, 0);
     assert_int_equal(f.r, 55);
 }
 
@@ -232,13 +237,16 @@ static void test_head_form_full_deque(void **state)
 }
 
 /* A thief that finds every shared frame gone asks the owner to share more
- * (it moves the owner's spawn bound, see <weft/task.h>); the owner's next
- * spawn must see that and publish. Children 1..K can reach the second
- * worker only that way: each one waits, up to a deadline, until children
- * ran on two workers, spawning and syncing a grandchild meanwhile: a
- * spawn is where the owner serves the request. A request lost would leave the thief hungry
- * and every child on the owner, waiting out its deadline. */
-enum { REQ_KIDS = 32 };
+ * (it sets the owner's ask, see <weft/task.h>); the owner's next sync must
+ * see that and publish. The root spawns REQ_KIDS + 1 children: the first
+ * sync shares the oldest half (the root starts with nothing stolen, so it
+ * shares without being asked), and those are no-ops. The other children
+ * can reach the second worker only through a request: each one waits, up
+ * to a deadline, until children ran on two workers, spawning and syncing
+ * a grandchild meanwhile, and a sync is where the owner serves a request.
+ * A request lost would leave the thief hungry and every child on the
+ * owner, waiting out its deadline. */
+enum { REQ_KIDS = 32, REQ_NOOPS = (REQ_KIDS + 2) / 2 };
 static _Atomic unsigned req_mask; /* bit per worker that ran a child */
 static _Atomic int req_timeouts;
 
@@ -252,7 +260,7 @@ static void req_child(weft_task *t)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (__builtin_popcount(atomic_load(&req_mask)) < 2 &&
            atomic_load(&req_timeouts) == 0) {
-        weft_task g; /* fork-join work goes on: spawns, which serve requests */
+        weft_task g; /* fork-join work goes on: syncs serve requests */
         weft_spawn(&g, noop_task);
         weft_sync(&g);
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -266,11 +274,8 @@ static void req_child(weft_task *t)
 static int req_root(void *arg)
 {
     weft_task *f = arg;
-    /* child 0 is shared at once (nothing was left to steal) and does
-     * nothing: whoever takes it, the rest are private to the owner */
-    weft_spawn(&f[0], noop_task);
-    for (int i = 1; i <= REQ_KIDS; i++)
-        weft_spawn(&f[i], req_child);
+    for (int i = 0; i <= REQ_KIDS; i++)
+        weft_spawn(&f[i], i < REQ_NOOPS ? noop_task : req_child);
     for (int i = REQ_KIDS; i >= 0; i--)
         weft_sync(&f[i]);
     return 0;

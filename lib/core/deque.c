@@ -14,26 +14,11 @@
  *
  * ts packs (tail, split) for the thieves; w->split mirrors its split half
  * (only the owner changes it). allstolen <=> the list is empty and every
- * frame in the array was stolen; then ask is set and the next spawn
- * shares its frame at once, since the thieves that emptied the array are
- * hungry. */
+ * frame in the array was stolen; then ask is set and the next sync
+ * shares at once, since the thieves that emptied the array are hungry. */
 #include <sched.h>
 
 #include "internal.h"
-
-/* A frame run at spawn time (outside a worker) carries this mark in its
- * link, derived from its own address so stale memory cannot fake it,
- * until its sync clears it. */
-static weft_task *inline_mark(weft_task *t)
-{
-    return (weft_task *)((uintptr_t)t ^ (uintptr_t)0x5745465449u);
-}
-
-static void run_inline(weft_task *t)
-{
-    t->weft__link = inline_mark(t);
-    t->fn(t);
-}
 
 void weft__run_other(weft_task *t)
 {
@@ -120,16 +105,14 @@ static void share(weft__worker *w)
     weft__wake_for_work(w->rt, w->numa);
 }
 
-/* t is on top of the private list and ask was set. */
-void weft__spawn_slow(weft_task *t)
+/* A sync saw ask: a thief asked, or every shared frame was stolen. With
+ * nothing private to share, ask stays set for the next sync; outside a
+ * worker it always is, and there is nothing to do. */
+void weft__serve(void)
 {
     weft__worker *w = weft__self;
-    if (!w) { /* not inside a task: run serially */
-        weft__cur.top = t->weft__link;
-        run_inline(t);
-        return;
-    }
-    share(w);
+    if (w && w->cur->top)
+        share(w);
 }
 
 /* Take the newest shared frame (slot split-1) back from the thieves, with
@@ -257,15 +240,28 @@ static void sync_misplaced(weft__worker *w, weft_task *t)
     }
 }
 
+/* Outside a worker every frame is on the thread's list: run the newer
+ * ones, then t; a frame not there was synced already (or never spawned). */
+static void sync_outside(weft__cursor *c, weft_task *t)
+{
+    if (!on_list(c, t))
+        return;
+    for (;;) {
+        weft_task *f = c->top;
+        c->top = f->weft__link;
+        f->fn(f);
+        if (f == t)
+            return;
+    }
+}
+
 void weft__sync_slow(weft_task *t)
 {
-    if (t->weft__link == inline_mark(t)) { /* ran at spawn */
-        t->weft__link = NULL;
+    weft__worker *w = weft__self;
+    if (!w) {
+        sync_outside(&weft__cur, t);
         return;
     }
-    weft__worker *w = weft__self;
-    if (!w)
-        return; /* outside a task nothing is ever deferred */
     if (!w->cur->top && w->split > 0 && w->dq[w->split - 1] == t)
         sync_shared_top(w);
     else
@@ -275,8 +271,8 @@ void weft__sync_slow(weft_task *t)
 /* For loops that split their range lazily (lib/map): true when a thief
  * would find nothing to steal from the calling worker, so handing the
  * pool half of the loop's range is worth a spawn. A thief's pending
- * request is served here, because such a loop does not spawn again while
- * it has a frame of its own pending. Owner only; false outside workers. */
+ * request is served here, because such a loop does not sync while it has
+ * a frame of its own pending. Owner only; false outside workers. */
 bool weft__deque_starved(void)
 {
     weft__worker *w = weft__self;
