@@ -1,7 +1,7 @@
 /* Deque stress: millions of spawns, pops and steals with several thieves;
  * every task runs exactly once (counted per task), no frame is run after
- * its sync (frames are poisoned after sync), and a full deque (a tiny
- * stack makes a 4096-slot deque) loses nothing. */
+ * its sync (frames are poisoned after sync), and a full shared array (a
+ * tiny stack makes a 4096-slot one) loses nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,8 +96,9 @@ static void run_rounds(int workers, size_t stack, uint32_t n, int rounds)
 
 static void test_wide_2(void **s) { (void)s; run_rounds(2, 0, 20000, 100 / test_scale()); }
 static void test_wide_4(void **s) { (void)s; run_rounds(4, 0, 20000, 100 / test_scale()); }
-/* 64 KiB stacks give the minimum deque (4096 slots): 50000 spawns in a
- * row overflow it, and the overflow path runs children at once. */
+/* 64 KiB stacks give the minimum shared array (4096 slots): of 50000
+ * spawns in a row, thieves' requests would share more than it holds;
+ * sharing stops at its end and the rest stay private. */
 static void test_overflow(void **s) { (void)s; run_rounds(3, 64 << 10, 50000, 20 / test_scale()); }
 
 /* Recursive fork-join under heavy stealing: fib answers stay exact. */

@@ -38,10 +38,10 @@
  *  - Syncing a frame that was never spawned, or twice, does nothing and
  *    counts a misuse in the worker's statistics (weft_stats: misuses).
  *
- * The head-passing form, the fastest: the same code with the newest frame
- * carried in the caller's own arguments (Lace's trick with its deque's
- * head), so that a spawn links its frame from a register instead of
- * waiting for the load of what the previous spawn just stored:
+ * The head-passing form: the same code with the newest frame carried in
+ * the caller's own arguments (Lace's trick with its deque's head), which
+ * tells the compiler at each spawn where the list stands; on fib it
+ * measured fastest of the three forms (bench/RESULTS.md):
  *
  *   static long fib(weft_head h, int n)
  *   {
@@ -222,9 +222,7 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
 {
     weft__cursor *c = &weft__cur;
     weft_task *top = h.weft__p;
-    /* the link is stored from the register, and only compared with the
-     * real top: a predicted branch, not a load the store waits for */
-    if (WEFT_UNLIKELY(top != c->top))
+    if (WEFT_UNLIKELY(top != c->top)) /* stale: costs speed only */
         top = c->top;
     t->fn = fn;
     t->weft__link = top;
