@@ -20,7 +20,8 @@
 
 WEFT__TLS _Thread_local weft__worker *weft__self;
 WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
-/* ask starts set: a thread that is not a worker runs its spawns at once */
+/* ask starts set; outside a worker weft__serve has nothing to do, and
+ * each child runs at its sync (deque.c, sync_outside) */
 WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur = {NULL, 1};
 
 #ifdef WEFT__TSAN
@@ -61,8 +62,7 @@ enum { STEAL_NONE, STEAL_ASKED, STEAL_WON };
  * (ask, see <weft/task.h>), which publishes. Writes only when no request
  * is pending, so idle thieves polling v keep reading a line the owner
  * rarely writes; split_req before ask, against the owner's clear_ask
- * (deque.c). Returns whether v may have
- * private work to share. */
+ * (deque.c). Returns whether v may have private work to share. */
 static bool request_split(weft__worker *v)
 {
     if (weft__load_relaxed(&v->allstolen_pub))
