@@ -105,9 +105,12 @@ static void share(weft__worker *w)
     weft__wake_for_work(w->rt, w->numa);
 }
 
-/* A sync saw ask: a thief asked, or every shared frame was stolen. With
- * nothing private to share, ask stays set for the next sync; outside a
- * worker it always is, and there is nothing to do. */
+/* Share the calling worker's oldest private frames, if it has any: a sync
+ * saw ask (a thief asked, or every shared frame was stolen), or lazy
+ * splitting (lib/map) just spawned for a hungry thief, which keeping the
+ * frame private would only make ask first. With nothing private, ask
+ * stays set for the next sync; outside a worker it always is, and there
+ * is nothing to do. */
 void weft__serve(void)
 {
     weft__worker *w = weft__self;
@@ -207,6 +210,20 @@ static bool in_array(weft__worker *w, weft_task *t)
     return false;
 }
 
+/* Run private frames newest first, as their syncs would, until t has run
+ * (true) or the list is empty (false). */
+static bool run_private_until(weft__cursor *c, weft_task *t)
+{
+    while (c->top) {
+        weft_task *f = c->top;
+        c->top = f->weft__link;
+        f->fn(f);
+        if (f == t)
+            return true;
+    }
+    return false;
+}
+
 /* t is not the newest frame: sync everything newer first, then t (Cilk's
  * semantics). A frame found nowhere is counted as a misuse.
  *
@@ -224,15 +241,8 @@ static void sync_misplaced(weft__worker *w, weft_task *t)
         weft__stat_add(&w->misuses, 1);
         return;
     }
-    for (;;) {
-        weft_task *f = c->top;
-        if (f) {
-            c->top = f->weft__link;
-            f->fn(f);
-            if (f == t)
-                return;
-            continue;
-        }
+    /* the list runs first: all of it is newer than t, if t is not on it */
+    while (!run_private_until(c, t)) {
         bool last = w->dq[w->split - 1] == t;
         sync_shared_top(w);
         if (last)
@@ -244,15 +254,8 @@ static void sync_misplaced(weft__worker *w, weft_task *t)
  * ones, then t; a frame not there was synced already (or never spawned). */
 static void sync_outside(weft__cursor *c, weft_task *t)
 {
-    if (!on_list(c, t))
-        return;
-    for (;;) {
-        weft_task *f = c->top;
-        c->top = f->weft__link;
-        f->fn(f);
-        if (f == t)
-            return;
-    }
+    if (on_list(c, t))
+        run_private_until(c, t);
 }
 
 void weft__sync_slow(weft_task *t)
@@ -288,14 +291,4 @@ bool weft__deque_starved(void)
     /* relaxed: a stale tail only delays or hastens one split */
     uint64_t ts = weft__load_relaxed(&w->ts);
     return weft__ts_tail(ts) >= weft__ts_split(ts);
-}
-
-/* Make the frame just spawned stealable at once (lazy splitting spawns
- * exactly when a thief is hungry, so keeping it private would only make
- * the thief ask first). Owner only. */
-void weft__deque_share(void)
-{
-    weft__worker *w = weft__self;
-    if (w && w->cur->top)
-        share(w);
 }

@@ -350,7 +350,6 @@ WEFT__HIDDEN void weft__publish_stop(weft_runtime *rt);
 
 /* deque.c */
 WEFT__HIDDEN bool weft__deque_starved(void);
-WEFT__HIDDEN void weft__deque_share(void);
 
 /* worker.c */
 WEFT__HIDDEN void *weft__worker_main(void *arg);

@@ -861,9 +861,9 @@ static bool deliver(weft_transport *t, int src, const unsigned char *rx,
                         only a broken peer sends this) */
     }
     weft_bytes *b = f.paylen ? payload_new(src, f.paylen, !stall) : NULL;
-    if (f.paylen && !b && stall)
-        return false;
     if (f.paylen && !b) {
+        if (stall)
+            return false;
         /* a payload over INLINE follows over MPI: take it (a zero-byte
          * receive, which fails MPI_ERR_TRUNCATE and consumes it), or the
          * next big message from src would be matched with this one's */

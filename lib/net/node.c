@@ -245,8 +245,7 @@ static bool resend_hold(weft_node *n, resend *slot, void *owner, int dst,
     if (e) {
         if (!slot)
             n->rs_free = e->next;
-        *e = (resend){NULL, slot ? owner : NULL, dst, *m, data, len, done,
-                      arg};
+        *e = (resend){NULL, owner, dst, *m, data, len, done, arg};
         if (n->rs_tail)
             n->rs_tail->next = e;
         else
