@@ -299,6 +299,71 @@ static void test_split_request(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* A child must be stealable while its parent runs plain serial code:
+ * spawn(A); B; sync(A) where B makes no weft call until the sync. The
+ * parties below meet only if they run at once, each on its own worker:
+ * the root's B waits for A, and A, itself stolen, spawns A1 and waits
+ * in its own serial part A2 for A1 to be stolen by the third worker.
+ * A child that only a sync could share would run after its sibling had
+ * waited out the deadline: a frame spawned onto an empty list must go to
+ * the asking thieves at once, as Lace does (weft__spawn_first). */
+enum { MEET_PARTIES = 3 };
+static _Atomic int meet_count, meet_timeouts;
+
+static void meet(void)
+{
+    atomic_fetch_add(&meet_count, 1);
+    struct timespec t0, now, nap = {0, 100000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (atomic_load(&meet_count) < MEET_PARTIES) {
+        nanosleep(&nap, NULL); /* leave the cores to the thieves */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 10) {
+            atomic_fetch_add(&meet_timeouts, 1);
+            return;
+        }
+    }
+}
+
+static void meet_leaf(weft_task *t)
+{
+    (void)t;
+    meet();
+}
+
+static void meet_inner(weft_task *t)
+{
+    (void)t;
+    weft_task a1;
+    weft_spawn(&a1, meet_leaf);
+    meet(); /* A2: serial, no weft call */
+    weft_sync(&a1);
+}
+
+static int meet_root(void *arg)
+{
+    (void)arg;
+    weft_task a;
+    weft_spawn(&a, meet_inner);
+    meet(); /* B: serial, no weft call */
+    weft_sync(&a);
+    return 0;
+}
+
+static void test_serial_sibling(void **state)
+{
+    (void)state;
+    weft_runtime *rt = test_runtime(MEET_PARTIES, NULL);
+    assert_non_null(rt);
+    for (int rep = 0; rep < 3; rep++) {
+        atomic_store(&meet_count, 0);
+        assert_int_equal(weft_run(rt, meet_root, NULL), 0);
+        assert_int_equal(atomic_load(&meet_timeouts), 0);
+        assert_int_equal(atomic_load(&meet_count), MEET_PARTIES);
+    }
+    weft_runtime_destroy(&rt);
+}
+
 /* Syncs out of order while thieves take frames: syncing a frame that is
  * not the newest first syncs every newer one (Cilk's semantics), and a
  * later sync of one of those is a misuse, ignored and counted. Which
@@ -402,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_head_form),
         cmocka_unit_test(test_head_form_full_deque),
         cmocka_unit_test(test_split_request),
+        cmocka_unit_test(test_serial_sibling),
         cmocka_unit_test(test_out_of_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

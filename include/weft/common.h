@@ -14,11 +14,16 @@
 #define WEFT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WEFT_NOINLINE __attribute__((noinline))
 #define WEFT__ALWAYS_INLINE __attribute__((always_inline))
+/* on the out-of-line slow paths that inline fast paths call: gcc then
+ * prices those calls as rare, which keeps recursive task code inlined
+ * into itself (<weft/task.h>) */
+#define WEFT__COLD __attribute__((cold))
 #else
 #define WEFT_LIKELY(x) (x)
 #define WEFT_UNLIKELY(x) (x)
 #define WEFT_NOINLINE
 #define WEFT__ALWAYS_INLINE
+#define WEFT__COLD
 #endif
 
 #endif

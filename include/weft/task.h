@@ -28,7 +28,10 @@
  * it never blocks the worker.
  *
  * When thieves are hungry, a worker hands them its oldest frames at its
- * next sync (a spawn only links the frame: three stores).
+ * next sync; a spawn only links the frame (three stores), unless the list
+ * was empty: then the frame goes to the thieves at once, so that in
+ * spawn(A); B; sync(A) A runs in parallel with B even when B makes no
+ * weft call.
  *
  * Misuse, defined so that it cannot corrupt the runtime:
  *  - Outside a task (a thread that is not a weft worker), each child runs
@@ -105,7 +108,8 @@ struct weft_task {
  * owner's next sync sees it and moves the oldest half of its list into
  * the shared array (lib/core/deque.c). The test is at the sync, not the
  * spawn, because there it costs less: fib(35) 27.4 against 23.1 ms on
- * one worker. Threads that are not workers keep ask set. */
+ * one worker. A spawn tests only whether the list was empty (weft__push).
+ * Threads that are not workers keep ask set. */
 typedef struct weft__cursor {
     weft_task *top;    /* newest private frame, NULL if none; owner only */
     _Atomic int ask;   /* nonzero: the next sync serves the thieves first */
@@ -139,66 +143,78 @@ static inline WEFT__ALWAYS_INLINE int weft__ask(weft__cursor *c)
 #endif
 }
 
-WEFT_API void weft__serve(void);
-WEFT_API void weft__sync_slow(weft_task *t);
-WEFT_API void weft__run_other(weft_task *t);
+WEFT_API WEFT__COLD void weft__serve(void);
+WEFT_API WEFT__COLD void weft__spawn_first(weft_task *t);
+WEFT_API WEFT__COLD void weft__sync_slow(weft_task *t);
 
-/* Internal: run the child t at its sync, directly through fn when fn is
- * what t was spawned with (so the compiler can inline it), else through
- * t->fn, out of line so that the rare case does not make the function
- * look bigger to the inliner: a wrong fn costs speed, never correctness. */
-static inline WEFT__ALWAYS_INLINE void weft__run_child(weft_task *t, weft_task_fn fn)
-{
-    if (WEFT_LIKELY(t->fn == fn))
-        fn(t);
-    else
-        weft__run_other(t);
-}
-
-/* Internal: the sync's fast path. Serve hungry thieves first (ask), then
- * take t off the list if it is the newest frame; false sends the caller to
- * weft__sync_slow. */
-static inline WEFT__ALWAYS_INLINE int weft__pop(weft__cursor *c, weft_task *t)
+/* Internal: serve hungry thieves first (ask); the sync's first step. */
+static inline WEFT__ALWAYS_INLINE void weft__serve_asked(weft__cursor *c)
 {
     if (WEFT_UNLIKELY(weft__ask(c)))
         weft__serve();
-    if (WEFT_LIKELY(c->top == t)) {
-        c->top = t->weft__link;
-        return 1;
-    }
-    return 0;
 }
 
-/* Spawn fn(t) as a child of the running task: link its frame, nothing
- * else. Never fails, never allocates. */
+/* Internal: the spawn's one test. A frame linked onto an empty list (a
+ * task's first spawn, or the first after its earlier children were all
+ * synced or stolen) goes to hungry thieves at once (weft__spawn_first),
+ * else spawn(A); B; sync(A) with a B that makes no weft call would keep A
+ * until its sync. Lace shares such a spawn too. The call comes after
+ * t->fn is set and before the link and top are, and moves neither, so
+ * that after it the compiler knows the list as it does on the fast path;
+ * inlined into a task's own recursion, the test of a top it just stored
+ * folds away. The slow paths are declared cold: without that, this one
+ * call made gcc stop inlining fib into itself (fib(35) on one worker 46
+ * against 23.7 ms). */
+static inline WEFT__ALWAYS_INLINE void weft__push(weft__cursor *c,
+                                                  weft_task *t,
+                                                  weft_task_fn fn,
+                                                  weft_task *below)
+{
+    t->fn = fn;
+    if (WEFT_UNLIKELY(!below))
+        weft__spawn_first(t);
+    t->weft__link = below;
+    c->top = t;
+}
+
+/* Spawn fn(t) as a child of the running task: link its frame (and share
+ * it, if it is the only one and thieves are asking). Never fails, never
+ * allocates. */
 static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    t->fn = fn;
-    t->weft__link = c->top;
-    c->top = t;
+    weft__push(c, t, fn, c->top);
 }
 
 /* Wait for the child spawned in t and make its effects visible. The generic
  * form: when the child was not stolen it is called through t->fn. */
 static inline void weft_sync(weft_task *t)
 {
-    if (WEFT_LIKELY(weft__pop(&weft__cur, t)))
+    weft__cursor *c = &weft__cur;
+    weft__serve_asked(c);
+    if (WEFT_LIKELY(c->top == t)) {
+        c->top = t->weft__link;
         t->fn(t);
-    else
+    } else {
         weft__sync_slow(t);
+    }
 }
 
 /* The fast form: the same as weft_sync(t), but the caller names the
  * function it spawned, so the compiler calls (or inlines) it directly.
- * If fn is not what t was spawned with, t->fn is called instead, so a
- * wrong fn costs speed, never correctness. */
+ * If fn is not what t was spawned with, t->fn is called instead (by the
+ * out-of-line path, which keeps the inlined code small), so a wrong fn
+ * costs speed, never correctness. */
 static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
 {
-    if (WEFT_LIKELY(weft__pop(&weft__cur, t)))
-        weft__run_child(t, fn);
-    else
+    weft__cursor *c = &weft__cur;
+    weft__serve_asked(c);
+    if (WEFT_LIKELY(c->top == t && t->fn == fn)) {
+        c->top = t->weft__link;
+        fn(t);
+    } else {
         weft__sync_slow(t);
+    }
 }
 
 /* ---- the head-passing form (see the top of this file) ---- */
@@ -232,9 +248,7 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
      * one worker (bench/fj, fj-weft -k fib -w 1). */
     if (WEFT_UNLIKELY(top != c->top))
         top = c->top;
-    t->fn = fn;
-    t->weft__link = top;
-    c->top = t;
+    weft__push(c, t, fn, top);
     h.weft__p = t;
     return h;
 }
@@ -244,9 +258,12 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
 static inline weft_head weft_sync_at(weft_head h, weft_task *t,
                                      weft_task_fn fn)
 {
-    if (WEFT_LIKELY(weft__pop(&weft__cur, t))) {
+    weft__cursor *c = &weft__cur;
+    weft__serve_asked(c);
+    if (WEFT_LIKELY(c->top == t && t->fn == fn)) {
         h.weft__p = t->weft__link;
-        weft__run_child(t, fn);
+        c->top = h.weft__p;
+        fn(t);
         return h;
     }
     weft__sync_slow(t);

@@ -7,7 +7,8 @@
  * split) word; newer frames are private to the owner, on a list through
  * their own headers, pushed and popped with plain stores and no fence
  * (deque.c). Thieves that find nothing shared set a flag asking the owner
- * to share the older half of its private frames at its next sync. That
+ * to share the older half of its private frames at its next sync (or,
+ * when its list is empty, to share its next spawn at once). That
  * keeps the owner's spawn/sync free of atomics, the property that
  * Chase-Lev's pop (a seq_cst fence per pop) cannot offer. */
 #include <errno.h>
@@ -226,6 +227,7 @@ static void run_root(weft__worker *w, weft__root *r)
         weft__log("a task returned with unsynced spawns");
         w->cur->top = NULL;
     }
+    w->dual = NULL;
     _Atomic uint32_t *done = &r->done;
     if (weft__xchg_acqrel(done, 1) == 2)
         weft__futex_wake(done, 1);
