@@ -28,10 +28,10 @@
  * it never blocks the worker.
  *
  * When thieves are hungry, a worker hands them its oldest frames at its
- * next sync; a spawn only links the frame (three stores), unless the list
- * was empty: then the frame goes to the thieves at once, so that in
- * spawn(A); B; sync(A) A runs in parallel with B even when B makes no
- * weft call.
+ * next spawn or sync; a frame spawned onto an empty list goes to them at
+ * once, so that in spawn(A); B; sync(A) A runs in parallel with B even
+ * when B makes no weft call. Otherwise a spawn is a test and three
+ * stores.
  *
  * Misuse, defined so that it cannot corrupt the runtime:
  *  - Outside a task (a thread that is not a weft worker), each child runs
@@ -70,7 +70,12 @@
  * then a child with no work of its own costs a compare at the sync, not a
  * call (bench/fj/fj_weft.c's UTS; bench/RESULTS.md, "UTS: the children
  * hashed where the node expands"). Measure it: for fib, whose leaves do
- * no work, the same split was slower.
+ * no work, the same split was slower. Most of a recursive task's speed
+ * comes from the compiler inlining it into itself; gcc decides that by
+ * size estimates that a few more instructions can tip. If yours is not
+ * inlined (-fopt-info-inline says why), declaring the recursive function
+ * `inline` raises gcc's limit: in bench/RESULTS.md's case, a fib that
+ * gcc stopped inlining ran 46 ms, the same declared inline 23.6 ms.
  *
  * This header's inline functions are C11 (they use <stdatomic.h>). */
 #ifndef WEFT_TASK_H
@@ -105,14 +110,12 @@ struct weft_task {
  * store overwrites, as it does with serial code: that is what lets it
  * inline recursive task code into itself (bench/RESULTS.md, "private
  * frames on a list"). A thief that finds nothing to steal sets ask; the
- * owner's next sync sees it and moves the oldest half of its list into
- * the shared array (lib/core/deque.c). The test is at the sync, not the
- * spawn, because there it costs less: fib(35) 27.4 against 23.1 ms on
- * one worker. A spawn tests only whether the list was empty (weft__push).
- * Threads that are not workers keep ask set. */
+ * owner's next spawn or sync sees it and moves the oldest half of its
+ * list into the shared array (lib/core/deque.c). Threads that are not
+ * workers keep ask set. */
 typedef struct weft__cursor {
     weft_task *top;    /* newest private frame, NULL if none; owner only */
-    _Atomic int ask;   /* nonzero: the next sync serves the thieves first */
+    _Atomic int ask;   /* nonzero: the next spawn or sync serves thieves */
 } weft__cursor;
 
 extern WEFT_API _Thread_local weft__cursor weft__cur;
@@ -144,14 +147,25 @@ static inline WEFT__ALWAYS_INLINE int weft__ask(weft__cursor *c)
 }
 
 WEFT_API WEFT__COLD void weft__serve(void);
+WEFT_API WEFT__COLD void weft__serve_spawn(void);
 WEFT_API WEFT__COLD void weft__spawn_first(weft_task *t);
 WEFT_API WEFT__COLD void weft__sync_slow(weft_task *t);
 
-/* Internal: serve hungry thieves first (ask); the sync's first step. */
+/* Internal: serve hungry thieves first (ask); the first step of a sync. */
 static inline WEFT__ALWAYS_INLINE void weft__serve_asked(weft__cursor *c)
 {
     if (WEFT_UNLIKELY(weft__ask(c)))
         weft__serve();
+}
+
+/* Internal: the same, the first step of a spawn. It costs fib(35) about
+ * 3 % on one worker; without it a parent that spawns as it goes, with
+ * serial work between the spawns, shares nothing before its first sync
+ * (bench/fj/spawnloop_weft.c -b). */
+static inline WEFT__ALWAYS_INLINE void weft__serve_at_spawn(weft__cursor *c)
+{
+    if (WEFT_UNLIKELY(weft__ask(c)))
+        weft__serve_spawn();
 }
 
 /* Internal: the spawn's one test. A frame linked onto an empty list (a
@@ -177,12 +191,13 @@ static inline WEFT__ALWAYS_INLINE void weft__push(weft__cursor *c,
     c->top = t;
 }
 
-/* Spawn fn(t) as a child of the running task: link its frame (and share
- * it, if it is the only one and thieves are asking). Never fails, never
- * allocates. */
+/* Spawn fn(t) as a child of the running task: serve thieves that asked,
+ * then link the frame (and share it at once, if it is the only one and
+ * thieves are asking). Never fails, never allocates. */
 static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
+    weft__serve_at_spawn(c);
     weft__push(c, t, fn, c->top);
 }
 
@@ -241,6 +256,7 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
                                       weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
+    weft__serve_at_spawn(c);
     weft_task *top = h.weft__p;
     /* the link is stored from h, a register, once compared with the real
      * top (a stale h costs speed only). Written as a plain load of top,

@@ -155,10 +155,10 @@ static void share(weft__worker *w)
 /* A spawn onto an empty list (<weft/task.h>, weft__push): if thieves
  * are asking, the child goes to the array at once, so that they can take
  * it while the parent runs serial code up to its sync; otherwise it would
- * wait there for the parent's next sync. t->fn is set; the inline spawn
+ * wait there for the parent's next spawn or sync. t->fn is set; the inline spawn
  * then links t onto the list as usual (which keeps its fast path free of
- * anything this call did), and ask stays set, so that the next sync (or
- * share) first takes it back off the list (settle). The request is
+ * anything this call did), and ask stays set, so that the next spawn or
+ * sync (or share) first takes it back off the list (settle). The request is
  * served: split_req is cleared. Outside a worker, with nobody asking or
  * with the array full, the frame just stays private. */
 void weft__spawn_first(weft_task *t)
@@ -173,11 +173,11 @@ void weft__spawn_first(weft_task *t)
     publish(w, 1);
 }
 
-/* Share the calling worker's oldest private frames, if it has any: a sync
- * saw ask (a thief asked, or every shared frame was stolen), or lazy
+/* Share the calling worker's oldest private frames, if it has any: a
+ * spawn or sync saw ask (a thief asked, or every shared frame was stolen), or lazy
  * splitting (lib/map) just spawned for a hungry thief, which keeping the
  * frame private would only make ask first. With nothing private, ask
- * stays set for the next sync; outside a worker it always is, and there
+ * stays set for the next spawn or sync; outside a worker it always is, and there
  * is nothing to do. */
 void weft__serve(void)
 {
@@ -195,6 +195,26 @@ void weft__serve(void)
             clear_ask(w);
             return;
         }
+    }
+    if (w->cur->top)
+        share(w);
+}
+
+/* weft__serve for a spawn, before it links its frame. A frame that
+ * weft__spawn_first shared stands until the first sync, which shares
+ * more if the parent has more (a loop of spawns then hands its children
+ * to all idle workers at once), unless a thief asks again before: then
+ * now. With nothing private to share, ask stays set, so that the frame
+ * being spawned goes to the thief (weft__spawn_first). */
+void weft__serve_spawn(void)
+{
+    weft__worker *w = weft__self;
+    if (!w)
+        return;
+    if (w->dual) {
+        if (!weft__load_relaxed(&w->split_req))
+            return;
+        settle(w);
     }
     if (w->cur->top)
         share(w);

@@ -7,8 +7,8 @@
  * split) word; newer frames are private to the owner, on a list through
  * their own headers, pushed and popped with plain stores and no fence
  * (deque.c). Thieves that find nothing shared set a flag asking the owner
- * to share the older half of its private frames at its next sync (or,
- * when its list is empty, to share its next spawn at once). That
+ * to share the older half of its private frames at its next spawn or
+ * sync (or, when its list is empty, to share that spawn at once). That
  * keeps the owner's spawn/sync free of atomics, the property that
  * Chase-Lev's pop (a seq_cst fence per pop) cannot offer. */
 #include <errno.h>
@@ -59,7 +59,7 @@ typedef struct steal {
 
 enum { STEAL_NONE, STEAL_ASKED, STEAL_WON };
 
-/* Ask v's owner to share more: its next sync then takes the slow path
+/* Ask v's owner to share more: its next spawn or sync takes the slow path
  * (ask, see <weft/task.h>), which publishes. Writes only when no request
  * is pending, so idle thieves polling v keep reading a line the owner
  * rarely writes; split_req before ask, against the owner's clear_ask
@@ -127,7 +127,7 @@ static int try_steal(weft__worker *me, weft__worker *v, steal *s)
 
 /* One pass over the victims, nearest level first, starting at a random
  * victim within each level so thieves spread out. A running owner shares
- * at its next sync after being asked, so when a near victim was asked the
+ * at its next spawn or sync after being asked, so when a near victim was asked the
  * level is polled a little longer before going farther: that is what makes
  * steals stay on the node on a machine where every worker runs. */
 #define NEAR_RETRIES 8
