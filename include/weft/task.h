@@ -151,7 +151,10 @@ WEFT_API WEFT__COLD void weft__serve_spawn(void);
 WEFT_API WEFT__COLD void weft__spawn_first(weft_task *t);
 WEFT_API WEFT__COLD void weft__sync_slow(weft_task *t);
 
-/* Internal: serve hungry thieves first (ask); the first step of a sync. */
+/* Internal: serve hungry thieves first (ask); the first step of a sync.
+ * The three syncs below spell out the rest of their fast path rather than
+ * share a helper that also compares fn: written that way, gcc stopped
+ * inlining fib into itself (fib(35) 45.9 against 24.5 ms on one worker). */
 static inline WEFT__ALWAYS_INLINE void weft__serve_asked(weft__cursor *c)
 {
     if (WEFT_UNLIKELY(weft__ask(c)))
@@ -168,7 +171,7 @@ static inline WEFT__ALWAYS_INLINE void weft__serve_at_spawn(weft__cursor *c)
         weft__serve_spawn();
 }
 
-/* Internal: the spawn's one test. A frame linked onto an empty list (a
+/* Internal: the spawn's second test. A frame linked onto an empty list (a
  * task's first spawn, or the first after its earlier children were all
  * synced or stolen) goes to hungry thieves at once (weft__spawn_first),
  * else spawn(A); B; sync(A) with a B that makes no weft call would keep A

@@ -173,26 +173,31 @@ void weft__spawn_first(weft_task *t)
     publish(w, 1);
 }
 
-/* Share the calling worker's oldest private frames, if it has any: a
- * spawn or sync saw ask (a thief asked, or every shared frame was stolen), or lazy
- * splitting (lib/map) just spawned for a hungry thief, which keeping the
- * frame private would only make ask first. With nothing private, ask
- * stays set for the next spawn or sync; outside a worker it always is, and there
- * is nothing to do. */
-void weft__serve(void)
+/* Serve hungry thieves (ask was seen): share the calling worker's oldest
+ * private frames, if it has any. A spawn or sync saw ask (a thief asked,
+ * or every shared frame was stolen), or lazy splitting (lib/map) just
+ * spawned for a hungry thief, which keeping the frame private would only
+ * make ask first. With nothing private, ask stays set for the next spawn
+ * or sync; outside a worker it always is, and there is nothing to do.
+ *
+ * A frame that weft__spawn_first shared (dual) comes off the list first.
+ * At a sync, the parent's other frames are then shared as the first sync
+ * of a task always did (a thief that asked again while the parent runs
+ * its first child would otherwise wait for that child), or, with none,
+ * ask comes down, which no share would do. At a spawn (before it links
+ * its frame) the dual frame stands until the first sync, so that a loop
+ * of spawns hands its children to all idle workers at once, unless a
+ * thief asks again before; and with nothing private, ask stays set, so
+ * that the frame being spawned goes to the thief (weft__spawn_first). */
+static void serve(weft__worker *w, bool at_spawn)
 {
-    weft__worker *w = weft__self;
-    if (!w)
-        return;
     if (w->dual) {
+        if (at_spawn && !weft__load_relaxed(&w->split_req))
+            return;
         settle(w);
-        /* the spawn served the thieves: share on only if there is more,
-         * as the first sync of a task always did (a thief that asked
-         * again while the parent runs its first child would otherwise
-         * wait for that child); else take ask down, which no other share
-         * would do */
         if (!w->cur->top) {
-            clear_ask(w);
+            if (!at_spawn)
+                clear_ask(w);
             return;
         }
     }
@@ -200,24 +205,18 @@ void weft__serve(void)
         share(w);
 }
 
-/* weft__serve for a spawn, before it links its frame. A frame that
- * weft__spawn_first shared stands until the first sync, which shares
- * more if the parent has more (a loop of spawns then hands its children
- * to all idle workers at once), unless a thief asks again before: then
- * now. With nothing private to share, ask stays set, so that the frame
- * being spawned goes to the thief (weft__spawn_first). */
+void weft__serve(void)
+{
+    weft__worker *w = weft__self;
+    if (w)
+        serve(w, false);
+}
+
 void weft__serve_spawn(void)
 {
     weft__worker *w = weft__self;
-    if (!w)
-        return;
-    if (w->dual) {
-        if (!weft__load_relaxed(&w->split_req))
-            return;
-        settle(w);
-    }
-    if (w->cur->top)
-        share(w);
+    if (w)
+        serve(w, true);
 }
 
 /* Take the newest shared frame (slot split-1) back from the thieves, with
