@@ -364,6 +364,61 @@ static void test_serial_sibling(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* A spawn serves thieves that asked, not only a sync: the root spawns a
+ * party (shared at once: the list was empty) and, once that party runs
+ * on a thief and the other thief has had time to ask (thieves spin for
+ * seconds here instead of parking, so they keep asking), a second party;
+ * then it meets them in plain serial code. The second party reaches the
+ * asking thief only if that spawn served the request: the first frame
+ * was still on the root's list, so the list was not empty. */
+static _Atomic int prod_started;
+
+static void prod_first(weft_task *t)
+{
+    (void)t;
+    atomic_store(&prod_started, 1);
+    meet();
+}
+
+static int prod_root(void *arg)
+{
+    (void)arg;
+    weft_task a, b;
+    weft_spawn(&a, prod_first);
+    struct timespec t0, now, nap = {0, 1000000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&prod_started)) { /* no weft call: serial code */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > 10)
+            break;
+    }
+    for (int i = 0; i < 20; i++) /* the idle thief asks meanwhile */
+        nanosleep(&nap, NULL);
+    weft_spawn(&b, meet_leaf);
+    meet(); /* the producer's serial work */
+    weft_sync(&b);
+    weft_sync(&a);
+    return 0;
+}
+
+static void test_spawn_serves(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    c.workers = MEET_PARTIES;
+    c.spin_us = 10000000;
+    weft_runtime *rt = NULL;
+    assert_int_equal(weft_runtime_create(&rt, &c), 0);
+    for (int rep = 0; rep < 3; rep++) {
+        atomic_store(&meet_count, 0);
+        atomic_store(&prod_started, 0);
+        assert_int_equal(weft_run(rt, prod_root, NULL), 0);
+        assert_int_equal(atomic_load(&meet_timeouts), 0);
+        assert_int_equal(atomic_load(&meet_count), MEET_PARTIES);
+    }
+    weft_runtime_destroy(&rt);
+}
+
 /* Syncs out of order while thieves take frames: syncing a frame that is
  * not the newest first syncs every newer one (Cilk's semantics), and a
  * later sync of one of those is a misuse, ignored and counted. Which
@@ -468,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_head_form_full_deque),
         cmocka_unit_test(test_split_request),
         cmocka_unit_test(test_serial_sibling),
+        cmocka_unit_test(test_spawn_serves),
         cmocka_unit_test(test_out_of_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
