@@ -502,7 +502,9 @@ static void test_out_of_order(void **state)
             uint64_t m0 = misuses(rt, counts[c]);
             assert_int_equal(weft_run(rt, ooo_root, j), 0);
             for (int k = 0; k < OOO_KIDS; k++) {
-                if (atomic_load(&j->kid[k].runs) != 1) fail_msg("workers %d rep %d kid %d runs %d", counts[c], rep, k, atomic_load(&j->kid[k].runs));
+                if (atomic_load(&j->kid[k].runs) != 1)
+                    fail_msg("workers %d rep %d kid %d runs %d", counts[c],
+                             rep, k, atomic_load(&j->kid[k].runs));
                 assert_int_equal(j->kid[k].f.r, fib_serial(j->kid[k].f.n));
             }
             assert_int_equal(misuses(rt, counts[c]) - m0,

@@ -155,12 +155,13 @@ static void share(weft__worker *w)
 /* A spawn onto an empty list (<weft/task.h>, weft__push): if thieves
  * are asking, the child goes to the array at once, so that they can take
  * it while the parent runs serial code up to its sync; otherwise it would
- * wait there for the parent's next spawn or sync. t->fn is set; the inline spawn
- * then links t onto the list as usual (which keeps its fast path free of
- * anything this call did), and ask stays set, so that the next spawn or
- * sync (or share) first takes it back off the list (settle). The request is
- * served: split_req is cleared. Outside a worker, with nobody asking or
- * with the array full, the frame just stays private. */
+ * wait there for the parent's next spawn or sync. t->fn is set; the
+ * inline spawn then links t onto the list as usual (which keeps its fast
+ * path free of anything this call did), and ask stays set, so that the
+ * next sync, or a spawn after a thief asked again, or a share, first
+ * takes it back off the list (settle). The request is served: split_req
+ * is cleared. Outside a worker, with nobody asking or with the array
+ * full, the frame just stays private. */
 void weft__spawn_first(weft_task *t)
 {
     weft__worker *w = weft__self;

@@ -127,9 +127,10 @@ static int try_steal(weft__worker *me, weft__worker *v, steal *s)
 
 /* One pass over the victims, nearest level first, starting at a random
  * victim within each level so thieves spread out. A running owner shares
- * at its next spawn or sync after being asked, so when a near victim was asked the
- * level is polled a little longer before going farther: that is what makes
- * steals stay on the node on a machine where every worker runs. */
+ * at its next spawn or sync after being asked, so when a near victim was
+ * asked the level is polled a little longer before going farther: that
+ * is what makes steals stay on the node on a machine where every worker
+ * runs. */
 #define NEAR_RETRIES 8
 
 static bool steal_level(weft__worker *me, uint32_t lo, uint32_t hi,
