@@ -237,13 +237,14 @@ static void test_head_form_full_deque(void **state)
 }
 
 /* A thief that finds every shared frame gone asks the owner to share more
- * (it sets the owner's ask, see <weft/task.h>); the owner's next sync must
- * see that and publish. The root spawns REQ_KIDS + 1 children: the first
- * sync shares the oldest half (the root starts with nothing stolen, so it
- * shares without being asked), and those are no-ops. The other children
- * can reach the second worker only through a request: each one waits, up
- * to a deadline, until children ran on two workers, spawning and syncing
- * a grandchild meanwhile, and a sync is where the owner serves a request.
+ * (it sets the owner's ask, see <weft/task.h>); the owner's next spawn or
+ * sync must see that and publish. The root spawns REQ_KIDS + 1 children:
+ * the first is shared at once (it goes onto an empty list) and the first
+ * sync shares the oldest half of the rest (the root starts with nothing
+ * stolen, so both happen without being asked); those are no-ops. The
+ * other children can reach the second worker only through a request: each
+ * one waits, up to a deadline, until children ran on two workers,
+ * spawning and syncing a grandchild meanwhile, which serves a request.
  * A request lost would leave the thief hungry and every child on the
  * owner, waiting out its deadline. */
 enum { REQ_KIDS = 32, REQ_NOOPS = (REQ_KIDS + 2) / 2 };

@@ -30,8 +30,8 @@
  * When thieves are hungry, a worker hands them its oldest frames at its
  * next spawn or sync; a frame spawned onto an empty list goes to them at
  * once, so that in spawn(A); B; sync(A) A runs in parallel with B even
- * when B makes no weft call. Otherwise a spawn is a test and three
- * stores.
+ * when B makes no weft call. Otherwise a spawn is two tests (ask, and
+ * whether the list was empty) and three stores.
  *
  * Misuse, defined so that it cannot corrupt the runtime:
  *  - Outside a task (a thread that is not a weft worker), each child runs

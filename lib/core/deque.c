@@ -326,7 +326,8 @@ static bool run_private_until(weft__cursor *c, weft_task *t)
     return false;
 }
 
-/* t is not the newest frame: sync everything newer first, then t (Cilk's
+/* t is not the newest frame, or it is but was synced naming another fn:
+ * sync everything newer first, then t through its own fn (Cilk's
  * semantics). A frame found nowhere is counted as a misuse.
  *
  * Each step syncs the newest frame, which is newer than t until t itself
