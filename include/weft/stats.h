@@ -14,7 +14,9 @@ extern "C" {
 /* One worker's counters since the runtime was created. The counters are
  * read without stopping the worker, so a snapshot is consistent per field,
  * not across fields. Times are nanoseconds of CLOCK_MONOTONIC and include
- * the work, search or park under way when they are read. */
+ * the work, search or park under way when they are read; a piece of work
+ * that has just ended may be missing from busy_ns for an instant (never
+ * counted twice), so a read right after weft_run() returns can lag. */
 typedef struct weft_worker_stats {
     int32_t worker;     /* index in the runtime */
     int32_t cpu;        /* OS index of the PU it is pinned to, -1 if not */

@@ -332,9 +332,10 @@ static void run_work(weft__worker *w, work *k, uint64_t t0)
     while ((j = near_job(w)))
         j->run(j);
     /* busy_since first: a reader may briefly miss this piece of work,
-     * never count it twice */
-    weft__store_relaxed(&w->busy_since, 0);
+     * never count it twice. The clock is read before, so that the window
+     * is two stores wide, not a clock read (long under a sanitizer). */
     uint64_t ns = weft__now_ns() - t0;
+    weft__store_relaxed(&w->busy_since, 0);
     weft__stat_add(&w->busy_ns, ns);
     grain_after(w, k, ns, jobs0);
 }
