@@ -105,7 +105,7 @@ static long fib_at(weft_head h, int n);
 static void fib_at_task(weft_task *t)
 {
     struct fib_frame *f = (struct fib_frame *)t;
-    f->r = fib_at(weft_head_now(), f->n);
+    f->r = fib_at(weft_head_of(t), f->n);
 }
 static long fib_at(weft_head h, int n)
 {
@@ -118,11 +118,13 @@ static long fib_at(weft_head h, int n)
     return a.r + b;
 }
 
-/* Heads used wrongly, on purpose: a stale one (taken before a spawn) for
- * the next spawn, the wrong function named at a sync, and generic calls
- * (weft_spawn/weft_sync, a future) between a spawn and its sync. Every
- * one must cost speed only. */
-static _Atomic int wrong_fn_ran, task_errors;
+/* The misuses that <weft/task.h> defines for this form, on purpose, with
+ * thieves about: syncs out of order, of a frame already synced or never
+ * spawned, naming the wrong function; generic calls (weft_spawn and
+ * weft_sync, a future) between a spawn and its sync; and a task that
+ * starts from weft_head_now(), not its own frame. Each must cost speed
+ * only, and the misuses be counted. */
+static _Atomic int wrong_fn_ran, task_errors, misuses_made;
 static void wrong_fn(weft_task *t)
 {
     (void)t;
@@ -153,16 +155,29 @@ static long fib_misused(weft_head h, int n)
 {
     if (n < 2)
         return n;
-    struct fib_frame a = {.n = n - 1}, c = {.n = n - 2};
-    weft_head stale = h;
-    weft_head h2 = weft_spawn_at(h, &a.task, fib_misused_task);
-    weft_spawn_at(stale, &c.task, fib_task); /* stale: the generic path */
+    struct fib_frame a = {.n = n - 1}, c = {.n = n - 2}, never;
+    h = weft_spawn_at(h, &a.task, fib_misused_task);
     if (n % 5 == 0 && fib(n - 3) != fib_serial(n - 3)) /* generic spawns */
         atomic_fetch_add(&task_errors, 1);
     if (n % 7 == 0)
         future_between();
-    weft_sync(&c.task);                  /* the newest first */
-    weft_sync_at(h2, &a.task, wrong_fn); /* names the wrong function */
+    h = weft_spawn_at(h, &c.task, fib_at_task);
+    switch (n % 3) {
+    case 0: /* in order, the second naming the wrong function */
+        h = weft_sync_at(h, &c.task, fib_at_task);
+        weft_sync_at(h, &a.task, wrong_fn);
+        break;
+    case 1: /* a first syncs c too (Cilk), and c then is a misuse */
+        h = weft_sync_at(h, &a.task, fib_misused_task);
+        weft_sync_at(h, &c.task, fib_at_task);
+        atomic_fetch_add(&misuses_made, 1);
+        break;
+    default: /* a frame never spawned is a misuse, then in order */
+        h = weft_sync_at(h, &never.task, fib_at_task);
+        atomic_fetch_add(&misuses_made, 1);
+        h = weft_sync_at(h, &c.task, fib_at_task);
+        weft_sync_at(h, &a.task, fib_misused_task);
+    }
     return a.r + c.r;
 }
 
@@ -175,6 +190,16 @@ static int at_root(void *arg)
     return 0;
 }
 
+static uint64_t misuses(weft_runtime *rt, int n)
+{
+    weft_worker_stats st[8];
+    uint64_t m = 0;
+    assert_int_equal(weft_stats_workers(rt, st, n), n);
+    for (int i = 0; i < n; i++)
+        m += st[i].misuses;
+    return m;
+}
+
 static void test_head_form(void **state)
 {
     (void)state;
@@ -185,8 +210,13 @@ static void test_head_form(void **state)
         assert_non_null(rt);
         for (int misuse = 0; misuse < 2; misuse++) {
             struct at_job j = {.n = misuse ? n - 6 : n, .misuse = misuse};
+            atomic_store(&misuses_made, 0);
+            uint64_t m0 = misuses(rt, counts[i]);
             assert_int_equal(weft_run(rt, at_root, &j), 0);
             assert_int_equal(j.out, fib_serial(j.n));
+            assert_int_equal(misuses(rt, counts[i]) - m0,
+                             (uint64_t)atomic_load(&misuses_made));
+            assert_true(!misuse || atomic_load(&misuses_made) > 0);
         }
         weft_runtime_destroy(&rt);
     }
@@ -478,15 +508,6 @@ static void ooo_plan(struct ooo_job *j)
             j->order[j->norder++] = 0;
             break;
         }
-}
-static uint64_t misuses(weft_runtime *rt, int n)
-{
-    weft_worker_stats st[8];
-    uint64_t m = 0;
-    assert_int_equal(weft_stats_workers(rt, st, n), n);
-    for (int i = 0; i < n; i++)
-        m += st[i].misuses;
-    return m;
 }
 static void test_out_of_order(void **state)
 {

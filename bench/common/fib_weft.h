@@ -18,20 +18,27 @@ struct fib_frame {
     long r;
 };
 
-static long fib_at(weft_head h, int n);
+static long fib_node(weft_head h, int n);
+
+/* The leaf test, inlined at every call: a call is made only for a node
+ * that spawns (<weft/task.h>, "Writing fast task code"). */
+static inline long fib_at(weft_head h, int n)
+{
+    return n < 2 ? n : fib_node(h, n);
+}
 
 static void fib_task(weft_task *t)
 {
     struct fib_frame *f = (struct fib_frame *)t;
-    f->r = fib_at(weft_head_now(), f->n);
+    f->r = fib_at(weft_head_of(t), f->n);
 }
 
 /* Spawn fib(n-1), compute fib(n-2) inline. The frame is not zeroed:
- * the spawn sets up the task and the child writes r before the join. */
-static long fib_at(weft_head h, int n)
+ * the spawn sets up the task and the child writes r before the join.
+ * Declared inline: gcc then inlines the recursion a few levels deep
+ * (bench/RESULTS.md, "the head in a register"). */
+static inline long fib_node(weft_head h, int n)
 {
-    if (n < 2)
-        return n;
     struct fib_frame a;
     a.n = n - 1;
 #ifdef FIB_GENERIC

@@ -58,7 +58,7 @@ static long nqueens(weft_head h, int n, int row, const char *board);
 static void nq_task(weft_task *t)
 {
     struct nq_frame *f = (struct nq_frame *)t;
-    f->r = nqueens(weft_head_now(), f->n, f->row, f->board);
+    f->r = nqueens(weft_head_of(t), f->n, f->row, f->board);
 }
 
 static long nqueens(weft_head h, int n, int row, const char *board)
@@ -102,13 +102,13 @@ static uts_count uts_bin(weft_head h, uint64_t s, int nc);
 static void geo_task(weft_task *t)
 {
     struct uts_frame *f = (struct uts_frame *)t;
-    f->r = uts_geo(weft_head_now(), f->s, f->depth, f->max_depth);
+    f->r = uts_geo(weft_head_of(t), f->s, f->depth, f->max_depth);
 }
 
 static void bin_task(weft_task *t)
 {
     struct uts_frame *f = (struct uts_frame *)t;
-    f->r = uts_bin(weft_head_now(), f->s, uts_bin_children(f->s));
+    f->r = uts_bin(weft_head_of(t), f->s, uts_bin_children(f->s));
 }
 
 /* Spawn the nc children of node s (frames in kids[]) and sum their counts
@@ -175,7 +175,7 @@ static uint64_t skew(weft_head h, long lo, long hi, long n);
 static void skew_task(weft_task *t)
 {
     struct skew_frame *f = (struct skew_frame *)t;
-    f->r = skew(weft_head_now(), f->lo, f->hi, f->n);
+    f->r = skew(weft_head_of(t), f->lo, f->hi, f->n);
 }
 
 static uint64_t skew(weft_head h, long lo, long hi, long n)

@@ -23,17 +23,18 @@
  * Cost: a spawn and its sync are a handful of instructions and allocate
  * nothing when no thief took the child: the runtime's bookkeeping is the
  * 16-byte weft_task inside the frame (a frame that thieves may take also
- * has an 8-byte slot in its worker's shared array). A sync whose child was
- * stolen runs other tasks (first from the thief) until the child is done;
- * it never blocks the worker.
+ * has three 8-byte words beside its slot in its worker's shared array:
+ * the frame, its function and its steal state; 40 bytes in all). A sync whose child was stolen runs other tasks (first from
+ * the thief) until the child is done; it never blocks the worker.
  *
  * When thieves are hungry, a worker hands them its oldest frames at its
- * next spawn or sync; a frame spawned onto an empty list goes to them at
- * once, so that in spawn(A); B; sync(A) A runs in parallel with B even
- * when B makes no weft call. Otherwise a spawn is two tests (ask, and
- * whether the list was empty) and three stores.
+ * next spawn or sync; a spawn with nothing older to hand over hands over
+ * its own frame, so that in spawn(A); B; sync(A) A runs in parallel with
+ * B even when B makes no weft call. Otherwise a spawn is one test (ask)
+ * and two or three stores.
  *
- * Misuse, defined so that it cannot corrupt the runtime:
+ * Misuse of the generic form and of weft_sync_fn, defined so that it
+ * cannot corrupt the runtime:
  *  - Outside a task (a thread that is not a weft worker), each child runs
  *    at its sync: the code runs serially.
  *  - Syncing a frame that is not the most recent unsynced spawn first syncs
@@ -41,41 +42,50 @@
  *  - Syncing a frame that was never spawned, or twice, does nothing and
  *    counts a misuse in the worker's statistics (weft_stats: misuses).
  *
- * The head-passing form: the same code with the newest frame carried in
- * the caller's own arguments (Lace's trick with its deque's head), which
- * tells the compiler at each spawn where the list stands; on fib it
- * measured fastest of the three forms (bench/RESULTS.md):
+ * The head-passing form, the fastest: the newest frame travels in the
+ * caller's own variables (Lace's trick with its deque's head), so a spawn
+ * and its sync touch the frame and nothing else (the generic form also
+ * reads and writes weft__cur.top, a thread-local):
  *
- *   static long fib(weft_head h, int n)
+ *   static long fib_node(weft_head h, int n);
+ *   static inline long fib(weft_head h, int n)
+ *   { return n < 2 ? n : fib_node(h, n); }
+ *   static void fib_task(weft_task *t)
+ *   { struct fib *f = (struct fib *)t; f->r = fib(weft_head_of(t), f->n); }
+ *   static inline long fib_node(weft_head h, int n)
  *   {
- *       if (n < 2) return n;
  *       struct fib a = { .n = n - 1 };
  *       weft_head h2 = weft_spawn_at(h, &a.task, fib_task);
  *       long b = fib(h2, n - 2);
  *       weft_sync_at(h2, &a.task, fib_task);
  *       return a.r + b;
  *   }
- *   static void fib_task(weft_task *t)
- *   { struct fib *f = (struct fib *)t; f->r = fib(weft_head_now(), f->n); }
  *
- * It is exactly as safe as the forms above: the head passed in is only
- * checked against the real one (which spawn and sync keep current), and
- * any mismatch takes the generic path, so a stale or wrong head costs
- * speed, never correctness; other weft calls may come in between.
+ * Its one rule: pass the head that the previous call of this code returned
+ * (weft_spawn_at, weft_sync_at), or weft_head_of(t) at the start of t's
+ * task function, or weft_head_now() anywhere (always valid; it only
+ * leaves the frames below out of what thieves are offered). A frame
+ * spawned with weft_spawn_at is synced with weft_sync_at, and the other
+ * forms' frames with theirs. A head kept from earlier, after the frames
+ * it names were synced, is like a dangling pointer: the runtime does not
+ * check it: keeping a thread-local copy to check it against, as this
+ * form used to, cost fib(35) on one worker 25.0 against 21.7 ms
+ * (bench/RESULTS.md, "the head in a register"). Within that rule, the misuses above are defined for this
+ * form too: out of order syncs all later ones first, a frame not found
+ * (synced already, or never spawned) is counted and ignored, and a wrong
+ * fn runs the frame's own. Generic calls (weft_spawn, weft_sync, futures)
+ * may come between a head-passing spawn and its sync.
  *
  * Writing fast task code: the sync of these forms calls the function it
- * names directly, so the compiler can inline it there. Keep the task
- * function small, a leaf test and a call, and put a node's expansion
- * (its frames and spawn/sync loops) in a separate, not inlined function:
- * then a child with no work of its own costs a compare at the sync, not a
- * call (bench/fj/fj_weft.c's UTS; bench/RESULTS.md, "UTS: the children
- * hashed where the node expands"). Measure it: for fib, whose leaves do
- * no work, the same split was slower. Most of a recursive task's speed
- * comes from the compiler inlining it into itself; gcc decides that by
- * size estimates that a few more instructions can tip. If yours is not
- * inlined (-fopt-info-inline says why), declaring the recursive function
- * `inline` raises gcc's limit: in bench/RESULTS.md's case, a fib that
- * gcc stopped inlining ran 46 ms, the same declared inline 23.6 ms.
+ * names directly, so the compiler can inline it there. Keep the leaf
+ * test in a small inline function and the node's expansion (its frames
+ * and spawn/sync) in another, so that a child with no work of its own
+ * costs a compare at the sync, not a call: fib(35) on one worker took
+ * 21.7 ms written in one function, 17.7 ms split as above (bench/fj). Most
+ * of a recursive task's speed comes from the compiler inlining it into
+ * itself; gcc decides that by size estimates that a few more
+ * instructions can tip, and declaring the expansion `inline` raises its
+ * limit. -fopt-info-inline says what it decided.
  *
  * This header's inline functions are C11 (they use <stdatomic.h>). */
 #ifndef WEFT_TASK_H
@@ -103,18 +113,20 @@ struct weft_task {
 /* Internal: the calling thread's view of its own frames. Public only
  * because the inline spawn/sync below need its layout. Do not use it.
  *
- * A worker's frames that no thief can see yet form a list, newest first,
- * through the frames' own headers: top is the newest. Only the owner
- * touches the list, with plain loads and stores, so the compiler may keep
- * top in a register across inlined calls and drop stores that a later
- * store overwrites, as it does with serial code: that is what lets it
- * inline recursive task code into itself (bench/RESULTS.md, "private
- * frames on a list"). A thief that finds nothing to steal sets ask; the
- * owner's next spawn or sync sees it and moves the oldest half of its
- * list into the shared array (lib/core/deque.c). Threads that are not
+ * A worker's frames that no thief can see yet are linked newest first
+ * through the frames' own headers (weft__link); only the owner touches
+ * them, with plain loads and stores. The generic form keeps its newest
+ * frame in top; the head-passing form keeps it in the caller's own
+ * variables (weft_head), which the compiler holds in registers, so that a
+ * spawn and its sync touch no memory but the frame (bench/RESULTS.md,
+ * "the head in a register"). A thief that finds nothing to steal sets
+ * ask; the owner's next spawn or sync sees it and moves its oldest frames
+ * into the shared array (lib/core/deque.c), where each one's fn is
+ * replaced by weft__sync_shared: that is how a sync tells a shared frame
+ * from a private one without looking anywhere else. Threads that are not
  * workers keep ask set. */
 typedef struct weft__cursor {
-    weft_task *top;    /* newest private frame, NULL if none; owner only */
+    weft_task *top;    /* newest frame of the generic form; owner only */
     _Atomic int ask;   /* nonzero: the next spawn or sync serves thieves */
 } weft__cursor;
 
@@ -128,13 +140,13 @@ extern WEFT_API _Thread_local weft__cursor weft__cur;
 #endif
 #endif
 
-/* Internal: the sync's test of ask, a relaxed load (ask is a hint to
- * take the slow path; what a thief may take is published by the shared
- * array's own atomics there). On x86-64 it is written as the one mov that
- * the relaxed load compiles to anyway: gcc's inliner prices an atomic
- * load like a call, and that alone kept it from inlining recursive task
- * code into itself. Under ThreadSanitizer the atomic load stays, so that
- * it sees the accesses. */
+/* Internal: the test of ask, a relaxed load (ask is a hint to take the
+ * slow path; what a thief may take is published by the shared array's
+ * own atomics there). On x86-64 it is written as the one mov that the
+ * relaxed load compiles to anyway: gcc's inliner prices an atomic load
+ * like a call, and that alone kept it from inlining recursive task code
+ * into itself. Under ThreadSanitizer the atomic load stays, so that it
+ * sees the accesses. */
 static inline WEFT__ALWAYS_INLINE int weft__ask(weft__cursor *c)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(WEFT__TSAN)
@@ -146,75 +158,56 @@ static inline WEFT__ALWAYS_INLINE int weft__ask(weft__cursor *c)
 #endif
 }
 
-WEFT_API WEFT__COLD void weft__serve(void);
-WEFT_API WEFT__COLD void weft__serve_spawn(void);
-WEFT_API WEFT__COLD void weft__spawn_first(weft_task *t);
-WEFT_API WEFT__COLD void weft__sync_slow(weft_task *t);
+/* Internal, out of line (lib/core/deque.c). They are declared cold: one
+ * more call that gcc took for a hot one stopped it inlining fib into
+ * itself (fib(35) on one worker 46 against 23.7 ms). */
+WEFT_API WEFT__COLD void weft__spawn_slow(weft_task *below, weft_task *t,
+                                          weft_task_fn fn);
+WEFT_API WEFT__COLD weft_task *weft__sync_slow(weft_task *top, weft_task *t,
+                                               weft_task_fn fn);
+WEFT_API WEFT__COLD void weft__serve(weft_task *top);
+WEFT_API void weft__sync_shared(weft_task *t);
 
-/* Internal: serve hungry thieves first (ask); the first step of a sync.
- * The three syncs below spell out the rest of their fast path rather than
- * share a helper that also compares fn: written that way, gcc stopped
- * inlining fib into itself (fib(35) 45.9 against 24.5 ms on one worker). */
-static inline WEFT__ALWAYS_INLINE void weft__serve_asked(weft__cursor *c)
+/* Internal: link frame t above below. When thieves asked, the out-of-line
+ * path does it and serves them, sharing t itself if nothing older is
+ * private: so in spawn(A); B; sync(A) A reaches a hungry thief while B
+ * runs, even when B makes no weft call. The common case is two stores. */
+static inline WEFT__ALWAYS_INLINE void weft__link_frame(weft__cursor *c,
+                                                        weft_task *below,
+                                                        weft_task *t,
+                                                        weft_task_fn fn)
 {
-    if (WEFT_UNLIKELY(weft__ask(c)))
-        weft__serve();
+    if (WEFT_UNLIKELY(weft__ask(c))) {
+        weft__spawn_slow(below, t, fn);
+    } else {
+        t->fn = fn;
+        t->weft__link = below;
+    }
 }
 
-/* Internal: the same, the first step of a spawn. It costs fib(35) about
- * 3 % on one worker; without it a parent that spawns as it goes, with
- * serial work between the spawns, shares nothing before its first sync
- * (bench/fj/spawnloop_weft.c -b). */
-static inline WEFT__ALWAYS_INLINE void weft__serve_at_spawn(weft__cursor *c)
-{
-    if (WEFT_UNLIKELY(weft__ask(c)))
-        weft__serve_spawn();
-}
-
-/* Internal: the spawn's second test. A frame linked onto an empty list (a
- * task's first spawn, or the first after its earlier children were all
- * synced or stolen) goes to hungry thieves at once (weft__spawn_first),
- * else spawn(A); B; sync(A) with a B that makes no weft call would keep A
- * until its sync. Lace shares such a spawn too. The call comes after
- * t->fn is set and before the link and top are, and moves neither, so
- * that after it the compiler knows the list as it does on the fast path;
- * inlined into a task's own recursion, the test of a top it just stored
- * folds away. The slow paths are declared cold: without that, this one
- * call made gcc stop inlining fib into itself (fib(35) on one worker 46
- * against 23.7 ms). */
-static inline WEFT__ALWAYS_INLINE void weft__push(weft__cursor *c,
-                                                  weft_task *t,
-                                                  weft_task_fn fn,
-                                                  weft_task *below)
-{
-    t->fn = fn;
-    if (WEFT_UNLIKELY(!below))
-        weft__spawn_first(t);
-    t->weft__link = below;
-    c->top = t;
-}
-
-/* Spawn fn(t) as a child of the running task: serve thieves that asked,
- * then link the frame (and share it at once, if it is the only one and
- * thieves are asking). Never fails, never allocates. */
+/* Spawn fn(t) as a child of the running task. Never fails, never
+ * allocates. */
 static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    weft__serve_at_spawn(c);
-    weft__push(c, t, fn, c->top);
+    weft__link_frame(c, c->top, t, fn);
+    c->top = t;
 }
 
 /* Wait for the child spawned in t and make its effects visible. The generic
- * form: when the child was not stolen it is called through t->fn. */
+ * form: when the child was not stolen it is called through t->fn (a
+ * shared frame's fn is weft__sync_shared, which waits for it or takes it
+ * back). The syncs below spell out their fast paths rather than share a
+ * helper: written with one, gcc stopped inlining fib into itself (fib(35)
+ * 45.9 against 24.5 ms on one worker). */
 static inline void weft_sync(weft_task *t)
 {
     weft__cursor *c = &weft__cur;
-    weft__serve_asked(c);
-    if (WEFT_LIKELY(c->top == t)) {
+    if (WEFT_LIKELY(!weft__ask(c) && c->top == t)) {
         c->top = t->weft__link;
         t->fn(t);
     } else {
-        weft__sync_slow(t);
+        c->top = weft__sync_slow(c->top, t, (weft_task_fn)0);
     }
 }
 
@@ -226,67 +219,65 @@ static inline void weft_sync(weft_task *t)
 static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
 {
     weft__cursor *c = &weft__cur;
-    weft__serve_asked(c);
-    if (WEFT_LIKELY(c->top == t && t->fn == fn)) {
+    if (WEFT_LIKELY(!weft__ask(c) && c->top == t && t->fn == fn)) {
         c->top = t->weft__link;
         fn(t);
     } else {
-        weft__sync_slow(t);
+        c->top = weft__sync_slow(c->top, t, fn);
     }
 }
 
 /* ---- the head-passing form (see the top of this file) ---- */
 
-/* The calling task's newest private frame, carried in the caller's own
- * arguments. A value to pass along, not to look into; stale values are
- * harmless (see above). */
+/* The newest frame of the calling task's head-passing code, carried in
+ * its own variables and arguments. A value to pass along, not to look
+ * into. */
 typedef struct weft_head {
     weft_task *weft__p;
 } weft_head;
 
-/* The calling thread's current head: at the start of a task function, or
- * wherever a head is not at hand. */
+/* The head at the start of task t's function, when t was spawned with
+ * weft_spawn_at: the frames below t, or none if t was stolen. The
+ * fastest start: every frame below stays visible to thieves asking. */
+static inline weft_head weft_head_of(const weft_task *t)
+{
+    weft_head h = {t->weft__link};
+    return h;
+}
+
+/* The head anywhere else: in a root task, in code that uses the generic
+ * form, or where no head is at hand. Always valid. */
 static inline weft_head weft_head_now(void)
 {
     weft_head h = {weft__cur.top};
     return h;
 }
 
-/* weft_spawn(t, fn) at head h (the current one: weft_head_now() or what
- * the last weft_spawn_at or weft_sync_at of this task returned). Returns
- * the head for the code that follows the spawn. */
+/* weft_spawn(t, fn) at head h, which must be current: what the last
+ * weft_spawn_at or weft_sync_at of this code returned, or weft_head_of /
+ * weft_head_now where it starts. Returns the head for the code that
+ * follows. */
 static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
                                       weft_task_fn fn)
 {
-    weft__cursor *c = &weft__cur;
-    weft__serve_at_spawn(c);
-    weft_task *top = h.weft__p;
-    /* the link is stored from h, a register, once compared with the real
-     * top (a stale h costs speed only). Written as a plain load of top,
-     * the same spawn made gcc compile fib(35) 28.7 instead of 23.3 ms on
-     * one worker (bench/fj, fj-weft -k fib -w 1). */
-    if (WEFT_UNLIKELY(top != c->top))
-        top = c->top;
-    weft__push(c, t, fn, top);
+    weft__link_frame(&weft__cur, h.weft__p, t, fn);
     h.weft__p = t;
     return h;
 }
 
-/* weft_sync_fn(t, fn) where h is the head weft_spawn_at returned for t
- * (later spawns synced since). Returns the head after the join. */
+/* weft_sync_fn(t, fn) at head h, the head weft_spawn_at returned for t or
+ * what later calls returned. Returns the head for the code that follows. */
 static inline weft_head weft_sync_at(weft_head h, weft_task *t,
                                      weft_task_fn fn)
 {
-    weft__cursor *c = &weft__cur;
-    weft__serve_asked(c);
-    if (WEFT_LIKELY(c->top == t && t->fn == fn)) {
+    if (WEFT_LIKELY(!weft__ask(&weft__cur) && h.weft__p == t &&
+                    t->fn == fn)) {
         h.weft__p = t->weft__link;
-        c->top = h.weft__p;
         fn(t);
-        return h;
+    } else {
+        h.weft__p = weft__sync_slow(h.weft__p, t, fn);
     }
-    weft__sync_slow(t);
-    return weft_head_now();
+    return h;
 }
 
 #ifdef __cplusplus

@@ -1,27 +1,31 @@
-/* The owner's half of the split deque: the slow paths of weft_spawn and
- * weft_sync (the fast paths are inline in <weft/task.h>).
+/* The owner's half of the split deque: the slow paths of spawn and sync
+ * (the fast paths are inline in <weft/task.h>).
  *
  * A worker's unsynced frames are split in two by age:
  *   - the older ones sit in the shared array w->dq, slots [0, w->split):
  *     [tail, split) may be stolen, [0, tail) were stolen and wait for
  *     their syncs (w->state says by whom and whether they are done);
- *   - the newer ones are private, on the list c->top -> ... -> NULL
- *     through the frames' weft__link, newest first; only the owner sees
- *     them, so spawn and sync touch them with plain loads and stores.
- * Every frame in the array is older than every frame on the list: frames
- * move to the array oldest first (share), and come back (reclaim) only
- * when the list is empty.
+ *   - the newer ones are private: linked newest first through the
+ *     frames' weft__link, from a top that the caller holds (the generic
+ *     form's weft__cur.top, or the head-passing form's weft_head). Only
+ *     the owner sees them, so spawn and sync touch them with plain loads
+ *     and stores, and the runtime sees a list only when a spawn or sync
+ *     hands it the top (serving a thief, or a sync off the fast path).
+ *
+ * A shared frame's fn is weft__sync_shared and its link NULL; its real fn
+ * is in w->dqfn beside its slot. So a walk down a list stops at the first
+ * shared frame, a fast-path sync (which compares fn) misses a shared
+ * frame, and the generic sync, which calls t->fn, lands in
+ * weft__sync_shared. Frames move to the array oldest first along the
+ * list that a top gives, and syncs are LIFO, so the array is a stack in
+ * sync order: the frame a sync of a shared frame wants is the newest one,
+ * slot split-1. A frame comes back from the array only to be synced
+ * (reclaim_one), one at a time.
  *
  * ts packs (tail, split) for the thieves; w->split mirrors its split half
- * (only the owner changes it). allstolen <=> the list is empty and every
- * frame in the array was stolen; then ask is set and the next spawn (onto
- * the empty list: weft__spawn_first) or sync shares at once, since the
- * thieves that emptied the array are hungry.
- *
- * One frame may briefly be in both places: the one weft__spawn_first
- * shared, which the inline spawn still links as the list's bottom. It is
- * w->dual, and ask stays set until the next serve takes it off the list
- * (settle), so no fast path pops it meanwhile. */
+ * (only the owner changes it). allstolen: every frame in the array was
+ * stolen; then ask is set, so that the next spawn or sync shares, since
+ * the thieves that emptied the array are hungry. */
 #include <sched.h>
 
 #include "internal.h"
@@ -44,39 +48,47 @@ static void clear_ask(weft__worker *w)
     weft__store_relaxed(&w->split_req, 0);
 }
 
-/* Move the k oldest private frames (of n on the list) to the array, in
- * age order, and return how many moved: fewer when the array is full.
- * The caller publishes them. */
-static uint32_t move_oldest(weft__worker *w, uint32_t n, uint32_t k)
+static bool is_shared(const weft_task *f)
 {
-    weft__cursor *c = w->cur;
+    return f->fn == weft__sync_shared;
+}
+
+/* The private frames from top down: the first shared one ends them. */
+static uint32_t private_count(weft_task *top)
+{
+    uint32_t n = 0;
+    for (weft_task *f = top; f && !is_shared(f); f = f->weft__link)
+        n++;
+    return n;
+}
+
+/* Move the k oldest of the n private frames from top into the array, in
+ * age order, and return how many moved: fewer when the array is full. The
+ * newest frame that stays private gets the cut (its link NULL: nothing
+ * private below it). The caller publishes them. */
+static uint32_t move_oldest(weft__worker *w, weft_task *top, uint32_t n,
+                            uint32_t k)
+{
     if (k > w->cap - w->split)
         k = w->cap - w->split;
     if (k == 0)
         return 0;
-    /* the newest frame that stays private, if any, gets the cut */
-    weft_task *keep = NULL, *f = c->top;
+    weft_task *keep = NULL, *f = top;
     for (uint32_t i = 0; i < n - k; i++) {
         keep = f;
         f = f->weft__link;
     }
     for (uint32_t i = k; i-- > 0;) { /* f: the newest of the k oldest */
+        weft_task *below = f->weft__link;
         w->dq[w->split + i] = f;
-        f = f->weft__link;
+        w->dqfn[w->split + i] = f->fn;
+        f->fn = weft__sync_shared;
+        f->weft__link = NULL; /* a thief's weft_head_of(f): nothing */
+        f = below;
     }
     if (keep)
         keep->weft__link = NULL;
-    else
-        c->top = NULL;
     return k;
-}
-
-static uint32_t private_count(weft__cursor *c)
-{
-    uint32_t n = 0;
-    for (weft_task *f = c->top; f; f = f->weft__link)
-        n++;
-    return n;
 }
 
 /* Hand thieves the k frames just written to slots [split, split+k). */
@@ -95,26 +107,6 @@ static void publish(weft__worker *w, uint32_t k)
     w->split += k;
     weft__stat_add(&w->published, k);
     weft__wake_for_work(w->rt, w->numa);
-}
-
-/* The frame weft__spawn_first put in the array is still the bottom of
- * the list (the inline spawn linked it there after the call): take it
- * off, so that it is shared only, as share() would have left it. Runs
- * before anything else reads the list: ask stays set until it has. */
-static void settle(weft__worker *w)
-{
-    weft_task *t = w->dual;
-    weft__cursor *c = w->cur;
-    w->dual = NULL;
-    if (c->top == t) {
-        c->top = NULL;
-        return;
-    }
-    for (weft_task *f = c->top; f; f = f->weft__link)
-        if (f->weft__link == t) {
-            f->weft__link = NULL;
-            return;
-        }
 }
 
 /* How many of n private frames to share: the oldest half (at least one),
@@ -136,115 +128,62 @@ static uint32_t share_count(weft__worker *w, uint32_t n)
     return k;
 }
 
-/* Share the oldest private frames (share_count): a thief asked, or every
- * shared frame was stolen. */
-static void share(weft__worker *w)
+/* Serve hungry thieves: share the oldest private frames below top
+ * (share_count). At a sync (keep_top), top is the frame about to be
+ * synced, which is not worth sharing: with nothing else private, ask stays
+ * set for the next spawn, whose frame then goes. At a spawn, top is the
+ * new frame, shared itself when it is the only one. */
+static void serve(weft__worker *w, weft_task *top, bool keep_top)
 {
-    if (w->dual)
-        settle(w);
+    uint32_t n = private_count(top);
+    uint32_t k = n ? share_count(w, n) : 0;
+    if (keep_top && k >= n)
+        k = n - (n > 0);
+    if (k == 0)
+        return;
     /* the frames shared may run elsewhere at once: a receive's held sends
      * go first, so that the tasks' own sends do not overtake them */
     weft__before_share();
-    uint32_t n = private_count(w->cur);
-    uint32_t k = n ? move_oldest(w, n, share_count(w, n)) : 0;
+    k = move_oldest(w, top, n, k);
     clear_ask(w);
     if (k > 0)
         publish(w, k);
 }
 
-/* A spawn onto an empty list (<weft/task.h>, weft__push): if thieves
- * are asking, the child goes to the array at once, so that they can take
- * it while the parent runs serial code up to its sync; otherwise it would
- * wait there for the parent's next spawn or sync. t->fn is set; the
- * inline spawn then links t onto the list as usual (which keeps its fast
- * path free of anything this call did), and ask stays set, so that the
- * next sync, or a spawn after a thief asked again, or a share, first
- * takes it back off the list (settle). The request is served: split_req
- * is cleared. Outside a worker, with nobody asking or with the array
- * full, the frame just stays private. */
-void weft__spawn_first(weft_task *t)
+/* A spawn that saw ask: link t as the inline spawn would, then serve. */
+void weft__spawn_slow(weft_task *below, weft_task *t, weft_task_fn fn)
 {
+    t->fn = fn;
+    t->weft__link = below;
     weft__worker *w = weft__self;
-    if (!w || !weft__load_relaxed(&w->cur->ask) || w->split == w->cap)
-        return;
-    weft__before_share();
-    w->dq[w->split] = t;
-    w->dual = t;
-    weft__store_relaxed(&w->split_req, 0);
-    publish(w, 1);
+    if (w)
+        serve(w, t, false);
 }
 
-/* Serve hungry thieves (ask was seen): share the calling worker's oldest
- * private frames, if it has any. A spawn or sync saw ask (a thief asked,
- * or every shared frame was stolen), or lazy splitting (lib/map) just
- * spawned for a hungry thief, which keeping the frame private would only
- * make ask first. With nothing private, ask stays set for the next spawn
- * or sync; outside a worker it always is, and there is nothing to do.
- *
- * A frame that weft__spawn_first shared (dual) comes off the list first.
- * At a sync, the parent's other frames are then shared as the first sync
- * of a task always did (a thief that asked again while the parent runs
- * its first child would otherwise wait for that child), or, with none,
- * ask comes down, which no share would do. At a spawn (before it links
- * its frame) the dual frame stands until the first sync, so that a loop
- * of spawns hands its children to all idle workers at once, unless a
- * thief asks again before; and with nothing private, ask stays set, so
- * that the frame being spawned goes to the thief (weft__spawn_first). */
-static void serve(weft__worker *w, bool at_spawn)
-{
-    if (w->dual) {
-        if (at_spawn && !weft__load_relaxed(&w->split_req))
-            return;
-        settle(w);
-        if (!w->cur->top) {
-            if (!at_spawn)
-                clear_ask(w);
-            return;
-        }
-    }
-    if (w->cur->top)
-        share(w);
-}
-
-void weft__serve(void)
+/* Serve with the generic form's list (a spawn of lib/map's lazy splitting
+ * for a hungry thief): share now rather than at the next sync. */
+void weft__serve(weft_task *top)
 {
     weft__worker *w = weft__self;
     if (w)
-        serve(w, false);
+        serve(w, top, false);
 }
 
-void weft__serve_spawn(void)
-{
-    weft__worker *w = weft__self;
-    if (w)
-        serve(w, true);
-}
-
-/* Take the newest shared frame (slot split-1) back from the thieves, with
- * the older half of the shared region above tail, so that the syncs that
- * follow find their frames on the list. Returns false when a thief
- * already took it. */
-static bool reclaim(weft__worker *w)
+/* Take the newest shared frame (slot split-1) back from the thieves, to
+ * run it here. Returns false when a thief already took it. */
+static bool reclaim_one(weft__worker *w)
 {
     uint32_t s = w->split - 1;
     uint64_t ts = weft__load_acquire(&w->ts);
-    uint32_t ns;
     for (;;) {
-        uint32_t tail = weft__ts_tail(ts);
-        if (tail > s)
+        if (weft__ts_tail(ts) > s)
             return false;
-        ns = (tail + w->split) / 2; /* tail <= ns <= s */
-        /* seq_cst CAS: after it no thief can take a slot >= ns */
-        if (weft__cas_seqcst(&w->ts, &ts, weft__ts_make(tail, ns)))
+        /* seq_cst CAS: after it no thief can take slot s */
+        if (weft__cas_seqcst(&w->ts, &ts,
+                             weft__ts_make(weft__ts_tail(ts), s)))
             break;
     }
-    /* slots [ns, s) go back on the (empty) list, oldest at the bottom */
-    weft__cursor *c = w->cur;
-    for (uint32_t i = ns; i < s; i++) {
-        w->dq[i]->weft__link = c->top;
-        c->top = w->dq[i];
-    }
-    w->split = ns;
+    w->split = s;
     return true;
 }
 
@@ -285,26 +224,39 @@ static void wait_stolen(weft__worker *w, uint32_t s)
     weft__enter_allstolen(w);
 }
 
-/* Sync the newest shared frame (the list is empty), wherever it is. */
-static void sync_shared_top(weft__worker *w)
+/* Run frame f through fn at a sync, as the inline syncs do: the generic
+ * form's top is the frame below f while it runs (its generic children
+ * link there, never to f or above), then what it was. */
+static void run_frame(weft_task *f, weft_task_fn fn, weft_task *below)
 {
-    weft_task *t = w->dq[w->split - 1];
-    if (!w->allstolen && reclaim(w)) {
-        t->fn(t);
-        return;
-    }
-    wait_stolen(w, w->split - 1);
+    weft__cursor *c = &weft__cur;
+    weft_task *top = c->top;
+    c->top = below;
+    fn(f);
+    c->top = top;
 }
 
-static bool on_list(weft__cursor *c, weft_task *t)
+/* Sync the newest shared frame, wherever it is. */
+static void sync_shared_top(weft__worker *w)
 {
-    for (weft_task *f = c->top; f; f = f->weft__link)
+    uint32_t s = w->split - 1;
+    weft_task *t = w->dq[s];
+    if (!w->allstolen && reclaim_one(w)) {
+        run_frame(t, w->dqfn[s], NULL); /* nothing private below it */
+        return;
+    }
+    wait_stolen(w, s);
+}
+
+static bool on_list(weft_task *top, const weft_task *t)
+{
+    for (weft_task *f = top; f && !is_shared(f); f = f->weft__link)
         if (f == t)
             return true;
     return false;
 }
 
-static bool in_array(weft__worker *w, weft_task *t)
+static bool in_array(const weft__worker *w, const weft_task *t)
 {
     for (uint32_t i = w->split; i > 0; i--)
         if (w->dq[i - 1] == t)
@@ -312,66 +264,87 @@ static bool in_array(weft__worker *w, weft_task *t)
     return false;
 }
 
-/* Run private frames newest first, as their syncs would, until t has run
- * (true) or the list is empty (false). */
-static bool run_private_until(weft__cursor *c, weft_task *t)
+static void count_misuse(weft__worker *w)
 {
-    while (c->top) {
-        weft_task *f = c->top;
-        c->top = f->weft__link;
-        f->fn(f);
-        if (f == t)
-            return true;
-    }
-    return false;
+    if (weft__load_relaxed(&w->misuses) == 0)
+        weft__log("weft_sync on a frame that was not spawned (or was "
+                  "already synced): ignored");
+    weft__stat_add(&w->misuses, 1);
 }
 
-/* t is not the newest frame, or it is but was synced naming another fn:
- * sync everything newer first, then t through its own fn (Cilk's
- * semantics). A frame found nowhere is counted as a misuse.
+/* Sync t, which is not the newest frame (or is, and is shared): sync
+ * everything newer first, newest first, then t (Cilk's semantics), and
+ * return the top below t. A frame found nowhere is a misuse: nothing
+ * runs and top stays.
  *
- * Each step syncs the newest frame, which is newer than t until t itself
- * is the newest. Where t is may change on the way: a frame run here may
- * share (moving t, if private, to the array) or a sync may reclaim (moving
- * it back), so nothing about its place is remembered between steps. */
-static void sync_misplaced(weft__worker *w, weft_task *t)
+ * The private frames run first: all of them are newer than any shared
+ * one. A frame run here may share the next ones (so the walk re-reads
+ * each frame's state) but never one above it. */
+static weft_task *sync_misplaced(weft__worker *w, weft_task *top,
+                                 weft_task *t)
 {
-    weft__cursor *c = w->cur;
-    if (!on_list(c, t) && !in_array(w, t)) {
-        if (weft__load_relaxed(&w->misuses) == 0)
-            weft__log("weft_sync on a frame that was not spawned "
-                      "(or was already synced): ignored");
-        weft__stat_add(&w->misuses, 1);
-        return;
+    if (!on_list(top, t) && !in_array(w, t)) {
+        count_misuse(w);
+        return top;
     }
-    /* the list runs first: all of it is newer than t, if t is not on it */
-    while (!run_private_until(c, t)) {
+    for (weft_task *f = top; f && !is_shared(f);) {
+        weft_task *below = f->weft__link;
+        run_frame(f, f->fn, below);
+        if (f == t)
+            return below;
+        f = below;
+    }
+    while (w->split > 0) {
         bool last = w->dq[w->split - 1] == t;
         sync_shared_top(w);
         if (last)
-            return;
+            break;
     }
+    return NULL;
 }
 
-/* Outside a worker every frame is on the thread's list: run the newer
- * ones, then t; a frame not there was synced already (or never spawned). */
-static void sync_outside(weft__cursor *c, weft_task *t)
-{
-    if (on_list(c, t))
-        run_private_until(c, t);
-}
-
-void weft__sync_slow(weft_task *t)
+/* A shared frame's fn: the generic sync called it through t->fn. */
+void weft__sync_shared(weft_task *t)
 {
     weft__worker *w = weft__self;
-    if (!w) {
-        sync_outside(&weft__cur, t);
+    if (!w) /* nothing is shared outside a worker: a frame never spawned */
         return;
-    }
-    if (!w->cur->top && w->split > 0 && w->dq[w->split - 1] == t)
+    if (w->split > 0 && w->dq[w->split - 1] == t)
         sync_shared_top(w);
     else
-        sync_misplaced(w, t);
+        sync_misplaced(w, NULL, t);
+}
+
+/* Outside a worker every frame is private: run the newer ones, then t;
+ * a frame not there was synced already (or never spawned). */
+static weft_task *sync_outside(weft_task *top, weft_task *t)
+{
+    if (!on_list(top, t))
+        return top;
+    for (weft_task *f = top;;) {
+        weft_task *below = f->weft__link;
+        run_frame(f, f->fn, below);
+        if (f == t)
+            return below;
+        f = below;
+    }
+}
+
+/* A sync off the fast path: thieves asked, or t is not top, or it is
+ * shared, or fn (NULL from the generic sync) is not the one t was spawned
+ * with. Returns the top below t. */
+weft_task *weft__sync_slow(weft_task *top, weft_task *t, weft_task_fn fn)
+{
+    weft__worker *w = weft__self;
+    if (!w)
+        return sync_outside(top, t);
+    if (weft__load_relaxed(&w->cur->ask))
+        serve(w, top, top == t);
+    if (top != t || is_shared(t))
+        return sync_misplaced(w, top == t ? NULL : top, t);
+    weft_task *below = t->weft__link;
+    run_frame(t, fn && fn == t->fn ? fn : t->fn, below);
+    return below;
 }
 
 /* For loops that split their range lazily (lib/map): true when a thief
@@ -384,9 +357,10 @@ bool weft__deque_starved(void)
     weft__worker *w = weft__self;
     if (!w)
         return false;
-    if (w->cur->top) {
+    weft_task *top = w->cur->top;
+    if (private_count(top) > 0) {
         if (weft__load_relaxed(&w->split_req))
-            share(w);
+            serve(w, top, false);
         return false;
     }
     if (w->allstolen)

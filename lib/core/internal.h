@@ -126,6 +126,7 @@ typedef struct weft__worker {
 
     /* Read-mostly after start-up. */
     alignas(WEFT__CACHELINE) weft_task **dq; /* cap slots */
+    weft_task_fn *dqfn;                      /* their frames' real fns */
     _Atomic uintptr_t *state;                /* cap steal states */
     uint32_t cap;
     int index;
@@ -155,9 +156,6 @@ typedef struct weft__worker {
     alignas(WEFT__CACHELINE) uint64_t rng;
     uint32_t split; /* the split half of ts, which only the owner moves */
     bool allstolen; /* nothing private, every shared frame was stolen */
-    /* a frame both in the array and at the bottom of the list, from
-     * weft__spawn_first until the next serve settles it (deque.c) */
-    weft_task *dual;
     unsigned help_depth; /* nested waits that run other work */
     bool searching; /* in the idle search (not waiting, not running) */
     /* A job made ready by the one running here, kept to run next on this

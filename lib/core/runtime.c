@@ -122,6 +122,7 @@ static void free_worker(weft_runtime *rt, weft__worker *w)
     if (!w)
         return;
     weft__free_on_node(w->dq, (size_t)w->cap * sizeof *w->dq);
+    weft__free_on_node(w->dqfn, (size_t)w->cap * sizeof *w->dqfn);
     weft__free_on_node(w->state, (size_t)w->cap * sizeof *w->state);
     weft__free(w->victims);
     weft__free(w->lvl_end);
@@ -179,8 +180,9 @@ static int make_workers(weft_runtime *rt)
         w->cap = cap;
         w->rng = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
         w->dq = weft__alloc_on_node(rt, cap * sizeof *w->dq, w->numa);
+        w->dqfn = weft__alloc_on_node(rt, cap * sizeof *w->dqfn, w->numa);
         w->state = weft__alloc_on_node(rt, cap * sizeof *w->state, w->numa);
-        if (!w->dq || !w->state)
+        if (!w->dq || !w->dqfn || !w->state)
             rc = -ENOMEM;
     }
     for (int i = 0; rc == 0 && i < rt->nworkers; i++) {

@@ -54,6 +54,7 @@ typedef struct steal {
     weft__worker *victim;
     uint32_t idx;
     weft_task *task; /* a fork-join frame, or NULL when job is set */
+    weft_task_fn fn; /* the frame's function (its own fn says shared) */
     weft__job *job;
 } steal;
 
@@ -120,6 +121,7 @@ static int try_steal(weft__worker *me, weft__worker *v, steal *s)
     s->victim = v;
     s->idx = tail;
     s->task = v->dq[tail];
+    s->fn = v->dqfn[tail];
     s->job = NULL;
     count_steal(me, v);
     return STEAL_WON;
@@ -184,7 +186,7 @@ static void run_stolen(weft__worker *me, steal *s)
     }
     _Atomic uintptr_t *st = &s->victim->state[s->idx];
     weft__store_relaxed(st, (uintptr_t)me->index + 1);
-    s->task->fn(s->task);
+    s->fn(s->task);
     weft__store_release(st, WEFT__STOLEN_DONE);
 }
 
@@ -228,7 +230,6 @@ static void run_root(weft__worker *w, weft__root *r)
         weft__log("a task returned with unsynced spawns");
         w->cur->top = NULL;
     }
-    w->dual = NULL;
     _Atomic uint32_t *done = &r->done;
     if (weft__xchg_acqrel(done, 1) == 2)
         weft__futex_wake(done, 1);
@@ -269,7 +270,15 @@ bool weft__help(weft__worker *w, weft__worker *prefer)
     work k;
     if (!take_work(w, prefer, false, &k))
         return false;
+    /* The task starts with no generic frames: the waiter's private frames
+     * (the generic form's below a head-passing sync) stay out of its
+     * reach, so that it cannot share them into slots above the awaited
+     * one, which the wait's end gives up (deque.c wait_stolen). */
+    weft__cursor *c = w->cur;
+    weft_task *top = c->top;
+    c->top = NULL;
     run_stolen(w, &k.s);
+    c->top = top;
     return true;
 }
 

@@ -450,7 +450,7 @@ static void split(map_run *m, map_slot *s, size_t lo, size_t hi,
                      .spawner = weft__self->index};
     s->splits++;
     weft_spawn(&f.task, split_task);
-    weft__serve(); /* the thief is hungry: share it now */
+    weft__serve(weft__cur.top); /* the thief is hungry: share it now */
     run_range(m, s, lo, f.lo, last_end);
     weft_sync_fn(&f.task, split_task);
     *last_end = 0; /* the join may have run anything: no gap sample */
