@@ -229,11 +229,10 @@ static void wait_stolen(weft__worker *w, uint32_t s)
  * link there, never to f or above), then what it was. */
 static void run_frame(weft_task *f, weft_task_fn fn, weft_task *below)
 {
-    weft__cursor *c = &weft__cur;
-    weft_task *top = c->top;
-    c->top = below;
+    weft_task *top = weft__cur.top;
+    weft__cur.top = below;
     fn(f);
-    c->top = top;
+    weft__cur.top = top;
 }
 
 /* Sync the newest shared frame, wherever it is. */
