@@ -14,7 +14,7 @@ bench-results-map.md.
 The fork-join suite:
 
 Every program BUILDDIR/bench/fj-IMPL (serial, serial-noinline, weft,
-weft-generic, tbb, omp) runs every workload at every worker count, in this
+weft-generic, weft-syncfn, tbb, omp) runs every workload at every worker count, in this
 one invocation, so all ratios come from one run on one machine. A program
 that was not built is skipped with a note. Each of the RUNS runs of a point
 is a process of its own that runs the workload once as a warm-up
@@ -61,7 +61,7 @@ WORKLOADS = [
 SERIAL = "serial"
 NOINLINE = "serial-noinline"
 WEFT = "weft"
-PARALLEL = ["weft", "weft-generic", "tbb", "omp"]
+PARALLEL = ["weft", "weft-generic", "weft-syncfn", "tbb", "omp"]
 SHARING = ("fib", "uts-geo", "uts-bin")  # workloads of the sharing checks
 # weft's targets on a 2-core machine (issue "Benchmarks"), printed next to
 # the measured values.
@@ -69,8 +69,10 @@ TARGETS = {
     "fib T1/Ts": "<= 1.5", "fib Ts/T2": ">= 1.15", "fib ns/spawn": "< 1.2",
     "uts-geo Ts/T2": ">= 1.85", "uts-bin Ts/T2": ">= 1.95",
     "fib rss": "< 8 MiB", "8 vs 2 workers": "<= 1.3",
-    "busy neighbour": "<= 1.2",
+    "busy neighbour": "<= 1.2", "fib generic/weft": "<= 2",
+    "fib generic/syncfn": "<= 2",
 }
+GENERIC, SYNCFN = "weft-generic", "weft-syncfn"
 
 # ---------------------------------------------------------------- running
 
@@ -374,6 +376,12 @@ def targets_section(b):
         ["fib Ts/T2"] + speedup("fib", 2),
         ["fib ns/spawn", "%.1f" % ns if ns is not None else "-", ""],
         ["fib rss", "%.1f MiB" % (t2.rss_kb / 1024) if t2 else "-", ""],
+        # the generic form against each fast form, on one worker
+        ["fib generic/weft", over(med("fib", GENERIC, 1), med("fib", WEFT, 1)),
+         paired(("fib", GENERIC, 1), ("fib", WEFT, 1))],
+        ["fib generic/syncfn",
+         over(med("fib", GENERIC, 1), med("fib", SYNCFN, 1)),
+         paired(("fib", GENERIC, 1), ("fib", SYNCFN, 1))],
         ["uts-geo Ts/T2"] + speedup("uts-geo", 2),
         ["uts-bin Ts/T2"] + speedup("uts-bin", 2),
         ["8 vs 2 workers", per_workload(("share", 8), ("share", 2)), ""],
@@ -388,6 +396,9 @@ def targets_section(b):
                         + [">= 14"])
     rows = [r for r in rows if r[1].strip("-/ ")]  # measured ones only
     notes = ["Targets for 2 cores, and Ts/T16 >= 14 for 16 cores.",
+             "fib generic/weft, generic/syncfn: the generic form's T1 over "
+             "the head-passing form's (weft) and over weft_spawn + "
+             "weft_sync_fn's (syncfn).",
              "paired: the median over the rounds of the ratio within one "
              "round, whose points run back to back; less sensitive to a "
              "machine whose speed drifts than the ratio of medians."]

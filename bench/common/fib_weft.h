@@ -4,7 +4,8 @@
  *
  * The head-passing form (weft_spawn_at / weft_sync_at, the fastest) unless
  * the includer defines FIB_GENERIC first: then weft_spawn and the generic
- * weft_sync (fj-weft-generic). The frame lives on the spawning task's
+ * weft_sync (fj-weft-generic); or FIB_SYNC_FN: weft_spawn and weft_sync_fn
+ * (fj-weft-syncfn). The frame lives on the spawning task's
  * stack, its first member the weft_task, so the task function recovers it
  * with a cast. fib(n) is the entry for a root task. */
 #ifndef BENCH_FIB_WEFT_H
@@ -41,10 +42,14 @@ static inline long fib_node(weft_head h, int n)
 {
     struct fib_frame a;
     a.n = n - 1;
-#ifdef FIB_GENERIC
+#if defined(FIB_GENERIC)
     weft_spawn(&a.task, fib_task);
     long b = fib_at(h, n - 2);
     weft_sync(&a.task);
+#elif defined(FIB_SYNC_FN)
+    weft_spawn(&a.task, fib_task);
+    long b = fib_at(h, n - 2);
+    weft_sync_fn(&a.task, fib_task);
 #else
     weft_head h2 = weft_spawn_at(h, &a.task, fib_task);
     long b = fib_at(h2, n - 2);

@@ -1,12 +1,13 @@
 /* The fork-join workloads on weft, written only against <weft.h>.
  *
- * Built twice from this file: fj-weft with the head-passing form
+ * Built three times from this file: fj-weft with the head-passing form
  * (weft_spawn_at / weft_sync_at: the head travels in the recursion's
- * arguments and the compiler sees the child's function at the sync) and
+ * arguments and the compiler sees the child's function at the sync),
  * fj-weft-generic with weft_spawn and weft_sync (an indirect call through
- * the frame), so the table shows what the fast form buys. Everything else
- * is the same code: in the generic build the head argument is carried
- * along unused.
+ * the frame) and fj-weft-syncfn with weft_spawn and weft_sync_fn (the
+ * generic form's thread-local list, the fast form's direct call), so the
+ * table shows what each step buys. Everything else is the same code: in
+ * the generic builds the head argument is carried along unused.
  *
  * Frames are structs on the spawning task's stack whose first member is
  * the weft_task, so a task function recovers its frame with a cast. */
@@ -36,6 +37,22 @@ static inline weft_head sync_generic(weft_head h, weft_task *t)
 }
 #define SPAWN(h, t, fn) spawn_generic((h), (t), (fn))
 #define SYNC(h, t, fn) sync_generic((h), (t))
+#elif defined(BENCH_WEFT_SYNCFN)
+#define IMPL "weft-syncfn"
+#define FIB_SYNC_FN
+static inline weft_head spawn_generic(weft_head h, weft_task *t,
+                                      weft_task_fn fn)
+{
+    weft_spawn(t, fn);
+    return h;
+}
+static inline weft_head sync_fn(weft_head h, weft_task *t, weft_task_fn fn)
+{
+    weft_sync_fn(t, fn);
+    return h;
+}
+#define SPAWN(h, t, fn) spawn_generic((h), (t), (fn))
+#define SYNC(h, t, fn) sync_fn((h), (t), (fn))
 #else
 #define IMPL "weft"
 #define SPAWN(h, t, fn) weft_spawn_at((h), (t), (fn))
