@@ -114,7 +114,7 @@ static long fib_at(weft_head h, int n)
     struct fib_frame a = {.n = n - 1};
     weft_head h2 = weft_spawn_at(h, &a.task, fib_at_task);
     long b = fib_at(h2, n - 2);
-    weft_sync_at(h2, &a.task, fib_at_task);
+    h2 = weft_sync_at(h2, &a.task, fib_at_task);
     return a.r + b;
 }
 
@@ -165,18 +165,18 @@ static long fib_misused(weft_head h, int n)
     switch (n % 3) {
     case 0: /* in order, the second naming the wrong function */
         h = weft_sync_at(h, &c.task, fib_at_task);
-        weft_sync_at(h, &a.task, wrong_fn);
+        h = weft_sync_at(h, &a.task, wrong_fn);
         break;
     case 1: /* a first syncs c too (Cilk), and c then is a misuse */
         h = weft_sync_at(h, &a.task, fib_misused_task);
-        weft_sync_at(h, &c.task, fib_at_task);
+        h = weft_sync_at(h, &c.task, fib_at_task);
         atomic_fetch_add(&misuses_made, 1);
         break;
     default: /* a frame never spawned is a misuse, then in order */
         h = weft_sync_at(h, &never.task, fib_at_task);
         atomic_fetch_add(&misuses_made, 1);
         h = weft_sync_at(h, &c.task, fib_at_task);
-        weft_sync_at(h, &a.task, fib_misused_task);
+        h = weft_sync_at(h, &a.task, fib_misused_task);
     }
     return a.r + c.r;
 }

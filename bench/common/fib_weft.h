@@ -53,7 +53,7 @@ static inline long fib_node(weft_head h, int n)
 #else
     weft_head h2 = weft_spawn_at(h, &a.task, fib_task);
     long b = fib_at(h2, n - 2);
-    weft_sync_at(h2, &a.task, fib_task);
+    h2 = weft_sync_at(h2, &a.task, fib_task);
 #endif
     return a.r + b;
 }

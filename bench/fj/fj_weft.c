@@ -205,7 +205,7 @@ static uint64_t skew(weft_head h, long lo, long hi, long n)
     a.n = n;
     weft_head h2 = SPAWN(h, &a.task, skew_task);
     uint64_t b = skew(h2, a.hi, hi, n);
-    SYNC(h2, &a.task, skew_task);
+    h2 = SYNC(h2, &a.task, skew_task);
     return a.r + b;
 }
 

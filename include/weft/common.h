@@ -18,12 +18,15 @@
  * prices those calls as rare, which keeps recursive task code inlined
  * into itself (<weft/task.h>) */
 #define WEFT__COLD __attribute__((cold))
+/* a result that is a bug to drop (weft_spawn_at's head) */
+#define WEFT__MUST_USE __attribute__((warn_unused_result))
 #else
 #define WEFT_LIKELY(x) (x)
 #define WEFT_UNLIKELY(x) (x)
 #define WEFT_NOINLINE
 #define WEFT__ALWAYS_INLINE
 #define WEFT__COLD
+#define WEFT__MUST_USE
 #endif
 
 #endif

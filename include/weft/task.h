@@ -57,7 +57,7 @@
  *       struct fib a = { .n = n - 1 };
  *       weft_head h2 = weft_spawn_at(h, &a.task, fib_task);
  *       long b = fib(h2, n - 2);
- *       weft_sync_at(h2, &a.task, fib_task);
+ *       h2 = weft_sync_at(h2, &a.task, fib_task);
  *       return a.r + b;
  *   }
  *
@@ -66,12 +66,17 @@
  * task function, or weft_head_now() anywhere (always valid; it only
  * leaves the frames below out of what thieves are offered). A frame
  * spawned with weft_spawn_at is synced with weft_sync_at, and the other
- * forms' frames with theirs. A head kept from earlier, after the frames
- * it names were synced, is like a dangling pointer: the runtime does not
- * check it: keeping a thread-local copy to check it against, as this
- * form used to, cost fib(35) on one worker 25.0 against 21.7 ms
- * (bench/RESULTS.md, "the head in a register"). Within that rule, the misuses above are defined for this
- * form too: out of order syncs all later ones first, a frame not found
+ * forms' frames with theirs. Both calls' results must be used (assign
+ * them, even after the last sync): the compiler warns where one is
+ * dropped, which is how a stale head is made by mistake. A head kept
+ * from earlier, after the frames it names were synced, is like a
+ * dangling pointer and is not checked at run time (a child may run
+ * twice): a thread-local copy to check it against, as this form used
+ * to keep, cost fib(35) on one worker 25.0 against 21.7 ms, and marking
+ * each synced frame 5 % (bench/RESULTS.md, "the head in a register").
+ * Where that risk is not worth 1.3x, weft_spawn with weft_sync_fn is as
+ * safe as the generic form. Within that rule, the misuses above are
+ * defined for this form too: out of order syncs all later ones first, a frame not found
  * (synced already, or never spawned) is counted and ignored, and a wrong
  * fn runs the frame's own. Generic calls (weft_spawn, weft_sync, futures)
  * may come between a head-passing spawn and its sync.
@@ -258,8 +263,9 @@ static inline weft_head weft_head_now(void)
  * weft_spawn_at or weft_sync_at of this code returned, or weft_head_of /
  * weft_head_now where it starts. Returns the head for the code that
  * follows. */
-static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
-                                      weft_task_fn fn)
+static inline WEFT__MUST_USE weft_head weft_spawn_at(weft_head h,
+                                                     weft_task *t,
+                                                     weft_task_fn fn)
 {
     weft__link_frame(h.weft__p, t, fn);
     h.weft__p = t;
@@ -267,9 +273,13 @@ static inline weft_head weft_spawn_at(weft_head h, weft_task *t,
 }
 
 /* weft_sync_fn(t, fn) at head h, the head weft_spawn_at returned for t or
- * what later calls returned. Returns the head for the code that follows. */
-static inline weft_head weft_sync_at(weft_head h, weft_task *t,
-                                     weft_task_fn fn)
+ * what later calls returned. Returns the head for the code that follows:
+ * assign it even after the last sync (h = weft_sync_at(h, ...)); the
+ * compiler warns where a result is dropped, which is how a stale head is
+ * made by mistake. */
+static inline WEFT__MUST_USE weft_head weft_sync_at(weft_head h,
+                                                    weft_task *t,
+                                                    weft_task_fn fn)
 {
     if (WEFT_LIKELY(!weft__ask() && h.weft__p == t &&
                     t->fn == fn)) {
