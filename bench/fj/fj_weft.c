@@ -21,38 +21,35 @@
 #define NOINLINE __attribute__((noinline))
 #define ALWAYS_INLINE __attribute__((always_inline))
 
-#ifdef BENCH_WEFT_GENERIC
-#define IMPL "weft-generic"
-#define FIB_GENERIC
+#if defined(BENCH_WEFT_GENERIC) || defined(BENCH_WEFT_SYNCFN)
+/* the generic forms carry the head along unused */
 static inline weft_head spawn_generic(weft_head h, weft_task *t,
                                       weft_task_fn fn)
 {
     weft_spawn(t, fn);
     return h;
 }
-static inline weft_head sync_generic(weft_head h, weft_task *t)
+static inline weft_head sync_generic(weft_head h, weft_task *t,
+                                     weft_task_fn fn)
 {
+#ifdef BENCH_WEFT_GENERIC
+    (void)fn;
     weft_sync(t);
+#else
+    weft_sync_fn(t, fn);
+#endif
     return h;
 }
 #define SPAWN(h, t, fn) spawn_generic((h), (t), (fn))
-#define SYNC(h, t, fn) sync_generic((h), (t))
+#define SYNC(h, t, fn) sync_generic((h), (t), (fn))
+#endif
+
+#if defined(BENCH_WEFT_GENERIC)
+#define IMPL "weft-generic"
+#define FIB_GENERIC
 #elif defined(BENCH_WEFT_SYNCFN)
 #define IMPL "weft-syncfn"
 #define FIB_SYNC_FN
-static inline weft_head spawn_generic(weft_head h, weft_task *t,
-                                      weft_task_fn fn)
-{
-    weft_spawn(t, fn);
-    return h;
-}
-static inline weft_head sync_fn(weft_head h, weft_task *t, weft_task_fn fn)
-{
-    weft_sync_fn(t, fn);
-    return h;
-}
-#define SPAWN(h, t, fn) spawn_generic((h), (t), (fn))
-#define SYNC(h, t, fn) sync_fn((h), (t), (fn))
 #else
 #define IMPL "weft"
 #define SPAWN(h, t, fn) weft_spawn_at((h), (t), (fn))
