@@ -7,6 +7,7 @@
 #include "weft/common.h"
 #include "weft/runtime.h"
 #include "weft/task.h"
+#include "weft/taskdef.h"
 #include "weft/stats.h"
 #include "weft/future.h"
 #include "weft/graph.h"

@@ -2,16 +2,19 @@
  * benchmark's (bench/fj/fj_weft.c) and weft-scale's fib are this one code,
  * so their figures measure the same thing. Uses <weft.h> only.
  *
- * The head-passing form (weft_spawn_at / weft_sync_at, the fastest) unless
- * the includer defines FIB_GENERIC first: then weft_spawn and the generic
- * weft_sync (fj-weft-generic); or FIB_SYNC_FN: weft_spawn and weft_sync_fn
- * (fj-weft-syncfn). The frame lives on the spawning task's
- * stack, its first member the weft_task, so the task function recovers it
- * with a cast. fib(n) is the entry for a root task. */
+ * The fast form, typed tasks (<weft/taskdef.h>: the head-passing form
+ * with the head hidden), unless the includer defines FIB_GENERIC first:
+ * then weft_spawn and the generic weft_sync (fj-weft-generic); or
+ * FIB_SYNC_FN: weft_spawn and weft_sync_fn (fj-weft-syncfn). Each is
+ * written as that form is best written (<weft/task.h>, "Writing fast task
+ * code"): the leaf test apart from the node's expansion. fib(n) is the
+ * entry for a root task. */
 #ifndef BENCH_FIB_WEFT_H
 #define BENCH_FIB_WEFT_H
 
 #include <weft.h>
+
+#if defined(FIB_GENERIC) || defined(FIB_SYNC_FN)
 
 struct fib_frame {
     weft_task task;
@@ -19,48 +22,85 @@ struct fib_frame {
     long r;
 };
 
-static long fib_node(weft_head h, int n);
+static long fib_node(int n);
 
 /* The leaf test, inlined at every call: a call is made only for a node
- * that spawns (<weft/task.h>, "Writing fast task code"). */
-static inline long fib_at(weft_head h, int n)
+ * that spawns. */
+static inline long fib_at(int n)
 {
-    return n < 2 ? n : fib_node(h, n);
+    return n < 2 ? n : fib_node(n);
+}
+
+#if defined(FIB_GENERIC)
+/* The generic sync calls the task function through the frame, for every
+ * child: its leaf path must need no saved registers, so the expansion is
+ * a call of its own (tail call), not inlined here (fib(35) on one worker
+ * 38.6 against 41.3 ms: gcc saved six registers before the leaf test). */
+static WEFT_NOINLINE void fib_task_node(struct fib_frame *f)
+{
+    f->r = fib_node(f->n);
 }
 
 static void fib_task(weft_task *t)
 {
     struct fib_frame *f = (struct fib_frame *)t;
-    f->r = fib_at(weft_head_of(t), f->n);
+    if (f->n < 2)
+        f->r = f->n;
+    else
+        fib_task_node(f);
 }
+#else
+/* weft_sync_fn calls it directly, so the compiler inlines it there: the
+ * shape above would cost (32.2 against 23.4 ms). */
+static void fib_task(weft_task *t)
+{
+    struct fib_frame *f = (struct fib_frame *)t;
+    f->r = fib_at(f->n);
+}
+#endif
 
 /* Spawn fib(n-1), compute fib(n-2) inline. The frame is not zeroed:
  * the spawn sets up the task and the child writes r before the join.
- * Declared inline: gcc then inlines the recursion a few levels deep
- * (bench/RESULTS.md, "the head in a register"). */
-static inline long fib_node(weft_head h, int n)
+ * Declared inline: gcc then inlines the recursion a few levels deep. */
+static inline long fib_node(int n)
 {
     struct fib_frame a;
     a.n = n - 1;
+    weft_spawn(&a.task, fib_task);
+    long b = fib_at(n - 2);
 #if defined(FIB_GENERIC)
-    weft_spawn(&a.task, fib_task);
-    long b = fib_at(h, n - 2);
     weft_sync(&a.task);
-#elif defined(FIB_SYNC_FN)
-    weft_spawn(&a.task, fib_task);
-    long b = fib_at(h, n - 2);
-    weft_sync_fn(&a.task, fib_task);
 #else
-    weft_head h2 = weft_spawn_at(h, &a.task, fib_task);
-    long b = fib_at(h2, n - 2);
-    h2 = weft_sync_at(h2, &a.task, fib_task);
+    weft_sync_fn(&a.task, fib_task);
 #endif
     return a.r + b;
 }
 
 static inline long fib(int n)
 {
-    return fib_at(weft_head_now(), n);
+    return fib_at(n);
 }
+
+#else /* typed tasks */
+
+WEFT_TASK_DECL_1(long, fib_node, int, n);
+
+/* The leaf test: a call is made only for a node that spawns. */
+WEFT_TASK_1(long, fib, int, n)
+{
+    return n < 2 ? n : WEFT_CALL(fib_node, n);
+}
+
+/* Spawn fib(n-1), compute fib(n-2) here. The frame is not zeroed: the
+ * spawn fills it and the child writes its result before the sync. */
+WEFT_TASK_1(long, fib_node, int, n)
+{
+    fib_frame a;
+    WEFT_SPAWN(fib, &a, n - 1);
+    long b = WEFT_CALL(fib, n - 2);
+    return WEFT_SYNC(fib, &a) + b;
+}
+
+#endif
 
 #endif
