@@ -14,9 +14,9 @@ bench-results-map.md.
 The fork-join suite:
 
 Every program BUILDDIR/bench/fj-IMPL (serial, serial-noinline, weft,
-weft-generic, weft-syncfn, tbb, omp) runs every workload at every worker count, in this
-one invocation, so all ratios come from one run on one machine. A program
-that was not built is skipped with a note. Each of the RUNS runs of a point
+weft-generic, weft-syncfn, tbb, omp) runs every workload at every worker
+count, in this one invocation, so all ratios come from one run on one
+machine. A program that was not built is skipped with a note. Each of the RUNS runs of a point
 is a process of its own that runs the workload once as a warm-up
 (first-touch page faults, lazily started threads), then BEST (--best-of,
 default 3) times, and keeps the fastest of those. Times are medians over
@@ -60,8 +60,8 @@ WORKLOADS = [
 ]
 SERIAL = "serial"
 NOINLINE = "serial-noinline"
-WEFT = "weft"
-PARALLEL = ["weft", "weft-generic", "weft-syncfn", "tbb", "omp"]
+WEFT, GENERIC, SYNCFN = "weft", "weft-generic", "weft-syncfn"
+PARALLEL = [WEFT, GENERIC, SYNCFN, "tbb", "omp"]
 SHARING = ("fib", "uts-geo", "uts-bin")  # workloads of the sharing checks
 # weft's targets on a 2-core machine (issue "Benchmarks"), printed next to
 # the measured values.
@@ -72,7 +72,6 @@ TARGETS = {
     "busy neighbour": "<= 1.2", "fib generic/weft": "<= 2",
     "fib generic/syncfn": "<= 2",
 }
-GENERIC, SYNCFN = "weft-generic", "weft-syncfn"
 
 # ---------------------------------------------------------------- running
 

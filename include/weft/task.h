@@ -78,10 +78,10 @@
  * this form with the head hidden where no code but theirs can reach it:
  * as safe as the generic form, at this form's speed, and the way to write
  * it unless the head must cross code that the macros cannot describe.
- * weft_spawn with weft_sync_fn is as safe too, at 1.3x. Within that rule, the misuses above are
- * defined for this form too: out of order syncs all later ones first, a frame not found
- * (synced already, or never spawned) is counted and ignored, and a wrong
- * fn runs the frame's own. Generic calls (weft_spawn, weft_sync, futures)
+ * weft_spawn with weft_sync_fn is as safe too, at 1.3x. Within that rule,
+ * the misuses above are defined for this form too: out of order syncs all
+ * later ones first, a frame not found (synced already, or never spawned)
+ * is counted and ignored, and a wrong fn runs the frame's own. Generic calls (weft_spawn, weft_sync, futures)
  * may come between a head-passing spawn and its sync.
  *
  * Writing fast task code: the sync of these forms calls the function it

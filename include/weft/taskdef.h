@@ -99,9 +99,10 @@
 
 /* What every task has: its frame, the function a sync or a thief runs
  * (the frame's arguments in, the result out through SET), the spawn that
- * fills the frame, and the entry (RET: `return` or nothing, for void). */
-#define WEFT__TASK_COMMON(RT, NAME, FIELDS, RESULT, PARAMS, FROM_F, STORE, \
-                          ARGS, SET, RET)                                 \
+ * fills the frame, the sync (the result out through GIVE) and the entry
+ * (RET: `return`). For a void task RESULT, SET, GIVE and RET are empty. */
+#define WEFT__TASK(RT, RESULT, SET, GIVE, RET, NAME, FIELDS, PARAMS,      \
+                   FROM_F, STORE, ARGS)                                   \
     typedef struct NAME##_frame {                                         \
         weft_task weft__task; /* first: the runtime casts back */         \
         WEFT__X FIELDS                                                    \
@@ -120,33 +121,18 @@
         WEFT__X STORE                                                     \
         return weft_spawn_at(weft__h, &weft__f->weft__task, NAME##__run); \
     }                                                                     \
+    static inline WEFT__ALWAYS_INLINE RT NAME##__sync(                    \
+        weft_head *weft__hp, NAME##_frame *weft__f)                       \
+    {                                                                     \
+        *weft__hp = weft_sync_at(*weft__hp, &weft__f->weft__task,         \
+                                 NAME##__run);                            \
+        WEFT__X GIVE                                                      \
+    }                                                                     \
     static inline RT NAME(WEFT__X PARAMS)                                 \
     {                                                                     \
         WEFT__X RET NAME##__body(weft_head_now(), WEFT__X ARGS);          \
-    }
-
-#define WEFT__TASK(RT, NAME, FIELDS, PARAMS, FROM_F, STORE, ARGS)          \
-    WEFT__TASK_COMMON(RT, NAME, FIELDS, (RT weft__r;), PARAMS, FROM_F,     \
-                      STORE, ARGS, (weft__f->weft__r =), (return))         \
-    static inline WEFT__ALWAYS_INLINE RT NAME##__sync(weft_head *weft__hp, \
-                                                      NAME##_frame *weft__f) \
-    {                                                                      \
-        *weft__hp = weft_sync_at(*weft__hp, &weft__f->weft__task,          \
-                                 NAME##__run);                             \
-        return weft__f->weft__r;                                           \
-    }                                                                      \
+    }                                                                     \
     WEFT__BODY(RT, NAME, PARAMS)
-
-#define WEFT__VOID_TASK(NAME, FIELDS, PARAMS, FROM_F, STORE, ARGS)         \
-    WEFT__TASK_COMMON(void, NAME, FIELDS, (), PARAMS, FROM_F, STORE, ARGS, \
-                      (), ())                                              \
-    static inline WEFT__ALWAYS_INLINE void NAME##__sync(                   \
-        weft_head *weft__hp, NAME##_frame *weft__f)                        \
-    {                                                                      \
-        *weft__hp = weft_sync_at(*weft__hp, &weft__f->weft__task,          \
-                                 NAME##__run);                             \
-    }                                                                      \
-    WEFT__BODY(void, NAME, PARAMS)
 
 /* ---- one to four arguments ---- */
 
@@ -185,26 +171,33 @@
          weft__f->A4 = A4;),                                        \
         (A1, A2, A3, A4)
 
-/* An extra step, so that WEFT__ARGSn expands into five arguments. */
+/* An extra step, so that WEFT__RESULT / WEFT__VOID and WEFT__ARGSn expand
+ * into WEFT__TASK's arguments: what a task with a result and a void task
+ * put in RT, RESULT, SET, GIVE and RET; and the argument lists. */
 #define WEFT__TASK_(...) WEFT__TASK(__VA_ARGS__)
-#define WEFT__VOID_TASK_(...) WEFT__VOID_TASK(__VA_ARGS__)
+#define WEFT__RESULT(RT) \
+    RT, (RT weft__r;), (weft__f->weft__r =), (return weft__f->weft__r;), \
+        (return)
+#define WEFT__VOID void, (), (), (), ()
 
 #define WEFT_TASK_1(RT, NAME, T1, A1) \
-    WEFT__TASK_(RT, NAME, WEFT__ARGS1(T1, A1))
+    WEFT__TASK_(WEFT__RESULT(RT), NAME, WEFT__ARGS1(T1, A1))
 #define WEFT_TASK_2(RT, NAME, T1, A1, T2, A2) \
-    WEFT__TASK_(RT, NAME, WEFT__ARGS2(T1, A1, T2, A2))
+    WEFT__TASK_(WEFT__RESULT(RT), NAME, WEFT__ARGS2(T1, A1, T2, A2))
 #define WEFT_TASK_3(RT, NAME, T1, A1, T2, A2, T3, A3) \
-    WEFT__TASK_(RT, NAME, WEFT__ARGS3(T1, A1, T2, A2, T3, A3))
+    WEFT__TASK_(WEFT__RESULT(RT), NAME,                \
+                WEFT__ARGS3(T1, A1, T2, A2, T3, A3))
 #define WEFT_TASK_4(RT, NAME, T1, A1, T2, A2, T3, A3, T4, A4) \
-    WEFT__TASK_(RT, NAME, WEFT__ARGS4(T1, A1, T2, A2, T3, A3, T4, A4))
+    WEFT__TASK_(WEFT__RESULT(RT), NAME,                        \
+                WEFT__ARGS4(T1, A1, T2, A2, T3, A3, T4, A4))
 
 #define WEFT_VOID_TASK_1(NAME, T1, A1) \
-    WEFT__VOID_TASK_(NAME, WEFT__ARGS1(T1, A1))
+    WEFT__TASK_(WEFT__VOID, NAME, WEFT__ARGS1(T1, A1))
 #define WEFT_VOID_TASK_2(NAME, T1, A1, T2, A2) \
-    WEFT__VOID_TASK_(NAME, WEFT__ARGS2(T1, A1, T2, A2))
+    WEFT__TASK_(WEFT__VOID, NAME, WEFT__ARGS2(T1, A1, T2, A2))
 #define WEFT_VOID_TASK_3(NAME, T1, A1, T2, A2, T3, A3) \
-    WEFT__VOID_TASK_(NAME, WEFT__ARGS3(T1, A1, T2, A2, T3, A3))
+    WEFT__TASK_(WEFT__VOID, NAME, WEFT__ARGS3(T1, A1, T2, A2, T3, A3))
 #define WEFT_VOID_TASK_4(NAME, T1, A1, T2, A2, T3, A3, T4, A4) \
-    WEFT__VOID_TASK_(NAME, WEFT__ARGS4(T1, A1, T2, A2, T3, A3, T4, A4))
+    WEFT__TASK_(WEFT__VOID, NAME, WEFT__ARGS4(T1, A1, T2, A2, T3, A3, T4, A4))
 
 #endif
