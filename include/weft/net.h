@@ -536,24 +536,30 @@ WEFT_API int weft_net_actor_unpublish(weft_node *n, const char *name);
 /* Send data[0..len) (copied before the call returns) to the actor
  * published as name on rank (this node's own rank too: then a local
  * weft_send that may wait for room in a bounded mailbox). Fire and
- * forget: a name the receiving node does not know, or a full mailbox
- * there, drops the message (counted in weft_net_stats.actor_dropped
- * there, and logged). Returns 0 (queued), -EINVAL (bad argument or
- * rank), -EMSGSIZE (the name and len bytes over params.max_payload),
- * -EHOSTDOWN (rank is dead), -ENOMEM; for this node's rank -ENOENT (no
- * such name) and weft_send's errors. Any thread but the node's
- * communication thread. */
+ * forget. A full bounded mailbox there does not lose it: the message
+ * waits in that node (weft_net_stats.actor_waiting), behind the others
+ * waiting for the same actor, and goes in when there is room (tried
+ * every 50 us), so one sender's messages keep their order. It is
+ * dropped (counted in weft_net_stats.actor_dropped there, and logged)
+ * when the name is unknown there, the actor is stopped, 64 MiB of such
+ * messages wait there already, or that node is destroyed first.
+ * Returns 0 (queued), -EINVAL (bad argument or rank), -EMSGSIZE (the
+ * name and len bytes over params.max_payload), -EHOSTDOWN (rank is
+ * dead), -ENOMEM; for this node's rank -ENOENT (no such name) and
+ * weft_send's errors. Any thread but the node's communication thread. */
 WEFT_API int weft_net_send(weft_node *n, int rank, const char *name,
                            const void *data, size_t len);
 
 /* Ask the actor published as name on rank with data[0..len) (copied).
+ * A full bounded mailbox there makes the ask wait for room, as
+ * weft_net_send's message does (behind the sender's earlier sends).
  * On success *out holds one reference to a future whose status is the
  * actor's (receive's return value, WEFT_ACTOR_DEAD when it was stopped),
  * or -ENOENT (no such name there), -EHOSTDOWN (rank is or goes dead),
- * -EAGAIN (its bounded mailbox was full on another node; on this node
- * the ask waits for room, as weft_ask), -EPROTO (the actor replied
- * with something else than weft_net_reply), -ECANCELED (this node was
- * destroyed first); with status 0 its result is the weft_bytes * the
+ * -EAGAIN (the mailbox was full and 64 MiB of messages waited there
+ * already), -EPROTO (the actor replied with something else than
+ * weft_net_reply), -ECANCELED (this node, or the one the actor is on,
+ * was destroyed first); with status 0 its result is the weft_bytes * the
  * actor replied (NULL when none), owned by the future. Returns 0,
  * -EINVAL, -EMSGSIZE (as weft_net_send), -ENOMEM; on failure *out is
  * untouched. Any thread but the node's communication thread. */
@@ -579,13 +585,17 @@ typedef struct weft_net_stats {
     uint64_t tasks_failed;   /* tasks failed by a dead node */
     uint64_t peers_failed;
     uint64_t actor_msgs;     /* peers' sends and asks this node received */
-    uint64_t actor_dropped;  /* peers' sends dropped: unknown name, full */
+    uint64_t actor_dropped;  /* peers' sends dropped: unknown name, a
+                                stopped actor, too much waiting (below) */
     /* Replies, object data and barrier steps whose send failed for want
      * of memory: held now, to be sent again (a level, not a count), and
      * lost because they could not be held (a failed request's error
      * reply, object data or a barrier step, past 256 held at once). */
     uint64_t msgs_held, msgs_lost;
-    uint64_t reserved[2];
+    /* Peers' sends and asks waiting here for room in a full bounded
+     * mailbox (a level, not a count). */
+    uint64_t actor_waiting;
+    uint64_t reserved[1];
 } weft_net_stats;
 
 /* Copy n's counters into *out. 0 or -EINVAL. Any thread. */

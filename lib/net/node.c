@@ -142,8 +142,46 @@ typedef struct resend {
 
 typedef struct stat_ctr {
     _Atomic uint64_t sent, recv, bsent, brecv, dropped, remote, stolen,
-        rerun, failed, peers_failed, actor_msgs, actor_dropped, held, lost;
+        rerun, failed, peers_failed, actor_msgs, actor_dropped, held, lost,
+        actor_waiting;
 } stat_ctr;
+
+/* A peer's send or ask to a published actor, its bytes borrowed. */
+typedef struct actmsg {
+    int src;
+    bool ask;
+    uint64_t id; /* the ask's record at src */
+    const char *name;
+    uint32_t namelen;
+    const void *data;
+    size_t len;
+} actmsg;
+
+/* One that found its actor's bounded mailbox full. The thread that
+ * receives it must not wait for room (the actor's progress may need that
+ * thread's), and dropping it would lose a message its sender was told
+ * was queued; so it waits here, behind the others for the same actor,
+ * and goes in when there is room (hold_tick). */
+typedef struct held {
+    struct held *next;
+    size_t size; /* what it counts against HOLD_MAX_BYTES */
+    actmsg m;    /* pointing into bytes */
+    char bytes[];
+} held;
+
+/* The messages waiting for one actor, oldest first. */
+typedef struct holdq {
+    struct holdq *next;
+    weft_actor *a; /* a reference */
+    held *head, *tail;
+} holdq;
+
+/* Bytes of messages that may wait for room, per node: past it a send is
+ * dropped (counted) and an ask fails with -EAGAIN, as before there was
+ * any waiting. */
+#define HOLD_MAX_BYTES (64u << 20)
+/* How soon the communication thread tries waiting messages again. */
+#define HOLD_RETRY_NS 50000u
 
 struct weft_node {
     weft_runtime *rt;
@@ -185,6 +223,12 @@ struct weft_node {
     resend *rs;           /* RESEND_MAX reserved entries */
     resend *rs_free;      /* under lock: reserved entries not in use */
     resend *rs_head, *rs_tail; /* under lock: held, oldest first */
+    /* actor messages waiting for room (holdq), under hold_lock, which
+     * is never taken with lock held */
+    pthread_mutex_t hold_lock;
+    holdq *holds;
+    size_t hold_bytes;
+    uint64_t hold_n;
     /* communication thread only */
     uint64_t rand;
     stat_ctr st;
@@ -1159,21 +1203,23 @@ static int after_ask(weft_node *n, askjob *aj)
     return 0;
 }
 
-/* Hand an ask to a (NULL: no such name; the caller's reference is given
- * up) and see that its reply reaches the asker that proto names. */
-static void deliver_ask(weft_node *n, const askjob *proto, weft_actor *a,
-                        const void *data, size_t len, unsigned flags)
+/* Hand an ask to a (NULL: no such name) and see that its reply reaches
+ * the asker that proto names. Returns -EAGAIN, having done nothing, when
+ * a's bounded mailbox is full and flags has WEFT_SEND_NOWAIT; otherwise
+ * 0: the ask is a's, or it failed and the asker is told. The caller
+ * keeps its reference to a. */
+static int deliver_ask(weft_node *n, const askjob *proto, weft_actor *a,
+                       const void *data, size_t len, unsigned flags)
 {
     int rc = a ? job_begin(n) : -ENOENT;
     if (rc) {
-        if (a)
-            weft_actor_release(a);
-        return ask_fail(n, proto, rc);
+        ask_fail(n, proto, rc);
+        return 0;
     }
     askjob *aj = weft__malloc(sizeof *aj);
     weft_future *fa = NULL;
     rc = aj ? weft_ask(a, data, len, flags, &fa) : -ENOMEM;
-    weft_actor_release(a);
+    bool full = rc == -EAGAIN;
     if (!rc) {
         *aj = *proto;
         aj->fa = fa;
@@ -1181,37 +1227,218 @@ static void deliver_ask(weft_node *n, const askjob *proto, weft_actor *a,
     }
     if (rc) {
         weft__free(aj);
-        ask_fail(n, proto, rc);
+        if (!full)
+            ask_fail(n, proto, rc);
         job_end(n, false);
     }
+    return full ? -EAGAIN : 0;
+}
+
+/* A peer's send that cannot be delivered: counted, and logged when the
+ * count reaches a power of two (a stopped actor with thousands waiting
+ * would otherwise write thousands of lines). */
+static void send_lost(weft_node *n, int src, const char *name, size_t nl,
+                      int rc)
+{
+    uint64_t k = weft__add_relaxed(&n->st.actor_dropped, 1) + 1;
+    if (k & (k - 1))
+        return;
+    weft__log("net: a message from rank %d to actor '%.*s' was dropped: %s "
+              "(%llu dropped by this node)", src, (int)nl, name,
+              rc == WEFT_ACTOR_DEAD ? "the actor is stopped" : strerror(-rc),
+              (unsigned long long)k);
+}
+
+/* Hand m to a without waiting: -EAGAIN while a's mailbox is full;
+ * otherwise 0: m delivered, or dropped (counted) or its ask failed when a
+ * is dead. */
+static int hand_over(weft_node *n, weft_actor *a, const actmsg *m)
+{
+    if (m->ask) {
+        askjob proto = {.n = n, .src = m->src, .id = m->id};
+        return deliver_ask(n, &proto, a, m->data, m->len, WEFT_SEND_NOWAIT);
+    }
+    int rc = weft_send(a, m->data, m->len, WEFT_SEND_NOWAIT);
+    if (rc == -EAGAIN)
+        return rc;
+    if (rc)
+        send_lost(n, m->src, m->name, m->namelen, rc);
+    return 0;
+}
+
+/* m cannot be delivered (rc): a send is counted, an ask fails. */
+static void act_fail(weft_node *n, const actmsg *m, int rc)
+{
+    if (m->ask) {
+        askjob proto = {.n = n, .src = m->src, .id = m->id};
+        ask_fail(n, &proto, rc);
+    } else {
+        send_lost(n, m->src, m->name, m->namelen, rc);
+    }
+}
+
+/* Under hold_lock: the queue of a's waiting messages, or NULL. */
+static holdq *hold_find(weft_node *n, const weft_actor *a)
+{
+    holdq *q = n->holds;
+    while (q && q->a != a)
+        q = q->next;
+    return q;
+}
+
+/* Under hold_lock. release: pairs with hold_or_deliver's acquire, so
+ * that what a tick handed over before the level fell to 0 is in the
+ * mailbox before a later message that saw 0 goes in without the lock. */
+static void hold_level(weft_node *n, int64_t by)
+{
+    n->hold_n += (uint64_t)by;
+    weft__store_release(&n->st.actor_waiting, n->hold_n);
+}
+
+/* Under hold_lock: a copy of m waits behind a's other waiting messages
+ * (in q, or a new queue when q is NULL). 0, -EAGAIN (HOLD_MAX_BYTES
+ * wait already), -ENOMEM. */
+static int hold_push(weft_node *n, holdq *q, weft_actor *a, const actmsg *m)
+{
+    size_t size = sizeof(held) + m->namelen + m->len;
+    if (n->hold_bytes + size > HOLD_MAX_BYTES)
+        return -EAGAIN;
+    held *h = weft__malloc(size);
+    if (!h)
+        return -ENOMEM;
+    if (!q) {
+        q = weft__malloc(sizeof *q);
+        if (!q || weft_actor_retain(a)) {
+            weft__free(q);
+            weft__free(h);
+            return -ENOMEM;
+        }
+        *q = (holdq){.next = n->holds, .a = a};
+        n->holds = q;
+    }
+    h->next = NULL;
+    h->size = size;
+    h->m = *m;
+    h->m.name = memcpy(h->bytes, m->name, m->namelen);
+    h->m.data = h->bytes + m->namelen;
+    if (m->len)
+        memcpy(h->bytes + m->namelen, m->data, m->len);
+    if (q->tail)
+        q->tail->next = h;
+    else
+        q->head = h;
+    q->tail = h;
+    n->hold_bytes += size;
+    hold_level(n, 1);
+    return 0;
+}
+
+/* m for the actor a (a reference the caller keeps): in at once, unless
+ * messages for a wait already or a's mailbox is full: then it waits too.
+ * With nothing waiting anywhere it goes in without the lock: the order
+ * that matters is a sender's, and the transport hands one sender's
+ * messages over one after another, so a message that had to wait is
+ * counted (actor_waiting, under the lock) before the next one from its
+ * sender looks. */
+static void hold_or_deliver(weft_node *n, weft_actor *a, const actmsg *m)
+{
+    if (!weft__load_acquire(&n->st.actor_waiting) &&
+        hand_over(n, a, m) != -EAGAIN)
+        return;
+    pthread_mutex_lock(&n->hold_lock);
+    holdq *q = hold_find(n, a);
+    int rc = q ? -EAGAIN : hand_over(n, a, m);
+    if (rc == -EAGAIN && (rc = hold_push(n, q, a, m)) != 0)
+        act_fail(n, m, rc);
+    pthread_mutex_unlock(&n->hold_lock);
+}
+
+/* Hand waiting messages to their actors while they have room; queues
+ * that empty are freed. True when some still wait. */
+static bool hold_tick(weft_node *n)
+{
+    holdq *done = NULL;
+    pthread_mutex_lock(&n->hold_lock);
+    for (holdq **pq = &n->holds; *pq;) {
+        holdq *q = *pq;
+        held *h;
+        while ((h = q->head) && hand_over(n, q->a, &h->m) != -EAGAIN) {
+            q->head = h->next;
+            n->hold_bytes -= h->size;
+            hold_level(n, -1);
+            weft__free(h);
+        }
+        if (q->head) {
+            pq = &q->next;
+            continue;
+        }
+        *pq = q->next;
+        q->next = done;
+        done = q;
+    }
+    bool left = n->holds != NULL;
+    pthread_mutex_unlock(&n->hold_lock);
+    while (done) { /* a last reference's release may end the actor */
+        holdq *q = done;
+        done = q->next;
+        weft_actor_release(q->a);
+        weft__free(q);
+    }
+    return left;
+}
+
+/* At destroy: the waiting messages go no further. Sends are counted as
+ * dropped; asks fail (-ECANCELED) when tell (the transport still up). */
+static void hold_cancel(weft_node *n, bool tell)
+{
+    pthread_mutex_lock(&n->hold_lock);
+    holdq *q = n->holds;
+    n->holds = NULL;
+    n->hold_bytes = 0;
+    hold_level(n, -(int64_t)n->hold_n);
+    pthread_mutex_unlock(&n->hold_lock);
+    uint64_t lost = 0;
+    while (q) {
+        holdq *next = q->next;
+        for (held *h = q->head, *hn; h; h = hn) {
+            hn = h->next;
+            if (!h->m.ask) {
+                count(&n->st.actor_dropped, 1);
+                lost++;
+            } else if (tell) {
+                act_fail(n, &h->m, -ECANCELED);
+            }
+            weft__free(h);
+        }
+        weft_actor_release(q->a);
+        weft__free(q);
+        q = next;
+    }
+    if (lost)
+        weft__log("net: %llu sends from peers that waited for room in full "
+                  "mailboxes were dropped: the node is destroyed",
+                  (unsigned long long)lost);
 }
 
 /* A send or an ask from src to a published actor. Handed over with
  * WEFT_SEND_NOWAIT: this thread must never wait for an actor, whose
- * progress may need this thread's. */
+ * progress may need this thread's; a full mailbox makes the message wait
+ * in the node instead (hold_or_deliver). */
 static void on_act_msg(weft_node *n, int src, const weft__msg *m,
                        weft_am *am)
 {
     const weft_bytes *b = am->payload;
     if (weft__act_check(b ? b->data : NULL, b ? b->len : 0, m->namelen))
         return drop(n, src, "malformed actor message");
-    const char *name = (const char *)b->data;
-    const void *data = b->data + m->namelen;
-    size_t len = b->len - m->namelen;
+    actmsg am2 = {.src = src, .ask = m->flags & WEFT__ACT_ASK, .id = m->id,
+                  .name = (const char *)b->data, .namelen = m->namelen,
+                  .data = b->data + m->namelen, .len = b->len - m->namelen};
     count(&n->st.actor_msgs, 1);
-    weft_actor *a = pub_get(n, name, m->namelen);
-    if (m->flags & WEFT__ACT_ASK) {
-        askjob proto = {.n = n, .src = src, .id = m->id};
-        return deliver_ask(n, &proto, a, data, len, WEFT_SEND_NOWAIT);
-    }
-    int rc = a ? weft_send(a, data, len, WEFT_SEND_NOWAIT) : -ENOENT;
-    if (a)
-        weft_actor_release(a);
-    if (!rc)
-        return;
-    count(&n->st.actor_dropped, 1);
-    weft__log("net: a message from rank %d to actor '%.*s' was dropped: %s",
-              src, (int)m->namelen, name, strerror(-rc));
+    weft_actor *a = pub_get(n, am2.name, am2.namelen);
+    if (!a)
+        return act_fail(n, &am2, -ENOENT);
+    hold_or_deliver(n, a, &am2);
+    weft_actor_release(a);
 }
 
 static void on_recv(void *ctx, weft_am *am)
@@ -1500,6 +1727,9 @@ static void *comm_main(void *arg)
         wait_ns = n->steal_us < 0 || n->size < 2 ? 20000000 : steal_tick(n);
         if (resend_tick(n) && wait_ns > 1000000)
             wait_ns = 1000000; /* held messages: try again soon */
+        if (weft__load_relaxed(&n->st.actor_waiting) && hold_tick(n) &&
+            wait_ns > HOLD_RETRY_NS)
+            wait_ns = HOLD_RETRY_NS; /* actor messages wait for room */
         weft__bytes_trim(false);
         if (wait_ns < 20000)
             wait_ns = 20000;
@@ -1719,6 +1949,7 @@ static void node_free(weft_node *n)
     weft__free(n->fstat);
     pthread_cond_destroy(&n->cond);
     pthread_mutex_destroy(&n->lock);
+    pthread_mutex_destroy(&n->hold_lock);
     weft__free(n->peer);
     weft__free(n->arrived);
     weft__free(n->rs);
@@ -1743,6 +1974,7 @@ static int start(weft_node *n, const weft_net_config *c)
     pthread_cond_init(&n->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&n->lock, NULL);
+    pthread_mutex_init(&n->hold_lock, NULL);
     int rc = resolve(n, c);
     if (!rc)
         rc = weft__fntab_get(&n->fns);
@@ -1822,7 +2054,9 @@ int weft_net_destroy(weft_node **np)
     while (n->jobs_live) /* they send replies: the transport must be up */
         pthread_cond_wait(&n->cond, &n->lock);
     pthread_mutex_unlock(&n->lock);
+    hold_cancel(n, true); /* and again below, for those come meanwhile */
     stop_thread(n);
+    hold_cancel(n, false);
     for (int r = 0; r < n->size; r++) /* no events after stop_thread */
         if (n->peer[r] == P_OK)
             weft__add_relaxed(&n->rt->peers, -1);
@@ -1881,6 +2115,7 @@ int weft_net_stats_get(const weft_node *cn, weft_net_stats *o)
     o->actor_dropped = weft__load_relaxed(&n->st.actor_dropped);
     o->msgs_held = weft__load_relaxed(&n->st.held);
     o->msgs_lost = weft__load_relaxed(&n->st.lost);
+    o->actor_waiting = weft__load_relaxed(&n->st.actor_waiting);
     return 0;
 }
 
@@ -2373,7 +2608,10 @@ int weft_net_ask(weft_node *n, int rank, const char *name, const void *data,
         return 0;
     }
     askjob proto = {.n = n, .src = -1, .r = r};
-    deliver_ask(n, &proto, pub_get(n, name, nl), data, len, 0);
+    weft_actor *a = pub_get(n, name, nl);
+    deliver_ask(n, &proto, a, data, len, 0); /* waits for room: never -EAGAIN */
+    if (a)
+        weft_actor_release(a);
     return 0;
 }
 

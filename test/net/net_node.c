@@ -382,12 +382,48 @@ static int acc_recv(weft_actor_ctx *cx, void *st, void *msg, size_t len)
 static const weft_actor_class ACC = {.state_size = sizeof(acc),
                                      .receive = acc_recv};
 
+/* ACC that dawdles now and then, behind a mailbox of 2: peers' sends
+ * find it full and wait in its node for room. */
+static int slow_recv(weft_actor_ctx *cx, void *st, void *msg, size_t len)
+{
+    amsg m;
+    if (len == sizeof m) {
+        memcpy(&m, msg, sizeof m);
+        if (m.seq > 0 && m.seq % 100 == 0) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return acc_recv(cx, st, msg, len);
+}
+
+static const weft_actor_class SLOW = {.state_size = sizeof(acc),
+                                      .receive = slow_recv};
+
+static void actors_of(weft_node *n, weft_runtime *rt,
+                      const weft_actor_class *cls, int capacity);
+
+/* Numbered sends from every rank to every rank, then asks: all arrived,
+ * in order, none dropped; into an unbounded mailbox and into a full
+ * one. */
 static void actors(weft_node *n, weft_runtime *rt)
+{
+    actors_of(n, rt, &ACC, 0);
+    actors_of(n, rt, &SLOW, 2);
+    weft_net_stats st;
+    CHECK(!weft_net_stats_get(n, &st));
+    CHECK(st.actor_dropped == 0 && st.actor_waiting == 0);
+}
+
+static void actors_of(weft_node *n, weft_runtime *rt,
+                      const weft_actor_class *cls, int capacity)
 {
     enum { N = 1000 };
     int size = weft_net_size(n);
     weft_actor *a;
-    CHECK(!weft_actor_spawn(rt, &ACC, NULL, NULL, &a));
+    weft_actor_opts ao = weft_actor_opts_default();
+    ao.capacity = capacity;
+    CHECK(!weft_actor_spawn(rt, cls, NULL, &ao, &a));
     CHECK(!weft_net_actor_publish(n, "acc", a));
     CHECK(!weft_net_barrier(n, LONG_WAIT)); /* published everywhere */
     for (int64_t k = 0; k < N; k++)

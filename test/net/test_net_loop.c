@@ -670,6 +670,112 @@ static void test_actors(void **state)
         }
 }
 
+/* ACC behind a gate: its receive waits while gate_shut is set, so that
+ * its bounded mailbox fills up. */
+static _Atomic int gate_shut;
+
+static int gated_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    while (atomic_load(&gate_shut))
+        sleep_ms(1);
+    return acc_recv(cx, st, msg, n);
+}
+
+static const weft_actor_class GATED = {.state_size = sizeof(acc_state),
+                                       .receive = gated_recv};
+
+static uint64_t actor_waiting(int i)
+{
+    weft_net_stats s;
+    weft_net_stats_get(nodes[i], &s);
+    return s.actor_waiting;
+}
+
+/* Peers' sends to a full bounded mailbox wait there for room, in order,
+ * and an ask behind them waits its turn: nothing is dropped. Two senders
+ * (ranks 0 and 2) into a mailbox of 4 on rank 1 whose receive is held
+ * shut until every message has arrived. */
+static void test_actor_full_mailbox(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    weft_actor_opts ao = weft_actor_opts_default();
+    ao.capacity = 4;
+    weft_actor *g;
+    assert_int_equal(weft_actor_spawn(rts[1], &GATED, NULL, &ao, &g), 0);
+    assert_int_equal(weft_net_actor_publish(nodes[1], "gated", g), 0);
+    uint64_t dropped0 = actor_dropped(1);
+    atomic_store(&gate_shut, 1);
+    for (int64_t k = 0; k < N; k++)
+        for (int from = 0; from < NODES; from += 2) {
+            amsg_t m = {.from = from, .seq = k};
+            assert_int_equal(weft_net_send(nodes[from], 1, "gated", &m,
+                                           sizeof m), 0);
+        }
+    /* all but the few the mailbox takes wait on rank 1 */
+    for (int k = 0; actor_waiting(1) < 2 * N - 8 && k < 20000; k++)
+        sleep_ms(1);
+    assert_true(actor_waiting(1) >= 2 * N - 8);
+    amsg_t q = {.from = 0, .seq = -1};
+    weft_future *f;
+    assert_int_equal(weft_net_ask(nodes[0], 1, "gated", &q, sizeof q, &f),
+                     0);
+    assert_int_equal(weft_future_get(f, 20 * MS, NULL), -ETIMEDOUT);
+    atomic_store(&gate_shut, 0);
+    void *res = NULL;
+    assert_int_equal(weft_future_get(f, LONG_WAIT, &res), 0);
+    weft_bytes *b = res;
+    acc_reply r;
+    assert_non_null(b);
+    assert_int_equal(b->len, sizeof r);
+    memcpy(&r, b->data, sizeof r);
+    assert_int_equal(r.seen, N); /* every send from rank 0 came first */
+    assert_int_equal(r.disorder, 0);
+    weft_future_release(f);
+    q.from = 2;
+    assert_int_equal(weft_net_ask(nodes[2], 1, "gated", &q, sizeof q, &f),
+                     0);
+    assert_int_equal(weft_future_get(f, LONG_WAIT, &res), 0);
+    b = res;
+    assert_non_null(b);
+    memcpy(&r, b->data, sizeof r);
+    assert_int_equal(r.seen, N);
+    assert_int_equal(r.disorder, 0);
+    weft_future_release(f);
+    for (int k = 0; actor_waiting(1) && k < 20000; k++)
+        sleep_ms(1);
+    assert_int_equal(actor_waiting(1), 0);
+    assert_int_equal(actor_dropped(1), dropped0);
+    /* stopped while messages wait: the sends are dropped and counted, the
+     * ask fails as the actor's own would */
+    atomic_store(&gate_shut, 1);
+    for (int64_t k = 0; k < 20; k++) {
+        amsg_t m = {.from = 0, .seq = N + k};
+        assert_int_equal(weft_net_send(nodes[0], 1, "gated", &m, sizeof m),
+                         0);
+    }
+    q.from = 0;
+    assert_int_equal(weft_net_ask(nodes[0], 1, "gated", &q, sizeof q, &f),
+                     0);
+    for (int k = 0; actor_waiting(1) < 17 && k < 20000; k++)
+        sleep_ms(1);
+    assert_true(actor_waiting(1) >= 17); /* 16 sends, the ask, or more */
+    uint64_t waiting = actor_waiting(1);
+    weft_future *stopped;
+    assert_int_equal(weft_actor_stop(g, 0, &stopped), 0);
+    atomic_store(&gate_shut, 0);
+    assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), WEFT_ACTOR_DEAD);
+    weft_future_release(f);
+    assert_int_equal(weft_future_get(stopped, LONG_WAIT, NULL), 0);
+    weft_future_release(stopped);
+    for (int k = 0; actor_waiting(1) && k < 20000; k++)
+        sleep_ms(1);
+    assert_int_equal(actor_waiting(1), 0);
+    assert_true(actor_dropped(1) >= dropped0 + waiting - 1);
+    assert_int_equal(weft_net_actor_unpublish(nodes[1], "gated"), 0);
+    weft_actor_release(g);
+}
+
 /* Unknown names, the actor's own error, a reply that is not bytes, bad
  * arguments. */
 static void test_actor_errors(void **state)
@@ -878,6 +984,45 @@ static void test_destroy_while_waiting(void **state)
     }
     atomic_store(&gate, 1);
     assert_int_equal(weft_net_destroy(&pair[1]), 0);
+    for (int i = 0; i < 2; i++)
+        weft_runtime_destroy(&rts[i]);
+}
+
+/* A node destroyed while peers' messages wait for room in a full
+ * mailbox: the waiting ask fails (-ECANCELED), nothing leaks (ASan), and
+ * the actor outlives the node. */
+static void test_destroy_with_waiting(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "full-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    assert_int_equal(start_group(rts, pair, 2, 0), 0);
+    weft_actor_opts ao = weft_actor_opts_default();
+    ao.capacity = 2;
+    weft_actor *g;
+    assert_int_equal(weft_actor_spawn(rts[1], &GATED, NULL, &ao, &g), 0);
+    assert_int_equal(weft_net_actor_publish(pair[1], "gated", g), 0);
+    atomic_store(&gate_shut, 1);
+    for (int64_t k = 0; k < 50; k++) {
+        amsg_t m = {.from = 0, .seq = k};
+        assert_int_equal(weft_net_send(pair[0], 1, "gated", &m, sizeof m),
+                         0);
+    }
+    amsg_t q = {.from = 0, .seq = -1};
+    weft_future *f;
+    assert_int_equal(weft_net_ask(pair[0], 1, "gated", &q, sizeof q, &f), 0);
+    weft_net_stats st = {0};
+    for (int k = 0; st.actor_waiting < 49 && k < 20000; k++) {
+        sleep_ms(1);
+        weft_net_stats_get(pair[1], &st);
+    }
+    assert_true(st.actor_waiting >= 49); /* 48 sends and the ask, or more */
+    assert_int_equal(weft_net_destroy(&pair[1]), 0);
+    assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), -ECANCELED);
+    weft_future_release(f);
+    atomic_store(&gate_shut, 0);
+    assert_int_equal(weft_net_destroy(&pair[0]), 0);
+    weft_actor_release(g);
     for (int i = 0; i < 2; i++)
         weft_runtime_destroy(&rts[i]);
 }
@@ -1251,11 +1396,13 @@ int main(void)
         cmocka_unit_test(test_store_objects),
         cmocka_unit_test(test_actors),
         cmocka_unit_test(test_actor_errors),
+        cmocka_unit_test(test_actor_full_mailbox),
         cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_dead_node),
     };
     const struct CMUnitTest later[] = {
         cmocka_unit_test(test_destroy_while_waiting),
+        cmocka_unit_test(test_destroy_with_waiting),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_loop_rma),
     };
