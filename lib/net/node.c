@@ -228,7 +228,6 @@ struct weft_node {
     pthread_mutex_t hold_lock;
     holdq *holds;
     size_t hold_bytes;
-    uint64_t hold_n;
     /* communication thread only */
     uint64_t rand;
     stat_ctr st;
@@ -1249,13 +1248,19 @@ static void send_lost(weft_node *n, int src, const char *name, size_t nl,
               (unsigned long long)k);
 }
 
+/* Who gets the reply to the ask m. */
+static askjob ask_proto(weft_node *n, const actmsg *m)
+{
+    return (askjob){.n = n, .src = m->src, .id = m->id};
+}
+
 /* Hand m to a without waiting: -EAGAIN while a's mailbox is full;
  * otherwise 0: m delivered, or dropped (counted) or its ask failed when a
  * is dead. */
 static int hand_over(weft_node *n, weft_actor *a, const actmsg *m)
 {
     if (m->ask) {
-        askjob proto = {.n = n, .src = m->src, .id = m->id};
+        askjob proto = ask_proto(n, m);
         return deliver_ask(n, &proto, a, m->data, m->len, WEFT_SEND_NOWAIT);
     }
     int rc = weft_send(a, m->data, m->len, WEFT_SEND_NOWAIT);
@@ -1270,7 +1275,7 @@ static int hand_over(weft_node *n, weft_actor *a, const actmsg *m)
 static void act_fail(weft_node *n, const actmsg *m, int rc)
 {
     if (m->ask) {
-        askjob proto = {.n = n, .src = m->src, .id = m->id};
+        askjob proto = ask_proto(n, m);
         ask_fail(n, &proto, rc);
     } else {
         send_lost(n, m->src, m->name, m->namelen, rc);
@@ -1291,8 +1296,8 @@ static holdq *hold_find(weft_node *n, const weft_actor *a)
  * mailbox before a later message that saw 0 goes in without the lock. */
 static void hold_level(weft_node *n, int64_t by)
 {
-    n->hold_n += (uint64_t)by;
-    weft__store_release(&n->st.actor_waiting, n->hold_n);
+    uint64_t v = weft__load_relaxed(&n->st.actor_waiting) + (uint64_t)by;
+    weft__store_release(&n->st.actor_waiting, v);
 }
 
 /* Under hold_lock: a copy of m waits behind a's other waiting messages
@@ -1387,37 +1392,28 @@ static bool hold_tick(weft_node *n)
     return left;
 }
 
-/* At destroy: the waiting messages go no further. Sends are counted as
- * dropped; asks fail (-ECANCELED) when tell (the transport still up). */
+/* At destroy: the waiting messages go no further. Sends are dropped
+ * (counted); asks fail (-ECANCELED) when tell (the transport still up). */
 static void hold_cancel(weft_node *n, bool tell)
 {
     pthread_mutex_lock(&n->hold_lock);
     holdq *q = n->holds;
     n->holds = NULL;
     n->hold_bytes = 0;
-    hold_level(n, -(int64_t)n->hold_n);
+    weft__store_release(&n->st.actor_waiting, 0);
     pthread_mutex_unlock(&n->hold_lock);
-    uint64_t lost = 0;
     while (q) {
         holdq *next = q->next;
         for (held *h = q->head, *hn; h; h = hn) {
             hn = h->next;
-            if (!h->m.ask) {
-                count(&n->st.actor_dropped, 1);
-                lost++;
-            } else if (tell) {
+            if (tell || !h->m.ask)
                 act_fail(n, &h->m, -ECANCELED);
-            }
             weft__free(h);
         }
         weft_actor_release(q->a);
         weft__free(q);
         q = next;
     }
-    if (lost)
-        weft__log("net: %llu sends from peers that waited for room in full "
-                  "mailboxes were dropped: the node is destroyed",
-                  (unsigned long long)lost);
 }
 
 /* A send or an ask from src to a published actor. Handed over with
@@ -1430,14 +1426,14 @@ static void on_act_msg(weft_node *n, int src, const weft__msg *m,
     const weft_bytes *b = am->payload;
     if (weft__act_check(b ? b->data : NULL, b ? b->len : 0, m->namelen))
         return drop(n, src, "malformed actor message");
-    actmsg am2 = {.src = src, .ask = m->flags & WEFT__ACT_ASK, .id = m->id,
+    actmsg act = {.src = src, .ask = m->flags & WEFT__ACT_ASK, .id = m->id,
                   .name = (const char *)b->data, .namelen = m->namelen,
                   .data = b->data + m->namelen, .len = b->len - m->namelen};
     count(&n->st.actor_msgs, 1);
-    weft_actor *a = pub_get(n, am2.name, am2.namelen);
+    weft_actor *a = pub_get(n, act.name, act.namelen);
     if (!a)
-        return act_fail(n, &am2, -ENOENT);
-    hold_or_deliver(n, a, &am2);
+        return act_fail(n, &act, -ENOENT);
+    hold_or_deliver(n, a, &act);
     weft_actor_release(a);
 }
 

@@ -401,21 +401,6 @@ static const weft_actor_class SLOW = {.state_size = sizeof(acc),
                                       .receive = slow_recv};
 
 static void actors_of(weft_node *n, weft_runtime *rt,
-                      const weft_actor_class *cls, int capacity);
-
-/* Numbered sends from every rank to every rank, then asks: all arrived,
- * in order, none dropped; into an unbounded mailbox and into a full
- * one. */
-static void actors(weft_node *n, weft_runtime *rt)
-{
-    actors_of(n, rt, &ACC, 0);
-    actors_of(n, rt, &SLOW, 2);
-    weft_net_stats st;
-    CHECK(!weft_net_stats_get(n, &st));
-    CHECK(st.actor_dropped == 0 && st.actor_waiting == 0);
-}
-
-static void actors_of(weft_node *n, weft_runtime *rt,
                       const weft_actor_class *cls, int capacity)
 {
     enum { N = 1000 };
@@ -450,6 +435,18 @@ static void actors_of(weft_node *n, weft_runtime *rt,
     CHECK(!weft_net_barrier(n, LONG_WAIT)); /* nobody asks any more */
     CHECK(!weft_net_actor_unpublish(n, "acc"));
     weft_actor_release(a);
+}
+
+/* Numbered sends from every rank to every rank, then asks: all arrived,
+ * in order, none dropped; into an unbounded mailbox and into a full
+ * one. */
+static void actors(weft_node *n, weft_runtime *rt)
+{
+    actors_of(n, rt, &ACC, 0);
+    actors_of(n, rt, &SLOW, 2);
+    weft_net_stats st;
+    CHECK(!weft_net_stats_get(n, &st));
+    CHECK(st.actor_dropped == 0 && st.actor_waiting == 0);
 }
 
 /* ---- many threads at once ---- */
