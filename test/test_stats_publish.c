@@ -537,6 +537,157 @@ static void test_garbage_segment(void **s)
     }
 }
 
+/* --- segments that are not what they seem ------------------------------- */
+
+/* The shared mapping of segment id, read-write (as its owner has it). */
+static unsigned char *map_segment(const char *id, size_t *size)
+{
+    char path[80];
+    snprintf(path, sizeof path, "/%s", id);
+    int fd = shm_open(path, O_RDWR, 0);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    *size = (size_t)st.st_size;
+    void *m = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    assert_true(m != MAP_FAILED);
+    return m;
+}
+
+/* The segment's layout, as lib/core/publish.c's seg_header has it: the
+ * worker count, and the publisher's start time (each checked against
+ * what it should hold before a test relies on it). */
+enum { SEG_WORKERS_AT = 20, SEG_START_AT = 56 };
+
+/* A reader keeps the worker count it checked at attach: a segment whose
+ * header says more workers afterwards (another program of the same user
+ * writing it) must not make a read copy past the reader's buffer (found
+ * by review: ASan saw a heap overflow in the copy). */
+static void test_header_changed_after_attach(void **s)
+{
+    (void)s;
+    const char *name = unique_name("tsp-grow");
+    weft_runtime *rt = publishing_runtime(name, 1);
+    weft_stats_source src;
+    assert_true(find_source(name, getpid(), &src));
+    weft_stats_reader *r;
+    assert_int_equal(weft_stats_attach(src.id, &r), 0);
+    size_t size;
+    unsigned char *m = map_segment(src.id, &size);
+    uint32_t *workers = (uint32_t *)(void *)(m + SEG_WORKERS_AT);
+    assert_int_equal(*workers, 1);
+    *workers = 20;
+    weft_worker_stats w[1];
+    weft_stats_source got;
+    int k = -EAGAIN;
+    for (int tries = 0; tries < 100 && k == -EAGAIN; tries++)
+        k = weft_stats_read(r, &got, NULL, w, 1);
+    *workers = 1;
+    assert_int_equal(k, 1);
+    assert_int_equal(got.workers, 1);
+    munmap(m, size);
+    weft_stats_detach(&r);
+    weft_runtime_destroy(&rt);
+}
+
+/* A FIFO named like a segment: refused at once, not opened and waited on
+ * for a writer (which hung weft_stats_list, and weft-top with it). */
+static void test_fifo_refused(void **s)
+{
+    (void)s;
+    char id[64], file[80];
+    snprintf(id, sizeof id, "weft-fifo-test-%d", (int)getpid());
+    snprintf(file, sizeof file, "/dev/shm/%s", id);
+    assert_int_equal(mkfifo(file, 0600), 0);
+    alarm(60); /* a hang is a failure, not a stuck test run */
+    weft_stats_reader *r;
+    assert_int_equal(weft_stats_attach(id, &r), -EPROTO);
+    assert_null(r);
+    assert_true(weft_stats_list(sources, MAX_SOURCES) >= 0);
+    alarm(0);
+    assert_int_equal(unlink(file), 0);
+}
+
+/* A runtime whose segment name is taken (left by a dead process that had
+ * our pid: its counter started at 0 as ours did) publishes under the next
+ * name; it used to give up and publish nothing for its whole life. */
+static void test_name_taken(void **s)
+{
+    (void)s;
+    const char *first = unique_name("tsp-taken");
+    weft_runtime *rt = publishing_runtime(first, 1);
+    weft_stats_source src;
+    assert_true(find_source(first, getpid(), &src));
+    unsigned n;
+    char tail;
+    char fmt[32];
+    snprintf(fmt, sizeof fmt, "weft-%d-%%u%%c", (int)getpid());
+    assert_int_equal(sscanf(src.id, fmt, &n, &tail), 1);
+    weft_runtime_destroy(&rt);
+    char path[80];
+    snprintf(path, sizeof path, "/weft-%d-%u", (int)getpid(), n + 1);
+    junk_segment(path, 64);
+    const char *second = unique_name("tsp-taken");
+    rt = publishing_runtime(second, 1);
+    assert_true(find_source(second, getpid(), &src));
+    assert_string_not_equal(src.id, path + 1);
+    weft_runtime_destroy(&rt);
+    assert_int_equal(shm_unlink(path), 0);
+}
+
+/* Our start time, from /proc/self/stat (field 22). */
+static long long self_start(void)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    assert_non_null(f);
+    char buf[512];
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    char *p = strrchr(buf, ')');
+    for (int field = 3; p && field <= 22; field++)
+        p = strchr(p + 1, ' ');
+    assert_non_null(p);
+    return strtoll(p + 1, NULL, 10);
+}
+
+/* A segment of a dead process whose pid is in use again (here: ours,
+ * with another start time) is stale: removed by the list, not shown as
+ * alive for as long as the pid lives. */
+static void test_pid_reused(void **s)
+{
+    (void)s;
+    const char *name = unique_name("tsp-reused");
+    weft_runtime *rt = publishing_runtime(name, 1);
+    weft_stats_source src;
+    assert_true(find_source(name, getpid(), &src));
+    size_t size;
+    unsigned char *m = map_segment(src.id, &size);
+    int64_t start;
+    memcpy(&start, m + SEG_START_AT, sizeof start);
+    assert_int_equal(start, self_start());
+    /* the forged copy: the same segment, another start time */
+    char path[80];
+    snprintf(path, sizeof path, "/weft-%d-999999", (int)getpid());
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    start -= 1000;
+    memcpy(m + SEG_START_AT, &start, sizeof start);
+    ssize_t wrote = write(fd, m, size);
+    start += 1000;
+    memcpy(m + SEG_START_AT, &start, sizeof start);
+    close(fd);
+    munmap(m, size);
+    assert_int_equal(wrote, (ssize_t)size);
+    int n = weft_stats_list(sources, MAX_SOURCES);
+    for (int i = 0; i < n && i < MAX_SOURCES; i++)
+        assert_string_not_equal(sources[i].id, path + 1);
+    assert_int_equal(shm_unlink(path), -1); /* removed by the list */
+    /* ... while the real one lives on */
+    assert_true(find_source(name, getpid(), NULL));
+    weft_runtime_destroy(&rt);
+}
+
 static void test_bad_ids(void **s)
 {
     (void)s;
@@ -580,6 +731,10 @@ int main(void)
         cmocka_unit_test(test_dead_process),
         cmocka_unit_test(test_garbage_segment),
         cmocka_unit_test(test_bad_ids),
+        cmocka_unit_test(test_header_changed_after_attach),
+        cmocka_unit_test(test_fifo_refused),
+        cmocka_unit_test(test_name_taken),
+        cmocka_unit_test(test_pid_reused),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,8 +66,13 @@ WEFT_API int weft_runtime_create(weft_runtime **out, const weft_config *cfg);
 
 /* Destroy the runtime in *rtp and set *rtp to NULL. Work already submitted
  * is finished first, never dropped: calls to weft_run() in flight return
- * normally. Calls that start after destroy began return -ESHUTDOWN; the
- * caller must not use the handle once destroy has returned. Must not be
+ * normally, and tasks still running may submit more. Calls from other
+ * threads that start while destroy runs return -ESHUTDOWN, but no call may
+ * use the handle once destroy has returned, and a thread cannot tell the
+ * two apart by itself: other threads must stop calling into rt before
+ * destroy begins, or the program must order their calls before its
+ * return (as with pthread_mutex_destroy). -ESHUTDOWN is what a call that
+ * overlaps destroy gets, not a way to find out that it ran. Must not be
  * called from one of this runtime's own workers (-EDEADLK). A NULL rtp or
  * *rtp is a no-op returning 0. */
 WEFT_API int weft_runtime_destroy(weft_runtime **rtp);

@@ -83,8 +83,12 @@ WEFT_API int weft_stats_runtime(const weft_runtime *rt,
  * WEFT_STATS_KEEP=1, which leaves the last snapshot for a reader to take
  * and remove (weft-scale does). A segment left by a process that died is
  * removed by the next weft_stats_list(), unless it was kept: then it goes
- * a minute after its last snapshot, so a reader can still take it. Any thread of any process of the
- * same user may call the functions below. */
+ * a minute after its last snapshot, so a reader can still take it. A
+ * process counts as gone when no process of its pid has its start time
+ * (a reused pid does not keep a dead one's segment alive). Readers in
+ * another pid namespace than the publisher's cannot tell and never remove
+ * its segment. Any thread of any process of the same user may call the
+ * functions below; segments of other users are refused. */
 typedef struct weft_stats_source {
     char id[64];      /* what to pass to weft_stats_attach() */
     char name[64];    /* the WEFT_STATS name */
@@ -107,9 +111,10 @@ typedef struct weft_stats_reader weft_stats_reader;
 WEFT_API int weft_stats_list(weft_stats_source *out, int n);
 
 /* Attach to a published segment by id. On success *out owns a reader,
- * released with weft_stats_detach(). Errors: -EINVAL (bad id), -ENOENT
- * (gone), -EACCES, -EPROTO (not a weft segment, or another version),
- * -ENOMEM. */
+ * released with weft_stats_detach(). Its size and worker count are fixed
+ * here: a segment changed afterwards cannot make a read overrun. Errors:
+ * -EINVAL (bad id), -ENOENT (gone), -EACCES (another user's), -EPROTO (not
+ * a weft segment or not a regular file, or another version), -ENOMEM. */
 WEFT_API int weft_stats_attach(const char *id, weft_stats_reader **out);
 
 /* One consistent snapshot: the source's description (src, may be NULL),

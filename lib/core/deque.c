@@ -41,11 +41,17 @@ void weft__enter_allstolen(weft__worker *w)
 /* Take down ask and a thief's request. In this order, against the
  * thief's (split_req, then ask; worker.c request_split): whatever the
  * interleaving, a request is either seen by a spawn or leaves split_req
- * clear for the next thief to ask again. */
+ * clear for the next thief to ask again. That needs one order of all four
+ * stores that both threads agree on, hence seq_cst: with relaxed stores a
+ * weakly ordered CPU may show the thief's ask=1 before our ask=0 and its
+ * split_req=1 after our split_req=0, leaving a request that nobody sees
+ * and that keeps every later thief from asking. (On x86 stores already
+ * appear in one order.) Sharing is the slow path: the fences cost
+ * nothing that matters. */
 static void clear_ask(weft__worker *w)
 {
-    weft__store_relaxed(&w->cur->ask, 0);
-    weft__store_relaxed(&w->split_req, 0);
+    weft__store_seqcst(&w->cur->ask, 0);
+    weft__store_seqcst(&w->split_req, 0);
 }
 
 static bool is_shared(const weft_task *f)

@@ -11,7 +11,16 @@
  * writes a last snapshot, marks the segment exited and unlinks it, unless
  * WEFT_STATS_KEEP=1 (weft-scale reads a finished program's statistics and
  * removes the segment itself). A segment whose process is gone is removed
- * by the next weft_stats_list(). */
+ * by the next weft_stats_list(): gone means no process of that pid with
+ * the start time the segment records (a pid alone may have been reused),
+ * judged only by readers in the publisher's pid namespace (in another,
+ * the pid names some other process or none).
+ *
+ * Readers trust nothing in a segment past what attach checked: its size
+ * and worker count are fixed then, so a segment rewritten under them
+ * (another program of the same user) cannot make a read overrun; only
+ * regular files of the reader's own user are attached, opened without
+ * blocking (a FIFO named like a segment would hang the open). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +37,7 @@
 #include "internal.h"
 
 #define SEG_MAGIC 0x3153544154535457ull /* "WTSTATS1" */
-#define SEG_VERSION 1
+#define SEG_VERSION 2
 #define SEG_PREFIX "weft-"
 #define DEFAULT_MS 100
 /* a kept segment of a dead process that nobody read for this long is
@@ -46,6 +55,8 @@ typedef struct seg_header {
     _Atomic uint64_t seq; /* odd while the publisher writes */
     /* payload */
     int64_t pid, state, keep;
+    int64_t start_ticks; /* the process's start time (/proc stat) */
+    uint64_t pidns;      /* inode of its pid namespace, 0: unknown */
     uint64_t created_unix_ns, updated_mono_ns;
     char name[64];
     weft_runtime_stats rt;
@@ -57,6 +68,7 @@ struct weft__publisher {
     pthread_cond_t cond;
     bool stop;
     unsigned period_ms;
+    uint32_t workers;
     char id[64];
     seg_header *seg;
     size_t size;
@@ -77,10 +89,14 @@ static size_t seg_size(uint32_t workers)
     return sizeof(seg_header) + (size_t)workers * sizeof(weft_worker_stats);
 }
 
-static _Atomic uint64_t *payload_words(seg_header *h, size_t *nwords)
+/* The payload of a segment of `workers` workers: the count comes from the
+ * writer's own record or the reader's check at attach, never from the
+ * shared header, which another process could change under us. */
+static _Atomic uint64_t *payload_words(seg_header *h, uint32_t workers,
+                                       size_t *nwords)
 {
     unsigned char *p = (unsigned char *)&h->pid;
-    size_t bytes = seg_size(h->workers) - (size_t)(p - (unsigned char *)h);
+    size_t bytes = seg_size(workers) - (size_t)(p - (unsigned char *)h);
     *nwords = bytes / 8;
     return (_Atomic uint64_t *)(void *)p;
 }
@@ -90,10 +106,10 @@ static _Atomic uint64_t *payload_words(seg_header *h, size_t *nwords)
 /* Sequence lock, writer side: seq odd (seq_cst RMW), then each word with a
  * release store, so a reader that sees any new word also sees the odd
  * seq; seq even again with release. One writer per segment. */
-static void seg_write(seg_header *h, const void *src)
+static void seg_write(seg_header *h, uint32_t workers, const void *src)
 {
     size_t n;
-    _Atomic uint64_t *dst = payload_words(h, &n);
+    _Atomic uint64_t *dst = payload_words(h, workers, &n);
     const uint64_t *s = src;
     weft__add_seqcst(&h->seq, 1);
     for (size_t i = 0; i < n; i++)
@@ -108,6 +124,8 @@ static void *payload_build(weft_runtime *rt, weft__publisher *p, int state)
     img->pid = getpid();
     img->state = state;
     img->keep = p->seg->keep;
+    img->start_ticks = p->seg->start_ticks;
+    img->pidns = p->seg->pidns;
     img->created_unix_ns = p->seg->created_unix_ns;
     img->updated_mono_ns = weft__now_ns();
     memcpy(img->name, p->seg->name, sizeof img->name);
@@ -119,7 +137,7 @@ static void *payload_build(weft_runtime *rt, weft__publisher *p, int state)
 static void publish_now(weft_runtime *rt, int state)
 {
     weft__publisher *p = rt->publisher;
-    seg_write(p->seg, payload_build(rt, p, state));
+    seg_write(p->seg, p->workers, payload_build(rt, p, state));
 }
 
 static void *publisher_main(void *arg)
@@ -169,14 +187,23 @@ static void seg_path(char path[PATH_MAX_LEN], const char *id)
 
 static int seg_create(weft__publisher *p, uint32_t workers)
 {
-    snprintf(p->id, sizeof p->id, SEG_PREFIX "%d-%u", (int)getpid(),
-             atomic_fetch_add_explicit(&seg_counter, 1,
-                                       memory_order_relaxed));
     char path[PATH_MAX_LEN];
-    seg_path(path, p->id);
-    int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    int fd = -1;
+    /* A name taken is one a dead process of our pid left (its counter
+     * started at 0 as ours did), or another pid namespace's: take the
+     * next, rather than publish nothing for the runtime's whole life. */
+    for (int tries = 0; fd < 0 && tries < 64; tries++) {
+        snprintf(p->id, sizeof p->id, SEG_PREFIX "%d-%u", (int)getpid(),
+                 atomic_fetch_add_explicit(&seg_counter, 1,
+                                           memory_order_relaxed));
+        seg_path(path, p->id);
+        fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return -errno;
+    }
     if (fd < 0)
-        return -errno;
+        return -EEXIST;
+    p->workers = workers;
     p->size = seg_size(workers);
     int rc = ftruncate(fd, (off_t)p->size) ? -errno : 0;
     void *m = rc ? MAP_FAILED
@@ -191,6 +218,35 @@ static int seg_create(weft__publisher *p, uint32_t workers)
     return 0;
 }
 
+/* The start time of process pid, in clock ticks after boot (field 22 of
+ * /proc/PID/stat), or -1 when /proc has no such process. */
+static int64_t proc_start(int64_t pid)
+{
+    char path[48], buf[512];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    /* the command name (field 2) may hold spaces and ')': fields 3 on
+     * start after the last ')' */
+    char *f = strrchr(buf, ')');
+    for (int field = 3; f && field <= 22; field++)
+        f = strchr(f + 1, ' ');
+    return f ? strtoll(f + 1, NULL, 10) : -1;
+}
+
+/* The inode of the calling process's pid namespace, 0 if unknown. */
+static uint64_t pid_ns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 static void seg_init(seg_header *h, uint32_t workers, const char *name)
 {
     h->version = SEG_VERSION;
@@ -198,6 +254,8 @@ static void seg_init(seg_header *h, uint32_t workers, const char *name)
     h->worker_size = sizeof(weft_worker_stats);
     h->workers = workers;
     h->pid = getpid();
+    h->start_ticks = proc_start(h->pid);
+    h->pidns = pid_ns();
     h->state = SEG_RUNNING;
     const char *keep = getenv("WEFT_STATS_KEEP");
     h->keep = keep && strcmp(keep, "1") == 0;
@@ -283,6 +341,7 @@ void weft__publish_stop(weft_runtime *rt)
 struct weft_stats_reader {
     seg_header *seg;
     size_t size;
+    uint32_t workers; /* as checked at attach */
     char id[64];
     uint64_t *copy;
 };
@@ -307,6 +366,31 @@ static int seg_check(const seg_header *h, size_t size)
     return 0;
 }
 
+/* Map the segment at path read-only: a regular file of our own user. */
+static int seg_map(const char *path, void **m, size_t *size)
+{
+    /* O_NONBLOCK: opening a FIFO named like a segment would wait for a
+     * writer forever */
+    int fd = shm_open(path, O_RDONLY | O_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) ? -errno : 0;
+    if (!rc && !S_ISREG(st.st_mode))
+        rc = -EPROTO; /* not a segment */
+    else if (!rc && st.st_uid != geteuid())
+        rc = -EACCES; /* another user's: its content is not to be trusted */
+    else if (!rc && (size_t)st.st_size < sizeof(seg_header))
+        rc = -EPROTO;
+    *size = rc ? 0 : (size_t)st.st_size;
+    *m = rc ? MAP_FAILED
+            : mmap(NULL, *size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (!rc && *m == MAP_FAILED)
+        rc = -errno;
+    return rc;
+}
+
 int weft_stats_attach(const char *id, weft_stats_reader **out)
 {
     if (!out)
@@ -316,19 +400,16 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
         return -EINVAL;
     char path[PATH_MAX_LEN];
     seg_path(path, id);
-    int fd = shm_open(path, O_RDONLY, 0);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = fstat(fd, &st) ? -errno : 0;
-    size_t size = rc ? 0 : (size_t)st.st_size;
-    void *m = rc || size < sizeof(seg_header)
-                  ? MAP_FAILED
-                  : mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED)
-        return rc ? rc : -EPROTO;
-    if ((rc = seg_check(m, size))) {
+    void *m;
+    size_t size;
+    int rc = seg_map(path, &m, &size);
+    if (rc)
+        return rc;
+    /* checked in a private copy, whose worker count the reader keeps: the
+     * shared one may change after the check */
+    seg_header hdr;
+    memcpy(&hdr, m, offsetof(seg_header, seq));
+    if ((rc = seg_check(&hdr, size))) {
         munmap(m, size);
         return rc;
     }
@@ -340,7 +421,8 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
         munmap(m, size);
         return -ENOMEM;
     }
-    *r = (weft_stats_reader){.seg = m, .size = size, .copy = r->copy};
+    *r = (weft_stats_reader){.seg = m, .size = size,
+                             .workers = hdr.workers, .copy = r->copy};
     snprintf(r->id, sizeof r->id, "%s", id);
     *out = r;
     return 0;
@@ -358,10 +440,10 @@ void weft_stats_detach(weft_stats_reader **rp)
 
 /* Sequence lock, reader side: each word with an acquire load, so the
  * final seq load cannot move before them (see seg_write). */
-static int seg_copy(seg_header *h, uint64_t *dst)
+static int seg_copy(seg_header *h, uint32_t workers, uint64_t *dst)
 {
     size_t n;
-    _Atomic uint64_t *src = payload_words(h, &n);
+    _Atomic uint64_t *src = payload_words(h, workers, &n);
     for (int tries = 0; tries < 1000; tries++) {
         /* a preempted publisher needs the CPU to finish its write */
         if (tries >= 64 && tries % 16 == 0)
@@ -377,9 +459,21 @@ static int seg_copy(seg_header *h, uint64_t *dst)
     return -EAGAIN;
 }
 
-static bool pid_alive(int64_t pid)
+/* Whether the process that published a segment (its pid, start time and
+ * pid namespace) may still run. A zombie not yet reaped still counts. */
+static bool publisher_alive(int64_t pid, int64_t start, uint64_t pidns)
 {
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH);
+    if (pid <= 0)
+        return false;
+    uint64_t ns = pid_ns();
+    if (pidns && ns && pidns != ns)
+        return true; /* its pid names another process here: no way to tell */
+    int64_t now = proc_start(pid);
+    if (now >= 0)
+        return now == start; /* another start time: the pid was reused */
+    if (proc_start(getpid()) >= 0)
+        return false; /* /proc works and has no such pid */
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH; /* no /proc */
 }
 
 static void fill_source(weft_stats_source *s, const char *id,
@@ -393,7 +487,8 @@ static void fill_source(weft_stats_source *s, const char *id,
     s->workers = (int32_t)img->workers;
     s->exited = img->state == SEG_EXITED;
     s->kept = img->keep != 0;
-    s->alive = !s->exited && pid_alive(img->pid);
+    s->alive = !s->exited &&
+               publisher_alive(img->pid, img->start_ticks, img->pidns);
     s->created_unix_ns = img->created_unix_ns;
     s->age_ns = weft__now_ns() - img->updated_mono_ns;
 }
@@ -406,8 +501,8 @@ int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
     seg_header *img = (seg_header *)(void *)r->copy;
     /* the fields before seq never change once the magic is set */
     memcpy(img, r->seg, offsetof(seg_header, seq));
-    img->workers = r->seg->workers;
-    int rc = seg_copy(r->seg, (uint64_t *)(void *)&img->pid);
+    img->workers = r->workers;
+    int rc = seg_copy(r->seg, r->workers, (uint64_t *)(void *)&img->pid);
     if (rc)
         return rc;
     if (src)
@@ -439,6 +534,10 @@ static bool stale(const weft_stats_source *s)
     return !s->kept || s->age_ns > KEEP_GRACE_NS;
 }
 
+/* Index of a payload field among the payload's words. */
+#define WORD(field) \
+    ((offsetof(seg_header, field) - offsetof(seg_header, pid)) / 8)
+
 /* Look at one /dev/shm entry; true when it is a live segment (in *s). */
 static bool probe(const char *id, weft_stats_source *s)
 {
@@ -447,12 +546,17 @@ static bool probe(const char *id, weft_stats_source *s)
     if (rc)
         return false; /* -EPROTO: not ours, or half-made: never removed */
     rc = weft_stats_read(r, s, NULL, NULL, 0);
-    /* a publisher that died mid-write leaves seq odd for good; its pid,
-     * written before the first snapshot and never changed, still tells */
+    /* a publisher that died mid-write leaves seq odd for good; who it
+     * was, written before the first snapshot and never changed, still
+     * tells */
     size_t nw;
-    int64_t pid = (int64_t)weft__load_relaxed(payload_words(r->seg, &nw));
+    _Atomic uint64_t *w = payload_words(r->seg, r->workers, &nw);
+    int64_t pid = (int64_t)weft__load_relaxed(&w[WORD(pid)]);
+    int64_t start = (int64_t)weft__load_relaxed(&w[WORD(start_ticks)]);
+    uint64_t pidns = weft__load_relaxed(&w[WORD(pidns)]);
     weft_stats_detach(&r);
-    bool gone = rc == -EAGAIN ? !pid_alive(pid) : rc >= 0 && stale(s);
+    bool gone = rc == -EAGAIN ? !publisher_alive(pid, start, pidns)
+                              : rc >= 0 && stale(s);
     if (gone)
         weft_stats_remove(id);
     return rc >= 0 && !gone;

@@ -322,6 +322,12 @@ int weft_runtime_destroy(weft_runtime **rtp)
     weft__jobs_quiesce(rt); /* queued futures and graph runs finish too */
     weft__publish_stop(rt); /* its last snapshot counts all of that */
     stop_workers(rt, rt->nworkers);
+    /* A call that counted itself in after the wait above sees stopping
+     * and backs out; its decrement is its last access to rt, so wait for
+     * it before rt goes. This narrows, and cannot close, the window in
+     * which a call races the free: the header asks callers not to. */
+    while (weft__load_acquire(&rt->inflight) > 0)
+        nanosleep(&nap, NULL);
     free_runtime(rt);
     *rtp = NULL;
     return 0;

@@ -70,8 +70,9 @@ static bool request_split(weft__worker *v)
     if (weft__load_relaxed(&v->allstolen_pub))
         return false;
     if (!weft__load_relaxed(&v->split_req)) {
-        weft__store_relaxed(&v->split_req, 1);
-        weft__store_relaxed(&v->cur->ask, 1);
+        /* seq_cst, the owner's clear_ask says why */
+        weft__store_seqcst(&v->split_req, 1);
+        weft__store_seqcst(&v->cur->ask, 1);
     }
     return true;
 }
