@@ -1,6 +1,7 @@
 /* The segment: creating, validating and mapping it; client slots and
  * their liveness; the robust lock and the repair after a death inside it;
  * reclaiming dead clients. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -220,7 +221,7 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
         goto fail;
     }
     unlink(tmp);
-    close(fd);
+    st->fd = fd; /* kept: the client's lock is on it */
     return 0;
 fail:
     if (base)
@@ -310,9 +311,46 @@ static uint64_t proc_start(pid_t pid, char *state)
     return p ? strtoull(p, NULL, 10) : 0;
 }
 
-/* A client is dead when its pid is gone, a zombie, or now belongs to a
- * process that started at another time (pid reuse). */
-int st_client_dead(const st_client *c)
+/* Some thread of pid other than a zombie: the process lives even when its
+ * main thread (whose state /proc/PID/stat shows) has called
+ * pthread_exit(). 1 when one is found, or when it cannot be told. */
+static int any_thread_alive(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return errno != ENOENT;
+    int alive = 0;
+    struct dirent *e;
+    while (!alive && (e = readdir(dir))) {
+        char state = 'X';
+        long tid = strtol(e->d_name, NULL, 10);
+        if (tid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%ld/stat", (int)pid, tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char buf[512];
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (fd >= 0)
+            close(fd);
+        if (n > 0) {
+            buf[n] = 0;
+            char *p = strrchr(buf, ')');
+            state = p && p[1] == ' ' ? p[2] : '?';
+        }
+        alive = state != 'Z' && state != 'X';
+    }
+    closedir(dir);
+    return alive;
+}
+
+/* By pid, where the client holds no lock: dead when its pid is gone,
+ * every thread of it a zombie, or the pid belongs to a process that
+ * started at another time (pid reuse). Blind to pid namespaces (another
+ * namespace's pid means another process here) and to exec (the pid
+ * outlives the handle), which the lock sees. */
+static int pid_dead(const st_client *c)
 {
     pid_t pid = atomic_load_explicit(&c->pid, memory_order_relaxed);
     if (pid <= 0)
@@ -323,7 +361,39 @@ int st_client_dead(const st_client *c)
     uint64_t t = proc_start(pid, &state);
     if (t == 0)
         return 0; /* cannot tell (no /proc): assume alive */
-    return state == 'Z' || state == 'X' || t != c->start_time;
+    if (t != c->start_time || state == 'X')
+        return 1;
+    return state == 'Z' && !any_thread_alive(pid);
+}
+
+/* The client's lock on byte c of the segment file: an OFD lock, owned by
+ * the open file description, which the kernel drops when the last
+ * descriptor of it closes: at exit (whatever thread is left, whatever
+ * the pid namespace) or exec (O_CLOEXEC), and which the client drops when
+ * it closes. A forked child that keeps the inherited descriptor keeps
+ * its parent alive to the store: a leak until the child goes, never a
+ * reclaim under a live user. */
+static int slot_lock(int fd, uint32_t c, short type, int cmd,
+                     struct flock *out)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET,
+                       .l_start = (off_t)c, .l_len = 1};
+    int rc = fcntl(fd, cmd, &fl);
+    if (out)
+        *out = fl;
+    return rc == 0 ? 0 : -errno;
+}
+
+/* Whether client slot c's process is gone: by its lock where it took
+ * one, else by its pid. */
+int st_client_dead(weft_store *st, uint32_t c)
+{
+    const st_client *cl = &st->clients[c];
+    struct flock fl;
+    if (atomic_load_explicit(&cl->locked, memory_order_relaxed) &&
+        slot_lock(st->fd, c, F_WRLCK, F_OFD_GETLK, &fl) == 0)
+        return fl.l_type == F_UNLCK;
+    return pid_dead(cl);
 }
 
 /* ---- the lock */
@@ -385,13 +455,14 @@ static int other_dead(weft_store *st, uint32_t c)
 {
     st_client *cl = &st->clients[c];
     return atomic_load_explicit(&cl->state, memory_order_relaxed) ==
-               ST_CLIENT_ALIVE && c != st->me && st_client_dead(cl);
+               ST_CLIENT_ALIVE && c != st->me && st_client_dead(st, c);
 }
 
 static void free_slot(weft_store *st, uint32_t c)
 {
     st_client *cl = &st->clients[c];
     atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&cl->locked, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->unlinked, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->npend, 0, memory_order_relaxed);
     /* its seals and creates stay counted in the header's */
@@ -499,6 +570,9 @@ void st_repair(weft_store *st)
 
 /* ---- clients */
 
+/* Takes a free slot and its lock. A slot whose lock another descriptor
+ * still holds (a client that closed and has not released it yet, or a
+ * forked child's copy of a reclaimed client's) is passed over. */
 static int take_slot(weft_store *st)
 {
     for (uint32_t c = 0; c < st->max_clients; c++) {
@@ -506,11 +580,15 @@ static int take_slot(weft_store *st)
         if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
                 ST_CLIENT_FREE)
             continue;
+        int rc = slot_lock(st->fd, c, F_WRLCK, F_OFD_SETLK, NULL);
+        if (rc == -EAGAIN || rc == -EACCES)
+            continue;
         char state;
         for (uint32_t d = 0; d < st->max_objects; d++)
             atomic_store_explicit(st_ref(st, c, d), 0, memory_order_relaxed);
         cl->start_time = proc_start(getpid(), &state);
         atomic_store_explicit(&cl->pid, getpid(), memory_order_relaxed);
+        atomic_store_explicit(&cl->locked, rc == 0, memory_order_relaxed);
         atomic_store_explicit(&cl->state, ST_CLIENT_ALIVE,
                               memory_order_release);
         ST_ADD(&st->h->clients, 1);
@@ -552,7 +630,10 @@ static int open_or_create(weft_store *st, const weft_store_opts *o)
         if (fd >= 0) {
             int rc = (o->flags & WEFT_STORE_OPEN_CREATE)
                          ? -EEXIST : attach_segment(st, fd, o->flags);
-            close(fd);
+            if (rc == 0)
+                st->fd = fd; /* kept: the client's lock is on it */
+            else
+                close(fd);
             return rc;
         }
         if (errno != ENOENT)
@@ -583,6 +664,7 @@ int weft_store_open(const char *name, const weft_store_opts *opts,
     if (!st)
         return -ENOMEM;
     snprintf(st->name, sizeof st->name, "%s", name);
+    st->fd = -1;
     pthread_mutex_init(&st->pend_mu, NULL);
     int rc = -ENOMEM;
     if (o.spill_dir && !(st->spill_dir = copy_string(o.spill_dir)))
@@ -598,6 +680,8 @@ int weft_store_open(const char *name, const weft_store_opts *opts,
 fail:
     if (st->base)
         munmap(st->base, st->map_size);
+    if (st->fd >= 0)
+        close(st->fd); /* drops the slot's lock with it, if taken */
     weft__free(st->spill_dir);
     pthread_mutex_destroy(&st->pend_mu);
     weft__free(st);
@@ -613,6 +697,11 @@ int weft_store_close(weft_store *st)
         st_reclaim_client(st, st->me);
         st_unlock(st);
     }
+    /* after the slot is free (a process that saw the lock go could
+     * otherwise reclaim it from under the reclaim above), and explicitly:
+     * a forked child's copy of the descriptor would keep it */
+    slot_lock(st->fd, st->me, F_UNLCK, F_OFD_SETLK, NULL);
+    close(st->fd);
     st_spill_close(st);
     munmap(st->base, st->map_size);
     weft__free(st->spill_dir);

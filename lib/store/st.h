@@ -87,7 +87,8 @@
 
 /* "WEFTSTOR" in memory (little-endian) */
 #define ST_MAGIC 0x524f545354464557ull
-#define ST_VERSION 2u /* 2: lock-free seal, ABORTING, unlinked */
+#define ST_VERSION 3u /* 2: lock-free seal, ABORTING, unlinked; 3: liveness
+                         by lock */
 #define ST_NIL32 UINT32_MAX
 #define ST_NIL64 UINT64_MAX
 #define ST_ALIGN 64u          /* block and data alignment */
@@ -170,7 +171,12 @@ typedef struct st_client {
      * hold those of slots freed since): each client writes its own line,
      * not the header's hot one. */
     _Atomic uint64_t seals, creates;
-    uint64_t pad[3];
+    /* 1: the client holds an OFD lock on byte (slot index) of the segment
+     * file for as long as it is attached, and its liveness is that lock's
+     * (see st_client_dead); 0: by pid only (no OFD locks there). */
+    _Atomic uint32_t locked;
+    uint32_t pad1;
+    uint64_t pad[2];
     _Atomic uint32_t pend[ST_PEND_MAX]; /* sealed descriptors to link */
 } st_client;
 
@@ -216,6 +222,8 @@ typedef struct st_blk {
 struct weft_store {
     uint8_t *base;
     size_t map_size;
+    int fd;                  /* the segment's, open while attached: the
+                                client's liveness lock is on it */
     st_hdr *h;
     st_client *clients;
     _Atomic uint16_t *refs;  /* all rows */
@@ -249,7 +257,7 @@ WEFT__HIDDEN extern void (*weft__store_hook)(const char *point);
 /* segment.c */
 WEFT__HIDDEN int st_lock(weft_store *st);
 WEFT__HIDDEN void st_unlock(weft_store *st);
-WEFT__HIDDEN int st_client_dead(const st_client *c);
+WEFT__HIDDEN int st_client_dead(weft_store *st, uint32_t c);
 WEFT__HIDDEN int st_reclaim_dead(weft_store *st);
 WEFT__HIDDEN uint32_t st_refsum(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_repair(weft_store *st);

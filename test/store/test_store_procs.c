@@ -5,6 +5,7 @@
  * process that dies (SIGKILL) holding references and unsealed objects
  * loses exactly those. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "store_util.h"
+#include "st.h" /* a client's liveness lock, cleared on purpose below */
 
 /* Consumer: opens the store by name, waits for each of n objects (in its
  * own order), verifies it, releases it. Exit status: 0, or what failed. */
@@ -273,6 +275,93 @@ static void test_killed_holder(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* The child of test_main_thread_gone: its main thread leaves by
+ * pthread_exit(), this thread holds the reference on until told. */
+static weft_store *gone_st;
+static weft_store_obj gone_obj;
+static int gone_go;
+
+static void *gone_holder(void *arg)
+{
+    (void)arg;
+    char b;
+    if (read(gone_go, &b, 1) != 1)
+        _exit(20);
+    int ok = st_verify(1, gone_obj.data, gone_obj.size);
+    if (weft_store_release(gone_st, &gone_obj) != 0)
+        _exit(21);
+    _exit(!ok ? 22 : weft_store_close(gone_st) == 0 ? 0 : 23);
+}
+
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* A client whose main thread called pthread_exit() while another thread
+ * holds a reference lives on (/proc says 'Z' of its main thread only):
+ * it is not reclaimed, and its reference keeps the object, both by its
+ * liveness lock and by the pid (the fallback where there are no OFD
+ * locks, played by clearing the slot's mark). */
+static void test_main_thread_gone(void **state)
+{
+    (void)state;
+    const char *name = st_name("gone");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(st_put_n(st, 1, 4096, 0), 0);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        alarm(60); /* gone even if the parent's test fails first */
+        weft_store_id id = st_id(1);
+        if (weft_store_open(name, NULL, &gone_st) != 0 ||
+            weft_store_get(gone_st, &id, 0, &gone_obj) != 0)
+            _exit(10);
+        gone_go = go[0];
+        pthread_t t;
+        if (pthread_create(&t, NULL, gone_holder, NULL) != 0)
+            _exit(11);
+        pthread_exit(NULL);
+    }
+    for (int i = 0; i < 10000 && proc_state(kid) != 'Z'; i++)
+        usleep(1000);
+    assert_int_equal(proc_state(kid), 'Z');
+    weft_store_id id = st_id(1);
+    weft_store_stats s;
+    char why[200];
+    for (int by_pid = 0; by_pid < 2; by_pid++) {
+        if (by_pid)
+            for (uint32_t c = 0; c < st->max_clients; c++)
+                if (atomic_load(&st->clients[c].pid) == kid)
+                    atomic_store(&st->clients[c].locked, 0);
+        assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+        assert_int_equal(weft_store_stats_get(st, &s), 0);
+        assert_int_equal(s.reclaims, 0);
+        assert_int_equal(s.clients, 2);
+        assert_int_equal(weft_store_delete(st, &id), -EBUSY);
+    }
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(st_wait(kid), 0);
+    assert_int_equal(weft_store_delete(st, &id), 0);
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    close(go[0]);
+    close(go[1]);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_seal_wakeups),
         cmocka_unit_test(test_unlinked_seals_evictable),
         cmocka_unit_test(test_killed_holder),
+        cmocka_unit_test(test_main_thread_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
