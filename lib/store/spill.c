@@ -69,8 +69,41 @@ typedef struct io_piece {
     uint64_t len, off;
 } io_piece;
 
-/* Submits pieces [i, i + k) and waits for them; a short one is finished
- * by hand. */
+/* Waits for a completion; a signal (EINTR) is no reason to stop waiting. */
+static int reap_one(weft_store *st, struct io_uring_cqe **cqe)
+{
+    int rc;
+    do
+        rc = io_uring_wait_cqe(&st->ring, cqe);
+    while (rc == -EINTR);
+    return rc;
+}
+
+/* Submits the k queued requests; how many the kernel took (all but after
+ * an error, then in *err). */
+static unsigned submit_all(weft_store *st, unsigned k, int *err)
+{
+    unsigned sent = 0;
+    while (sent < k) {
+        int rc = io_uring_submit(&st->ring);
+        if (rc == -EINTR)
+            continue;
+        if (rc <= 0) {
+            *err = rc < 0 ? rc : -EIO;
+            break;
+        }
+        sent += (unsigned)rc;
+    }
+    return sent;
+}
+
+/* Transfers pieces p[0..k) and reaps every completion before it returns,
+ * whatever failed: a request the kernel holds still reads into (or writes
+ * from) its block, which the caller frees or reuses on an error, and a
+ * completion left in the ring would be counted by the next batch. A short
+ * piece is finished by hand. After an error that leaves the ring unsure
+ * (requests queued but not taken, a completion that cannot be waited
+ * for) the ring is closed, so nothing of this batch reaches the next. */
 static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
 {
     for (unsigned j = 0; j < k; j++) {
@@ -83,15 +116,18 @@ static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
                                p[j].off);
         io_uring_sqe_set_data64(sqe, j);
     }
-    int rc = io_uring_submit_and_wait(&st->ring, k);
-    if (rc < 0)
-        return rc;
-    int err = 0;
-    for (unsigned done = 0; done < k; done++) {
+    int err = 0, broken = 0;
+    unsigned sent = submit_all(st, k, &err);
+    broken = sent < k;
+    ST_POINT("spill:submitted");
+    for (unsigned done = 0; done < sent; done++) {
         struct io_uring_cqe *cqe;
-        rc = io_uring_wait_cqe(&st->ring, &cqe);
-        if (rc < 0)
-            return rc;
+        int rc = reap_one(st, &cqe);
+        if (rc < 0) {
+            err = err ? err : rc;
+            broken = 1;
+            break;
+        }
         io_piece *q = &p[io_uring_cqe_get_data64(cqe)];
         int res = cqe->res;
         io_uring_cqe_seen(&st->ring, cqe);
@@ -101,6 +137,8 @@ static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
             err = rw_plain(fd, wr, q->buf + res, q->len - (uint64_t)res,
                            q->off + (uint64_t)res);
     }
+    if (broken)
+        st_spill_close(st); /* the next transfer opens a new ring */
     return err;
 }
 
