@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -137,6 +138,21 @@ static int init_lock(pthread_mutex_t *m)
     return -rc;
 }
 
+/* A random 64-bit id for a new segment (st_hdr.instance); without
+ * getrandom, one from the pid, the time and a counter, unique enough to
+ * keep two stores of one name apart. */
+static uint64_t new_instance(void)
+{
+    static _Atomic uint64_t seq;
+    uint64_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return ((uint64_t)getpid() << 40) ^ (uint64_t)t.tv_sec * 1000000000u ^
+           (uint64_t)t.tv_nsec ^ (atomic_fetch_add(&seq, 1) << 20);
+}
+
 /* Fills a fresh (zeroed) segment; magic last, though nobody can see the
  * segment before it is linked under its name. */
 static int init_segment(weft_store *st, const layout *l,
@@ -156,6 +172,7 @@ static int init_segment(weft_store *st, const layout *l,
     h->off_descs = l->descs;
     h->off_index = l->index;
     h->off_data = l->data;
+    h->instance = new_instance();
     int rc = init_lock(&h->lock);
     if (rc)
         return rc;
@@ -710,17 +727,41 @@ int weft_store_close(weft_store *st)
     return rc;
 }
 
+/* The instance id of the store at path (its spill files' names), read
+ * before the name goes; 0 with *ok 0 when it is no weft store. */
+static uint64_t instance_of(const char *path, int *ok)
+{
+    *ok = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    struct stat sb;
+    uint64_t v = 0;
+    if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size >= sizeof(st_hdr)) {
+        void *hp = mmap(NULL, sizeof(st_hdr), PROT_READ, MAP_SHARED, fd, 0);
+        if (hp != MAP_FAILED) {
+            *ok = header_ok(hp, (uint64_t)sb.st_size);
+            v = ((st_hdr *)hp)->instance;
+            munmap(hp, sizeof(st_hdr));
+        }
+    }
+    close(fd);
+    return v;
+}
+
 int weft_store_unlink(const char *name, const char *spill_dir)
 {
     if (!name_ok(name))
         return -EINVAL;
     char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
     snprintf(path, sizeof path, SHM_DIR "%s", name);
+    int known = 0;
+    uint64_t instance = spill_dir ? instance_of(path, &known) : 0;
     if (unlink(path) != 0)
         return -errno;
-    for (uint32_t f = 0; spill_dir && f < ST_SPILL_FILES; f++) {
+    for (uint32_t f = 0; known && f < ST_SPILL_FILES; f++) {
         char sp[4096];
-        if (st_spill_path(spill_dir, name, f, sp, sizeof sp) == 0)
+        if (st_spill_path(spill_dir, name, instance, f, sp, sizeof sp) == 0)
             unlink(sp);
     }
     return 0;

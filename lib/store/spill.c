@@ -20,10 +20,15 @@
 #define BATCH_MAX (64ull << 20)
 #define VICTIMS_MAX 4096u
 
-int st_spill_path(const char *dir, const char *name, uint32_t file,
-                  char *out, size_t len)
+/* dir/weft-store-NAME-INSTANCE-FILE.spill: the instance (st_hdr) keeps
+ * apart the files of two stores that had the same name, one unlinked
+ * while still open, the other created under its name since; the files are
+ * opened O_TRUNC. */
+int st_spill_path(const char *dir, const char *name, uint64_t instance,
+                  uint32_t file, char *out, size_t len)
 {
-    int n = snprintf(out, len, "%s/weft-store-%s-%u.spill", dir, name, file);
+    int n = snprintf(out, len, "%s/weft-store-%s-%016llx-%u.spill", dir, name,
+                     (unsigned long long)instance, file);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -281,7 +286,8 @@ int st_spill(weft_store *st, uint64_t need)
     int rc = n ? 0 : -ENOSPC, fd = -1;
     char path[4096];
     if (rc == 0)
-        rc = st_spill_path(st->spill_dir, st->name, f, path, sizeof path);
+        rc = st_spill_path(st->spill_dir, st->name, st->h->instance, f,
+                           path, sizeof path);
     if (rc == 0 && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                               0600)) < 0)
         rc = -errno;
@@ -313,16 +319,18 @@ void st_spill_drop(weft_store *st, uint32_t f)
     if (--st->h->spill_live[f] > 0 || !st->spill_dir)
         return;
     char path[4096];
-    if (st_spill_path(st->spill_dir, st->name, f, path, sizeof path) == 0)
+    if (st_spill_path(st->spill_dir, st->name, st->h->instance, f, path,
+                      sizeof path) == 0)
         unlink(path);
 }
 
 static int read_back(weft_store *st, st_desc *x, uint64_t off)
 {
     char path[4096];
-    int rc = st->spill_dir ? st_spill_path(st->spill_dir, st->name,
-                                           x->spill_file, path, sizeof path)
-                           : -EIO;
+    int rc = st->spill_dir
+                 ? st_spill_path(st->spill_dir, st->name, st->h->instance,
+                                 x->spill_file, path, sizeof path)
+                 : -EIO;
     if (rc)
         return -EIO;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

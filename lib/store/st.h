@@ -88,7 +88,7 @@
 /* "WEFTSTOR" in memory (little-endian) */
 #define ST_MAGIC 0x524f545354464557ull
 #define ST_VERSION 3u /* 2: lock-free seal, ABORTING, unlinked; 3: liveness
-                         by lock */
+                         by lock, instance in spill file names */
 #define ST_NIL32 UINT32_MAX
 #define ST_NIL64 UINT64_MAX
 #define ST_ALIGN 64u          /* block and data alignment */
@@ -122,7 +122,11 @@ typedef struct st_hdr {
     uint32_t index_slots;
     uint32_t refs_stride;   /* u16 entries per client row */
     uint64_t off_clients, off_refs, off_descs, off_index, off_data;
-    uint64_t pad0[3];
+    /* Random, drawn at creation: in the names of this segment's spill
+     * files, so that a store created under the name of one that was
+     * unlinked but is still open never shares them (spill.c). */
+    uint64_t instance;
+    uint64_t pad0[2];
     /* Hot: what every create touches, in as few cache lines as the
      * processes that share the lock pass back and forth with it: the
      * lock, the descriptor stack, the index's count and the counters
@@ -305,7 +309,8 @@ WEFT__HIDDEN int st_restore(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_spill_drop(weft_store *st, uint32_t file);
 WEFT__HIDDEN void st_spill_close(weft_store *st);
 WEFT__HIDDEN int st_spill_path(const char *dir, const char *name,
-                               uint32_t file, char *out, size_t len);
+                               uint64_t instance, uint32_t file, char *out,
+                               size_t len);
 
 /* Counters in the header change only under the lock, one writer at a
  * time: a plain load and store (no locked instruction), relaxed atomics

@@ -249,8 +249,9 @@ static void test_restore_interrupted(void **state)
     memcpy(&n, id.bytes, sizeof n);
     st_fill(n, intr_bytes, sz);
     char path[4096];
-    assert_int_equal(st_spill_path(dir, name, st->descs[d].spill_file, path,
-                                   sizeof path), 0);
+    assert_int_equal(st_spill_path(dir, name, st->h->instance,
+                                   st->descs[d].spill_file, path, sizeof path),
+                     0);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(mkfifo(path, 0600), 0);
     intr_fd = open(path, O_RDWR | O_CLOEXEC); /* a writer: opens never block */
@@ -298,6 +299,53 @@ static void test_restore_interrupted(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A store unlinked while open goes on spilling and restoring beside a new
+ * store of the same name in the same spill directory: their spill files
+ * used to have the same names (O_TRUNC), so each overwrote the other's. */
+static void test_same_name_spill_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-store-spill-XXXXXX";
+    const char *name;
+    weft_store *a, *b;
+    const size_t sz = 200u << 10;
+    assert_int_equal(st_open_spilling(dir, "same", 1u << 20, 0, &name, &a),
+                     0);
+    for (uint64_t i = 0; i < 12; i++)
+        assert_int_equal(st_put_n(a, i, sz, WEFT_STORE_PIN), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0); /* a stays usable */
+    weft_store_opts o = st_opts(1u << 20, 0);
+    o.spill_dir = dir;
+    assert_int_equal(weft_store_open(name, &o, &b), 0); /* a new store */
+    for (uint64_t i = 1000; i < 1012; i++)
+        assert_int_equal(st_put_n(b, i, sz, WEFT_STORE_PIN), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(a, &s), 0);
+    assert_true(s.spilled > 0);
+    assert_int_equal(weft_store_stats_get(b, &s), 0);
+    assert_true(s.spilled > 0);
+    for (uint64_t i = 0; i < 12; i++) {
+        get_verify(a, i, sz);
+        get_verify(b, 1000 + i, sz);
+    }
+    char why[200];
+    assert_int_equal(weft_store_check(a, why, sizeof why), 0);
+    assert_int_equal(weft_store_check(b, why, sizeof why), 0);
+    /* unlink removes b's files, and only those */
+    int before = st_files_in(dir);
+    assert_int_equal(weft_store_close(b), 0);
+    assert_int_equal(weft_store_unlink(name, dir), 0);
+    assert_true(st_files_in(dir) < before);
+    for (uint64_t i = 0; i < 12; i++) {
+        weft_store_id id = st_id(i);
+        get_verify(a, i, sz);
+        assert_int_equal(weft_store_delete(a, &id), 0);
+    }
+    assert_int_equal(st_files_in(dir), 0);
+    assert_int_equal(weft_store_close(a), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_lost_spill_file),
         cmocka_unit_test(test_spill_disk_full),
         cmocka_unit_test(test_restore_interrupted),
+        cmocka_unit_test(test_same_name_spill_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
