@@ -127,6 +127,14 @@ static int check_objects(weft_store *st, char *why, size_t len)
         }
         if (s != ST_CREATED && s != ST_SEALED && s != ST_SPILLED)
             return WHY("object %u: bad state %u", d, s);
+        /* the heap check validates what is in memory; a spilled object
+         * must fit it again (its size sizes the block of its restore) and
+         * name a spill file */
+        if (s == ST_SPILLED && !st_spilled_ok(st, x))
+            return WHY("object %u: spilled, size %llu, file %u", d,
+                       (unsigned long long)atomic_load_explicit(
+                           &x->size, memory_order_relaxed),
+                       x->spill_file);
         weft_store_id id;
         st_id_load(x, &id);
         if (st_find_locked(st, &id) != d)

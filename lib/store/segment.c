@@ -544,7 +544,7 @@ static void repair_desc(weft_store *st, uint32_t d)
               atomic_load_explicit(&st->clients[st_owner(x)].state,
                                    memory_order_relaxed) != ST_CLIENT_ALIVE))
         st_desc_reset(st, d);
-    else if (s == ST_SPILLED && x->spill_file >= ST_SPILL_FILES)
+    else if (s == ST_SPILLED && !st_spilled_ok(st, x))
         st_desc_reset(st, d);
     else if (s != ST_FREE && s != ST_CREATED && s != ST_SEALED &&
              s != ST_SPILLED)

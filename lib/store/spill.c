@@ -351,6 +351,8 @@ int st_restore(weft_store *st, uint32_t d)
     st_desc *x = st_desc_at(st, d);
     uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
     uint64_t off, got;
+    if (!st_spilled_ok(st, x))
+        return -EPROTO; /* a corrupt segment: the restore would overrun */
     int rc = st_alloc_block(st, st_block_need(size), &off, &got);
     if (rc)
         return rc;

@@ -328,6 +328,16 @@ static inline st_blk *st_blk_at(weft_store *st, uint64_t off)
     return (st_blk *)(st->data + off);
 }
 
+/* A spilled descriptor names a spill file and a size that fits the data
+ * area (one that does not could never have been in memory, and would
+ * wrap st_block_need). */
+static inline int st_spilled_ok(const weft_store *st, st_desc *x)
+{
+    return x->spill_file < ST_SPILL_FILES &&
+           atomic_load_explicit(&x->size, memory_order_relaxed) <=
+               st->capacity - ST_BLK_HDR;
+}
+
 static inline uint32_t st_owner(st_desc *x)
 {
     return atomic_load_explicit(&x->owner, memory_order_relaxed);

@@ -346,6 +346,54 @@ static void test_same_name_spill_files(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* A spilled descriptor whose size could never fit the data area (a
+ * corrupt or foreign segment) is refused by the checks (open: -EPROTO,
+ * weft_store_check: -EUCLEAN) and by get (-EPROTO): 2^64 - 1 used to pass
+ * them and wrap the restore's block size, which then read the spill file
+ * over the rest of the data area. */
+static void test_spilled_size_corrupt(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/weft-store-spill-XXXXXX";
+    const char *name;
+    weft_store *st;
+    assert_int_equal(st_open_spilling(dir, "badsize", 1u << 20, 0, &name,
+                                      &st), 0);
+    for (uint64_t i = 0; i < 12; i++)
+        assert_int_equal(st_put_n(st, i, 200u << 10, WEFT_STORE_PIN), 0);
+    assert_int_equal(st_put_n(st, 100, 1000, 0), 0);
+    uint32_t d = 0;
+    while (d < st->max_objects &&
+           atomic_load(&st->descs[d].state) != ST_SPILLED)
+        d++;
+    assert_true(d < st->max_objects);
+    st_desc *x = &st->descs[d];
+    weft_store_id id;
+    st_id_load(x, &id);
+    uint64_t size = atomic_load(&x->size);
+    uint64_t bad[] = {UINT64_MAX, st->capacity - ST_BLK_HDR + 1};
+    for (int k = 0; k < 2; k++) {
+        atomic_store(&x->size, bad[k]);
+        char why[200];
+        assert_int_equal(weft_store_check(st, why, sizeof why), -EUCLEAN);
+        weft_store *other;
+        weft_store_opts o = st_opts(1u << 20, 0);
+        o.spill_dir = dir;
+        assert_int_equal(weft_store_open(name, &o, &other), -EPROTO);
+        weft_store_obj obj;
+        assert_int_equal(weft_store_get(st, &id, 0, &obj), -EPROTO);
+    }
+    atomic_store(&x->size, size);
+    get_verify(st, 100, 1000);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    get_verify(st, 0, 200u << 10);
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, dir), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_spill_disk_full),
         cmocka_unit_test(test_restore_interrupted),
         cmocka_unit_test(test_same_name_spill_files),
+        cmocka_unit_test(test_spilled_size_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
