@@ -6,6 +6,8 @@
  * loses exactly those. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -362,12 +364,86 @@ static void test_main_thread_gone(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* test_seal_between_look_and_sleep: the store's wait hook (lib/core's
+ * weft__wait_hook, run by a get between its look and its sleep, first
+ * in get_slow, then in the futex wait). */
+extern __attribute__((tls_model("initial-exec"))) _Thread_local void (
+    *weft__wait_hook)(bool waits);
+static weft_store *lw_creator;
+static st_desc *lw_desc;
+static int lw_calls;
+
+/* The getter has looked and found X unsealed; now X is sealed, and the
+ * lock-free look misses it, as it does while an index rebuild has
+ * cleared its slot (its gen made odd here: only the lock-free look
+ * heeds that). */
+static void lw_hook(bool waits)
+{
+    (void)waits;
+    if (lw_calls++)
+        return;
+    weft_store_id x = st_id(7);
+    assert_int_equal(weft_store_seal(lw_creator, &x), 0);
+    atomic_fetch_add(&lw_desc->gen, 1);
+}
+
+static uint64_t lw_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* A seal that lands between a waiting get's look and its sleep wakes it,
+ * even when a lock-free look at that moment would miss the object: the
+ * get used to re-check without the lock after announcing itself, miss X
+ * during an index rebuild, and sleep on a sequence the seal (which had
+ * seen nobody waiting) never moved, to its deadline or for ever. */
+static void test_seal_between_look_and_sleep(void **state)
+{
+    (void)state;
+    const char *name = st_name("lostwake");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *getter;
+    assert_int_equal(weft_store_open(name, &o, &lw_creator), 0);
+    assert_int_equal(weft_store_open(name, NULL, &getter), 0);
+    weft_store_id x = st_id(7);
+    void *p;
+    assert_int_equal(weft_store_create(lw_creator, &x, 100, 0, &p), 0);
+    st_fill(7, p, 100);
+    lw_desc = st_desc_at(getter, st_find_locked(getter, &x));
+    uint32_t gen = atomic_load(&lw_desc->gen);
+    lw_calls = 0;
+    weft__wait_hook = lw_hook;
+    weft_store_obj obj;
+    /* a lost wake-up sleeps to the deadline; a wake-up takes microseconds */
+    const int timeout_ms = 10000;
+    uint64_t t0 = lw_now_ms();
+    int rc = weft_store_get(getter, &x, timeout_ms, &obj);
+    uint64_t took = lw_now_ms() - t0;
+    weft__wait_hook = NULL;
+    atomic_store(&lw_desc->gen, gen);
+    assert_true(lw_calls >= 1);
+    assert_int_equal(rc, 0);
+    assert_true(took < (uint64_t)timeout_ms);
+    obj.gen = gen;
+    assert_true(st_verify(7, obj.data, obj.size));
+    assert_int_equal(weft_store_release(getter, &obj), 0);
+    assert_int_equal(atomic_load(&getter->h->nwaiters), 0);
+    char why[200];
+    assert_int_equal(weft_store_check(getter, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(getter), 0);
+    assert_int_equal(weft_store_close(lw_creator), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_consumers),
         cmocka_unit_test(test_wait_for_seal),
         cmocka_unit_test(test_seal_wakeups),
+        cmocka_unit_test(test_seal_between_look_and_sleep),
         cmocka_unit_test(test_unlinked_seals_evictable),
         cmocka_unit_test(test_killed_holder),
         cmocka_unit_test(test_main_thread_gone),
