@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,10 +192,42 @@ static int room_in_shm(uint64_t total)
     return (uint64_t)v.f_bavail * v.f_frsize >= total ? 0 : -ENOSPC;
 }
 
-/* Creates the segment under a temporary name, reserves its memory,
- * initialises it, then links it under `name` (link fails with EEXIST when
- * another process won the race: the caller then attaches). */
-static int create_segment(weft_store *st, const weft_store_opts *o)
+/* No unnamed file here (create_in): make a named one instead. */
+#define NO_UNNAMED (-ENOTNAM)
+
+/* A new file in /dev/shm for the segment: unnamed (O_TMPFILE) where the
+ * file system has those, so that a process killed before the link leaves
+ * nothing behind (a named one stays, fallocated, until someone removes
+ * it by hand); else under the hidden name tmp. */
+static int open_new(bool unnamed, const char *tmp, mode_t mode)
+{
+    int fd = unnamed ? open(SHM_DIR, O_RDWR | O_TMPFILE | O_CLOEXEC, mode)
+                     : open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+                                     O_NOFOLLOW, mode);
+    if (fd >= 0)
+        return fd;
+    return unnamed && errno != EACCES && errno != ENOSPC ? NO_UNNAMED
+                                                          : -errno;
+}
+
+/* Gives the new file the store's name; -EEXIST when it has one already.
+ * An unnamed file is linked through /proc (linkat with AT_EMPTY_PATH
+ * would need CAP_DAC_READ_SEARCH). */
+static int link_new(int fd, bool unnamed, const char *tmp, const char *path)
+{
+    if (!unnamed)
+        return link(tmp, path) == 0 ? 0 : -errno;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    return errno == EEXIST ? -EEXIST : NO_UNNAMED; /* no /proc here */
+}
+
+/* Creates the segment in a new file (create_segment), reserves its
+ * memory, initialises it, then links it under `name` (link fails with
+ * EEXIST when another process won the race: the caller then attaches). */
+static int create_in(weft_store *st, const weft_store_opts *o, bool unnamed)
 {
     static _Atomic unsigned seq;
     layout l;
@@ -206,10 +239,9 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
     snprintf(tmp, sizeof tmp, SHM_DIR ".weft-store-%d-%u-%lx", (int)getpid(),
              atomic_fetch_add(&seq, 1), (long)time(NULL));
     snprintf(path, sizeof path, SHM_DIR "%s", st->name);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                  o->mode);
+    int fd = open_new(unnamed, tmp, o->mode);
     if (fd < 0)
-        return -errno;
+        return fd;
     uint8_t *base = NULL;
     if (fchmod(fd, o->mode) != 0 || ftruncate(fd, (off_t)l.total) != 0) {
         rc = -errno;
@@ -223,6 +255,7 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
     }
     if (rc)
         goto fail;
+    ST_POINT("create:reserved");
     /* reserved by fallocate: LAZY may skip the pre-fault, as at attach */
     rc = map_fd(fd, l.total, mflags, &base);
     if (rc)
@@ -233,20 +266,28 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
     rc = init_segment(st, &l, o);
     if (rc)
         goto fail;
-    if (link(tmp, path) != 0) {
-        rc = -errno;
+    rc = link_new(fd, unnamed, tmp, path);
+    if (rc)
         goto fail;
-    }
-    unlink(tmp);
+    if (!unnamed)
+        unlink(tmp);
     st->fd = fd; /* kept: the client's lock is on it */
     return 0;
 fail:
     if (base)
         munmap(base, l.total);
     st->base = NULL;
-    unlink(tmp);
+    if (!unnamed)
+        unlink(tmp);
     close(fd);
     return rc;
+}
+
+/* In an unnamed file where the system allows, else a named one. */
+static int create_segment(weft_store *st, const weft_store_opts *o)
+{
+    int rc = create_in(st, o, true);
+    return rc == NO_UNNAMED ? create_in(st, o, false) : rc;
 }
 
 /* Validates a header against the layout its own sizes imply: any field
