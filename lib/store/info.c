@@ -202,10 +202,26 @@ static int check_clients(weft_store *st, char *why, size_t len)
     return 0;
 }
 
+/* No pending list says it holds more than it can (see "Lock-free seal"
+ * in st.h: appends stop at ST_PEND_MAX). */
+static int check_pending(weft_store *st, char *why, size_t len)
+{
+    for (uint32_t c = 0; c < st->max_clients; c++) {
+        uint32_t n = atomic_load_explicit(&st->clients[c].npend,
+                                          memory_order_relaxed);
+        if (n > ST_PEND_MAX)
+            return WHY("client %u: %u pending seals, at most %u", c, n,
+                       ST_PEND_MAX);
+    }
+    return 0;
+}
+
 /* Under the lock: the checks that cost O(blocks + objects). */
 int st_check_locked(weft_store *st, char *why, size_t len)
 {
-    int rc = st_heap_check(st, why, len);
+    int rc = check_pending(st, why, len);
+    if (rc == 0)
+        rc = st_heap_check(st, why, len);
     if (rc == 0)
         rc = check_objects(st, why, len);
     if (rc == 0)

@@ -112,8 +112,11 @@ void st_link_pending(weft_store *st, uint32_t c, uint32_t min)
         return;
     uint32_t done = 0;
     for (;;) {
-        n = n > ST_PEND_MAX ? ST_PEND_MAX : n; /* a garbage count */
-        for (; done < n; done++) {
+        /* a garbage count (a corrupt segment) is read up to the list's
+         * end, but the CAS expects the count itself: capped, it could
+         * never match, and this loop would spin for ever, under the lock */
+        uint32_t end = n > ST_PEND_MAX ? ST_PEND_MAX : n;
+        for (; done < end; done++) {
             uint32_t d = atomic_load_explicit(&cl->pend[done],
                                               memory_order_relaxed);
             if (d < st->max_objects)

@@ -408,6 +408,37 @@ static void test_offset_near_end(void **state)
     weft_store_unlink(name, NULL);
 }
 
+/* A client slot whose count of pending seals is garbage (a corrupt
+ * segment) is refused by the checks, and the next drain of that list
+ * empties it: the drain's compare-and-swap expected the count capped at
+ * ST_PEND_MAX, never matched it, and spun for ever under the lock. */
+static void test_pending_count_corrupt(void **state)
+{
+    (void)state;
+    const char *name = st_name("npend");
+    weft_store_opts o = st_opts(256u << 10, 0);
+    weft_store *a, *b, *c;
+    assert_int_equal(weft_store_open(name, &o, &a), 0);
+    assert_int_equal(weft_store_open(name, NULL, &b), 0);
+    assert_int_equal(st_put_n(b, 1, 100, 0), 0); /* sealed, pending */
+    st_client *cl = &b->clients[b->me];
+    assert_int_equal(atomic_load(&cl->npend), 1);
+    atomic_store(&cl->npend, 1000);
+    char why[200];
+    assert_int_equal(weft_store_check(a, why, sizeof why), -EUCLEAN);
+    assert_int_equal(weft_store_open(name, NULL, &c), -EPROTO);
+    weft_store_id id = st_id(1);
+    assert_int_equal(weft_store_contains(b, &id), 1); /* drains b's list */
+    assert_int_equal(atomic_load(&cl->npend), 0);
+    assert_int_equal(weft_store_check(a, why, sizeof why), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(a, &s), 0);
+    assert_int_equal(s.sealed, 1);
+    assert_int_equal(weft_store_close(b), 0);
+    assert_int_equal(weft_store_close(a), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_open_options),
         cmocka_unit_test(test_hostile_segment),
         cmocka_unit_test(test_offset_near_end),
+        cmocka_unit_test(test_pending_count_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
