@@ -439,6 +439,25 @@ static void test_pending_count_corrupt(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* A create whose index insert first rebuilds the index (tombstones past a
+ * quarter of it) leaves one entry for the object: the rebuild inserted
+ * it, and the insert used to add a second, which outlived its delete. */
+static void test_insert_after_rebuild(void **state)
+{
+    fixture *f = *state;
+    weft_store *st = f->st;
+    f->st->h->index_tombs = f->st->index_mask; /* as after many deletes */
+    weft_store_id id = st_id(1);
+    assert_int_equal(weft_store_put(st, &id, "x", 1, 0), 0);
+    uint32_t d = st_find_locked(st, &id), entries = 0;
+    for (uint32_t i = 0; i <= st->index_mask; i++)
+        entries += atomic_load(&st->index[i]) == d + 1;
+    assert_int_equal(entries, 1);
+    assert_int_equal(st->h->index_used, 1);
+    assert_int_equal(weft_store_delete(st, &id), 0);
+    assert_int_equal(st->h->index_used, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +474,8 @@ int main(void)
         cmocka_unit_test(test_hostile_segment),
         cmocka_unit_test(test_offset_near_end),
         cmocka_unit_test(test_pending_count_corrupt),
+        cmocka_unit_test_setup_teardown(test_insert_after_rebuild, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
