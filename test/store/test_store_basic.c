@@ -458,6 +458,49 @@ static void test_insert_after_rebuild(void **state)
     assert_int_equal(st->h->index_used, 0);
 }
 
+/* A free block that fits, behind more than 64 smaller ones of its size
+ * class and with no larger block free, is found: the first fit gave up
+ * after 64 and the create failed with -ENOSPC (or evicted needlessly).
+ * Everything pinned, nothing can be evicted. */
+static void test_fit_deep_in_class(void **state)
+{
+    (void)state;
+    const char *name = st_name("deepfit");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    /* blocks laid out from offset 0: H (4224 bytes with the header), then
+     * 100 times a keeper (128) and a small hole S (4160), a last keeper,
+     * and a filler to the end; H and the S are in one size class */
+    const unsigned holes = 100;
+    uint64_t n = 0, used = 4224 + holes * (128 + 4160) + 128;
+    assert_int_equal(st_put_n(st, n++, 4160, WEFT_STORE_PIN), 0); /* H */
+    for (unsigned i = 0; i < holes; i++) {
+        assert_int_equal(st_put_n(st, n++, 64, WEFT_STORE_PIN), 0);
+        assert_int_equal(st_put_n(st, n++, 4096, WEFT_STORE_PIN), 0);
+    }
+    assert_int_equal(st_put_n(st, n++, 64, WEFT_STORE_PIN), 0);
+    assert_int_equal(st_put_n(st, n++, st->capacity - used - 64,
+                              WEFT_STORE_PIN), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.used, s.capacity);
+    /* H freed first: the small holes, freed after it, are listed first */
+    weft_store_id id = st_id(0);
+    assert_int_equal(weft_store_delete(st, &id), 0);
+    for (unsigned i = 0; i < holes; i++) {
+        id = st_id(2 + 2 * i);
+        assert_int_equal(weft_store_delete(st, &id), 0);
+    }
+    assert_int_equal(st_put_n(st, 1000, 4160, WEFT_STORE_PIN), 0);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.evictions, 0);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_pending_count_corrupt),
         cmocka_unit_test_setup_teardown(test_insert_after_rebuild, setup,
                                         teardown),
+        cmocka_unit_test(test_fit_deep_in_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
