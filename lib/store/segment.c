@@ -679,7 +679,8 @@ static int join(weft_store *st)
     return 0;
 }
 
-static int open_or_create(weft_store *st, const weft_store_opts *o)
+static int open_or_create(weft_store *st, const weft_store_opts *o,
+                          bool *created)
 {
     char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
     snprintf(path, sizeof path, SHM_DIR "%s", st->name);
@@ -699,10 +700,24 @@ static int open_or_create(weft_store *st, const weft_store_opts *o)
         if (o->flags & WEFT_STORE_OPEN_EXISTING)
             return -ENOENT;
         int rc = create_segment(st, o);
+        *created = rc == 0;
         if (rc != -EEXIST)
             return rc;
     }
     return -EAGAIN;
+}
+
+/* Removes the name of the store this call created, after a failure to
+ * join it (another process may have attached meanwhile, and filled the
+ * slots: it keeps its mapping), unless the name is another file by now. */
+static void unlink_ours(weft_store *st)
+{
+    char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
+    snprintf(path, sizeof path, SHM_DIR "%s", st->name);
+    struct stat mine, now;
+    if (fstat(st->fd, &mine) == 0 && stat(path, &now) == 0 &&
+        mine.st_ino == now.st_ino && mine.st_dev == now.st_dev)
+        unlink(path);
 }
 
 static char *copy_string(const char *s)
@@ -725,17 +740,22 @@ int weft_store_open(const char *name, const weft_store_opts *opts,
     st->fd = -1;
     pthread_mutex_init(&st->pend_mu, NULL);
     int rc = -ENOMEM;
+    bool created = false;
     if (o.spill_dir && !(st->spill_dir = copy_string(o.spill_dir)))
         goto fail;
-    rc = open_or_create(st, &o);
+    rc = open_or_create(st, &o, &created);
     if (rc)
         goto fail;
+    if (created)
+        ST_POINT("open:created");
     rc = join(st);
     if (rc)
         goto fail;
     *out = st;
     return 0;
 fail:
+    if (created)
+        unlink_ours(st);
     if (st->base)
         munmap(st->base, st->map_size);
     if (st->fd >= 0)

@@ -501,6 +501,41 @@ static void test_fit_deep_in_class(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* test_created_then_full: the other handle that takes the only slot
+ * between the create and the join. */
+static const char *full_name;
+static weft_store *full_other;
+
+static void full_hook(const char *point)
+{
+    if (strcmp(point, "open:created") != 0 || full_other)
+        return;
+    assert_int_equal(weft_store_open(full_name, NULL, &full_other), 0);
+}
+
+/* An open that created the store and then finds every slot taken (another
+ * process attached first) fails with -EUSERS and removes the store it
+ * created, as weft_store_open promises; the name used to stay. */
+static void test_created_then_full(void **state)
+{
+    (void)state;
+    full_name = st_name("full");
+    full_other = NULL;
+    weft_store_opts o = st_opts(256u << 10, 0);
+    o.max_clients = 1;
+    weft_store *st;
+    weft__store_hook = full_hook;
+    int rc = weft_store_open(full_name, &o, &st);
+    weft__store_hook = NULL;
+    assert_int_equal(rc, -EUSERS);
+    assert_non_null(full_other);
+    o.flags = WEFT_STORE_OPEN_EXISTING;
+    assert_int_equal(weft_store_open(full_name, &o, &st), -ENOENT);
+    assert_int_equal(weft_store_put(full_other, &(weft_store_id){{1}}, "x",
+                                    1, 0), 0); /* its mapping stays */
+    assert_int_equal(weft_store_close(full_other), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +555,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insert_after_rebuild, setup,
                                         teardown),
         cmocka_unit_test(test_fit_deep_in_class),
+        cmocka_unit_test(test_created_then_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
