@@ -29,6 +29,15 @@
  * else: the next process to notice (at open, when space runs out, at the
  * internal lock, whose owner's death the robust mutex reports, or in
  * weft_store_check()) reclaims them. Sealed objects stay readable.
+ * A process counts as alive while it has the store open: each handle
+ * holds a lock on the segment's file (an OFD lock) that the kernel drops
+ * when the process exits or execs, whichever of its threads are left and
+ * whatever its PID namespace. A forked child that has not exec'd shares
+ * its parent's lock: a parent that dies while such a child lives is
+ * reclaimed when the child exits. Where the file system has no OFD locks
+ * a process is judged by its pid instead (gone, or all its threads
+ * zombies), which cannot see across PID namespaces, and which takes a
+ * process that exec'd for the one that opened the store.
  *
  * Memory is reserved when the store is created (posix_fallocate), so a
  * full store is -ENOSPC from weft_store_create(), never a SIGBUS; a

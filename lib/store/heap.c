@@ -79,7 +79,10 @@ void st_heap_init(weft_store *st)
 }
 
 /* First fit in need's own class (bounded walk), else the head of the
- * smallest larger non-empty class, which is certainly big enough. */
+ * smallest larger non-empty class, which is certainly big enough. With
+ * no larger class the rest of need's own is walked too: the alternative
+ * is an eviction, a spill or -ENOSPC with a fitting block left unseen,
+ * and the walk is bounded by the free blocks of one class. */
 static uint64_t find_free(weft_store *st, uint64_t need)
 {
     st_hdr *h = st->h;
@@ -91,9 +94,12 @@ static uint64_t find_free(weft_store *st, uint64_t need)
         off = st_blk_at(st, off)->next;
     }
     uint64_t larger = k + 1 < 64 ? h->bins_mask & ~((2ull << k) - 1) : 0;
-    if (larger == 0)
-        return ST_NIL64;
-    return h->bins[__builtin_ctzll(larger)];
+    if (larger)
+        return h->bins[__builtin_ctzll(larger)];
+    for (; off != ST_NIL64; off = st_blk_at(st, off)->next)
+        if (bsize(st_blk_at(st, off)) >= need)
+            return off;
+    return ST_NIL64;
 }
 
 int st_heap_alloc(weft_store *st, uint64_t need, uint64_t *off,

@@ -158,8 +158,14 @@ void st_index_rebuild(weft_store *st)
  * it trigger a rebuild. */
 int st_index_insert(weft_store *st, uint32_t d)
 {
-    if (st->h->index_tombs > (st->index_mask + 1) / 4)
+    if (st->h->index_tombs > (st->index_mask + 1) / 4) {
         st_index_rebuild(st);
+        /* which inserted d already, if its state is set (as create does
+         * before inserting): a second entry would outlive its removal */
+        if (atomic_load_explicit(&st_desc_at(st, d)->state,
+                                 memory_order_relaxed) != ST_FREE)
+            return 0;
+    }
     return insert_raw(st, d);
 }
 

@@ -127,6 +127,14 @@ static int check_objects(weft_store *st, char *why, size_t len)
         }
         if (s != ST_CREATED && s != ST_SEALED && s != ST_SPILLED)
             return WHY("object %u: bad state %u", d, s);
+        /* the heap check validates what is in memory; a spilled object
+         * must fit it again (its size sizes the block of its restore) and
+         * name a spill file */
+        if (s == ST_SPILLED && !st_spilled_ok(st, x))
+            return WHY("object %u: spilled, size %llu, file %u", d,
+                       (unsigned long long)atomic_load_explicit(
+                           &x->size, memory_order_relaxed),
+                       x->spill_file);
         weft_store_id id;
         st_id_load(x, &id);
         if (st_find_locked(st, &id) != d)
@@ -194,10 +202,26 @@ static int check_clients(weft_store *st, char *why, size_t len)
     return 0;
 }
 
+/* No pending list says it holds more than it can (see "Lock-free seal"
+ * in st.h: appends stop at ST_PEND_MAX). */
+static int check_pending(weft_store *st, char *why, size_t len)
+{
+    for (uint32_t c = 0; c < st->max_clients; c++) {
+        uint32_t n = atomic_load_explicit(&st->clients[c].npend,
+                                          memory_order_relaxed);
+        if (n > ST_PEND_MAX)
+            return WHY("client %u: %u pending seals, at most %u", c, n,
+                       ST_PEND_MAX);
+    }
+    return 0;
+}
+
 /* Under the lock: the checks that cost O(blocks + objects). */
 int st_check_locked(weft_store *st, char *why, size_t len)
 {
-    int rc = st_heap_check(st, why, len);
+    int rc = check_pending(st, why, len);
+    if (rc == 0)
+        rc = st_heap_check(st, why, len);
     if (rc == 0)
         rc = check_objects(st, why, len);
     if (rc == 0)

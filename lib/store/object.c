@@ -112,8 +112,11 @@ void st_link_pending(weft_store *st, uint32_t c, uint32_t min)
         return;
     uint32_t done = 0;
     for (;;) {
-        n = n > ST_PEND_MAX ? ST_PEND_MAX : n; /* a garbage count */
-        for (; done < n; done++) {
+        /* a garbage count (a corrupt segment) is read up to the list's
+         * end, but the CAS expects the count itself: capped, it could
+         * never match, and this loop would spin for ever, under the lock */
+        uint32_t end = n > ST_PEND_MAX ? ST_PEND_MAX : n;
+        for (; done < end; done++) {
             uint32_t d = atomic_load_explicit(&cl->pend[done],
                                               memory_order_relaxed);
             if (d < st->max_objects)
@@ -391,8 +394,9 @@ static int own_unsealed(weft_store *st, const weft_store_id *id,
 }
 
 /* Wakes getters waiting for a seal. seq_cst: with the waiter's seq_cst
- * increment of nwaiters and its re-check of the object (wait_seal), either
- * we see it waiting or it sees the object sealed (Dekker). */
+ * increment of nwaiters and its locked look at the object that follows
+ * (get_slow), either we see it waiting or it sees the object sealed
+ * (Dekker). */
 static void wake_sealed(weft_store *st)
 {
     if (atomic_load_explicit(&st->h->nwaiters, memory_order_seq_cst) == 0)
@@ -637,57 +641,52 @@ static int get_locked(weft_store *st, const weft_store_id *id,
     rc = -ENOENT;
     if (state_locked(st, d) == ST_SPILLED)
         rc = st_restore(st, d);
-    if (state_locked(st, d) == ST_SEALED)
+    /* seq_cst: the waiter's side of wake_sealed's Dekker (get_slow) */
+    if (d != ST_NIL32 &&
+        atomic_load_explicit(&st_desc_at(st, d)->state,
+                             memory_order_seq_cst) == ST_SEALED)
         rc = try_ref(st, d, atomic_load_explicit(&st_desc_at(st, d)->gen,
                                                  memory_order_relaxed), obj);
     st_unlock(st);
     return rc;
 }
 
-/* Sealed (or spilled) now, looked at without the lock; seq_cst: see
- * wake_sealed. */
-static int sealed_now(weft_store *st, const weft_store_id *id)
-{
-    uint32_t gen, d = st_find_fast(st, id, &gen);
-    if (d == ST_NIL32)
-        return 0;
-    uint32_t s = atomic_load_explicit(&st_desc_at(st, d)->state,
-                                      memory_order_seq_cst);
-    return s == ST_SEALED || s == ST_SPILLED;
-}
-
-/* Sleeps until the seal sequence moves from seq, the deadline
- * (CLOCK_MONOTONIC ns, 0: none), or (seen after announcing the wait) id
- * is sealed. */
-static void wait_seal(weft_store *st, const weft_store_id *id, uint32_t seq,
-                      uint64_t deadline)
-{
-    /* seq_cst: pairs with the sealer's seq_cst load of nwaiters */
-    atomic_fetch_add_explicit(&st->h->nwaiters, 1, memory_order_seq_cst);
-    if (!sealed_now(st, id)) /* the segment's futex: other processes' */
-        weft__futex_wait_until_in(&st->h->seal_seq, seq, deadline, true);
-    atomic_fetch_sub_explicit(&st->h->nwaiters, 1, memory_order_relaxed);
-}
-
+/* A waiting get announces itself (nwaiters) before its locked look, not
+ * after it: with the seal's CAS and its load of nwaiters (wake_sealed),
+ * all seq_cst, either the look sees the seal or the sealer sees the
+ * waiter and moves seal_seq, which the waiter then sleeps on from the
+ * value read in the look. A look of its own after the announcement made
+ * without the lock (as this was) misses an object whose index slot a
+ * rebuild has cleared for the moment: the waiter slept on a sequence that
+ * the seal, having seen nobody waiting, never moved. */
 static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
                     weft_store_obj *obj)
 {
     /* CLOCK_MONOTONIC, absolute; 0: none */
     uint64_t deadline = timeout_ms < 0 ? 0
                         : weft__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    const bool waits = timeout_ms != 0;
     for (;;) {
         uint32_t seq = 0;
+        if (waits)
+            atomic_fetch_add_explicit(&st->h->nwaiters, 1,
+                                      memory_order_seq_cst);
         int rc = get_locked(st, id, obj, &seq);
-        if (rc != -ENOENT)
+        if (rc == -ENOENT) {
+            /* a receive's held sends go out first (internal.h), a poll's
+             * too: the object may be sealed by the actor they go to */
+            weft__before_wait();
+            if (waits && deadline && weft__now_ns() >= deadline)
+                rc = -ETIMEDOUT;
+            else if (waits) /* the segment's futex: other processes' */
+                weft__futex_wait_until_in(&st->h->seal_seq, seq, deadline,
+                                          true);
+        }
+        if (waits)
+            atomic_fetch_sub_explicit(&st->h->nwaiters, 1,
+                                      memory_order_relaxed);
+        if (rc != -ENOENT || !waits)
             return rc;
-        /* a receive's held sends go out first (internal.h), a poll's too:
-         * the object may be sealed by the actor they go to */
-        weft__before_wait();
-        if (timeout_ms == 0)
-            return -ENOENT;
-        if (deadline && weft__now_ns() >= deadline)
-            return -ETIMEDOUT;
-        wait_seal(st, id, seq, deadline);
     }
 }
 

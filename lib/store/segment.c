@@ -1,13 +1,16 @@
 /* The segment: creating, validating and mapping it; client slots and
  * their liveness; the robust lock and the repair after a death inside it;
  * reclaiming dead clients. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -136,6 +139,21 @@ static int init_lock(pthread_mutex_t *m)
     return -rc;
 }
 
+/* A random 64-bit id for a new segment (st_hdr.instance); without
+ * getrandom, one from the pid, the time and a counter, unique enough to
+ * keep two stores of one name apart. */
+static uint64_t new_instance(void)
+{
+    static _Atomic uint64_t seq;
+    uint64_t v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+        return v;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return ((uint64_t)getpid() << 40) ^ (uint64_t)t.tv_sec * 1000000000u ^
+           (uint64_t)t.tv_nsec ^ (atomic_fetch_add(&seq, 1) << 20);
+}
+
 /* Fills a fresh (zeroed) segment; magic last, though nobody can see the
  * segment before it is linked under its name. */
 static int init_segment(weft_store *st, const layout *l,
@@ -155,6 +173,7 @@ static int init_segment(weft_store *st, const layout *l,
     h->off_descs = l->descs;
     h->off_index = l->index;
     h->off_data = l->data;
+    h->instance = new_instance();
     int rc = init_lock(&h->lock);
     if (rc)
         return rc;
@@ -173,10 +192,42 @@ static int room_in_shm(uint64_t total)
     return (uint64_t)v.f_bavail * v.f_frsize >= total ? 0 : -ENOSPC;
 }
 
-/* Creates the segment under a temporary name, reserves its memory,
- * initialises it, then links it under `name` (link fails with EEXIST when
- * another process won the race: the caller then attaches). */
-static int create_segment(weft_store *st, const weft_store_opts *o)
+/* No unnamed file here (create_in): make a named one instead. */
+#define NO_UNNAMED (-ENOTNAM)
+
+/* A new file in /dev/shm for the segment: unnamed (O_TMPFILE) where the
+ * file system has those, so that a process killed before the link leaves
+ * nothing behind (a named one stays, fallocated, until someone removes
+ * it by hand); else under the hidden name tmp. */
+static int open_new(bool unnamed, const char *tmp, mode_t mode)
+{
+    int fd = unnamed ? open(SHM_DIR, O_RDWR | O_TMPFILE | O_CLOEXEC, mode)
+                     : open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+                                     O_NOFOLLOW, mode);
+    if (fd >= 0)
+        return fd;
+    return unnamed && errno != EACCES && errno != ENOSPC ? NO_UNNAMED
+                                                          : -errno;
+}
+
+/* Gives the new file the store's name; -EEXIST when it has one already.
+ * An unnamed file is linked through /proc (linkat with AT_EMPTY_PATH
+ * would need CAP_DAC_READ_SEARCH). */
+static int link_new(int fd, bool unnamed, const char *tmp, const char *path)
+{
+    if (!unnamed)
+        return link(tmp, path) == 0 ? 0 : -errno;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    return errno == EEXIST ? -EEXIST : NO_UNNAMED; /* no /proc here */
+}
+
+/* Creates the segment in a new file (create_segment), reserves its
+ * memory, initialises it, then links it under `name` (link fails with
+ * EEXIST when another process won the race: the caller then attaches). */
+static int create_in(weft_store *st, const weft_store_opts *o, bool unnamed)
 {
     static _Atomic unsigned seq;
     layout l;
@@ -188,10 +239,9 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
     snprintf(tmp, sizeof tmp, SHM_DIR ".weft-store-%d-%u-%lx", (int)getpid(),
              atomic_fetch_add(&seq, 1), (long)time(NULL));
     snprintf(path, sizeof path, SHM_DIR "%s", st->name);
-    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                  o->mode);
+    int fd = open_new(unnamed, tmp, o->mode);
     if (fd < 0)
-        return -errno;
+        return fd;
     uint8_t *base = NULL;
     if (fchmod(fd, o->mode) != 0 || ftruncate(fd, (off_t)l.total) != 0) {
         rc = -errno;
@@ -205,6 +255,7 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
     }
     if (rc)
         goto fail;
+    ST_POINT("create:reserved");
     /* reserved by fallocate: LAZY may skip the pre-fault, as at attach */
     rc = map_fd(fd, l.total, mflags, &base);
     if (rc)
@@ -215,20 +266,28 @@ static int create_segment(weft_store *st, const weft_store_opts *o)
     rc = init_segment(st, &l, o);
     if (rc)
         goto fail;
-    if (link(tmp, path) != 0) {
-        rc = -errno;
+    rc = link_new(fd, unnamed, tmp, path);
+    if (rc)
         goto fail;
-    }
-    unlink(tmp);
-    close(fd);
+    if (!unnamed)
+        unlink(tmp);
+    st->fd = fd; /* kept: the client's lock is on it */
     return 0;
 fail:
     if (base)
         munmap(base, l.total);
     st->base = NULL;
-    unlink(tmp);
+    if (!unnamed)
+        unlink(tmp);
     close(fd);
     return rc;
+}
+
+/* In an unnamed file where the system allows, else a named one. */
+static int create_segment(weft_store *st, const weft_store_opts *o)
+{
+    int rc = create_in(st, o, true);
+    return rc == NO_UNNAMED ? create_in(st, o, false) : rc;
 }
 
 /* Validates a header against the layout its own sizes imply: any field
@@ -310,9 +369,46 @@ static uint64_t proc_start(pid_t pid, char *state)
     return p ? strtoull(p, NULL, 10) : 0;
 }
 
-/* A client is dead when its pid is gone, a zombie, or now belongs to a
- * process that started at another time (pid reuse). */
-int st_client_dead(const st_client *c)
+/* Some thread of pid other than a zombie: the process lives even when its
+ * main thread (whose state /proc/PID/stat shows) has called
+ * pthread_exit(). 1 when one is found, or when it cannot be told. */
+static int any_thread_alive(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return errno != ENOENT;
+    int alive = 0;
+    struct dirent *e;
+    while (!alive && (e = readdir(dir))) {
+        char state = 'X';
+        long tid = strtol(e->d_name, NULL, 10);
+        if (tid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%ld/stat", (int)pid, tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char buf[512];
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (fd >= 0)
+            close(fd);
+        if (n > 0) {
+            buf[n] = 0;
+            char *p = strrchr(buf, ')');
+            state = p && p[1] == ' ' ? p[2] : '?';
+        }
+        alive = state != 'Z' && state != 'X';
+    }
+    closedir(dir);
+    return alive;
+}
+
+/* By pid, where the client holds no lock: dead when its pid is gone,
+ * every thread of it a zombie, or the pid belongs to a process that
+ * started at another time (pid reuse). Blind to pid namespaces (another
+ * namespace's pid means another process here) and to exec (the pid
+ * outlives the handle), which the lock sees. */
+static int pid_dead(const st_client *c)
 {
     pid_t pid = atomic_load_explicit(&c->pid, memory_order_relaxed);
     if (pid <= 0)
@@ -323,7 +419,39 @@ int st_client_dead(const st_client *c)
     uint64_t t = proc_start(pid, &state);
     if (t == 0)
         return 0; /* cannot tell (no /proc): assume alive */
-    return state == 'Z' || state == 'X' || t != c->start_time;
+    if (t != c->start_time || state == 'X')
+        return 1;
+    return state == 'Z' && !any_thread_alive(pid);
+}
+
+/* The client's lock on byte c of the segment file: an OFD lock, owned by
+ * the open file description, which the kernel drops when the last
+ * descriptor of it closes: at exit (whatever thread is left, whatever
+ * the pid namespace) or exec (O_CLOEXEC), and which the client drops when
+ * it closes. A forked child that keeps the inherited descriptor keeps
+ * its parent alive to the store: a leak until the child goes, never a
+ * reclaim under a live user. */
+static int slot_lock(int fd, uint32_t c, short type, int cmd,
+                     struct flock *out)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET,
+                       .l_start = (off_t)c, .l_len = 1};
+    int rc = fcntl(fd, cmd, &fl);
+    if (out)
+        *out = fl;
+    return rc == 0 ? 0 : -errno;
+}
+
+/* Whether client slot c's process is gone: by its lock where it took
+ * one, else by its pid. */
+int st_client_dead(weft_store *st, uint32_t c)
+{
+    const st_client *cl = &st->clients[c];
+    struct flock fl;
+    if (atomic_load_explicit(&cl->locked, memory_order_relaxed) &&
+        slot_lock(st->fd, c, F_WRLCK, F_OFD_GETLK, &fl) == 0)
+        return fl.l_type == F_UNLCK;
+    return pid_dead(cl);
 }
 
 /* ---- the lock */
@@ -385,13 +513,14 @@ static int other_dead(weft_store *st, uint32_t c)
 {
     st_client *cl = &st->clients[c];
     return atomic_load_explicit(&cl->state, memory_order_relaxed) ==
-               ST_CLIENT_ALIVE && c != st->me && st_client_dead(cl);
+               ST_CLIENT_ALIVE && c != st->me && st_client_dead(st, c);
 }
 
 static void free_slot(weft_store *st, uint32_t c)
 {
     st_client *cl = &st->clients[c];
     atomic_store_explicit(&cl->pid, 0, memory_order_relaxed);
+    atomic_store_explicit(&cl->locked, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->unlinked, 0, memory_order_relaxed);
     atomic_store_explicit(&cl->npend, 0, memory_order_relaxed);
     /* its seals and creates stay counted in the header's */
@@ -456,7 +585,7 @@ static void repair_desc(weft_store *st, uint32_t d)
               atomic_load_explicit(&st->clients[st_owner(x)].state,
                                    memory_order_relaxed) != ST_CLIENT_ALIVE))
         st_desc_reset(st, d);
-    else if (s == ST_SPILLED && x->spill_file >= ST_SPILL_FILES)
+    else if (s == ST_SPILLED && !st_spilled_ok(st, x))
         st_desc_reset(st, d);
     else if (s != ST_FREE && s != ST_CREATED && s != ST_SEALED &&
              s != ST_SPILLED)
@@ -499,6 +628,9 @@ void st_repair(weft_store *st)
 
 /* ---- clients */
 
+/* Takes a free slot and its lock. A slot whose lock another descriptor
+ * still holds (a client that closed and has not released it yet, or a
+ * forked child's copy of a reclaimed client's) is passed over. */
 static int take_slot(weft_store *st)
 {
     for (uint32_t c = 0; c < st->max_clients; c++) {
@@ -506,11 +638,15 @@ static int take_slot(weft_store *st)
         if (atomic_load_explicit(&cl->state, memory_order_relaxed) !=
                 ST_CLIENT_FREE)
             continue;
+        int rc = slot_lock(st->fd, c, F_WRLCK, F_OFD_SETLK, NULL);
+        if (rc == -EAGAIN || rc == -EACCES)
+            continue;
         char state;
         for (uint32_t d = 0; d < st->max_objects; d++)
             atomic_store_explicit(st_ref(st, c, d), 0, memory_order_relaxed);
         cl->start_time = proc_start(getpid(), &state);
         atomic_store_explicit(&cl->pid, getpid(), memory_order_relaxed);
+        atomic_store_explicit(&cl->locked, rc == 0, memory_order_relaxed);
         atomic_store_explicit(&cl->state, ST_CLIENT_ALIVE,
                               memory_order_release);
         ST_ADD(&st->h->clients, 1);
@@ -543,7 +679,8 @@ static int join(weft_store *st)
     return 0;
 }
 
-static int open_or_create(weft_store *st, const weft_store_opts *o)
+static int open_or_create(weft_store *st, const weft_store_opts *o,
+                          bool *created)
 {
     char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
     snprintf(path, sizeof path, SHM_DIR "%s", st->name);
@@ -552,7 +689,10 @@ static int open_or_create(weft_store *st, const weft_store_opts *o)
         if (fd >= 0) {
             int rc = (o->flags & WEFT_STORE_OPEN_CREATE)
                          ? -EEXIST : attach_segment(st, fd, o->flags);
-            close(fd);
+            if (rc == 0)
+                st->fd = fd; /* kept: the client's lock is on it */
+            else
+                close(fd);
             return rc;
         }
         if (errno != ENOENT)
@@ -560,10 +700,24 @@ static int open_or_create(weft_store *st, const weft_store_opts *o)
         if (o->flags & WEFT_STORE_OPEN_EXISTING)
             return -ENOENT;
         int rc = create_segment(st, o);
+        *created = rc == 0;
         if (rc != -EEXIST)
             return rc;
     }
     return -EAGAIN;
+}
+
+/* Removes the name of the store this call created, after a failure to
+ * join it (another process may have attached meanwhile, and filled the
+ * slots: it keeps its mapping), unless the name is another file by now. */
+static void unlink_ours(weft_store *st)
+{
+    char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
+    snprintf(path, sizeof path, SHM_DIR "%s", st->name);
+    struct stat mine, now;
+    if (fstat(st->fd, &mine) == 0 && stat(path, &now) == 0 &&
+        mine.st_ino == now.st_ino && mine.st_dev == now.st_dev)
+        unlink(path);
 }
 
 static char *copy_string(const char *s)
@@ -583,21 +737,29 @@ int weft_store_open(const char *name, const weft_store_opts *opts,
     if (!st)
         return -ENOMEM;
     snprintf(st->name, sizeof st->name, "%s", name);
+    st->fd = -1;
     pthread_mutex_init(&st->pend_mu, NULL);
     int rc = -ENOMEM;
+    bool created = false;
     if (o.spill_dir && !(st->spill_dir = copy_string(o.spill_dir)))
         goto fail;
-    rc = open_or_create(st, &o);
+    rc = open_or_create(st, &o, &created);
     if (rc)
         goto fail;
+    if (created)
+        ST_POINT("open:created");
     rc = join(st);
     if (rc)
         goto fail;
     *out = st;
     return 0;
 fail:
+    if (created)
+        unlink_ours(st);
     if (st->base)
         munmap(st->base, st->map_size);
+    if (st->fd >= 0)
+        close(st->fd); /* drops the slot's lock with it, if taken */
     weft__free(st->spill_dir);
     pthread_mutex_destroy(&st->pend_mu);
     weft__free(st);
@@ -613,6 +775,11 @@ int weft_store_close(weft_store *st)
         st_reclaim_client(st, st->me);
         st_unlock(st);
     }
+    /* after the slot is free (a process that saw the lock go could
+     * otherwise reclaim it from under the reclaim above), and explicitly:
+     * a forked child's copy of the descriptor would keep it */
+    slot_lock(st->fd, st->me, F_UNLCK, F_OFD_SETLK, NULL);
+    close(st->fd);
     st_spill_close(st);
     munmap(st->base, st->map_size);
     weft__free(st->spill_dir);
@@ -621,17 +788,41 @@ int weft_store_close(weft_store *st)
     return rc;
 }
 
+/* The instance id of the store at path (its spill files' names), read
+ * before the name goes; 0 with *ok 0 when it is no weft store. */
+static uint64_t instance_of(const char *path, int *ok)
+{
+    *ok = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    struct stat sb;
+    uint64_t v = 0;
+    if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size >= sizeof(st_hdr)) {
+        void *hp = mmap(NULL, sizeof(st_hdr), PROT_READ, MAP_SHARED, fd, 0);
+        if (hp != MAP_FAILED) {
+            *ok = header_ok(hp, (uint64_t)sb.st_size);
+            v = ((st_hdr *)hp)->instance;
+            munmap(hp, sizeof(st_hdr));
+        }
+    }
+    close(fd);
+    return v;
+}
+
 int weft_store_unlink(const char *name, const char *spill_dir)
 {
     if (!name_ok(name))
         return -EINVAL;
     char path[sizeof SHM_DIR + WEFT_STORE_NAME_MAX];
     snprintf(path, sizeof path, SHM_DIR "%s", name);
+    int known = 0;
+    uint64_t instance = spill_dir ? instance_of(path, &known) : 0;
     if (unlink(path) != 0)
         return -errno;
-    for (uint32_t f = 0; spill_dir && f < ST_SPILL_FILES; f++) {
+    for (uint32_t f = 0; known && f < ST_SPILL_FILES; f++) {
         char sp[4096];
-        if (st_spill_path(spill_dir, name, f, sp, sizeof sp) == 0)
+        if (st_spill_path(spill_dir, name, instance, f, sp, sizeof sp) == 0)
             unlink(sp);
     }
     return 0;

@@ -20,10 +20,15 @@
 #define BATCH_MAX (64ull << 20)
 #define VICTIMS_MAX 4096u
 
-int st_spill_path(const char *dir, const char *name, uint32_t file,
-                  char *out, size_t len)
+/* dir/weft-store-NAME-INSTANCE-FILE.spill: the instance (st_hdr) keeps
+ * apart the files of two stores that had the same name, one unlinked
+ * while still open, the other created under its name since; the files are
+ * opened O_TRUNC. */
+int st_spill_path(const char *dir, const char *name, uint64_t instance,
+                  uint32_t file, char *out, size_t len)
 {
-    int n = snprintf(out, len, "%s/weft-store-%s-%u.spill", dir, name, file);
+    int n = snprintf(out, len, "%s/weft-store-%s-%016llx-%u.spill", dir, name,
+                     (unsigned long long)instance, file);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -69,8 +74,41 @@ typedef struct io_piece {
     uint64_t len, off;
 } io_piece;
 
-/* Submits pieces [i, i + k) and waits for them; a short one is finished
- * by hand. */
+/* Waits for a completion; a signal (EINTR) is no reason to stop waiting. */
+static int reap_one(weft_store *st, struct io_uring_cqe **cqe)
+{
+    int rc;
+    do
+        rc = io_uring_wait_cqe(&st->ring, cqe);
+    while (rc == -EINTR);
+    return rc;
+}
+
+/* Submits the k queued requests; how many the kernel took (all but after
+ * an error, then in *err). */
+static unsigned submit_all(weft_store *st, unsigned k, int *err)
+{
+    unsigned sent = 0;
+    while (sent < k) {
+        int rc = io_uring_submit(&st->ring);
+        if (rc == -EINTR)
+            continue;
+        if (rc <= 0) {
+            *err = rc < 0 ? rc : -EIO;
+            break;
+        }
+        sent += (unsigned)rc;
+    }
+    return sent;
+}
+
+/* Transfers pieces p[0..k) and reaps every completion before it returns,
+ * whatever failed: a request the kernel holds still reads into (or writes
+ * from) its block, which the caller frees or reuses on an error, and a
+ * completion left in the ring would be counted by the next batch. A short
+ * piece is finished by hand. After an error that leaves the ring unsure
+ * (requests queued but not taken, a completion that cannot be waited
+ * for) the ring is closed, so nothing of this batch reaches the next. */
 static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
 {
     for (unsigned j = 0; j < k; j++) {
@@ -83,15 +121,18 @@ static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
                                p[j].off);
         io_uring_sqe_set_data64(sqe, j);
     }
-    int rc = io_uring_submit_and_wait(&st->ring, k);
-    if (rc < 0)
-        return rc;
-    int err = 0;
-    for (unsigned done = 0; done < k; done++) {
+    int err = 0, broken = 0;
+    unsigned sent = submit_all(st, k, &err);
+    broken = sent < k;
+    ST_POINT("spill:submitted");
+    for (unsigned done = 0; done < sent; done++) {
         struct io_uring_cqe *cqe;
-        rc = io_uring_wait_cqe(&st->ring, &cqe);
-        if (rc < 0)
-            return rc;
+        int rc = reap_one(st, &cqe);
+        if (rc < 0) {
+            err = err ? err : rc;
+            broken = 1;
+            break;
+        }
         io_piece *q = &p[io_uring_cqe_get_data64(cqe)];
         int res = cqe->res;
         io_uring_cqe_seen(&st->ring, cqe);
@@ -101,6 +142,8 @@ static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
             err = rw_plain(fd, wr, q->buf + res, q->len - (uint64_t)res,
                            q->off + (uint64_t)res);
     }
+    if (broken)
+        st_spill_close(st); /* the next transfer opens a new ring */
     return err;
 }
 
@@ -243,7 +286,8 @@ int st_spill(weft_store *st, uint64_t need)
     int rc = n ? 0 : -ENOSPC, fd = -1;
     char path[4096];
     if (rc == 0)
-        rc = st_spill_path(st->spill_dir, st->name, f, path, sizeof path);
+        rc = st_spill_path(st->spill_dir, st->name, st->h->instance, f,
+                           path, sizeof path);
     if (rc == 0 && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                               0600)) < 0)
         rc = -errno;
@@ -275,16 +319,18 @@ void st_spill_drop(weft_store *st, uint32_t f)
     if (--st->h->spill_live[f] > 0 || !st->spill_dir)
         return;
     char path[4096];
-    if (st_spill_path(st->spill_dir, st->name, f, path, sizeof path) == 0)
+    if (st_spill_path(st->spill_dir, st->name, st->h->instance, f, path,
+                      sizeof path) == 0)
         unlink(path);
 }
 
 static int read_back(weft_store *st, st_desc *x, uint64_t off)
 {
     char path[4096];
-    int rc = st->spill_dir ? st_spill_path(st->spill_dir, st->name,
-                                           x->spill_file, path, sizeof path)
-                           : -EIO;
+    int rc = st->spill_dir
+                 ? st_spill_path(st->spill_dir, st->name, st->h->instance,
+                                 x->spill_file, path, sizeof path)
+                 : -EIO;
     if (rc)
         return -EIO;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -305,6 +351,8 @@ int st_restore(weft_store *st, uint32_t d)
     st_desc *x = st_desc_at(st, d);
     uint64_t size = atomic_load_explicit(&x->size, memory_order_relaxed);
     uint64_t off, got;
+    if (!st_spilled_ok(st, x))
+        return -EPROTO; /* a corrupt segment: the restore would overrun */
     int rc = st_alloc_block(st, st_block_need(size), &off, &got);
     if (rc)
         return rc;

@@ -87,7 +87,8 @@
 
 /* "WEFTSTOR" in memory (little-endian) */
 #define ST_MAGIC 0x524f545354464557ull
-#define ST_VERSION 2u /* 2: lock-free seal, ABORTING, unlinked */
+#define ST_VERSION 3u /* 2: lock-free seal, ABORTING, unlinked; 3: liveness
+                         by lock, instance in spill file names */
 #define ST_NIL32 UINT32_MAX
 #define ST_NIL64 UINT64_MAX
 #define ST_ALIGN 64u          /* block and data alignment */
@@ -121,7 +122,11 @@ typedef struct st_hdr {
     uint32_t index_slots;
     uint32_t refs_stride;   /* u16 entries per client row */
     uint64_t off_clients, off_refs, off_descs, off_index, off_data;
-    uint64_t pad0[3];
+    /* Random, drawn at creation: in the names of this segment's spill
+     * files, so that a store created under the name of one that was
+     * unlinked but is still open never shares them (spill.c). */
+    uint64_t instance;
+    uint64_t pad0[2];
     /* Hot: what every create touches, in as few cache lines as the
      * processes that share the lock pass back and forth with it: the
      * lock, the descriptor stack, the index's count and the counters
@@ -170,7 +175,12 @@ typedef struct st_client {
      * hold those of slots freed since): each client writes its own line,
      * not the header's hot one. */
     _Atomic uint64_t seals, creates;
-    uint64_t pad[3];
+    /* 1: the client holds an OFD lock on byte (slot index) of the segment
+     * file for as long as it is attached, and its liveness is that lock's
+     * (see st_client_dead); 0: by pid only (no OFD locks there). */
+    _Atomic uint32_t locked;
+    uint32_t pad1;
+    uint64_t pad[2];
     _Atomic uint32_t pend[ST_PEND_MAX]; /* sealed descriptors to link */
 } st_client;
 
@@ -216,6 +226,8 @@ typedef struct st_blk {
 struct weft_store {
     uint8_t *base;
     size_t map_size;
+    int fd;                  /* the segment's, open while attached: the
+                                client's liveness lock is on it */
     st_hdr *h;
     st_client *clients;
     _Atomic uint16_t *refs;  /* all rows */
@@ -249,7 +261,7 @@ WEFT__HIDDEN extern void (*weft__store_hook)(const char *point);
 /* segment.c */
 WEFT__HIDDEN int st_lock(weft_store *st);
 WEFT__HIDDEN void st_unlock(weft_store *st);
-WEFT__HIDDEN int st_client_dead(const st_client *c);
+WEFT__HIDDEN int st_client_dead(weft_store *st, uint32_t c);
 WEFT__HIDDEN int st_reclaim_dead(weft_store *st);
 WEFT__HIDDEN uint32_t st_refsum(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_repair(weft_store *st);
@@ -297,7 +309,8 @@ WEFT__HIDDEN int st_restore(weft_store *st, uint32_t d);
 WEFT__HIDDEN void st_spill_drop(weft_store *st, uint32_t file);
 WEFT__HIDDEN void st_spill_close(weft_store *st);
 WEFT__HIDDEN int st_spill_path(const char *dir, const char *name,
-                               uint32_t file, char *out, size_t len);
+                               uint64_t instance, uint32_t file, char *out,
+                               size_t len);
 
 /* Counters in the header change only under the lock, one writer at a
  * time: a plain load and store (no locked instruction), relaxed atomics
@@ -313,6 +326,16 @@ static inline st_desc *st_desc_at(weft_store *st, uint32_t d)
 static inline st_blk *st_blk_at(weft_store *st, uint64_t off)
 {
     return (st_blk *)(st->data + off);
+}
+
+/* A spilled descriptor names a spill file and a size that fits the data
+ * area (one that does not could never have been in memory, and would
+ * wrap st_block_need). */
+static inline int st_spilled_ok(const weft_store *st, st_desc *x)
+{
+    return x->spill_file < ST_SPILL_FILES &&
+           atomic_load_explicit(&x->size, memory_order_relaxed) <=
+               st->capacity - ST_BLK_HDR;
 }
 
 static inline uint32_t st_owner(st_desc *x)

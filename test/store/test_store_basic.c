@@ -408,6 +408,134 @@ static void test_offset_near_end(void **state)
     weft_store_unlink(name, NULL);
 }
 
+/* A client slot whose count of pending seals is garbage (a corrupt
+ * segment) is refused by the checks, and the next drain of that list
+ * empties it: the drain's compare-and-swap expected the count capped at
+ * ST_PEND_MAX, never matched it, and spun for ever under the lock. */
+static void test_pending_count_corrupt(void **state)
+{
+    (void)state;
+    const char *name = st_name("npend");
+    weft_store_opts o = st_opts(256u << 10, 0);
+    weft_store *a, *b, *c;
+    assert_int_equal(weft_store_open(name, &o, &a), 0);
+    assert_int_equal(weft_store_open(name, NULL, &b), 0);
+    assert_int_equal(st_put_n(b, 1, 100, 0), 0); /* sealed, pending */
+    st_client *cl = &b->clients[b->me];
+    assert_int_equal(atomic_load(&cl->npend), 1);
+    atomic_store(&cl->npend, 1000);
+    char why[200];
+    assert_int_equal(weft_store_check(a, why, sizeof why), -EUCLEAN);
+    assert_int_equal(weft_store_open(name, NULL, &c), -EPROTO);
+    weft_store_id id = st_id(1);
+    assert_int_equal(weft_store_contains(b, &id), 1); /* drains b's list */
+    assert_int_equal(atomic_load(&cl->npend), 0);
+    assert_int_equal(weft_store_check(a, why, sizeof why), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(a, &s), 0);
+    assert_int_equal(s.sealed, 1);
+    assert_int_equal(weft_store_close(b), 0);
+    assert_int_equal(weft_store_close(a), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+/* A create whose index insert first rebuilds the index (tombstones past a
+ * quarter of it) leaves one entry for the object: the rebuild inserted
+ * it, and the insert used to add a second, which outlived its delete. */
+static void test_insert_after_rebuild(void **state)
+{
+    fixture *f = *state;
+    weft_store *st = f->st;
+    f->st->h->index_tombs = f->st->index_mask; /* as after many deletes */
+    weft_store_id id = st_id(1);
+    assert_int_equal(weft_store_put(st, &id, "x", 1, 0), 0);
+    uint32_t d = st_find_locked(st, &id), entries = 0;
+    for (uint32_t i = 0; i <= st->index_mask; i++)
+        entries += atomic_load(&st->index[i]) == d + 1;
+    assert_int_equal(entries, 1);
+    assert_int_equal(st->h->index_used, 1);
+    assert_int_equal(weft_store_delete(st, &id), 0);
+    assert_int_equal(st->h->index_used, 0);
+}
+
+/* A free block that fits, behind more than 64 smaller ones of its size
+ * class and with no larger block free, is found: the first fit gave up
+ * after 64 and the create failed with -ENOSPC (or evicted needlessly).
+ * Everything pinned, nothing can be evicted. */
+static void test_fit_deep_in_class(void **state)
+{
+    (void)state;
+    const char *name = st_name("deepfit");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    /* blocks laid out from offset 0: H (4224 bytes with the header), then
+     * 100 times a keeper (128) and a small hole S (4160), a last keeper,
+     * and a filler to the end; H and the S are in one size class */
+    const unsigned holes = 100;
+    uint64_t n = 0, used = 4224 + holes * (128 + 4160) + 128;
+    assert_int_equal(st_put_n(st, n++, 4160, WEFT_STORE_PIN), 0); /* H */
+    for (unsigned i = 0; i < holes; i++) {
+        assert_int_equal(st_put_n(st, n++, 64, WEFT_STORE_PIN), 0);
+        assert_int_equal(st_put_n(st, n++, 4096, WEFT_STORE_PIN), 0);
+    }
+    assert_int_equal(st_put_n(st, n++, 64, WEFT_STORE_PIN), 0);
+    assert_int_equal(st_put_n(st, n++, st->capacity - used - 64,
+                              WEFT_STORE_PIN), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.used, s.capacity);
+    /* H freed first: the small holes, freed after it, are listed first */
+    weft_store_id id = st_id(0);
+    assert_int_equal(weft_store_delete(st, &id), 0);
+    for (unsigned i = 0; i < holes; i++) {
+        id = st_id(2 + 2 * i);
+        assert_int_equal(weft_store_delete(st, &id), 0);
+    }
+    assert_int_equal(st_put_n(st, 1000, 4160, WEFT_STORE_PIN), 0);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.evictions, 0);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+/* test_created_then_full: the other handle that takes the only slot
+ * between the create and the join. */
+static const char *full_name;
+static weft_store *full_other;
+
+static void full_hook(const char *point)
+{
+    if (strcmp(point, "open:created") != 0 || full_other)
+        return;
+    assert_int_equal(weft_store_open(full_name, NULL, &full_other), 0);
+}
+
+/* An open that created the store and then finds every slot taken (another
+ * process attached first) fails with -EUSERS and removes the store it
+ * created, as weft_store_open promises; the name used to stay. */
+static void test_created_then_full(void **state)
+{
+    (void)state;
+    full_name = st_name("full");
+    full_other = NULL;
+    weft_store_opts o = st_opts(256u << 10, 0);
+    o.max_clients = 1;
+    weft_store *st;
+    weft__store_hook = full_hook;
+    int rc = weft_store_open(full_name, &o, &st);
+    weft__store_hook = NULL;
+    assert_int_equal(rc, -EUSERS);
+    assert_non_null(full_other);
+    o.flags = WEFT_STORE_OPEN_EXISTING;
+    assert_int_equal(weft_store_open(full_name, &o, &st), -ENOENT);
+    assert_int_equal(weft_store_put(full_other, &(weft_store_id){{1}}, "x",
+                                    1, 0), 0); /* its mapping stays */
+    assert_int_equal(weft_store_close(full_other), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +551,11 @@ int main(void)
         cmocka_unit_test(test_open_options),
         cmocka_unit_test(test_hostile_segment),
         cmocka_unit_test(test_offset_near_end),
+        cmocka_unit_test(test_pending_count_corrupt),
+        cmocka_unit_test_setup_teardown(test_insert_after_rebuild, setup,
+                                        teardown),
+        cmocka_unit_test(test_fit_deep_in_class),
+        cmocka_unit_test(test_created_then_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

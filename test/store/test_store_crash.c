@@ -8,6 +8,7 @@
  * right), and that every sealed object is readable with the right bytes.
  * At the end, deleting everything leaves zero bytes in use. */
 #include <errno.h>
+#include <glob.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -254,10 +255,51 @@ static void test_death_after_spill_file_dropped(void **state)
     assert_int_equal(rmdir(spill), 0);
 }
 
+static void reserved_hook(const char *point)
+{
+    if (strcmp(point, "create:reserved") == 0)
+        raise(SIGKILL);
+}
+
+/* A process killed while it creates a store, its memory reserved and the
+ * store not named yet, leaves nothing in /dev/shm: the file used to be a
+ * hidden named one (.weft-store-PID-N-T), fallocated to the capacity,
+ * that nobody removed. */
+static void test_death_while_creating(void **state)
+{
+    (void)state;
+    const char *name = st_name("creating");
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store_opts o = st_opts(4u << 20, 0);
+        weft_store *st;
+        weft__store_hook = reserved_hook;
+        weft_store_open(name, &o, &st);
+        _exit(10); /* the hook never fired */
+    }
+    assert_int_equal(st_wait(kid), 128 + SIGKILL);
+    char pat[64];
+    snprintf(pat, sizeof pat, "/dev/shm/.weft-store-%d-*", (int)kid);
+    glob_t g;
+    int found = glob(pat, 0, NULL, &g);
+    if (found == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+        globfree(&g);
+    }
+    assert_int_equal(found, GLOB_NOMATCH);
+    weft_store_opts o = st_opts(4u << 20, 0);
+    o.flags = WEFT_STORE_OPEN_EXISTING;
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), -ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_death_after_spill_file_dropped),
+        cmocka_unit_test(test_death_while_creating),
         cmocka_unit_test(test_sigkill_rounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

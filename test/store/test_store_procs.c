@@ -5,6 +5,9 @@
  * process that dies (SIGKILL) holding references and unsealed objects
  * loses exactly those. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <cmocka.h>
 
 #include "store_util.h"
+#include "st.h" /* a client's liveness lock, cleared on purpose below */
 
 /* Consumer: opens the store by name, waits for each of n objects (in its
  * own order), verifies it, releases it. Exit status: 0, or what failed. */
@@ -273,14 +277,176 @@ static void test_killed_holder(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* The child of test_main_thread_gone: its main thread leaves by
+ * pthread_exit(), this thread holds the reference on until told. */
+static weft_store *gone_st;
+static weft_store_obj gone_obj;
+static int gone_go;
+
+static void *gone_holder(void *arg)
+{
+    (void)arg;
+    char b;
+    if (read(gone_go, &b, 1) != 1)
+        _exit(20);
+    int ok = st_verify(1, gone_obj.data, gone_obj.size);
+    if (weft_store_release(gone_st, &gone_obj) != 0)
+        _exit(21);
+    _exit(!ok ? 22 : weft_store_close(gone_st) == 0 ? 0 : 23);
+}
+
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+/* A client whose main thread called pthread_exit() while another thread
+ * holds a reference lives on (/proc says 'Z' of its main thread only):
+ * it is not reclaimed, and its reference keeps the object, both by its
+ * liveness lock and by the pid (the fallback where there are no OFD
+ * locks, played by clearing the slot's mark). */
+static void test_main_thread_gone(void **state)
+{
+    (void)state;
+    const char *name = st_name("gone");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(st_put_n(st, 1, 4096, 0), 0);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        alarm(60); /* gone even if the parent's test fails first */
+        weft_store_id id = st_id(1);
+        if (weft_store_open(name, NULL, &gone_st) != 0 ||
+            weft_store_get(gone_st, &id, 0, &gone_obj) != 0)
+            _exit(10);
+        gone_go = go[0];
+        pthread_t t;
+        if (pthread_create(&t, NULL, gone_holder, NULL) != 0)
+            _exit(11);
+        pthread_exit(NULL);
+    }
+    for (int i = 0; i < 10000 && proc_state(kid) != 'Z'; i++)
+        usleep(1000);
+    assert_int_equal(proc_state(kid), 'Z');
+    weft_store_id id = st_id(1);
+    weft_store_stats s;
+    char why[200];
+    for (int by_pid = 0; by_pid < 2; by_pid++) {
+        if (by_pid)
+            for (uint32_t c = 0; c < st->max_clients; c++)
+                if (atomic_load(&st->clients[c].pid) == kid)
+                    atomic_store(&st->clients[c].locked, 0);
+        assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+        assert_int_equal(weft_store_stats_get(st, &s), 0);
+        assert_int_equal(s.reclaims, 0);
+        assert_int_equal(s.clients, 2);
+        assert_int_equal(weft_store_delete(st, &id), -EBUSY);
+    }
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(st_wait(kid), 0);
+    assert_int_equal(weft_store_delete(st, &id), 0);
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    close(go[0]);
+    close(go[1]);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
+/* test_seal_between_look_and_sleep: the store's wait hook (lib/core's
+ * weft__wait_hook, run by a get between its look and its sleep, first
+ * in get_slow, then in the futex wait). */
+extern __attribute__((tls_model("initial-exec"))) _Thread_local void (
+    *weft__wait_hook)(bool waits);
+static weft_store *lw_creator;
+static st_desc *lw_desc;
+static int lw_calls;
+
+/* The getter has looked and found X unsealed; now X is sealed, and the
+ * lock-free look misses it, as it does while an index rebuild has
+ * cleared its slot (its gen made odd here: only the lock-free look
+ * heeds that). */
+static void lw_hook(bool waits)
+{
+    (void)waits;
+    if (lw_calls++)
+        return;
+    weft_store_id x = st_id(7);
+    assert_int_equal(weft_store_seal(lw_creator, &x), 0);
+    atomic_fetch_add(&lw_desc->gen, 1);
+}
+
+static uint64_t lw_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* A seal that lands between a waiting get's look and its sleep wakes it,
+ * even when a lock-free look at that moment would miss the object: the
+ * get used to re-check without the lock after announcing itself, miss X
+ * during an index rebuild, and sleep on a sequence the seal (which had
+ * seen nobody waiting) never moved, to its deadline or for ever. */
+static void test_seal_between_look_and_sleep(void **state)
+{
+    (void)state;
+    const char *name = st_name("lostwake");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *getter;
+    assert_int_equal(weft_store_open(name, &o, &lw_creator), 0);
+    assert_int_equal(weft_store_open(name, NULL, &getter), 0);
+    weft_store_id x = st_id(7);
+    void *p;
+    assert_int_equal(weft_store_create(lw_creator, &x, 100, 0, &p), 0);
+    st_fill(7, p, 100);
+    lw_desc = st_desc_at(getter, st_find_locked(getter, &x));
+    uint32_t gen = atomic_load(&lw_desc->gen);
+    lw_calls = 0;
+    weft__wait_hook = lw_hook;
+    weft_store_obj obj;
+    /* a lost wake-up sleeps to the deadline; a wake-up takes microseconds */
+    const int timeout_ms = 10000;
+    uint64_t t0 = lw_now_ms();
+    int rc = weft_store_get(getter, &x, timeout_ms, &obj);
+    uint64_t took = lw_now_ms() - t0;
+    weft__wait_hook = NULL;
+    atomic_store(&lw_desc->gen, gen);
+    assert_true(lw_calls >= 1);
+    assert_int_equal(rc, 0);
+    assert_true(took < (uint64_t)timeout_ms);
+    obj.gen = gen;
+    assert_true(st_verify(7, obj.data, obj.size));
+    assert_int_equal(weft_store_release(getter, &obj), 0);
+    assert_int_equal(atomic_load(&getter->h->nwaiters), 0);
+    char why[200];
+    assert_int_equal(weft_store_check(getter, why, sizeof why), 0);
+    assert_int_equal(weft_store_close(getter), 0);
+    assert_int_equal(weft_store_close(lw_creator), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_producer_consumers),
         cmocka_unit_test(test_wait_for_seal),
         cmocka_unit_test(test_seal_wakeups),
+        cmocka_unit_test(test_seal_between_look_and_sleep),
         cmocka_unit_test(test_unlinked_seals_evictable),
         cmocka_unit_test(test_killed_holder),
+        cmocka_unit_test(test_main_thread_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
