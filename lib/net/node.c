@@ -712,19 +712,29 @@ static void pump(weft_node *n)
 }
 
 /* Under lock: r goes on the table as owed by dst, and is kept alive for
- * the send that dispatch_send makes. */
-static void dispatch_locked(weft_node *n, rec *r, int dst)
+ * the send that dispatch_send makes. False, r untouched, when dst is dead
+ * already: on_failed has run and would never take r back (as tab_add). */
+static bool dispatch_locked(weft_node *n, rec *r, int dst)
 {
+    if (n->peer[dst] == P_DEAD)
+        return false;
     r->dst = dst;
     tab_put(n, r);
     weft__add_relaxed(&r->refs, 1);
+    return true;
 }
 
 /* Send task r to dst (a peer; after dispatch_locked). On failure r goes
  * back to the queue if idempotent, else fails. */
 static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
 {
-    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn, .id = r->id,
+    /* r is read before the send only: a failed send drops the send's
+     * reference (rec_sent), and a peer_failed on another thread may have
+     * taken r off the table and freed it by the time send returns; the
+     * id finds it again if it is still ours. */
+    uint64_t id = r->id;
+    bool idem = r->flags & WEFT_REMOTE_IDEMPOTENT;
+    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn, .id = id,
                    .flags = r->flags | (stolen ? TASK_STOLEN : 0)};
     int rc = send_msg(n, dst, &m, r->arg ? r->arg->data : NULL,
                       r->arg ? r->arg->len : 0, rec_sent, r);
@@ -732,24 +742,31 @@ static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
         return;
     /* Not sent: take it back, unless a peer_failed got there first. */
     pthread_mutex_lock(&n->lock);
-    rec *mine = tab_take(n, r->id, dst, R_TASK);
-    bool requeue = mine && (r->flags & WEFT_REMOTE_IDEMPOTENT);
+    rec *mine = tab_take(n, id, dst, R_TASK);
+    bool requeue = mine && idem;
     if (requeue)
-        aq_push(n, r, true);
+        aq_push(n, mine, true);
     pthread_mutex_unlock(&n->lock);
     if (mine && !requeue)
-        rec_finish(r, rc, NULL);
+        rec_finish(mine, rc, NULL);
     if (requeue)
         pump(n);
 }
 
-/* Send task r to dst (a peer). */
+/* Send task r (taken off the any-node queue) to dst (a peer). When dst
+ * is dead already r goes back to the front of the queue: it was never
+ * sent. */
 static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
 {
     pthread_mutex_lock(&n->lock);
-    dispatch_locked(n, r, dst);
+    bool on = dispatch_locked(n, r, dst);
+    if (!on)
+        aq_push(n, r, true);
     pthread_mutex_unlock(&n->lock);
-    dispatch_send(n, r, dst, stolen);
+    if (on)
+        dispatch_send(n, r, dst, stolen);
+    else
+        pump(n);
 }
 
 /* ---- objects ---- */
@@ -2242,10 +2259,11 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         n->jobs_live++;
     }
     bool away = !closing && dst != WEFT_NODE_ANY && dst != n->rank;
+    bool sent = false;
     if (away) {
         /* before it is sent: a waiter polls from the start */
         poll_for(n, r);
-        dispatch_locked(n, r, dst);
+        sent = dispatch_locked(n, r, dst);
     }
     pthread_mutex_unlock(&n->lock);
     if (closing)
@@ -2254,8 +2272,10 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         pump(n);
     else if (dst == n->rank)
         run_here(n, r);
-    else
+    else if (sent)
         dispatch_send(n, r, dst, false);
+    else /* died since target_of looked */
+        rec_finish(r, -EHOSTDOWN, NULL);
     return 0;
 }
 

@@ -97,15 +97,24 @@ typedef struct starter {
     int rank, size, inline_us, rc;
 } starter;
 
+/* What start_group's nodes get besides the defaults (tests that change
+ * them set them back). */
+static const char *start_transport = "loop";
+static uint64_t start_max_payload;  /* 0: the default */
+static int start_join_ms[NODES];    /* 0: 20 s */
+
 static void *start_one(void *p)
 {
     starter *st = p;
     weft_net_config c = weft_net_config_default();
-    c.transport = "loop";
+    c.transport = start_transport;
     c.params.peers = group;
     c.params.rank = st->rank;
     c.params.size = st->size;
-    c.join_timeout_ms = 20000;
+    if (start_max_payload)
+        c.params.max_payload = start_max_payload;
+    c.join_timeout_ms = start_join_ms[st->rank] ? start_join_ms[st->rank]
+                                                : 20000;
     c.inline_us = st->inline_us;
     st->rc = weft_net_create(st->out, st->rt, &c);
     return NULL;
@@ -1296,6 +1305,166 @@ static void test_inline(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* ---- "wrap": the loop transport, misbehaving on demand ---- */
+
+/* Each endpoint is loop's, with a hook in send: wrap_die makes the next
+ * task that rank 0 sends meet its peer's death halfway (the
+ * communication thread reports the peer failed while the send is in
+ * the transport, which then says -EHOSTDOWN); wrap_swallow makes sends
+ * it names vanish (reported sent). No poll: waiters sleep. */
+typedef struct wrap {
+    weft_transport *in;
+    weft_transport_events ev;
+    int rank;
+    _Atomic int fail_dst; /* >= 0: progress reports this rank failed */
+    _Atomic int fail_done;
+} wrap;
+
+static const weft_transport_ops *loop_ops;
+static _Atomic int wrap_die;
+typedef bool swallow_fn(int src, int dst, unsigned handler);
+static swallow_fn *_Atomic wrap_swallow;
+
+static int w_open(weft_transport **out, const weft_transport_params *p,
+                  const weft_transport_events *ev)
+{
+    wrap *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->ev = *ev;
+    atomic_init(&w->fail_dst, -1);
+    int rc = loop_ops->open(&w->in, p, ev);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->rank = loop_ops->rank(w->in);
+    *out = (weft_transport *)w;
+    return 0;
+}
+
+static void w_close(weft_transport *t)
+{
+    wrap *w = (wrap *)t;
+    loop_ops->close(w->in);
+    free(w);
+}
+
+static int w_rank(const weft_transport *t)
+{
+    return ((const wrap *)t)->rank;
+}
+
+static int w_size(const weft_transport *t)
+{
+    return loop_ops->size(((const wrap *)t)->in);
+}
+
+static int w_send(weft_transport *t, int dst, unsigned h, const void *hdr,
+                  size_t hl, const struct iovec *iov, int n,
+                  weft_send_done done, void *arg)
+{
+    wrap *w = (wrap *)t;
+    if (w->rank == 0 && h == WEFT__H_TASK && atomic_exchange(&wrap_die, 0)) {
+        atomic_store(&w->fail_dst, dst);
+        while (!atomic_load(&w->fail_done)) {
+            loop_ops->wake(w->in);
+            sleep_ms(1);
+        }
+        return -EHOSTDOWN;
+    }
+    swallow_fn *sw = atomic_load(&wrap_swallow);
+    if (sw && sw(w->rank, dst, h)) {
+        if (done)
+            done(arg, 0);
+        return 0;
+    }
+    return loop_ops->send(w->in, dst, h, hdr, hl, iov, n, done, arg);
+}
+
+static int w_progress(weft_transport *t, int64_t ns)
+{
+    wrap *w = (wrap *)t;
+    int rc = loop_ops->progress(w->in, ns);
+    int d = atomic_exchange(&w->fail_dst, -1);
+    if (d >= 0) {
+        w->ev.peer_failed(w->ev.ctx, d, -EHOSTDOWN);
+        atomic_store(&w->fail_done, 1);
+    }
+    return rc;
+}
+
+static void w_wake(weft_transport *t)
+{
+    loop_ops->wake(((wrap *)t)->in);
+}
+
+static const weft_transport_ops wrap_ops = {
+    .name = "wrap", .abi = WEFT_TRANSPORT_ABI,
+    .caps = WEFT_TRANSPORT_FAILURES, .open = w_open, .close = w_close,
+    .rank = w_rank, .size = w_size, .send = w_send,
+    .progress = w_progress, .wake = w_wake,
+};
+
+static weft_node *wnodes[NODES];
+
+static void wrap_group(const char *name)
+{
+    snprintf(group, sizeof group, "%s-%d-%ld", name, (int)getpid(),
+             (long)time(NULL));
+}
+
+/* n nodes over wrap (rts, wnodes), or -1. */
+static int start_wrapped(int n, const char *name)
+{
+    wrap_group(name);
+    start_transport = "wrap";
+    int rc = start_group(rts, wnodes, n, 0);
+    start_transport = "loop";
+    return rc;
+}
+
+static void stop_wrapped(int n)
+{
+    for (int i = 0; i < n; i++)
+        if (wnodes[i])
+            assert_int_equal(weft_net_destroy(&wnodes[i]), 0);
+    for (int i = 0; i < n; i++)
+        weft_runtime_destroy(&rts[i]);
+}
+
+/* A task whose peer dies while its send is in the transport: the death
+ * fails the task (on the communication thread) and the send's failure
+ * drops the other reference, so the record is gone when the send
+ * returns; the sender must not look at it then (ASan saw a use after
+ * free). */
+static void test_peer_dies_in_send(void **state)
+{
+    (void)state;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    uint64_t x = 3;
+    for (unsigned flags = 0; flags <= WEFT_REMOTE_IDEMPOTENT; flags++) {
+        assert_int_equal(start_wrapped(2, "die"), 0);
+        o.flags = flags;
+        weft_future *f;
+        atomic_store(&wrap_die, 1);
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_square", &x,
+                                            sizeof x, &o, &f), 0);
+        int st;
+        uint64_t v = get_u64(f, &st);
+        if (flags) { /* run again here */
+            assert_int_equal(st, 0);
+            assert_true(v == 9);
+        } else {
+            assert_int_equal(st, -EHOSTDOWN);
+        }
+        assert_int_equal(atomic_load(&wrap_die), 0);
+        assert_int_equal(weft_net_alive(wnodes[0], 1), 0);
+        stop_wrapped(2);
+    }
+}
+
 /* ---- put and get on the loop transport itself ---- */
 
 static void noop_recv(void *ctx, weft_am *m)
@@ -1385,6 +1554,9 @@ static void test_loop_rma(void **state)
 
 int main(void)
 {
+    loop_ops = weft_transport_find("loop");
+    if (!loop_ops || weft_transport_register(&wrap_ops))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_targeted),
@@ -1405,6 +1577,7 @@ int main(void)
         cmocka_unit_test(test_destroy_with_waiting),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_loop_rma),
+        cmocka_unit_test(test_peer_dies_in_send),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
