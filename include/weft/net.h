@@ -341,7 +341,9 @@ WEFT_API weft_net_config weft_net_config_default(void);
  * such transport), -EPROTO (a peer's function table differs: the first
  * differing name is logged), -EHOSTDOWN (a peer died before it was met),
  * -ETIMEDOUT (peers did not all join), or the
- * backend's error. Call from a thread that is not one of rt's workers. */
+ * backend's error; a failed create returns once the tasks that peers
+ * which met this node sent it meanwhile have ended (as destroy does).
+ * Call from a thread that is not one of rt's workers. */
 WEFT_API int weft_net_create(weft_node **out, weft_runtime *rt,
                              const weft_net_config *cfg);
 

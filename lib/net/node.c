@@ -2004,6 +2004,8 @@ static int start(weft_node *n, const weft_net_config *c)
     return 0;
 }
 
+static void node_close(weft_node *n);
+
 int weft_net_create(weft_node **out, weft_runtime *rt,
                     const weft_net_config *cfg)
 {
@@ -2023,8 +2025,10 @@ int weft_net_create(weft_node **out, weft_runtime *rt,
         goto fail;
     rc = meet(n, c->join_timeout_ms);
     if (rc) {
-        stop_thread(n);
-        goto fail;
+        /* Peers that met this node may have sent it tasks already: they
+         * end, and answer, before the node goes, as at destroy. */
+        node_close(n);
+        return rc;
     }
     poller_get(n);
     *out = n;
@@ -2052,11 +2056,12 @@ static void finish_all(rec *r, int status)
     }
 }
 
-int weft_net_destroy(weft_node **np)
+/* Leave and free n (its communication thread started): no new work, the
+ * queued any-node tasks cancelled, the running jobs ended (they answer
+ * over the transport, which stays up until then), the thread stopped,
+ * and whatever is still owed cancelled. */
+static void node_close(weft_node *n)
 {
-    weft_node *n = np ? *np : NULL;
-    if (!n)
-        return -EINVAL;
     poller_put(n);
     pthread_mutex_lock(&n->lock);
     n->closing = true;
@@ -2070,7 +2075,7 @@ int weft_net_destroy(weft_node **np)
     hold_cancel(n, true); /* and again below, for those come meanwhile */
     stop_thread(n);
     hold_cancel(n, false);
-    for (int r = 0; r < n->size; r++) /* no events after stop_thread */
+    for (int r = 0; n->peer && r < n->size; r++) /* no events now */
         if (n->peer[r] == P_OK)
             weft__add_relaxed(&n->rt->peers, -1);
     for (int b = 0; b < TAB_BUCKETS; b++) {
@@ -2080,6 +2085,14 @@ int weft_net_destroy(weft_node **np)
     q = take_queue(n); /* re-queued by a failure during the close */
     finish_all(q, -ECANCELED);
     node_free(n);
+}
+
+int weft_net_destroy(weft_node **np)
+{
+    weft_node *n = np ? *np : NULL;
+    if (!n)
+        return -EINVAL;
+    node_close(n);
     weft__bytes_trim(true);
     *np = NULL;
     return 0;

@@ -1465,6 +1465,76 @@ static void test_peer_dies_in_send(void **state)
     }
 }
 
+/* A node whose create fails (rank 1: rank 2's hello never comes) after a
+ * peer that met it sent it a task: the task runs to its end and answers
+ * before the node is freed, and the runtime counts no peer of it. The
+ * task waits until rank 1's create returned (or a while: with the fix
+ * that return waits for it). */
+static _Atomic int create1_done, create1_ran;
+
+static int t_outlive(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    atomic_store(&create1_ran, 1);
+    for (int i = 0; i < 300 && !atomic_load(&create1_done); i++)
+        sleep_ms(1);
+    sleep_ms(5); /* the create's return, if it came, is through */
+    return 0;
+}
+WEFT_REMOTE(t_outlive)
+
+static bool no_hello_2_to_1(int src, int dst, unsigned handler)
+{
+    return handler == WEFT__H_HELLO && src == 2 && dst == 1;
+}
+
+static void test_create_fails_with_task(void **state)
+{
+    (void)state;
+    wrap_group("cfail");
+    start_transport = "wrap";
+    start_join_ms[1] = 200;
+    atomic_store(&wrap_swallow, no_hello_2_to_1);
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    pthread_t th[NODES];
+    starter st[NODES];
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(weft_runtime_create(&rts[i], &c), 0);
+        st[i] = (starter){rts[i], &wnodes[i], i, NODES, 0, -1};
+        assert_int_equal(pthread_create(&th[i], NULL, start_one, &st[i]),
+                         0);
+    }
+    pthread_join(th[0], NULL); /* rank 0 met 1 and 2 */
+    assert_int_equal(st[0].rc, 0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_outlive", NULL, 0,
+                                        &o, &f), 0);
+    pthread_join(th[1], NULL);
+    atomic_store(&create1_done, 1);
+    assert_int_equal(st[1].rc, -ETIMEDOUT);
+    assert_null(wnodes[1]);
+    pthread_join(th[2], NULL);
+    assert_int_equal(st[2].rc, 0);
+    /* answered before rank 1 went, or failed by its going */
+    int s = weft_future_get(f, LONG_WAIT, NULL);
+    assert_true(s == 0 || s == -EHOSTDOWN);
+    assert_true(s != 0 || atomic_load(&create1_ran));
+    weft_future_release(f);
+    weft_runtime_stats rs;
+    assert_int_equal(weft_stats_runtime(rts[1], &rs), 0);
+    assert_int_equal(rs.peers, 0);
+    atomic_store(&wrap_swallow, NULL);
+    start_join_ms[1] = 0;
+    start_transport = "loop";
+    stop_wrapped(NODES);
+}
+
 /* ---- put and get on the loop transport itself ---- */
 
 static void noop_recv(void *ctx, weft_am *m)
@@ -1578,6 +1648,7 @@ int main(void)
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_loop_rma),
         cmocka_unit_test(test_peer_dies_in_send),
+        cmocka_unit_test(test_create_fails_with_task),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
