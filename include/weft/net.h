@@ -142,7 +142,11 @@ typedef struct weft_transport_params {
     /* tcp: a peer that never connected is declared failed after this
      * long from open (ms). */
     int join_timeout_ms;
-    /* largest payload accepted from the wire, bytes. */
+    /* largest payload accepted from the wire, bytes; the same on every
+     * rank of a job. A node never sends more: a task's argument, an
+     * actor message (name and data) over it is refused (-EMSGSIZE), and
+     * a task's result, an ask's reply or a served object over it fails
+     * the requester's future with -EMSGSIZE. */
     uint64_t max_payload;
     uint64_t reserved[8];
 } weft_transport_params;
@@ -402,11 +406,13 @@ WEFT_API weft_remote_opts weft_remote_opts_default(void);
  * where opts says. On success *out holds one reference to a future whose
  * status is the function's return value (or -EHOSTDOWN when its node
  * died and it was not idempotent, -ECANCELED when this node is destroyed
- * first) and whose result is a weft_bytes * (NULL when the function left
- * none), owned by the future. Idempotent tasks whose node dies run again
+ * first, -EMSGSIZE when its result was over the running node's
+ * max_payload) and whose result is a weft_bytes * (NULL when the
+ * function left none), owned by the future. Idempotent tasks whose node dies run again
  * on any live node (this one included). Returns 0, -EINVAL (bad opts or
  * rank), -ENOENT (name not registered, or no node is known to hold
- * opts->object), -EHOSTDOWN (that rank is dead), -ENOMEM. On failure
+ * opts->object), -EHOSTDOWN (that rank is dead), -EMSGSIZE (len is over
+ * max_payload, wherever the task is to run), -ENOMEM. On failure
  * *out is untouched. Any thread but the node's communication thread. */
 WEFT_API int weft_submit_remote(weft_node *n, const char *name,
                                 const void *arg, size_t len,
@@ -466,9 +472,10 @@ WEFT_API int weft_net_object_announce(weft_node *n, const uint8_t *id);
  * rank is WEFT_NODE_ANY). An object this node holds (its default table,
  * or the hooks' lookup finds it) completes the future at once, without
  * traffic. On success *out holds one reference to a future whose status
- * is 0, -ENOENT (not at rank), -EHOSTDOWN (rank is or goes dead), the
- * sink's error (-ENOSPC: the local store is full) or -ECANCELED (the
- * node is destroyed first). Its result, with status 0: with a sink hook
+ * is 0, -ENOENT (not at rank), -EHOSTDOWN (rank is or goes dead),
+ * -EMSGSIZE (the object is over max_payload), the sink's error
+ * (-ENOSPC: the local store is full) or -ECANCELED (the node is
+ * destroyed first). Its result, with status 0: with a sink hook
  * (weft_net_use_store), none: the object is in the local store; without
  * one, a weft_bytes * with the object's bytes, owned by the future.
  * Returns 0, -EINVAL, -ENOENT (rank WEFT_NODE_ANY and no holder known),
@@ -560,8 +567,9 @@ WEFT_API int weft_net_send(weft_node *n, int rank, const char *name,
  * or -ENOENT (no such name there), -EHOSTDOWN (rank is or goes dead),
  * -EAGAIN (the mailbox was full and 64 MiB of messages waited there
  * already), -EPROTO (the actor replied with something else than
- * weft_net_reply), -ECANCELED (this node, or the one the actor is on,
- * was destroyed first); with status 0 its result is the weft_bytes * the
+ * weft_net_reply), -EMSGSIZE (the reply is over max_payload),
+ * -ECANCELED (this node, or the one the actor is on, was destroyed
+ * first); with status 0 its result is the weft_bytes * the
  * actor replied (NULL when none), owned by the future. Returns 0,
  * -EINVAL, -EMSGSIZE (as weft_net_send), -ENOMEM; on failure *out is
  * untouched. Any thread but the node's communication thread. */

@@ -238,6 +238,15 @@ static void count(_Atomic uint64_t *c, uint64_t v)
     weft__add_relaxed(c, v);
 }
 
+/* A payload of len bytes is more than a peer takes (max_payload: the
+ * same on every rank of a job): sent, it would be refused there (tcp
+ * closes the stream), and whoever waits for it would wait for ever, so
+ * the sender fails what it answers with -EMSGSIZE instead. */
+static bool too_big(const weft_node *n, size_t len)
+{
+    return len > n->params.max_payload;
+}
+
 /* ---- sending ---- */
 
 /* One try of the transport; on failure done is not called. */
@@ -616,6 +625,11 @@ static int run_job(weft_job *job, void *p)
     int st = call_fn(n, in->fn, in->arg, &res, &t0);
     note_since(n, in->fn, t0);
     weft_bytes_free(in->arg);
+    if (res && too_big(n, res->len)) {
+        weft_bytes_free(res);
+        res = NULL;
+        st = -EMSGSIZE;
+    }
     weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
                    .hasres = res != NULL};
     if (send_bytes_in(n, &in->held, in, in->src, &m, res) != 1)
@@ -852,6 +866,11 @@ static void serve_object(weft_node *n, int src, const weft__msg *get)
         m.status = h.lookup(h.ctx, get->obj, &data, &len, &token);
     else
         m.status = data ? 0 : -ENOENT;
+    if (!m.status && too_big(n, len)) {
+        if (hooks)
+            h.release(h.ctx, token);
+        m.status = -EMSGSIZE;
+    }
     if (m.status) {
         send_plain(n, src, &m);
         return;
@@ -1177,6 +1196,10 @@ static int ask_done(weft_job *job, void *p)
         rec_finish(aj->r, b && !copy ? -ENOMEM : st, copy);
         weft_future_release(aj->fa);
     } else { /* sent from the actor's reply, which lives until sent */
+        if (b && too_big(n, b->len)) {
+            b = NULL;
+            st = -EMSGSIZE;
+        }
         weft__msg m = {.handler = WEFT__H_ACT_REPLY, .id = aj->id,
                        .status = st, .hasres = b != NULL};
         held = send_msg_in(n, &aj->held, aj, aj->src, &m,
@@ -2253,6 +2276,8 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
     int fn = weft__fntab_find(&n->fns, name);
     if (fn < 0)
         return -ENOENT;
+    if (too_big(n, len)) /* any task may travel: a stolen one too */
+        return -EMSGSIZE;
     int dst = target_of(n, o);
     if (dst < WEFT_NODE_ANY)
         return dst;

@@ -1535,6 +1535,101 @@ static void test_create_fails_with_task(void **state)
     stop_wrapped(NODES);
 }
 
+/* ---- payloads over max_payload ---- */
+
+enum { PAYMAX = 4096 };
+
+/* Returns as many bytes as its argument (a uint32_t) says. */
+static int t_sized(const void *arg, size_t len, weft_bytes **res)
+{
+    uint32_t want = 0;
+    if (len == sizeof want)
+        memcpy(&want, arg, sizeof want);
+    *res = weft_bytes_new(want);
+    if (*res)
+        memset((*res)->data, 'z', want);
+    return *res ? 0 : -ENOMEM;
+}
+WEFT_REMOTE(t_sized)
+
+static int sized_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)st;
+    uint32_t want = 0;
+    if (n == sizeof want)
+        memcpy(&want, msg, sizeof want);
+    weft_bytes *b = weft_bytes_new(want);
+    if (b)
+        memset(b->data, 'z', want);
+    return b ? weft_net_reply(cx, b) : -ENOMEM;
+}
+
+static const weft_actor_class SIZED = {.receive = sized_recv};
+
+/* The status of f (released) and the length of its result (or -1). */
+static int sized_status(weft_future *f, long *len)
+{
+    void *r = NULL;
+    int st = weft_future_get(f, LONG_WAIT, &r);
+    *len = r ? (long)((weft_bytes *)r)->len : -1;
+    weft_future_release(f);
+    return st;
+}
+
+/* A node never sends a payload over max_payload, which its peer would
+ * refuse (tcp closes the stream): an argument over it is refused; a
+ * result, a reply or an object over it fails the future (-EMSGSIZE) of
+ * whoever asked, and one that fits still goes. */
+static void test_oversized(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "size-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    start_max_payload = PAYMAX;
+    assert_int_equal(start_group(rts, wnodes, 2, 0), 0);
+    start_max_payload = 0;
+    static unsigned char big[PAYMAX + 1];
+    weft_remote_opts o = weft_remote_opts_default();
+    weft_future *f;
+    long len;
+    for (int node = WEFT_NODE_ANY; node < 2; node++) {
+        o.node = node;
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", big,
+                                            PAYMAX + 1, &o, &f), -EMSGSIZE);
+    }
+    o.node = 1;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", big, PAYMAX,
+                                        &o, &f), 0);
+    assert_int_equal(sized_status(f, &len), 0);
+    for (uint32_t want = PAYMAX; want <= PAYMAX + 1; want++) {
+        bool over = want > PAYMAX;
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", &want,
+                                            sizeof want, &o, &f), 0);
+        assert_int_equal(sized_status(f, &len), over ? -EMSGSIZE : 0);
+        assert_true(len == (over ? -1 : (long)want));
+        /* an ask */
+        weft_actor *a;
+        assert_int_equal(weft_actor_spawn(rts[1], &SIZED, NULL, NULL, &a),
+                         0);
+        assert_int_equal(weft_net_actor_publish(wnodes[1], "sized", a), 0);
+        weft_actor_release(a); /* the node's reference keeps it */
+        assert_int_equal(weft_net_ask(wnodes[0], 1, "sized", &want,
+                                      sizeof want, &f), 0);
+        assert_int_equal(sized_status(f, &len), over ? -EMSGSIZE : 0);
+        assert_true(len == (over ? -1 : (long)want));
+        assert_int_equal(weft_net_actor_unpublish(wnodes[1], "sized"), 0);
+        /* an object */
+        uint8_t id[WEFT_OBJECT_ID_LEN] = {'B', 'I', 'G', (uint8_t)want};
+        assert_int_equal(weft_net_object_put(wnodes[1], id, big, want), 0);
+        assert_int_equal(weft_net_object_fetch(wnodes[0], id, 1, &f), 0);
+        assert_int_equal(sized_status(f, &len), over ? -EMSGSIZE : 0);
+        assert_true(len == (over ? -1 : (long)want));
+    }
+    /* the peer is fine */
+    assert_int_equal(weft_net_alive(wnodes[0], 1), 1);
+    stop_wrapped(2);
+}
+
 /* ---- put and get on the loop transport itself ---- */
 
 static void noop_recv(void *ctx, weft_am *m)
@@ -1649,6 +1744,7 @@ int main(void)
         cmocka_unit_test(test_loop_rma),
         cmocka_unit_test(test_peer_dies_in_send),
         cmocka_unit_test(test_create_fails_with_task),
+        cmocka_unit_test(test_oversized),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
