@@ -380,7 +380,8 @@ enum weft_remote_flags {
      * weft_current_runtime() is NULL). One that a waiting thread of the
      * node receives while it polls goes to a worker. A cheap task that runs
      * long stalls that node's traffic (and, past the dead timeout, gets
-     * the node declared dead). It may wait for futures only on a
+     * the node declared dead). It may wait for futures (any future:
+     * its thread keeps the transport going meanwhile) only on a
      * transport whose waiters poll (mpi, loop): elsewhere the wait
      * would block the thread that should deliver the reply. See also
      * weft_net_config.inline_us, which does this by itself for

@@ -43,13 +43,17 @@
  * (future.c) instead of sleeping until the communication thread wakes
  * it, so events may also come on that thread. The poller lives in a
  * static slot (pollers[]) that outlives the node: a waiter that still
- * holds it after weft_net_destroy finds the slot empty.
+ * holds it after weft_net_destroy finds the slot empty. The
+ * communication thread has a poller of its own (comm_poll), which it
+ * drives whenever a task it runs inline waits, for whatever future:
+ * nobody else drives its transport then.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -217,6 +221,7 @@ struct weft_node {
     bool has_hooks;
     pub *pubs[PUB_BUCKETS];
     npoll *poller;        /* or NULL; set once the node is created */
+    weft__poller comm_poller; /* the communication thread's (comm_poll) */
     /* under lock (events may come on a polling thread) */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
@@ -1715,6 +1720,8 @@ static uint64_t steal_tick(weft_node *n)
     return wait;
 }
 
+static bool comm_poll(weft__poller *p);
+
 static void *comm_main(void *arg)
 {
     weft_node *n = arg;
@@ -1741,8 +1748,12 @@ static void *comm_main(void *arg)
     /* A task run inline here that waits keeps this thread polling: no
      * inline runs (but cheap tasks) where that fails (mpi without
      * MPI_THREAD_SERIALIZED). A poll is a progress call. */
-    if (n->ops->poll && n->ops->poll(t) == -ENOTSUP)
+    if (n->ops->poll && n->ops->poll(t) == -ENOTSUP) {
         n->inline_ns = 0;
+    } else if (n->ops->poll) { /* and its waits poll (comm_poll) */
+        n->comm_poller = (weft__poller){comm_poll, NULL};
+        weft__fut_thread_poller(&n->comm_poller);
+    }
     run_deferred();
     uint64_t wait_ns = 1000000, ticked = 0;
     while (!weft__load_acquire(&n->stop)) {
@@ -1777,6 +1788,7 @@ static void *comm_main(void *arg)
     pthread_mutex_lock(&n->lock); /* stop_thread wakes t under the lock */
     n->t_closed = true;
     pthread_mutex_unlock(&n->lock);
+    weft__fut_thread_poller(NULL);
     n->ops->close(t);
     drop_deferred();
     tl_comm = NULL;
@@ -1799,6 +1811,22 @@ static bool node_poll(weft__poller *p)
     /* The communication thread waits in a task it runs inline: nobody
      * else would drive the transport, so it never stops polling. */
     return rc > 0 || (n && tl_comm == n);
+}
+
+/* The communication thread's own poller, which it drives whenever a
+ * task it runs inline waits for any future (weft__fut_thread_poller):
+ * nobody else drives this transport then, so the wait must, whether the
+ * future has a poller or not (an any-node task that was stolen later, a
+ * node that found every slot taken, a local future whose task waits for
+ * a reply) and after destroy emptied the node's slot. Never idle. */
+static bool comm_poll(weft__poller *p)
+{
+    weft_node *n =
+        (weft_node *)((char *)p - offsetof(weft_node, comm_poller));
+    spill_deferred(); /* (an inline task waits: see run_deferred) */
+    n->ops->poll(n->t);
+    run_deferred();
+    return true;
 }
 
 /* A waiter stops polling: the communication thread takes over now. */

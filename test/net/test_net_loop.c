@@ -1630,6 +1630,122 @@ static void test_oversized(void **state)
     stop_wrapped(2);
 }
 
+/* ---- a cheap task that waits, on its communication thread ---- */
+
+/* On a worker of rank 1: t_square(7) on rank 0, waited for there (a
+ * worker helps, it does not poll). */
+static int square_at_0(weft_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 0;
+    uint64_t x = 7;
+    weft_future *f;
+    int rc = weft_submit_remote(wnodes[1], "t_square", &x, sizeof x, &o,
+                                &f);
+    if (rc)
+        return rc;
+    int st;
+    return get_u64(f, &st) == 49 ? st : -EIO;
+}
+
+/* Runs inline on rank 1's communication thread (WEFT_REMOTE_CHEAP) and
+ * waits for a local future that has no poller, whose task waits for a
+ * reply that only that thread can receive. */
+static int t_wait_local(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    weft_future *f;
+    int rc = weft_submit(rts[1], square_at_0, NULL, NULL, &f);
+    if (rc)
+        return rc;
+    rc = weft_future_get(f, LONG_WAIT, NULL);
+    weft_future_release(f);
+    return rc;
+}
+WEFT_REMOTE(t_wait_local)
+
+/* The future of rank 1's request to rank 0 that t_wait_remote waits for,
+ * and the gate rank 0's side waits at. */
+static weft_future *_Atomic x_of_1;
+static _Atomic int x_gate, x_waiting;
+
+static int t_xgate(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&x_gate))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_xgate)
+
+/* Inline on rank 1's communication thread: waits for x_of_1. */
+static int t_wait_remote(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    atomic_store(&x_waiting, 1);
+    return weft_future_get(atomic_load(&x_of_1), LONG_WAIT, NULL);
+}
+WEFT_REMOTE(t_wait_remote)
+
+static void *destroy_1(void *arg)
+{
+    (void)arg;
+    weft_net_destroy(&wnodes[1]);
+    return NULL;
+}
+
+/* A cheap task run inline on a communication thread keeps its transport
+ * going while it waits, for any future: one with no poller (it slept,
+ * and the reply it waited for was never received), and one whose
+ * node's poller slot destroy emptied (destroy then waited for it for
+ * ever). Either used to hang; LONG_WAIT bounds the first. */
+static void test_inline_waits(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "iwait-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    assert_int_equal(start_group(rts, wnodes, 2, 0), 0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    o.flags = WEFT_REMOTE_CHEAP;
+    weft_future *y;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_wait_local", NULL, 0,
+                                        &o, &y), 0);
+    assert_int_equal(weft_future_get(y, LONG_WAIT, NULL), 0);
+    weft_future_release(y);
+    /* destroy rank 1 while its inline task waits for rank 0's reply */
+    weft_remote_opts ox = weft_remote_opts_default();
+    ox.node = 0;
+    weft_future *x;
+    assert_int_equal(weft_submit_remote(wnodes[1], "t_xgate", NULL, 0, &ox,
+                                        &x), 0);
+    atomic_store(&x_of_1, x);
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_wait_remote", NULL, 0,
+                                        &o, &y), 0);
+    while (!atomic_load(&x_waiting))
+        sleep_ms(1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_1, NULL), 0);
+    sleep_ms(20); /* destroy empties the slot (not required to pass) */
+    atomic_store(&x_gate, 1);
+    pthread_join(th, NULL);
+    assert_null(wnodes[1]);
+    assert_int_equal(weft_future_get(x, LONG_WAIT, NULL), 0);
+    weft_future_release(x);
+    int st = weft_future_get(y, LONG_WAIT, NULL); /* answered, or not */
+    assert_true(st == 0 || st == -EHOSTDOWN);
+    weft_future_release(y);
+    stop_wrapped(2);
+}
+
 /* ---- put and get on the loop transport itself ---- */
 
 static void noop_recv(void *ctx, weft_am *m)
@@ -1745,6 +1861,7 @@ int main(void)
         cmocka_unit_test(test_peer_dies_in_send),
         cmocka_unit_test(test_create_fails_with_task),
         cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_inline_waits),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
