@@ -1561,11 +1561,13 @@ static void on_hello(weft_node *n, int src, const weft__msg *m,
                      weft_am *am)
 {
     const weft_bytes *b = am->payload;
-    if (weft__names_check(b ? b->data : NULL, b ? b->len : 0, m->nfns))
+    /* no functions, no names: an empty payload may come as NULL */
+    size_t len = b ? b->len : 0;
+    if (weft__names_check(b ? b->data : NULL, len, m->nfns))
         return drop(n, src, "malformed hello");
     bool same = m->size == (uint32_t)n->size && m->nfns == n->fns.n &&
-                m->hash == n->fns.hash && b && b->len == n->fns.names_len &&
-                !memcmp(b->data, n->fns.names, b->len);
+                m->hash == n->fns.hash && len == n->fns.names_len &&
+                (!len || !memcmp(b->data, n->fns.names, len));
     if (!same && m->size != (uint32_t)n->size)
         weft__log("net: rank %d thinks the job has %u ranks, not %d", src,
                   m->size, n->size);
