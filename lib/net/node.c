@@ -1687,15 +1687,21 @@ static int alloc_peers(weft_node *n, int size);
 static uint64_t steal_tick(weft_node *n)
 {
     uint64_t now = weft__now_ns();
+    n->rand = n->rand * 6364136223846793005ull + 1442695040888963407ull;
+    int from = (int)((n->rand >> 33) % (uint64_t)n->size);
     pthread_mutex_lock(&n->lock);
     bool idle = !n->closing && !n->aq_len && n->jobs_live < n->local_max;
-    int cand[64], nc = 0;
-    for (int p = 0; p < n->size && nc < 64; p++)
+    /* the first live peer from a random rank on: every rank of a large
+     * job gets asked (a list of the first 64 never asked the others) */
+    int victim = -1;
+    for (int k = 0; k < n->size && victim < 0; k++) {
+        int p = (from + k) % n->size;
         if (p != n->rank && n->peer[p] == P_OK)
-            cand[nc++] = p;
+            victim = p;
+    }
     uint64_t wait = 20000000;
     bool ask = false;
-    if (idle && nc) {
+    if (idle && victim >= 0) {
         if (n->steal_pending && now - n->steal_at > 100000000)
             n->steal_pending = false; /* lost (peer died, or reordering) */
         if (n->steal_pending)
@@ -1712,9 +1718,8 @@ static uint64_t steal_tick(weft_node *n)
     pthread_mutex_unlock(&n->lock);
     if (!ask)
         return wait;
-    n->rand = n->rand * 6364136223846793005ull + 1442695040888963407ull;
     weft__msg m = {.handler = WEFT__H_STEAL};
-    if (send_plain(n, cand[(n->rand >> 33) % (uint64_t)nc], &m)) {
+    if (send_plain(n, victim, &m)) {
         pthread_mutex_lock(&n->lock);
         n->steal_pending = false;
         pthread_mutex_unlock(&n->lock);

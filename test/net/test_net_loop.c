@@ -1746,6 +1746,109 @@ static void test_inline_waits(void **state)
     stop_wrapped(2);
 }
 
+/* ---- stealing in a job of more than 64 ranks ---- */
+
+enum { MANY = 66 };
+static weft_runtime *mrts[MANY];
+static weft_node *mnodes[MANY];
+static _Atomic int many_released;
+
+/* Its node's rank in mrts[], or -1. */
+static int m_rank(void)
+{
+    weft_runtime *rt = weft_current_runtime();
+    for (int i = 0; i < MANY; i++)
+        if (mrts[i] == rt)
+            return i;
+    return -1;
+}
+
+static int t_mwhere(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    int me = m_rank();
+    *res = weft_bytes_copy(&me, sizeof me);
+    return *res ? 0 : -ENOMEM;
+}
+WEFT_REMOTE(t_mwhere)
+
+/* Holds the one worker of the last rank until released. */
+static int t_mhold(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&many_released))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_mhold)
+
+typedef struct mstart {
+    int rank, rc;
+} mstart;
+
+static void *start_many(void *p)
+{
+    mstart *st = p;
+    weft_net_config c = weft_net_config_default();
+    c.transport = "loop";
+    c.params.peers = group;
+    c.params.rank = st->rank;
+    c.params.size = MANY;
+    c.join_timeout_ms = 60000;
+    st->rc = weft_net_create(&mnodes[st->rank], mrts[st->rank], &c);
+    return NULL;
+}
+
+/* The last rank of 66 has an any-node task queued behind its busy
+ * worker: an idle peer steals it. Thieves used to ask only the first 64
+ * live ranks, so no one ever asked rank 65 (the task ran there once its
+ * worker was free, after the bound below). */
+static void test_steal_past_64(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "many-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    weft_config c = weft_config_default();
+    c.workers = 1;
+    c.pin = 0;
+    pthread_t th[MANY];
+    mstart st[MANY];
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(weft_runtime_create(&mrts[i], &c), 0);
+        st[i] = (mstart){i, -1};
+        assert_int_equal(pthread_create(&th[i], NULL, start_many, &st[i]),
+                         0);
+    }
+    for (int i = 0; i < MANY; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(st[i].rc, 0);
+    }
+    weft_node *last = mnodes[MANY - 1];
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = MANY - 1;
+    weft_future *hold, *f;
+    assert_int_equal(weft_submit_remote(last, "t_mhold", NULL, 0, &o,
+                                        &hold), 0);
+    o.node = WEFT_NODE_ANY;
+    assert_int_equal(weft_submit_remote(last, "t_mwhere", NULL, 0, &o, &f),
+                     0);
+    /* stolen, or the bound passes and it runs at the last rank */
+    weft_future_get(f, 20000 * MS, NULL);
+    atomic_store(&many_released, 1);
+    int s, where = get_int(f, &s);
+    assert_int_equal(s, 0);
+    assert_true(where >= 0 && where < MANY - 1);
+    assert_int_equal(weft_future_get(hold, LONG_WAIT, NULL), 0);
+    weft_future_release(hold);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(weft_net_destroy(&mnodes[i]), 0);
+    for (int i = 0; i < MANY; i++)
+        weft_runtime_destroy(&mrts[i]);
+}
+
 /* ---- put and get on the loop transport itself ---- */
 
 static void noop_recv(void *ctx, weft_am *m)
@@ -1862,6 +1965,7 @@ int main(void)
         cmocka_unit_test(test_create_fails_with_task),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_inline_waits),
+        cmocka_unit_test(test_steal_past_64),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
