@@ -142,7 +142,11 @@ typedef struct weft_transport_params {
     /* tcp: a peer that never connected is declared failed after this
      * long from open (ms). */
     int join_timeout_ms;
-    /* largest payload accepted from the wire, bytes. */
+    /* largest payload accepted from the wire, bytes; the same on every
+     * rank of a job. A node never sends more: a task's argument, an
+     * actor message (name and data) over it is refused (-EMSGSIZE), and
+     * a task's result, an ask's reply or a served object over it fails
+     * the requester's future with -EMSGSIZE. */
     uint64_t max_payload;
     uint64_t reserved[8];
 } weft_transport_params;
@@ -341,7 +345,9 @@ WEFT_API weft_net_config weft_net_config_default(void);
  * such transport), -EPROTO (a peer's function table differs: the first
  * differing name is logged), -EHOSTDOWN (a peer died before it was met),
  * -ETIMEDOUT (peers did not all join), or the
- * backend's error. Call from a thread that is not one of rt's workers. */
+ * backend's error; a failed create returns once the tasks that peers
+ * which met this node sent it meanwhile have ended (as destroy does).
+ * Call from a thread that is not one of rt's workers. */
 WEFT_API int weft_net_create(weft_node **out, weft_runtime *rt,
                              const weft_net_config *cfg);
 
@@ -374,7 +380,8 @@ enum weft_remote_flags {
      * weft_current_runtime() is NULL). One that a waiting thread of the
      * node receives while it polls goes to a worker. A cheap task that runs
      * long stalls that node's traffic (and, past the dead timeout, gets
-     * the node declared dead). It may wait for futures only on a
+     * the node declared dead). It may wait for futures (any future:
+     * its thread keeps the transport going meanwhile) only on a
      * transport whose waiters poll (mpi, loop): elsewhere the wait
      * would block the thread that should deliver the reply. See also
      * weft_net_config.inline_us, which does this by itself for
@@ -400,11 +407,13 @@ WEFT_API weft_remote_opts weft_remote_opts_default(void);
  * where opts says. On success *out holds one reference to a future whose
  * status is the function's return value (or -EHOSTDOWN when its node
  * died and it was not idempotent, -ECANCELED when this node is destroyed
- * first) and whose result is a weft_bytes * (NULL when the function left
- * none), owned by the future. Idempotent tasks whose node dies run again
+ * first, -EMSGSIZE when its result was over the running node's
+ * max_payload) and whose result is a weft_bytes * (NULL when the
+ * function left none), owned by the future. Idempotent tasks whose node dies run again
  * on any live node (this one included). Returns 0, -EINVAL (bad opts or
  * rank), -ENOENT (name not registered, or no node is known to hold
- * opts->object), -EHOSTDOWN (that rank is dead), -ENOMEM. On failure
+ * opts->object), -EHOSTDOWN (that rank is dead), -EMSGSIZE (len is over
+ * max_payload, wherever the task is to run), -ENOMEM. On failure
  * *out is untouched. Any thread but the node's communication thread. */
 WEFT_API int weft_submit_remote(weft_node *n, const char *name,
                                 const void *arg, size_t len,
@@ -464,9 +473,10 @@ WEFT_API int weft_net_object_announce(weft_node *n, const uint8_t *id);
  * rank is WEFT_NODE_ANY). An object this node holds (its default table,
  * or the hooks' lookup finds it) completes the future at once, without
  * traffic. On success *out holds one reference to a future whose status
- * is 0, -ENOENT (not at rank), -EHOSTDOWN (rank is or goes dead), the
- * sink's error (-ENOSPC: the local store is full) or -ECANCELED (the
- * node is destroyed first). Its result, with status 0: with a sink hook
+ * is 0, -ENOENT (not at rank), -EHOSTDOWN (rank is or goes dead),
+ * -EMSGSIZE (the object is over max_payload), the sink's error
+ * (-ENOSPC: the local store is full) or -ECANCELED (the node is
+ * destroyed first). Its result, with status 0: with a sink hook
  * (weft_net_use_store), none: the object is in the local store; without
  * one, a weft_bytes * with the object's bytes, owned by the future.
  * Returns 0, -EINVAL, -ENOENT (rank WEFT_NODE_ANY and no holder known),
@@ -558,8 +568,9 @@ WEFT_API int weft_net_send(weft_node *n, int rank, const char *name,
  * or -ENOENT (no such name there), -EHOSTDOWN (rank is or goes dead),
  * -EAGAIN (the mailbox was full and 64 MiB of messages waited there
  * already), -EPROTO (the actor replied with something else than
- * weft_net_reply), -ECANCELED (this node, or the one the actor is on,
- * was destroyed first); with status 0 its result is the weft_bytes * the
+ * weft_net_reply), -EMSGSIZE (the reply is over max_payload),
+ * -ECANCELED (this node, or the one the actor is on, was destroyed
+ * first); with status 0 its result is the weft_bytes * the
  * actor replied (NULL when none), owned by the future. Returns 0,
  * -EINVAL, -EMSGSIZE (as weft_net_send), -ENOMEM; on failure *out is
  * untouched. Any thread but the node's communication thread. */

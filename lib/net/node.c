@@ -43,13 +43,17 @@
  * (future.c) instead of sleeping until the communication thread wakes
  * it, so events may also come on that thread. The poller lives in a
  * static slot (pollers[]) that outlives the node: a waiter that still
- * holds it after weft_net_destroy finds the slot empty.
+ * holds it after weft_net_destroy finds the slot empty. The
+ * communication thread has a poller of its own (comm_poll), which it
+ * drives whenever a task it runs inline waits, for whatever future:
+ * nobody else drives its transport then.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -217,6 +221,7 @@ struct weft_node {
     bool has_hooks;
     pub *pubs[PUB_BUCKETS];
     npoll *poller;        /* or NULL; set once the node is created */
+    weft__poller comm_poller; /* the communication thread's (comm_poll) */
     /* under lock (events may come on a polling thread) */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
@@ -236,6 +241,15 @@ struct weft_node {
 static void count(_Atomic uint64_t *c, uint64_t v)
 {
     weft__add_relaxed(c, v);
+}
+
+/* A payload of len bytes is more than a peer takes (max_payload: the
+ * same on every rank of a job): sent, it would be refused there (tcp
+ * closes the stream), and whoever waits for it would wait for ever, so
+ * the sender fails what it answers with -EMSGSIZE instead. */
+static bool too_big(const weft_node *n, size_t len)
+{
+    return len > n->params.max_payload;
 }
 
 /* ---- sending ---- */
@@ -616,6 +630,11 @@ static int run_job(weft_job *job, void *p)
     int st = call_fn(n, in->fn, in->arg, &res, &t0);
     note_since(n, in->fn, t0);
     weft_bytes_free(in->arg);
+    if (res && too_big(n, res->len)) {
+        weft_bytes_free(res);
+        res = NULL;
+        st = -EMSGSIZE;
+    }
     weft__msg m = {.handler = WEFT__H_REPLY, .id = in->id, .status = st,
                    .hasres = res != NULL};
     if (send_bytes_in(n, &in->held, in, in->src, &m, res) != 1)
@@ -712,19 +731,29 @@ static void pump(weft_node *n)
 }
 
 /* Under lock: r goes on the table as owed by dst, and is kept alive for
- * the send that dispatch_send makes. */
-static void dispatch_locked(weft_node *n, rec *r, int dst)
+ * the send that dispatch_send makes. False, r untouched, when dst is dead
+ * already: on_failed has run and would never take r back (as tab_add). */
+static bool dispatch_locked(weft_node *n, rec *r, int dst)
 {
+    if (n->peer[dst] == P_DEAD)
+        return false;
     r->dst = dst;
     tab_put(n, r);
     weft__add_relaxed(&r->refs, 1);
+    return true;
 }
 
 /* Send task r to dst (a peer; after dispatch_locked). On failure r goes
  * back to the queue if idempotent, else fails. */
 static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
 {
-    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn, .id = r->id,
+    /* r is read before the send only: a failed send drops the send's
+     * reference (rec_sent), and a peer_failed on another thread may have
+     * taken r off the table and freed it by the time send returns; the
+     * id finds it again if it is still ours. */
+    uint64_t id = r->id;
+    bool idem = r->flags & WEFT_REMOTE_IDEMPOTENT;
+    weft__msg m = {.handler = WEFT__H_TASK, .fn = r->fn, .id = id,
                    .flags = r->flags | (stolen ? TASK_STOLEN : 0)};
     int rc = send_msg(n, dst, &m, r->arg ? r->arg->data : NULL,
                       r->arg ? r->arg->len : 0, rec_sent, r);
@@ -732,24 +761,31 @@ static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
         return;
     /* Not sent: take it back, unless a peer_failed got there first. */
     pthread_mutex_lock(&n->lock);
-    rec *mine = tab_take(n, r->id, dst, R_TASK);
-    bool requeue = mine && (r->flags & WEFT_REMOTE_IDEMPOTENT);
+    rec *mine = tab_take(n, id, dst, R_TASK);
+    bool requeue = mine && idem;
     if (requeue)
-        aq_push(n, r, true);
+        aq_push(n, mine, true);
     pthread_mutex_unlock(&n->lock);
     if (mine && !requeue)
-        rec_finish(r, rc, NULL);
+        rec_finish(mine, rc, NULL);
     if (requeue)
         pump(n);
 }
 
-/* Send task r to dst (a peer). */
+/* Send task r (taken off the any-node queue) to dst (a peer). When dst
+ * is dead already r goes back to the front of the queue: it was never
+ * sent. */
 static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
 {
     pthread_mutex_lock(&n->lock);
-    dispatch_locked(n, r, dst);
+    bool on = dispatch_locked(n, r, dst);
+    if (!on)
+        aq_push(n, r, true);
     pthread_mutex_unlock(&n->lock);
-    dispatch_send(n, r, dst, stolen);
+    if (on)
+        dispatch_send(n, r, dst, stolen);
+    else
+        pump(n);
 }
 
 /* ---- objects ---- */
@@ -835,6 +871,11 @@ static void serve_object(weft_node *n, int src, const weft__msg *get)
         m.status = h.lookup(h.ctx, get->obj, &data, &len, &token);
     else
         m.status = data ? 0 : -ENOENT;
+    if (!m.status && too_big(n, len)) {
+        if (hooks)
+            h.release(h.ctx, token);
+        m.status = -EMSGSIZE;
+    }
     if (m.status) {
         send_plain(n, src, &m);
         return;
@@ -1160,6 +1201,10 @@ static int ask_done(weft_job *job, void *p)
         rec_finish(aj->r, b && !copy ? -ENOMEM : st, copy);
         weft_future_release(aj->fa);
     } else { /* sent from the actor's reply, which lives until sent */
+        if (b && too_big(n, b->len)) {
+            b = NULL;
+            st = -EMSGSIZE;
+        }
         weft__msg m = {.handler = WEFT__H_ACT_REPLY, .id = aj->id,
                        .status = st, .hasres = b != NULL};
         held = send_msg_in(n, &aj->held, aj, aj->src, &m,
@@ -1516,11 +1561,13 @@ static void on_hello(weft_node *n, int src, const weft__msg *m,
                      weft_am *am)
 {
     const weft_bytes *b = am->payload;
-    if (weft__names_check(b ? b->data : NULL, b ? b->len : 0, m->nfns))
+    /* no functions, no names: an empty payload may come as NULL */
+    size_t len = b ? b->len : 0;
+    if (weft__names_check(b ? b->data : NULL, len, m->nfns))
         return drop(n, src, "malformed hello");
     bool same = m->size == (uint32_t)n->size && m->nfns == n->fns.n &&
-                m->hash == n->fns.hash && b && b->len == n->fns.names_len &&
-                !memcmp(b->data, n->fns.names, b->len);
+                m->hash == n->fns.hash && len == n->fns.names_len &&
+                (!len || !memcmp(b->data, n->fns.names, len));
     if (!same && m->size != (uint32_t)n->size)
         weft__log("net: rank %d thinks the job has %u ranks, not %d", src,
                   m->size, n->size);
@@ -1640,15 +1687,21 @@ static int alloc_peers(weft_node *n, int size);
 static uint64_t steal_tick(weft_node *n)
 {
     uint64_t now = weft__now_ns();
+    n->rand = n->rand * 6364136223846793005ull + 1442695040888963407ull;
+    int from = (int)((n->rand >> 33) % (uint64_t)n->size);
     pthread_mutex_lock(&n->lock);
     bool idle = !n->closing && !n->aq_len && n->jobs_live < n->local_max;
-    int cand[64], nc = 0;
-    for (int p = 0; p < n->size && nc < 64; p++)
+    /* the first live peer from a random rank on: every rank of a large
+     * job gets asked (a list of the first 64 never asked the others) */
+    int victim = -1;
+    for (int k = 0; k < n->size && victim < 0; k++) {
+        int p = (from + k) % n->size;
         if (p != n->rank && n->peer[p] == P_OK)
-            cand[nc++] = p;
+            victim = p;
+    }
     uint64_t wait = 20000000;
     bool ask = false;
-    if (idle && nc) {
+    if (idle && victim >= 0) {
         if (n->steal_pending && now - n->steal_at > 100000000)
             n->steal_pending = false; /* lost (peer died, or reordering) */
         if (n->steal_pending)
@@ -1665,15 +1718,16 @@ static uint64_t steal_tick(weft_node *n)
     pthread_mutex_unlock(&n->lock);
     if (!ask)
         return wait;
-    n->rand = n->rand * 6364136223846793005ull + 1442695040888963407ull;
     weft__msg m = {.handler = WEFT__H_STEAL};
-    if (send_plain(n, cand[(n->rand >> 33) % (uint64_t)nc], &m)) {
+    if (send_plain(n, victim, &m)) {
         pthread_mutex_lock(&n->lock);
         n->steal_pending = false;
         pthread_mutex_unlock(&n->lock);
     }
     return wait;
 }
+
+static bool comm_poll(weft__poller *p);
 
 static void *comm_main(void *arg)
 {
@@ -1701,8 +1755,12 @@ static void *comm_main(void *arg)
     /* A task run inline here that waits keeps this thread polling: no
      * inline runs (but cheap tasks) where that fails (mpi without
      * MPI_THREAD_SERIALIZED). A poll is a progress call. */
-    if (n->ops->poll && n->ops->poll(t) == -ENOTSUP)
+    if (n->ops->poll && n->ops->poll(t) == -ENOTSUP) {
         n->inline_ns = 0;
+    } else if (n->ops->poll) { /* and its waits poll (comm_poll) */
+        n->comm_poller = (weft__poller){comm_poll, NULL};
+        weft__fut_thread_poller(&n->comm_poller);
+    }
     run_deferred();
     uint64_t wait_ns = 1000000, ticked = 0;
     while (!weft__load_acquire(&n->stop)) {
@@ -1737,6 +1795,7 @@ static void *comm_main(void *arg)
     pthread_mutex_lock(&n->lock); /* stop_thread wakes t under the lock */
     n->t_closed = true;
     pthread_mutex_unlock(&n->lock);
+    weft__fut_thread_poller(NULL);
     n->ops->close(t);
     drop_deferred();
     tl_comm = NULL;
@@ -1759,6 +1818,22 @@ static bool node_poll(weft__poller *p)
     /* The communication thread waits in a task it runs inline: nobody
      * else would drive the transport, so it never stops polling. */
     return rc > 0 || (n && tl_comm == n);
+}
+
+/* The communication thread's own poller, which it drives whenever a
+ * task it runs inline waits for any future (weft__fut_thread_poller):
+ * nobody else drives this transport then, so the wait must, whether the
+ * future has a poller or not (an any-node task that was stolen later, a
+ * node that found every slot taken, a local future whose task waits for
+ * a reply) and after destroy emptied the node's slot. Never idle. */
+static bool comm_poll(weft__poller *p)
+{
+    weft_node *n =
+        (weft_node *)((char *)p - offsetof(weft_node, comm_poller));
+    spill_deferred(); /* (an inline task waits: see run_deferred) */
+    n->ops->poll(n->t);
+    run_deferred();
+    return true;
 }
 
 /* A waiter stops polling: the communication thread takes over now. */
@@ -1987,6 +2062,8 @@ static int start(weft_node *n, const weft_net_config *c)
     return 0;
 }
 
+static void node_close(weft_node *n);
+
 int weft_net_create(weft_node **out, weft_runtime *rt,
                     const weft_net_config *cfg)
 {
@@ -2006,8 +2083,10 @@ int weft_net_create(weft_node **out, weft_runtime *rt,
         goto fail;
     rc = meet(n, c->join_timeout_ms);
     if (rc) {
-        stop_thread(n);
-        goto fail;
+        /* Peers that met this node may have sent it tasks already: they
+         * end, and answer, before the node goes, as at destroy. */
+        node_close(n);
+        return rc;
     }
     poller_get(n);
     *out = n;
@@ -2035,11 +2114,12 @@ static void finish_all(rec *r, int status)
     }
 }
 
-int weft_net_destroy(weft_node **np)
+/* Leave and free n (its communication thread started): no new work, the
+ * queued any-node tasks cancelled, the running jobs ended (they answer
+ * over the transport, which stays up until then), the thread stopped,
+ * and whatever is still owed cancelled. */
+static void node_close(weft_node *n)
 {
-    weft_node *n = np ? *np : NULL;
-    if (!n)
-        return -EINVAL;
     poller_put(n);
     pthread_mutex_lock(&n->lock);
     n->closing = true;
@@ -2053,7 +2133,7 @@ int weft_net_destroy(weft_node **np)
     hold_cancel(n, true); /* and again below, for those come meanwhile */
     stop_thread(n);
     hold_cancel(n, false);
-    for (int r = 0; r < n->size; r++) /* no events after stop_thread */
+    for (int r = 0; n->peer && r < n->size; r++) /* no events now */
         if (n->peer[r] == P_OK)
             weft__add_relaxed(&n->rt->peers, -1);
     for (int b = 0; b < TAB_BUCKETS; b++) {
@@ -2063,6 +2143,14 @@ int weft_net_destroy(weft_node **np)
     q = take_queue(n); /* re-queued by a failure during the close */
     finish_all(q, -ECANCELED);
     node_free(n);
+}
+
+int weft_net_destroy(weft_node **np)
+{
+    weft_node *n = np ? *np : NULL;
+    if (!n)
+        return -EINVAL;
+    node_close(n);
     weft__bytes_trim(true);
     *np = NULL;
     return 0;
@@ -2223,6 +2311,8 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
     int fn = weft__fntab_find(&n->fns, name);
     if (fn < 0)
         return -ENOENT;
+    if (too_big(n, len)) /* any task may travel: a stolen one too */
+        return -EMSGSIZE;
     int dst = target_of(n, o);
     if (dst < WEFT_NODE_ANY)
         return dst;
@@ -2242,10 +2332,11 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         n->jobs_live++;
     }
     bool away = !closing && dst != WEFT_NODE_ANY && dst != n->rank;
+    bool sent = false;
     if (away) {
         /* before it is sent: a waiter polls from the start */
         poll_for(n, r);
-        dispatch_locked(n, r, dst);
+        sent = dispatch_locked(n, r, dst);
     }
     pthread_mutex_unlock(&n->lock);
     if (closing)
@@ -2254,8 +2345,10 @@ int weft_submit_remote(weft_node *n, const char *name, const void *arg,
         pump(n);
     else if (dst == n->rank)
         run_here(n, r);
-    else
+    else if (sent)
         dispatch_send(n, r, dst, false);
+    else /* died since target_of looked */
+        rec_finish(r, -EHOSTDOWN, NULL);
     return 0;
 }
 

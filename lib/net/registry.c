@@ -290,7 +290,8 @@ int weft__fntab_get(weft__fntab *t)
     memset(t, 0, sizeof *t);
     pthread_mutex_lock(&reg_lock);
     frozen++;
-    qsort(fns, nfns, sizeof *fns, by_name);
+    if (nfns) /* fns is NULL before the first registration */
+        qsort(fns, nfns, sizeof *fns, by_name);
     t->n = nfns;
     size_t bytes = 0;
     for (uint32_t i = 0; i < nfns; i++)

@@ -188,6 +188,8 @@ int weft__act_check(const void *buf, size_t len, uint32_t namelen)
 
 int weft__names_check(const void *buf, size_t len, uint32_t nfns)
 {
+    if (!len) /* buf may be NULL then */
+        return nfns ? -EPROTO : 0;
     const char *p = buf, *end = p + len;
     for (uint32_t i = 0; i < nfns; i++) {
         const char *z = p < end ? memchr(p, 0, (size_t)(end - p)) : NULL;

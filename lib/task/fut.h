@@ -101,6 +101,13 @@ WEFT__HIDDEN void weft__fut_complete_external(fut *f, int status, int cause,
                                               void (*dtor)(void *));
 /* Give external future f (not yet shared with another thread) a poller. */
 WEFT__HIDDEN void weft__fut_set_poller(fut *f, weft__poller *p);
+/* Give the calling thread a poller of its own (NULL: none), driven
+ * instead of the future's whenever this thread waits for a future (also
+ * in weft_wait): a thread whose waits must never stop bringing
+ * completions closer (lib/net: a communication thread that runs a task
+ * inline, whose transport no other thread drives), whatever it waits
+ * for. Its poll should return true: it polls until the wait ends. */
+WEFT__HIDDEN void weft__fut_thread_poller(weft__poller *p);
 WEFT__HIDDEN void weft__fut_unref(fut *f, uint64_t n);
 WEFT__HIDDEN int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
                                      unsigned max_retries,

@@ -825,6 +825,14 @@ void weft__fut_set_poller(fut *f, weft__poller *p)
     f->arg = p;
 }
 
+/* The calling thread's own poller (weft__fut_thread_poller), or NULL. */
+static _Thread_local weft__poller *t_poller;
+
+void weft__fut_thread_poller(weft__poller *p)
+{
+    t_poller = p;
+}
+
 bool weft__fut_cancelled(fut *f)
 {
     return weft__load_acquire(&f->state) & ST_CANCEL;
@@ -932,12 +940,12 @@ static void poll_while_busy(fut *f, weft__poller *p, uint64_t deadline)
     }
 }
 
-/* An outside thread: poll (when f has a poller), spin a little (short
- * tasks answer faster than a sleep), then sleep on the state word with
- * ST_SLEEPERS set. */
+/* An outside thread: poll (with its own poller, else f's, if any), spin
+ * a little (short tasks answer faster than a sleep), then sleep on the
+ * state word with ST_SLEEPERS set. */
 static int sleep_until_done(fut *f, uint64_t deadline)
 {
-    weft__poller *p = f->fn ? NULL : f->arg;
+    weft__poller *p = t_poller ? t_poller : f->fn ? NULL : f->arg;
     if (p)
         poll_while_busy(f, p, deadline);
     for (int i = 0; i < SPIN_POLLS; i++) {
@@ -1120,6 +1128,16 @@ static bool group_done(void *g)
 
 static int group_sleep(group *g, uint64_t deadline)
 {
+    /* a thread with its own poller must keep polling (fut.h) */
+    for (unsigned i = 1; t_poller && !group_done(g); i++) {
+        t_poller->poll(t_poller);
+        if (i % POLL_CLOCK_EVERY == 0 && past(deadline))
+            return -ETIMEDOUT;
+        if (i % 64 == 0)
+            sched_yield();
+        else
+            weft__cpu_relax();
+    }
     for (;;) {
         uint32_t seq = weft__load_seqcst(&g->seq);
         if (group_done(g))

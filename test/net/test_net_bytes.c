@@ -3,13 +3,18 @@
  * smaller requests and small blocks do not take it; trimming empties the
  * cache; blocks made, filled, checked and freed by several threads at
  * once (some freed by a thread other than the one that made them) keep
- * their contents. */
+ * their contents. And the empty payload: this program registers no
+ * remote function, so its nodes' hellos carry no names, which the loop
+ * transport delivers as no block at all; two nodes still meet. */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -132,12 +137,72 @@ static void test_threads(void **state)
     weft__bytes_trim(true);
 }
 
+typedef struct nofns {
+    weft_runtime *rt;
+    weft_node *node;
+    int rank, rc;
+    char group[64];
+} nofns;
+
+static void *start_nofns(void *p)
+{
+    nofns *s = p;
+    weft_net_config c = weft_net_config_default();
+    c.transport = "loop";
+    c.params.peers = s->group;
+    c.params.rank = s->rank;
+    c.params.size = 2;
+    c.join_timeout_ms = 20000;
+    s->rc = weft_net_create(&s->node, s->rt, &c);
+    return NULL;
+}
+
+static void test_no_functions(void **state)
+{
+    (void)state;
+    weft_config c = weft_config_default();
+    c.workers = 1;
+    c.pin = 0;
+    nofns s[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        s[i] = (nofns){.rank = i, .rc = -1};
+        snprintf(s[i].group, sizeof s[i].group, "nofns-%d", (int)getpid());
+        assert_int_equal(weft_runtime_create(&s[i].rt, &c), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, start_nofns, &s[i]),
+                         0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(s[i].rc, 0);
+    }
+    weft_future *f;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    assert_int_equal(weft_submit_remote(s[0].node, "none", NULL, 0, &o, &f),
+                     -ENOENT);
+    /* and they talk: an object of rank 1 fetched by rank 0 */
+    uint8_t id[WEFT_OBJECT_ID_LEN] = {'n', 'o', 'f', 'n'};
+    assert_int_equal(weft_net_object_put(s[1].node, id, "abc", 3), 0);
+    assert_int_equal(weft_net_object_fetch(s[0].node, id, 1, &f), 0);
+    void *r = NULL;
+    assert_int_equal(weft_future_get(f, -1, &r), 0);
+    assert_non_null(r);
+    assert_int_equal(((weft_bytes *)r)->len, 3);
+    weft_future_release(f);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(weft_net_destroy(&s[i].node), 0);
+        weft_runtime_destroy(&s[i].rt);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_no_functions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,15 +97,24 @@ typedef struct starter {
     int rank, size, inline_us, rc;
 } starter;
 
+/* What start_group's nodes get besides the defaults (tests that change
+ * them set them back). */
+static const char *start_transport = "loop";
+static uint64_t start_max_payload;  /* 0: the default */
+static int start_join_ms[NODES];    /* 0: 20 s */
+
 static void *start_one(void *p)
 {
     starter *st = p;
     weft_net_config c = weft_net_config_default();
-    c.transport = "loop";
+    c.transport = start_transport;
     c.params.peers = group;
     c.params.rank = st->rank;
     c.params.size = st->size;
-    c.join_timeout_ms = 20000;
+    if (start_max_payload)
+        c.params.max_payload = start_max_payload;
+    c.join_timeout_ms = start_join_ms[st->rank] ? start_join_ms[st->rank]
+                                                : 20000;
     c.inline_us = st->inline_us;
     st->rc = weft_net_create(st->out, st->rt, &c);
     return NULL;
@@ -1296,6 +1305,550 @@ static void test_inline(void **state)
     weft_runtime_destroy(&rt);
 }
 
+/* ---- "wrap": the loop transport, misbehaving on demand ---- */
+
+/* Each endpoint is loop's, with a hook in send: wrap_die makes the next
+ * task that rank 0 sends meet its peer's death halfway (the
+ * communication thread reports the peer failed while the send is in
+ * the transport, which then says -EHOSTDOWN); wrap_swallow makes sends
+ * it names vanish (reported sent). No poll: waiters sleep. */
+typedef struct wrap {
+    weft_transport *in;
+    weft_transport_events ev;
+    int rank;
+    _Atomic int fail_dst; /* >= 0: progress reports this rank failed */
+    _Atomic int fail_done;
+} wrap;
+
+static const weft_transport_ops *loop_ops;
+static _Atomic int wrap_die;
+typedef bool swallow_fn(int src, int dst, unsigned handler);
+static swallow_fn *_Atomic wrap_swallow;
+
+static int w_open(weft_transport **out, const weft_transport_params *p,
+                  const weft_transport_events *ev)
+{
+    wrap *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->ev = *ev;
+    atomic_init(&w->fail_dst, -1);
+    int rc = loop_ops->open(&w->in, p, ev);
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    w->rank = loop_ops->rank(w->in);
+    *out = (weft_transport *)w;
+    return 0;
+}
+
+static void w_close(weft_transport *t)
+{
+    wrap *w = (wrap *)t;
+    loop_ops->close(w->in);
+    free(w);
+}
+
+static int w_rank(const weft_transport *t)
+{
+    return ((const wrap *)t)->rank;
+}
+
+static int w_size(const weft_transport *t)
+{
+    return loop_ops->size(((const wrap *)t)->in);
+}
+
+static int w_send(weft_transport *t, int dst, unsigned h, const void *hdr,
+                  size_t hl, const struct iovec *iov, int n,
+                  weft_send_done done, void *arg)
+{
+    wrap *w = (wrap *)t;
+    if (w->rank == 0 && h == WEFT__H_TASK && atomic_exchange(&wrap_die, 0)) {
+        atomic_store(&w->fail_dst, dst);
+        while (!atomic_load(&w->fail_done)) {
+            loop_ops->wake(w->in);
+            sleep_ms(1);
+        }
+        return -EHOSTDOWN;
+    }
+    swallow_fn *sw = atomic_load(&wrap_swallow);
+    if (sw && sw(w->rank, dst, h)) {
+        if (done)
+            done(arg, 0);
+        return 0;
+    }
+    return loop_ops->send(w->in, dst, h, hdr, hl, iov, n, done, arg);
+}
+
+static int w_progress(weft_transport *t, int64_t ns)
+{
+    wrap *w = (wrap *)t;
+    int rc = loop_ops->progress(w->in, ns);
+    int d = atomic_exchange(&w->fail_dst, -1);
+    if (d >= 0) {
+        w->ev.peer_failed(w->ev.ctx, d, -EHOSTDOWN);
+        atomic_store(&w->fail_done, 1);
+    }
+    return rc;
+}
+
+static void w_wake(weft_transport *t)
+{
+    loop_ops->wake(((wrap *)t)->in);
+}
+
+static const weft_transport_ops wrap_ops = {
+    .name = "wrap", .abi = WEFT_TRANSPORT_ABI,
+    .caps = WEFT_TRANSPORT_FAILURES, .open = w_open, .close = w_close,
+    .rank = w_rank, .size = w_size, .send = w_send,
+    .progress = w_progress, .wake = w_wake,
+};
+
+static weft_node *wnodes[NODES];
+
+static void wrap_group(const char *name)
+{
+    snprintf(group, sizeof group, "%s-%d-%ld", name, (int)getpid(),
+             (long)time(NULL));
+}
+
+/* n nodes over wrap (rts, wnodes), or -1. */
+static int start_wrapped(int n, const char *name)
+{
+    wrap_group(name);
+    start_transport = "wrap";
+    int rc = start_group(rts, wnodes, n, 0);
+    start_transport = "loop";
+    return rc;
+}
+
+static void stop_wrapped(int n)
+{
+    for (int i = 0; i < n; i++)
+        if (wnodes[i])
+            assert_int_equal(weft_net_destroy(&wnodes[i]), 0);
+    for (int i = 0; i < n; i++)
+        weft_runtime_destroy(&rts[i]);
+}
+
+/* A task whose peer dies while its send is in the transport: the death
+ * fails the task (on the communication thread) and the send's failure
+ * drops the other reference, so the record is gone when the send
+ * returns; the sender must not look at it then (ASan saw a use after
+ * free). */
+static void test_peer_dies_in_send(void **state)
+{
+    (void)state;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    uint64_t x = 3;
+    for (unsigned flags = 0; flags <= WEFT_REMOTE_IDEMPOTENT; flags++) {
+        assert_int_equal(start_wrapped(2, "die"), 0);
+        o.flags = flags;
+        weft_future *f;
+        atomic_store(&wrap_die, 1);
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_square", &x,
+                                            sizeof x, &o, &f), 0);
+        int st;
+        uint64_t v = get_u64(f, &st);
+        if (flags) { /* run again here */
+            assert_int_equal(st, 0);
+            assert_true(v == 9);
+        } else {
+            assert_int_equal(st, -EHOSTDOWN);
+        }
+        assert_int_equal(atomic_load(&wrap_die), 0);
+        assert_int_equal(weft_net_alive(wnodes[0], 1), 0);
+        stop_wrapped(2);
+    }
+}
+
+/* A node whose create fails (rank 1: rank 2's hello never comes) after a
+ * peer that met it sent it a task: the task runs to its end and answers
+ * before the node is freed, and the runtime counts no peer of it. The
+ * task waits until rank 1's create returned (or a while: with the fix
+ * that return waits for it). */
+static _Atomic int create1_done, create1_ran;
+
+static int t_outlive(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    atomic_store(&create1_ran, 1);
+    for (int i = 0; i < 300 && !atomic_load(&create1_done); i++)
+        sleep_ms(1);
+    sleep_ms(5); /* the create's return, if it came, is through */
+    return 0;
+}
+WEFT_REMOTE(t_outlive)
+
+static bool no_hello_2_to_1(int src, int dst, unsigned handler)
+{
+    return handler == WEFT__H_HELLO && src == 2 && dst == 1;
+}
+
+static void test_create_fails_with_task(void **state)
+{
+    (void)state;
+    wrap_group("cfail");
+    start_transport = "wrap";
+    start_join_ms[1] = 200;
+    atomic_store(&wrap_swallow, no_hello_2_to_1);
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    c.pin = 0;
+    pthread_t th[NODES];
+    starter st[NODES];
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(weft_runtime_create(&rts[i], &c), 0);
+        st[i] = (starter){rts[i], &wnodes[i], i, NODES, 0, -1};
+        assert_int_equal(pthread_create(&th[i], NULL, start_one, &st[i]),
+                         0);
+    }
+    pthread_join(th[0], NULL); /* rank 0 met 1 and 2 */
+    assert_int_equal(st[0].rc, 0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_outlive", NULL, 0,
+                                        &o, &f), 0);
+    pthread_join(th[1], NULL);
+    atomic_store(&create1_done, 1);
+    assert_int_equal(st[1].rc, -ETIMEDOUT);
+    assert_null(wnodes[1]);
+    pthread_join(th[2], NULL);
+    assert_int_equal(st[2].rc, 0);
+    /* answered before rank 1 went, or failed by its going */
+    int s = weft_future_get(f, LONG_WAIT, NULL);
+    assert_true(s == 0 || s == -EHOSTDOWN);
+    assert_true(s != 0 || atomic_load(&create1_ran));
+    weft_future_release(f);
+    weft_runtime_stats rs;
+    assert_int_equal(weft_stats_runtime(rts[1], &rs), 0);
+    assert_int_equal(rs.peers, 0);
+    atomic_store(&wrap_swallow, NULL);
+    start_join_ms[1] = 0;
+    start_transport = "loop";
+    stop_wrapped(NODES);
+}
+
+/* ---- payloads over max_payload ---- */
+
+enum { PAYMAX = 4096 };
+
+/* Returns as many bytes as its argument (a uint32_t) says. */
+static int t_sized(const void *arg, size_t len, weft_bytes **res)
+{
+    uint32_t want = 0;
+    if (len == sizeof want)
+        memcpy(&want, arg, sizeof want);
+    *res = weft_bytes_new(want);
+    if (*res)
+        memset((*res)->data, 'z', want);
+    return *res ? 0 : -ENOMEM;
+}
+WEFT_REMOTE(t_sized)
+
+static int sized_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)st;
+    uint32_t want = 0;
+    if (n == sizeof want)
+        memcpy(&want, msg, sizeof want);
+    weft_bytes *b = weft_bytes_new(want);
+    if (b)
+        memset(b->data, 'z', want);
+    return b ? weft_net_reply(cx, b) : -ENOMEM;
+}
+
+static const weft_actor_class SIZED = {.receive = sized_recv};
+
+/* The status of f (released) and the length of its result (or -1). */
+static int sized_status(weft_future *f, long *len)
+{
+    void *r = NULL;
+    int st = weft_future_get(f, LONG_WAIT, &r);
+    *len = r ? (long)((weft_bytes *)r)->len : -1;
+    weft_future_release(f);
+    return st;
+}
+
+/* A node never sends a payload over max_payload, which its peer would
+ * refuse (tcp closes the stream): an argument over it is refused; a
+ * result, a reply or an object over it fails the future (-EMSGSIZE) of
+ * whoever asked, and one that fits still goes. */
+static void test_oversized(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "size-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    start_max_payload = PAYMAX;
+    assert_int_equal(start_group(rts, wnodes, 2, 0), 0);
+    start_max_payload = 0;
+    static unsigned char big[PAYMAX + 1];
+    weft_remote_opts o = weft_remote_opts_default();
+    weft_future *f;
+    long len;
+    for (int node = WEFT_NODE_ANY; node < 2; node++) {
+        o.node = node;
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", big,
+                                            PAYMAX + 1, &o, &f), -EMSGSIZE);
+    }
+    o.node = 1;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", big, PAYMAX,
+                                        &o, &f), 0);
+    assert_int_equal(sized_status(f, &len), 0);
+    for (uint32_t want = PAYMAX; want <= PAYMAX + 1; want++) {
+        bool over = want > PAYMAX;
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", &want,
+                                            sizeof want, &o, &f), 0);
+        assert_int_equal(sized_status(f, &len), over ? -EMSGSIZE : 0);
+        assert_true(len == (over ? -1 : (long)want));
+        /* an ask */
+        weft_actor *a;
+        assert_int_equal(weft_actor_spawn(rts[1], &SIZED, NULL, NULL, &a),
+                         0);
+        assert_int_equal(weft_net_actor_publish(wnodes[1], "sized", a), 0);
+        weft_actor_release(a); /* the node's reference keeps it */
+        assert_int_equal(weft_net_ask(wnodes[0], 1, "sized", &want,
+                                      sizeof want, &f), 0);
+        assert_int_equal(sized_status(f, &len), over ? -EMSGSIZE : 0);
+        assert_true(len == (over ? -1 : (long)want));
+        assert_int_equal(weft_net_actor_unpublish(wnodes[1], "sized"), 0);
+        /* an object */
+        uint8_t id[WEFT_OBJECT_ID_LEN] = {'B', 'I', 'G', (uint8_t)want};
+        assert_int_equal(weft_net_object_put(wnodes[1], id, big, want), 0);
+        assert_int_equal(weft_net_object_fetch(wnodes[0], id, 1, &f), 0);
+        assert_int_equal(sized_status(f, &len), over ? -EMSGSIZE : 0);
+        assert_true(len == (over ? -1 : (long)want));
+    }
+    /* the peer is fine */
+    assert_int_equal(weft_net_alive(wnodes[0], 1), 1);
+    stop_wrapped(2);
+}
+
+/* ---- a cheap task that waits, on its communication thread ---- */
+
+/* On a worker of rank 1: t_square(7) on rank 0, waited for there (a
+ * worker helps, it does not poll). */
+static int square_at_0(weft_job *job, void *arg)
+{
+    (void)job;
+    (void)arg;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 0;
+    uint64_t x = 7;
+    weft_future *f;
+    int rc = weft_submit_remote(wnodes[1], "t_square", &x, sizeof x, &o,
+                                &f);
+    if (rc)
+        return rc;
+    int st;
+    return get_u64(f, &st) == 49 ? st : -EIO;
+}
+
+/* Runs inline on rank 1's communication thread (WEFT_REMOTE_CHEAP) and
+ * waits for a local future that has no poller, whose task waits for a
+ * reply that only that thread can receive. */
+static int t_wait_local(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    weft_future *f;
+    int rc = weft_submit(rts[1], square_at_0, NULL, NULL, &f);
+    if (rc)
+        return rc;
+    rc = weft_future_get(f, LONG_WAIT, NULL);
+    weft_future_release(f);
+    return rc;
+}
+WEFT_REMOTE(t_wait_local)
+
+/* The future of rank 1's request to rank 0 that t_wait_remote waits for,
+ * and the gate rank 0's side waits at. */
+static weft_future *_Atomic x_of_1;
+static _Atomic int x_gate, x_waiting;
+
+static int t_xgate(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&x_gate))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_xgate)
+
+/* Inline on rank 1's communication thread: waits for x_of_1. */
+static int t_wait_remote(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    atomic_store(&x_waiting, 1);
+    return weft_future_get(atomic_load(&x_of_1), LONG_WAIT, NULL);
+}
+WEFT_REMOTE(t_wait_remote)
+
+static void *destroy_1(void *arg)
+{
+    (void)arg;
+    weft_net_destroy(&wnodes[1]);
+    return NULL;
+}
+
+/* A cheap task run inline on a communication thread keeps its transport
+ * going while it waits, for any future: one with no poller (it slept,
+ * and the reply it waited for was never received), and one whose
+ * node's poller slot destroy emptied (destroy then waited for it for
+ * ever). Either used to hang; LONG_WAIT bounds the first. */
+static void test_inline_waits(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "iwait-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    assert_int_equal(start_group(rts, wnodes, 2, 0), 0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    o.flags = WEFT_REMOTE_CHEAP;
+    weft_future *y;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_wait_local", NULL, 0,
+                                        &o, &y), 0);
+    assert_int_equal(weft_future_get(y, LONG_WAIT, NULL), 0);
+    weft_future_release(y);
+    /* destroy rank 1 while its inline task waits for rank 0's reply */
+    weft_remote_opts ox = weft_remote_opts_default();
+    ox.node = 0;
+    weft_future *x;
+    assert_int_equal(weft_submit_remote(wnodes[1], "t_xgate", NULL, 0, &ox,
+                                        &x), 0);
+    atomic_store(&x_of_1, x);
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_wait_remote", NULL, 0,
+                                        &o, &y), 0);
+    while (!atomic_load(&x_waiting))
+        sleep_ms(1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_1, NULL), 0);
+    sleep_ms(20); /* destroy empties the slot (not required to pass) */
+    atomic_store(&x_gate, 1);
+    pthread_join(th, NULL);
+    assert_null(wnodes[1]);
+    assert_int_equal(weft_future_get(x, LONG_WAIT, NULL), 0);
+    weft_future_release(x);
+    int st = weft_future_get(y, LONG_WAIT, NULL); /* answered, or not */
+    assert_true(st == 0 || st == -EHOSTDOWN);
+    weft_future_release(y);
+    stop_wrapped(2);
+}
+
+/* ---- stealing in a job of more than 64 ranks ---- */
+
+enum { MANY = 66 };
+static weft_runtime *mrts[MANY];
+static weft_node *mnodes[MANY];
+static _Atomic int many_released;
+
+/* Its node's rank in mrts[], or -1. */
+static int m_rank(void)
+{
+    weft_runtime *rt = weft_current_runtime();
+    for (int i = 0; i < MANY; i++)
+        if (mrts[i] == rt)
+            return i;
+    return -1;
+}
+
+static int t_mwhere(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    int me = m_rank();
+    *res = weft_bytes_copy(&me, sizeof me);
+    return *res ? 0 : -ENOMEM;
+}
+WEFT_REMOTE(t_mwhere)
+
+/* Holds the one worker of the last rank until released. */
+static int t_mhold(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&many_released))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_mhold)
+
+typedef struct mstart {
+    int rank, rc;
+} mstart;
+
+static void *start_many(void *p)
+{
+    mstart *st = p;
+    weft_net_config c = weft_net_config_default();
+    c.transport = "loop";
+    c.params.peers = group;
+    c.params.rank = st->rank;
+    c.params.size = MANY;
+    c.join_timeout_ms = 60000;
+    st->rc = weft_net_create(&mnodes[st->rank], mrts[st->rank], &c);
+    return NULL;
+}
+
+/* The last rank of 66 has an any-node task queued behind its busy
+ * worker: an idle peer steals it. Thieves used to ask only the first 64
+ * live ranks, so no one ever asked rank 65 (the task ran there once its
+ * worker was free, after the bound below). */
+static void test_steal_past_64(void **state)
+{
+    (void)state;
+    snprintf(group, sizeof group, "many-%d-%ld", (int)getpid(),
+             (long)time(NULL));
+    weft_config c = weft_config_default();
+    c.workers = 1;
+    c.pin = 0;
+    pthread_t th[MANY];
+    mstart st[MANY];
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(weft_runtime_create(&mrts[i], &c), 0);
+        st[i] = (mstart){i, -1};
+        assert_int_equal(pthread_create(&th[i], NULL, start_many, &st[i]),
+                         0);
+    }
+    for (int i = 0; i < MANY; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(st[i].rc, 0);
+    }
+    weft_node *last = mnodes[MANY - 1];
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = MANY - 1;
+    weft_future *hold, *f;
+    assert_int_equal(weft_submit_remote(last, "t_mhold", NULL, 0, &o,
+                                        &hold), 0);
+    o.node = WEFT_NODE_ANY;
+    assert_int_equal(weft_submit_remote(last, "t_mwhere", NULL, 0, &o, &f),
+                     0);
+    /* stolen, or the bound passes and it runs at the last rank */
+    weft_future_get(f, 20000 * MS, NULL);
+    atomic_store(&many_released, 1);
+    int s, where = get_int(f, &s);
+    assert_int_equal(s, 0);
+    assert_true(where >= 0 && where < MANY - 1);
+    assert_int_equal(weft_future_get(hold, LONG_WAIT, NULL), 0);
+    weft_future_release(hold);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(weft_net_destroy(&mnodes[i]), 0);
+    for (int i = 0; i < MANY; i++)
+        weft_runtime_destroy(&mrts[i]);
+}
+
 /* ---- put and get on the loop transport itself ---- */
 
 static void noop_recv(void *ctx, weft_am *m)
@@ -1385,6 +1938,9 @@ static void test_loop_rma(void **state)
 
 int main(void)
 {
+    loop_ops = weft_transport_find("loop");
+    if (!loop_ops || weft_transport_register(&wrap_ops))
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_targeted),
@@ -1405,6 +1961,11 @@ int main(void)
         cmocka_unit_test(test_destroy_with_waiting),
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_loop_rma),
+        cmocka_unit_test(test_peer_dies_in_send),
+        cmocka_unit_test(test_create_fails_with_task),
+        cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_inline_waits),
+        cmocka_unit_test(test_steal_past_64),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests(later, NULL, NULL);
