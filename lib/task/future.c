@@ -793,18 +793,31 @@ int weft__fut_external(weft_runtime *rt, const char *name, fut **out,
     return 0;
 }
 
-void weft__fut_complete_external(fut *f, int status, int cause,
-                                 void *result, void (*dtor)(void *))
+bool weft__fut_claim_external(fut *f)
 {
     uint32_t s = weft__load_acquire(&f->state);
     while ((s & PH_MASK) == PH_WAITING)
-        if (weft__cas_acqrel(&f->state, &s, (s & ~PH_MASK) | PH_RUNNING)) {
-            f->result = result;
-            f->dtor = dtor;
-            complete(f, status, cause);
-            weft__fut_unref(f, FUT_QUEUE_REF);
-            return;
-        }
+        if (weft__cas_acqrel(&f->state, &s, (s & ~PH_MASK) | PH_RUNNING))
+            return true;
+    return false; /* a canceller claimed it */
+}
+
+void weft__fut_finish_external(fut *f, int status, int cause, void *result,
+                               void (*dtor)(void *))
+{
+    f->result = result;
+    f->dtor = dtor;
+    complete(f, status, cause);
+    weft__fut_unref(f, FUT_QUEUE_REF);
+}
+
+void weft__fut_complete_external(fut *f, int status, int cause,
+                                 void *result, void (*dtor)(void *))
+{
+    if (weft__fut_claim_external(f)) {
+        weft__fut_finish_external(f, status, cause, result, dtor);
+        return;
+    }
     if (result && dtor) /* cancelled by its owner: nobody will read it */
         dtor(result);
     weft__fut_unref(f, FUT_QUEUE_REF);
