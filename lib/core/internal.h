@@ -276,6 +276,14 @@ static inline void weft__before_share(void)
         h(false);
 }
 
+/* For tests (test_future.c), NULL otherwise: called by a release of a
+ * future that leaves only its queue entry's reference, just after it let
+ * go, where the entry's holder may free the slot and another future take
+ * it (lib/task/future.c). A test stalls the release there to make that
+ * happen under it. */
+typedef void (*weft__test_hook)(void);
+extern _Atomic weft__test_hook weft__fut_unref_hook;
+
 /* topo.c */
 WEFT__HIDDEN int weft__topo_load(weft_runtime *rt, const char *desc);
 WEFT__HIDDEN int weft__topo_count_cores(weft_runtime *rt, int *ncores);

@@ -361,12 +361,12 @@ static bool phase_done(uint32_t s) { return (s & PH_MASK) == PH_DONE; }
 /* Nobody can read the result of a done future whose users and readers
  * are gone: destroy it now rather than when a stale queue entry lets go.
  * Both the last such release and complete() try; the flag makes it
- * once. seq_cst here and in both callers: each sees the other's step. */
-static void result_maybe_drop(fut *f, uint64_t refs)
+ * once. The caller holds a reference, so the slot cannot be freed (and
+ * taken by another future) under it. seq_cst here and in both callers:
+ * each sees the other's step, or the future's last reference destroys
+ * the result (weft__fut_unref). */
+static void result_maybe_drop(fut *f)
 {
-    if (refs >= FUT_READER_REF)
-        return;
-    uint32_t gen = weft__load_relaxed(&f->gen);
     uint32_t s = weft__load_seqcst(&f->state);
     if (!phase_done(s) || (s & ST_DROPPED))
         return;
@@ -379,25 +379,43 @@ static void result_maybe_drop(fut *f, uint64_t refs)
         return;
     }
     /* Another thread destroys it: wait, so that a user whose release
-     * returned knows the destructor has run. The dropper holds a
-     * reference until it is done; a new generation means the slot was
-     * freed (and reused) since. */
-    while (!(weft__load_acquire(&f->state) & ST_DROPPED) &&
-           weft__load_acquire(&f->gen) == gen)
+     * returned knows the destructor has run. The dropper, too, holds a
+     * reference until it is done. */
+    while (!(weft__load_acquire(&f->state) & ST_DROPPED))
         weft__cpu_relax();
 }
+
+_Atomic weft__test_hook weft__fut_unref_hook;
 
 /* Drop n references (FUT_*_REF). */
 void weft__fut_unref(fut *f, uint64_t n)
 {
-    /* the last owner sees every other owner's writes */
-    uint64_t left = atomic_fetch_sub_explicit(&f->refs, n,
-                                              memory_order_seq_cst) - n;
-    result_maybe_drop(f, left);
-    if (left)
+    uint64_t r = weft__load_relaxed(&f->refs);
+    do {
+        /* Ours is the last user's or reader's reference, and the queue
+         * entry's is left: its holder may free the slot as soon as we let
+         * go, and another future take it, so the result goes now, while
+         * ours pins the slot (nobody can add a reference meanwhile: that
+         * takes one). A future completed after this look is dropped by
+         * complete() or, when that saw ours still held, by its last
+         * reference, the entry's, which its completer lets go next. */
+        if (r - n == FUT_QUEUE_REF)
+            result_maybe_drop(f);
+        /* seq_cst: pairs with complete(); the last owner sees every
+         * other owner's writes */
+    } while (!atomic_compare_exchange_weak_explicit(&f->refs, &r, r - n,
+                 memory_order_seq_cst, memory_order_relaxed));
+    if (r - n == FUT_QUEUE_REF) {
+        weft__test_hook h = weft__load_relaxed(&weft__fut_unref_hook);
+        if (WEFT_UNLIKELY(h != NULL))
+            h();
+        return; /* f is not ours to touch any more */
+    }
+    if (r != n)
         return;
     if (!(weft__load_relaxed(&f->state) & ST_NORESULT))
-        fut_drop_result(f); /* never completed (a destroy-time leftover) */
+        fut_drop_result(f); /* never dropped: a destroy-time leftover, or
+                             * a completion that saw our reference */
     fut_free(f);
 }
 
@@ -514,7 +532,8 @@ static void complete(fut *f, int status, int cause)
         weft__futex_wake(&f->state, INT_MAX);
     if (old & ST_WAITERS)
         notify_waiters(f);
-    result_maybe_drop(f, weft__load_seqcst(&f->refs));
+    if (weft__load_seqcst(&f->refs) < FUT_READER_REF)
+        result_maybe_drop(f);
 }
 
 /* ---- running ---- */
