@@ -30,19 +30,19 @@
  * messages, then yields to other work.
  *
  * Sends from inside a receive. A plain send (weft_send) that a receive makes
- * to another, unbounded actor may be held by the thread and queued later,
- * together with the receive's next sends to the same actor (one atomic
- * operation for many messages). It is queued no later than when the receive
- * returns (before its ask's reply completes), and before the receive calls
- * any weft function that waits or runs other work (weft_future_get,
- * weft_future_take, weft_wait, weft_sync, a bounded send that must wait,
- * weft_store_get) or that hands work to other threads (weft_submit,
- * weft_submit_after); an ask, a stop, or a send to another actor queues the
- * held ones first, so messages from a receive keep their order per target,
- * and a later message never overtakes an earlier one whatever its target.
- * weft_send returns 0 and the statistics count the message when it is made.
- * Not supported: a receive that spins on plain memory (no weft wait) for an
- * effect of its own send; it may wait for ever.
+ * to another, unbounded actor of the same runtime may be held by the thread
+ * and queued later, together with the receive's next sends to the same actor
+ * (one atomic operation for many messages). It is queued no later than when
+ * the receive returns (before its ask's reply completes), and before the
+ * receive calls any weft function that waits or runs other work
+ * (weft_future_get, weft_future_take, weft_wait, weft_sync, a bounded send
+ * that must wait, weft_store_get) or that hands work to other threads
+ * (weft_submit, weft_submit_after); an ask, a stop, or a send to another
+ * actor queues the held ones first, so messages from a receive keep their
+ * order per target, and a later message never overtakes an earlier one
+ * whatever its target. weft_send returns 0 and the statistics count the
+ * message when it is made. Not supported: a receive that spins on plain
+ * memory (no weft wait) for an effect of its own send; it may wait for ever.
  *
  * Failure. A receive that returns non-zero fails its message (an ask gets
  * that status) and restarts the actor: fini, then init again on zeroed

@@ -34,7 +34,8 @@
  * a program still references.
  *
  * Send combining (the outbox). A plain send made by a receive (not an ask
- * or a stop, not to a counted or closed actor, not to itself) to the same
+ * or a stop, not to a counted or closed actor, not to itself, not to an
+ * actor of another runtime) to the same
  * target as the receive's previous send is not queued at once: the thread
  * holds it on a chain, linked in send order, and publishes the chain with
  * one exchange on the target's `in` (and one link store) when it reaches
@@ -643,8 +644,13 @@ static int deliver(weft_actor *a, const void *data, size_t size,
     amsg *m = msg_new(data, size, MSG_USER);
     if (!m)
         return -ENOMEM;
+    /* Held only for an actor of the receive's own runtime: that one
+     * cannot be destroyed before the receive returns (its activation is
+     * a job destroy waits for), another runtime's would free the target
+     * under the held chain and lose sends that returned 0. */
     if (!reply && !(f & F_COUNTED) && weft__wait_hook == ob_hook &&
-        a != running) { /* a plain send from a receive */
+        a != running && a->rt == running->rt) { /* a plain send from a
+                                                  * receive */
         if (ob.to == a || ob.prev == a) { /* a run to one target: held */
             ob_add(a, &m->link);
             count_sent(a->rt);
