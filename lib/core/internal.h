@@ -103,11 +103,14 @@ typedef struct weft__node {
 
 /* Extension slots: state that a higher layer (lib/task) hangs on a runtime
  * without core knowing its type; freed by its hook at destroy, after the
- * workers stopped, in slot order (the isolated pool's processes stop
- * before the store they use is closed). A slot may also register a stats
- * hook that weft_stats_runtime() calls to fill the fields of its layer. */
-enum { WEFT__EXT_FUTURES, WEFT__EXT_ISOLATED, WEFT__EXT_ACTORS,
-       WEFT__EXT_STORE, WEFT__EXT_MAX };
+ * workers stopped, in slot order, so a layer comes before what it may
+ * use: the actors first (the fini of those still alive is user code,
+ * which may release futures or use the store), the isolated pool's
+ * processes before the store they use is closed, and the futures last
+ * (any layer may hold some). A slot may also register a stats hook that
+ * weft_stats_runtime() calls to fill the fields of its layer. */
+enum { WEFT__EXT_ACTORS, WEFT__EXT_ISOLATED, WEFT__EXT_STORE,
+       WEFT__EXT_FUTURES, WEFT__EXT_MAX };
 typedef void (*weft__ext_free_fn)(weft_runtime *rt, void *ext);
 typedef void (*weft__ext_stats_fn)(void *ext, weft_runtime_stats *out);
 

@@ -898,6 +898,53 @@ static void test_destroy_alive(void **s)
     assert_true(atomic_load(&slow_handled) >= 400); /* a[1]'s may drop */
 }
 
+/* An actor alive at destroy whose fini releases a future (an ask it made
+ * and kept in its state): destroy runs fini before it frees the futures
+ * (before, their slots were already unmapped: ASan use after free). */
+static weft_actor *keep_peer;
+static _Atomic int keep_release_rc = 1;
+
+static int keep_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)msg, (void)n;
+    weft_future **f = st;
+    return *f ? 0 : weft_ask(keep_peer, "q", 1, 0, f);
+}
+
+static void keep_fini(void *st)
+{
+    weft_future **f = st;
+    atomic_store(&keep_release_rc, *f ? weft_future_release(*f) : -1);
+}
+
+static int peer_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)st, (void)msg, (void)n;
+    return weft_actor_reply(cx, NULL, NULL);
+}
+
+static const weft_actor_class KEEP = {.name = "keep",
+    .state_size = sizeof(weft_future *), .receive = keep_recv,
+    .fini = keep_fini};
+static const weft_actor_class PEER = {.name = "peer", .receive = peer_recv};
+
+static void test_destroy_fini_releases(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_actor *k;
+    assert_int_equal(weft_actor_spawn(rt, &PEER, NULL, NULL, &keep_peer), 0);
+    assert_int_equal(weft_actor_spawn(rt, &KEEP, NULL, NULL, &k), 0);
+    weft_future *f;
+    assert_int_equal(weft_ask(k, "go", 2, 0, &f), 0);
+    assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), 0);
+    weft_future_release(f);
+    atomic_store(&keep_release_rc, 1);
+    assert_int_equal(weft_runtime_destroy(&rt), 0); /* both alive */
+    assert_int_equal(atomic_load(&keep_release_rc), 0);
+}
+
 /* --- bad arguments ------------------------------------------------------- */
 
 static void test_bad_args(void **s)
@@ -959,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_pool),
         cmocka_unit_test(test_actor_asks_actor),
         cmocka_unit_test(test_destroy_alive),
+        cmocka_unit_test(test_destroy_fini_releases),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
