@@ -114,6 +114,9 @@ WEFT__HIDDEN void weft__actor_unref(weft_actor *a);
 WEFT__HIDDEN int weft__actor_stop_one(weft_actor *a, int mode, ajoin *join,
                                       fut *done);
 WEFT__HIDDEN int weft__actor_check_opts(const weft_actor_opts *o);
+/* 0 when cls can make actors: receive set, state_size within bounds (an
+ * actor's allocation is WEFT__ACTOR_HDR + state_size), else -EINVAL. */
+WEFT__HIDDEN int weft__actor_check_class(const weft_actor_class *cls);
 WEFT__HIDDEN void weft__actor_finish_join(ajoin *j);
 
 /* env.c: envelopes of bytes (header included). Blocks of up to

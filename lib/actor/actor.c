@@ -732,6 +732,13 @@ int weft__actor_check_opts(const weft_actor_opts *o)
     return 0;
 }
 
+int weft__actor_check_class(const weft_actor_class *cls)
+{
+    if (!cls || !cls->receive || cls->state_size > ((size_t)1 << 40))
+        return -EINVAL;
+    return 0;
+}
+
 static void actor_init(weft_actor *a, weft_runtime *rt,
                        const weft_actor_class *cls, void *arg,
                        const weft_actor_opts *o)
@@ -811,8 +818,8 @@ int weft_actor_spawn(weft_runtime *rt, const weft_actor_class *cls,
     if (out)
         *out = NULL;
     weft_actor_opts o = opts ? *opts : weft_actor_opts_default();
-    if (!rt || !cls || !cls->receive || !out ||
-        cls->state_size > ((size_t)1 << 40) || weft__actor_check_opts(&o))
+    if (!rt || !out || weft__actor_check_class(cls) ||
+        weft__actor_check_opts(&o))
         return -EINVAL;
     int rc = weft__enter(rt);
     if (rc)

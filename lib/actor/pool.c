@@ -118,8 +118,8 @@ int weft_actor_pool_spawn(weft_runtime *rt, const weft_actor_class *cls,
     if (out)
         *out = NULL;
     weft_actor_opts o = opts ? *opts : weft_actor_opts_default();
-    if (!rt || !cls || !cls->receive || !out || n < 1 || n > 65536 ||
-        weft__actor_check_opts(&o))
+    if (!rt || !out || weft__actor_check_class(cls) || n < 1 ||
+        n > 65536 || weft__actor_check_opts(&o))
         return -EINVAL;
     int rc = weft__enter(rt);
     if (rc)

@@ -968,6 +968,16 @@ static void test_bad_args(void **s)
     o = weft_actor_opts_default();
     o.track_backlog = 2;
     assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, &o, &a), -EINVAL);
+    /* a state whose size wraps the allocation's: refused by both spawns
+     * (the pool's overflowed a small block before) */
+    weft_actor_class huge = ORDER;
+    huge.state_size = SIZE_MAX - 63;
+    assert_int_equal(weft_actor_spawn(rt, &huge, NULL, NULL, &a), -EINVAL);
+    assert_int_equal(weft_actor_pool_spawn(rt, &huge, NULL, 2, NULL, &a),
+                     -EINVAL);
+    assert_int_equal(weft_actor_pool_spawn(rt, &noreceive, NULL, 2, NULL,
+                                           &a), -EINVAL);
+    assert_null(a);
     assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, NULL, &a), 0);
     weft_future *f = NULL;
     assert_int_equal(weft_send(NULL, "x", 1, 0), -EINVAL);
