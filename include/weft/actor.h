@@ -164,11 +164,13 @@ WEFT_API int weft_actor_spawn(weft_runtime *rt, const weft_actor_class *cls,
 
 /* An actor pool: n actors of class cls (each initialised with arg) behind
  * one handle. A message sent to the pool goes to its least-loaded member
- * (the shorter mailbox of two picked at random), so ordering holds only
- * per member: use a pool for stateless or sharded work. Stop and release
- * act on every member. opts apply to each member. Errors as spawn, and
- * -EINVAL for n < 1 or n > 65536; on failure the members made so far are
- * stopped and freed. */
+ * (the shorter mailbox of two picked at random), so ordering holds only per
+ * member: use a pool for stateless or sharded work. A member that dies (past
+ * max_restarts, or its init failing on a restart) gets no more messages: the
+ * pool refuses them (WEFT_ACTOR_DEAD) only once no member takes them. Stop
+ * and release act on every member. opts apply to each member. Errors as
+ * spawn, and -EINVAL for n < 1 or n > 65536; on failure the members made so
+ * far are stopped and freed. */
 WEFT_API int weft_actor_pool_spawn(weft_runtime *rt,
                                    const weft_actor_class *cls, void *arg,
                                    int n, const weft_actor_opts *opts,
@@ -225,7 +227,7 @@ WEFT_API int weft_actor_retain(weft_actor *a);
 WEFT_API int weft_actor_release(weft_actor *a);
 
 /* 1 while a accepts messages, 0 once it is stopping, stopped or dead,
- * -EINVAL. For a pool: whether its members accept messages. */
+ * -EINVAL. For a pool: 1 while any of its members accepts messages. */
 WEFT_API int weft_actor_alive(const weft_actor *a);
 
 /* Restarts so far (a pool: summed over members), or -EINVAL. */

@@ -127,7 +127,11 @@ WEFT__HIDDEN void *weft__env_alloc(size_t bytes);
 WEFT__HIDDEN void weft__env_free(void *env, size_t bytes);
 
 /* pool.c, for actor.c */
+/* The member a message to pool p goes to: the less loaded of two open
+ * ones picked at random; NULL when every member is closed. */
 WEFT__HIDDEN weft_actor *weft__pool_pick(weft_actor *p);
+/* Whether any member of pool p is open (takes messages). */
+WEFT__HIDDEN bool weft__pool_alive(const weft_actor *p);
 WEFT__HIDDEN int weft__pool_stop(weft_actor *p, int mode, weft_future **done);
 WEFT__HIDDEN void weft__pool_free(weft_actor *p);
 

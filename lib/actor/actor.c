@@ -669,6 +669,24 @@ static int deliver(weft_actor *a, const void *data, size_t size,
     return 0;
 }
 
+/* Deliver to a, or for a pool to an open member: a member that closed
+ * between the pick and the delivery (it died, or stops) is passed over
+ * for another; WEFT_ACTOR_DEAD once none is open. Each retry follows a
+ * member's closing, which is for good, so there are fewer than n. */
+static int deliver_any(weft_actor *a, const void *data, size_t size,
+                       unsigned flags, fut *reply)
+{
+    if (!a->pool)
+        return deliver(a, data, size, flags, reply);
+    for (;;) {
+        weft_actor *to = weft__pool_pick(a);
+        int rc = to ? deliver(to, data, size, flags, reply)
+                    : WEFT_ACTOR_DEAD;
+        if (rc != WEFT_ACTOR_DEAD || !to)
+            return rc;
+    }
+}
+
 static int check_send(const weft_actor *a, const void *msg, size_t size,
                       unsigned flags)
 {
@@ -683,8 +701,7 @@ int weft_send(weft_actor *a, const void *msg, size_t size, unsigned flags)
     int rc = check_send(a, msg, size, flags);
     if (rc || (rc = weft__enter(a->rt)))
         return rc;
-    weft_actor *to = a->pool ? weft__pool_pick(a) : a;
-    rc = deliver(to, msg, size, flags, NULL);
+    rc = deliver_any(a, msg, size, flags, NULL);
     weft__leave(a->rt);
     return rc;
 }
@@ -699,11 +716,10 @@ int weft_ask(weft_actor *a, const void *msg, size_t size, unsigned flags,
         return rc ? rc : -EINVAL;
     if ((rc = weft__enter(a->rt)))
         return rc;
-    weft_actor *to = a->pool ? weft__pool_pick(a) : a;
     fut *f;
     weft_future *h;
-    if ((rc = weft__fut_external(a->rt, to->cls->name, &f, &h)) == 0 &&
-        (rc = deliver(to, msg, size, flags, f))) {
+    if ((rc = weft__fut_external(a->rt, a->cls->name, &f, &h)) == 0 &&
+        (rc = deliver_any(a, msg, size, flags, f))) {
         weft__fut_complete_external(f, rc, rc, NULL, NULL);
         weft_future_release(h);
     }
@@ -912,8 +928,9 @@ int weft_actor_alive(const weft_actor *a)
 {
     if (!a)
         return -EINVAL;
-    const weft_actor *m = a->pool ? a->pool->member[0] : a;
-    return !(weft__load_acquire(&((weft_actor *)m)->flags) & F_CLOSED);
+    if (a->pool)
+        return weft__pool_alive(a);
+    return !(weft__load_acquire(&((weft_actor *)a)->flags) & F_CLOSED);
 }
 
 long weft_actor_restarts(const weft_actor *a)

@@ -806,6 +806,58 @@ static void test_pool(void **s)
     assert_int_equal(weft_runtime_destroy(&rt), 0);
 }
 
+/* A pool routes around its dead members: with max_restarts 0, a member
+ * that fails a message dies; every later send goes to a live member
+ * (before, about half were refused: the dead member's empty mailbox won
+ * the picks) and the pool is alive while any member is. Once all died,
+ * sends are refused and the pool is not alive. */
+static _Atomic long mortal_handled;
+
+static int mortal_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)st;
+    if (n == 1 && *(const char *)msg == 'x')
+        return -EIO;
+    atomic_fetch_add(&mortal_handled, 1);
+    return 0;
+}
+
+static const weft_actor_class MORTAL = {.name = "mortal",
+                                        .receive = mortal_recv};
+
+static void test_pool_dead_members(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    atomic_store(&mortal_handled, 0);
+    weft_actor_opts o = weft_actor_opts_default();
+    o.max_restarts = 0;
+    weft_actor *p = NULL;
+    assert_int_equal(weft_actor_pool_spawn(rt, &MORTAL, NULL, 4, &o, &p), 0);
+    for (int dead = 1; dead <= 4; dead++) {
+        weft_future *f;
+        /* goes to a live member, which dies before the reply completes */
+        assert_int_equal(weft_ask(p, "x", 1, 0, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), -EIO);
+        weft_future_release(f);
+        assert_int_equal(weft_actor_restarts(p), dead);
+        if (dead == 4)
+            break;
+        assert_int_equal(weft_actor_alive(p), 1);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(weft_send(p, "m", 1, 0), 0);
+    }
+    assert_int_equal(weft_actor_alive(p), 0);
+    assert_int_equal(weft_send(p, "m", 1, 0), WEFT_ACTOR_DEAD);
+    weft_future *f = NULL;
+    assert_int_equal(weft_ask(p, "m", 1, 0, &f), WEFT_ACTOR_DEAD);
+    assert_null(f);
+    weft_actor_release(p);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    assert_int_equal(atomic_load(&mortal_handled), 300);
+}
+
 /* --- actors asking actors; stopping oneself ---------------------------- */
 
 /* "go": ask the actor in state for "inits"-style data and wait for it
@@ -1014,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_bounded_self),
         cmocka_unit_test(test_self_send),
         cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool_dead_members),
         cmocka_unit_test(test_actor_asks_actor),
         cmocka_unit_test(test_destroy_alive),
         cmocka_unit_test(test_destroy_fini_releases),
