@@ -707,6 +707,13 @@ static int flaky(weft_job *job, void *arg)
     return k < x->fail_first ? -EIO - k : 0;
 }
 
+static int always_fails(weft_job *job, void *arg)
+{
+    (void)job;
+    atomic_fetch_add((_Atomic long *)arg, 1);
+    return -EIO;
+}
+
 static void test_retries(void **s)
 {
     (void)s;
@@ -753,6 +760,15 @@ static void test_retries(void **s)
     assert_int_equal(weft_submit(rt, flaky, &x, &o, &f), 0);
     assert_int_equal(weft_future_get(f, -1, NULL), 0);
     assert_int_equal(weft_future_attempts(f), 4);
+    weft_future_release(f);
+    /* and used up: 65536 calls, all counted (a 16-bit counter wrapped to
+     * 0 at the last) */
+    static _Atomic long always_calls;
+    atomic_store(&always_calls, 0);
+    assert_int_equal(weft_submit(rt, always_fails, &always_calls, &o, &f), 0);
+    assert_int_equal(weft_future_get(f, -1, NULL), -EIO);
+    assert_int_equal(atomic_load(&always_calls), 65536);
+    assert_int_equal(weft_future_attempts(f), 65536);
     weft_future_release(f);
     weft_runtime_destroy(&rt);
 }

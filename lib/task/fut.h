@@ -56,7 +56,7 @@ typedef struct fut {
     const char *name;
     wnode *waiters;           /* under lock */
     edge *edges;              /* ndeps, owned until finish_deps */
-    _Atomic uint16_t attempts;
+    _Atomic uint32_t attempts; /* up to max_retries + 1: 65536 */
     uint16_t max_retries;
     _Atomic int16_t runner;   /* worker index running it, or -1 */
     int8_t node;
@@ -118,7 +118,7 @@ WEFT__HIDDEN void weft__fut_set_poller(fut *f, weft__poller *p);
 WEFT__HIDDEN void weft__fut_unref(fut *f, uint64_t n);
 WEFT__HIDDEN int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
                                      unsigned max_retries,
-                                     _Atomic uint16_t *attempts);
+                                     _Atomic uint32_t *attempts);
 WEFT__HIDDEN bool weft__fut_cancelled(fut *f);
 
 /* lib/net: the destructor of a done future's result (NULL when none, or

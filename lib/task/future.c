@@ -569,11 +569,11 @@ static long failed_dep(fut *f)
  * (may be NULL) counts the calls for weft_future_attempts. Shared by
  * futures and graph nodes. */
 int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
-                        unsigned max_retries, _Atomic uint16_t *attempts)
+                        unsigned max_retries, _Atomic uint32_t *attempts)
 {
     for (job->attempt = 0;; job->attempt++) {
         if (attempts)
-            weft__store_relaxed(attempts, (uint16_t)(job->attempt + 1));
+            weft__store_relaxed(attempts, (uint32_t)job->attempt + 1);
         int st = fn(job, arg);
         if (st == 0 || weft_job_cancelled(job) ||
             (unsigned)job->attempt >= max_retries)
@@ -1082,7 +1082,7 @@ int weft_future_cause(const weft_future *h)
 int weft_future_attempts(const weft_future *h)
 {
     fut *f = fut_of(h);
-    return f ? weft__load_relaxed(&f->attempts) : -EINVAL;
+    return f ? (int)weft__load_relaxed(&f->attempts) : -EINVAL;
 }
 
 const char *weft_future_name(const weft_future *h)
