@@ -585,11 +585,17 @@ static int select_nodes(grun *run, const char *const *outputs, size_t nout)
             run->nodes[v].job.run = rnode_run;
         needed = g->n;
     } else {
-        uint32_t *stack = weft__malloc(((size_t)g->n + 1) * sizeof *stack);
+        /* the DFS stack, then one byte per node: named as an output */
+        size_t words = (size_t)g->n + 1;
+        uint32_t *stack = weft__malloc(words * sizeof *stack + g->n);
         if (!stack)
             return -ENOMEM;
+        uint8_t *named = (uint8_t *)(stack + words);
+        memset(named, 0, g->n);
         for (size_t i = 0; i < nout; i++) {
             int id = outputs[i] ? find_id(g, outputs[i]) : -EINVAL;
+            if (id >= 0 && named[id]++)
+                id = -EINVAL; /* the same output twice, outs or not */
             if (id < 0) {
                 weft__free(stack);
                 return id;
@@ -632,8 +638,6 @@ static int make_outputs(grun *run, const char *const *outputs, size_t nout,
 {
     for (size_t i = 0; outs && i < nout; i++) {
         rnode *r = &run->nodes[find_id(run->g, outputs[i])];
-        if (r->out)
-            return -EINVAL; /* the same output twice */
         int rc = weft__fut_external(run->rt, run->g->nodes[r->id].name,
                                     &r->out, &outs[i]);
         if (rc)
