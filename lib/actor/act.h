@@ -118,6 +118,9 @@ WEFT__HIDDEN int weft__actor_check_opts(const weft_actor_opts *o);
  * actor's allocation is WEFT__ACTOR_HDR + state_size), else -EINVAL. */
 WEFT__HIDDEN int weft__actor_check_class(const weft_actor_class *cls);
 WEFT__HIDDEN void weft__actor_finish_join(ajoin *j);
+/* Run fini of a, which was never shared (no handle given out, no message
+ * sent), and free it: at once, with nothing to allocate. */
+WEFT__HIDDEN void weft__actor_discard(weft_actor *a);
 
 /* env.c: envelopes of bytes (header included). Blocks of up to
  * WEFT__ENV_SMALL bytes are recycled; bytes must be given back as

@@ -401,6 +401,15 @@ static void die(weft_actor *a)
     weft__actor_unref(a); /* the alive reference; ours keeps a */
 }
 
+/* No activation can exist (nothing was ever sent to a), so a dies here
+ * rather than by a stop message, whose allocation could fail and leave
+ * it alive with no handle until the runtime's destroy. */
+void weft__actor_discard(weft_actor *a)
+{
+    die(a);
+    weft__actor_unref(a); /* the caller's; die gave back the alive one */
+}
+
 void weft__actor_finish_join(ajoin *j)
 {
     if (atomic_fetch_sub_explicit(&j->left, 1, memory_order_acq_rel) != 1)

@@ -113,19 +113,20 @@ int weft__pool_stop(weft_actor *p, int mode, weft_future **done)
     }
     if (j)
         weft__actor_finish_join(j);
-    if (done)
+    rc = err ? err : stopped ? 0 : already ? -EALREADY : WEFT_ACTOR_DEAD;
+    /* as for one actor: done gets nothing when the pool was dead, or
+     * when the stop failed (the join still completes; nobody waits) */
+    if (h && (rc == 0 || rc == -EALREADY))
         *done = h;
-    if (err)
-        return err;
-    return stopped ? 0 : already ? -EALREADY : WEFT_ACTOR_DEAD;
+    else if (h)
+        weft_future_release(h);
+    return rc;
 }
 
 static int pool_fail(weft_actor *p, int made, int rc)
 {
-    for (int i = 0; i < made; i++) {
-        weft__actor_stop_one(p->pool->member[i], WEFT_STOP_NOW, NULL, NULL);
-        weft__actor_unref(p->pool->member[i]);
-    }
+    for (int i = 0; i < made; i++)
+        weft__actor_discard(p->pool->member[i]);
     weft__free(p->pool);
     weft__free(p);
     return rc;

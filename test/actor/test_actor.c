@@ -853,6 +853,10 @@ static void test_pool_dead_members(void **s)
     weft_future *f = NULL;
     assert_int_equal(weft_ask(p, "m", 1, 0, &f), WEFT_ACTOR_DEAD);
     assert_null(f);
+    /* stopping a dead pool: done gets nothing, as for one actor */
+    assert_int_equal(weft_actor_stop(p, WEFT_STOP_GRACEFUL, &f),
+                     WEFT_ACTOR_DEAD);
+    assert_null(f);
     weft_actor_release(p);
     assert_int_equal(weft_runtime_destroy(&rt), 0);
     assert_int_equal(atomic_load(&mortal_handled), 300);
