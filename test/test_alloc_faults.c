@@ -510,7 +510,15 @@ static int sc_actor(void)
 static int sc_actor_pool(void)
 {
     weft_actor *p = NULL;
+    weft_runtime_stats before, after;
+    int st = weft_stats_runtime(shared_rt, &before);
     int rc = weft_actor_pool_spawn(shared_rt, &COUNTER, NULL, 3, NULL, &p);
+    /* a failed spawn stopped and freed the members it made, before it
+     * returned (none is left alive without a handle; earlier runs' actors
+     * may still be dying, which only lowers the count) */
+    if (rc && !st && !weft_stats_runtime(shared_rt, &after) &&
+        after.actors > before.actors)
+        return WRONG;
     if (rc)
         return rc;
     for (int i = 0; i < 30 && rc == 0; i++)

@@ -526,6 +526,85 @@ static void test_release_after_done(void **s)
     assert_int_equal(atomic_load(&g_dtors), n);
 }
 
+/* A release that leaves only the queue entry's reference must not touch
+ * the future after letting go: the entry's holder may complete and free
+ * it, and another future take the slot. Forced with the release hook
+ * (internal.h): the caller's release of f1 (a task held at a gate) stalls
+ * just after its decrement while the only worker finishes f1, frees its
+ * slot, and runs t2, which takes that slot for f3 and completes it with
+ * a result. The release must not destroy f3's result (before the fix it
+ * did, reading the new future's state as f1's). */
+static struct {
+    pthread_t releaser;
+    _Atomic int armed;
+    struct gate g1;  /* holds f1's task */
+    struct gate g3;  /* t2, with f3 done, waits here */
+    weft_future *f3;
+    long f3_val;
+} rr;
+
+static int gated_val(weft_job *job, void *arg)
+{
+    if (gate_wait_open(&rr.g1))
+        return -ETIMEDOUT;
+    return set_val(job, (long)(intptr_t)arg, &g_dtors);
+}
+
+static int reuse_slot(weft_job *job, void *arg)
+{
+    (void)arg;
+    int rc = weft_submit(weft_job_runtime(job), make_val, (void *)3, NULL,
+                         &rr.f3);
+    void *v = NULL;
+    if (rc || (rc = weft_future_get(rr.f3, -1, &v)))
+        return rc;
+    atomic_fetch_add(&rr.g3.entered, 1);
+    if (gate_wait_open(&rr.g3))
+        return -ETIMEDOUT;
+    /* still ours: only our release may destroy it */
+    weft_future_get(rr.f3, 0, &v);
+    rr.f3_val = v ? val_of(v) : -1;
+    return weft_future_release(rr.f3);
+}
+
+static void stall_release(void)
+{
+    if (!pthread_equal(pthread_self(), rr.releaser) ||
+        !atomic_exchange(&rr.armed, 0))
+        return;
+    gate_open(&rr.g1);
+    gate_wait_entered(&rr.g3, 1);
+}
+
+static void test_release_leaves_entry(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(1, NULL);
+    assert_non_null(rt);
+    memset(&rr, 0, sizeof rr);
+    atomic_store(&g_dtors, 0);
+    rr.releaser = pthread_self();
+    weft_future *f1, *f2;
+    assert_int_equal(weft_submit(rt, gated_val, (void *)1, NULL, &f1), 0);
+    assert_int_equal(weft_submit(rt, reuse_slot, NULL, NULL, &f2), 0);
+    atomic_store(&weft__fut_unref_hook, stall_release);
+    atomic_store(&rr.armed, 1);
+    assert_int_equal(weft_future_release(f1), 0);
+    atomic_store(&weft__fut_unref_hook, NULL);
+    assert_int_equal(atomic_load(&rr.armed), 0); /* the hook ran */
+    assert_int_equal(atomic_load(&rr.g3.entered), 1);
+    /* f3 took f1's slot (the worker's slot cache is LIFO): the case */
+    uintptr_t mask = ((uintptr_t)1 << 48) - 1;
+    assert_int_equal((uintptr_t)rr.f3 & mask, (uintptr_t)f1 & mask);
+    assert_int_equal(atomic_load(&g_dtors), 1); /* f1's, not f3's */
+    gate_open(&rr.g3);
+    assert_int_equal(weft_future_get(f2, LONG_WAIT, NULL), 0);
+    assert_int_equal(rr.f3_val, 3);
+    assert_int_equal(weft_future_release(f2), 0);
+    weft_runtime_destroy(&rt);
+    assert_int_equal(atomic_load(&g_dtors), 2);
+}
+
 /* --- retain / release --------------------------------------------------- */
 
 struct rr { weft_future *f; int n; int bad; };
@@ -628,6 +707,13 @@ static int flaky(weft_job *job, void *arg)
     return k < x->fail_first ? -EIO - k : 0;
 }
 
+static int always_fails(weft_job *job, void *arg)
+{
+    (void)job;
+    atomic_fetch_add((_Atomic long *)arg, 1);
+    return -EIO;
+}
+
 static void test_retries(void **s)
 {
     (void)s;
@@ -674,6 +760,15 @@ static void test_retries(void **s)
     assert_int_equal(weft_submit(rt, flaky, &x, &o, &f), 0);
     assert_int_equal(weft_future_get(f, -1, NULL), 0);
     assert_int_equal(weft_future_attempts(f), 4);
+    weft_future_release(f);
+    /* and used up: 65536 calls, all counted (a 16-bit counter wrapped to
+     * 0 at the last) */
+    static _Atomic long always_calls;
+    atomic_store(&always_calls, 0);
+    assert_int_equal(weft_submit(rt, always_fails, &always_calls, &o, &f), 0);
+    assert_int_equal(weft_future_get(f, -1, NULL), -EIO);
+    assert_int_equal(atomic_load(&always_calls), 65536);
+    assert_int_equal(weft_future_attempts(f), 65536);
     weft_future_release(f);
     weft_runtime_destroy(&rt);
 }
@@ -1187,6 +1282,7 @@ int main(void)
         cmocka_unit_test(test_get_release_take),
         cmocka_unit_test(test_result_replace),
         cmocka_unit_test(test_release_after_done),
+        cmocka_unit_test(test_release_leaves_entry),
         cmocka_unit_test(test_retain_release),
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_names),

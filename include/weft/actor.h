@@ -30,19 +30,19 @@
  * messages, then yields to other work.
  *
  * Sends from inside a receive. A plain send (weft_send) that a receive makes
- * to another, unbounded actor may be held by the thread and queued later,
- * together with the receive's next sends to the same actor (one atomic
- * operation for many messages). It is queued no later than when the receive
- * returns (before its ask's reply completes), and before the receive calls
- * any weft function that waits or runs other work (weft_future_get,
- * weft_future_take, weft_wait, weft_sync, a bounded send that must wait,
- * weft_store_get) or that hands work to other threads (weft_submit,
- * weft_submit_after); an ask, a stop, or a send to another actor queues the
- * held ones first, so messages from a receive keep their order per target,
- * and a later message never overtakes an earlier one whatever its target.
- * weft_send returns 0 and the statistics count the message when it is made.
- * Not supported: a receive that spins on plain memory (no weft wait) for an
- * effect of its own send; it may wait for ever.
+ * to another, unbounded actor of the same runtime may be held by the thread
+ * and queued later, together with the receive's next sends to the same actor
+ * (one atomic operation for many messages). It is queued no later than when
+ * the receive returns (before its ask's reply completes), and before the
+ * receive calls any weft function that waits or runs other work
+ * (weft_future_get, weft_future_take, weft_wait, weft_sync, a bounded send
+ * that must wait, weft_store_get) or that hands work to other threads
+ * (weft_submit, weft_submit_after); an ask, a stop, or a send to another
+ * actor queues the held ones first, so messages from a receive keep their
+ * order per target, and a later message never overtakes an earlier one
+ * whatever its target. weft_send returns 0 and the statistics count the
+ * message when it is made. Not supported: a receive that spins on plain
+ * memory (no weft wait) for an effect of its own send; it may wait for ever.
  *
  * Failure. A receive that returns non-zero fails its message (an ask gets
  * that status) and restarts the actor: fini, then init again on zeroed
@@ -164,11 +164,13 @@ WEFT_API int weft_actor_spawn(weft_runtime *rt, const weft_actor_class *cls,
 
 /* An actor pool: n actors of class cls (each initialised with arg) behind
  * one handle. A message sent to the pool goes to its least-loaded member
- * (the shorter mailbox of two picked at random), so ordering holds only
- * per member: use a pool for stateless or sharded work. Stop and release
- * act on every member. opts apply to each member. Errors as spawn, and
- * -EINVAL for n < 1 or n > 65536; on failure the members made so far are
- * stopped and freed. */
+ * (the shorter mailbox of two picked at random), so ordering holds only per
+ * member: use a pool for stateless or sharded work. A member that dies (past
+ * max_restarts, or its init failing on a restart) gets no more messages: the
+ * pool refuses them (WEFT_ACTOR_DEAD) only once no member takes them. Stop
+ * and release act on every member. opts apply to each member. Errors as
+ * spawn, and -EINVAL for n < 1 or n > 65536; on failure the members made so
+ * far are stopped and freed. */
 WEFT_API int weft_actor_pool_spawn(weft_runtime *rt,
                                    const weft_actor_class *cls, void *arg,
                                    int n, const weft_actor_opts *opts,
@@ -225,7 +227,7 @@ WEFT_API int weft_actor_retain(weft_actor *a);
 WEFT_API int weft_actor_release(weft_actor *a);
 
 /* 1 while a accepts messages, 0 once it is stopping, stopped or dead,
- * -EINVAL. For a pool: whether its members accept messages. */
+ * -EINVAL. For a pool: 1 while any of its members accepts messages. */
 WEFT_API int weft_actor_alive(const weft_actor *a);
 
 /* Restarts so far (a pool: summed over members), or -EINVAL. */

@@ -80,7 +80,11 @@ WEFT_API int weft_graph_size(const weft_graph *g);
  * (when all is not NULL) a future that completes when the run's last node
  * is done, with status 0 or the first failure. The caller owns (and
  * releases) each future returned. Cancelling *all cancels the run: nodes
- * not started yet do not run (status -ECANCELED). Errors: -EINVAL (also
+ * not started yet do not run (status -ECANCELED). Cancelling outs[i]
+ * cancels its node as weft_future_cancel() does a task: 0 when the node
+ * has not started (it never will; its status is -ECANCELED and its
+ * dependants in this run fail), -EINPROGRESS when it is running (its
+ * function sees weft_job_cancelled() == 1). Errors: -EINVAL (also
  * for an output named twice), -EPERM (not sealed), -ENOENT (an output
  * names no node), -ENOMEM, -ESHUTDOWN. */
 WEFT_API int weft_graph_run(weft_graph *g, weft_runtime *rt,

@@ -114,7 +114,13 @@ WEFT__HIDDEN void weft__actor_unref(weft_actor *a);
 WEFT__HIDDEN int weft__actor_stop_one(weft_actor *a, int mode, ajoin *join,
                                       fut *done);
 WEFT__HIDDEN int weft__actor_check_opts(const weft_actor_opts *o);
+/* 0 when cls can make actors: receive set, state_size within bounds (an
+ * actor's allocation is WEFT__ACTOR_HDR + state_size), else -EINVAL. */
+WEFT__HIDDEN int weft__actor_check_class(const weft_actor_class *cls);
 WEFT__HIDDEN void weft__actor_finish_join(ajoin *j);
+/* Run fini of a, which was never shared (no handle given out, no message
+ * sent), and free it: at once, with nothing to allocate. */
+WEFT__HIDDEN void weft__actor_discard(weft_actor *a);
 
 /* env.c: envelopes of bytes (header included). Blocks of up to
  * WEFT__ENV_SMALL bytes are recycled; bytes must be given back as
@@ -124,7 +130,11 @@ WEFT__HIDDEN void *weft__env_alloc(size_t bytes);
 WEFT__HIDDEN void weft__env_free(void *env, size_t bytes);
 
 /* pool.c, for actor.c */
+/* The member a message to pool p goes to: the less loaded of two open
+ * ones picked at random; NULL when every member is closed. */
 WEFT__HIDDEN weft_actor *weft__pool_pick(weft_actor *p);
+/* Whether any member of pool p is open (takes messages). */
+WEFT__HIDDEN bool weft__pool_alive(const weft_actor *p);
 WEFT__HIDDEN int weft__pool_stop(weft_actor *p, int mode, weft_future **done);
 WEFT__HIDDEN void weft__pool_free(weft_actor *p);
 

@@ -34,7 +34,8 @@
  * a program still references.
  *
  * Send combining (the outbox). A plain send made by a receive (not an ask
- * or a stop, not to a counted or closed actor, not to itself) to the same
+ * or a stop, not to a counted or closed actor, not to itself, not to an
+ * actor of another runtime) to the same
  * target as the receive's previous send is not queued at once: the thread
  * holds it on a chain, linked in send order, and publishes the chain with
  * one exchange on the target's `in` (and one link store) when it reaches
@@ -400,6 +401,15 @@ static void die(weft_actor *a)
     weft__actor_unref(a); /* the alive reference; ours keeps a */
 }
 
+/* No activation can exist (nothing was ever sent to a), so a dies here
+ * rather than by a stop message, whose allocation could fail and leave
+ * it alive with no handle until the runtime's destroy. */
+void weft__actor_discard(weft_actor *a)
+{
+    die(a);
+    weft__actor_unref(a); /* the caller's; die gave back the alive one */
+}
+
 void weft__actor_finish_join(ajoin *j)
 {
     if (atomic_fetch_sub_explicit(&j->left, 1, memory_order_acq_rel) != 1)
@@ -643,8 +653,13 @@ static int deliver(weft_actor *a, const void *data, size_t size,
     amsg *m = msg_new(data, size, MSG_USER);
     if (!m)
         return -ENOMEM;
+    /* Held only for an actor of the receive's own runtime: that one
+     * cannot be destroyed before the receive returns (its activation is
+     * a job destroy waits for), another runtime's would free the target
+     * under the held chain and lose sends that returned 0. */
     if (!reply && !(f & F_COUNTED) && weft__wait_hook == ob_hook &&
-        a != running) { /* a plain send from a receive */
+        a != running && a->rt == running->rt) { /* a plain send from a
+                                                  * receive */
         if (ob.to == a || ob.prev == a) { /* a run to one target: held */
             ob_add(a, &m->link);
             count_sent(a->rt);
@@ -663,6 +678,24 @@ static int deliver(weft_actor *a, const void *data, size_t size,
     return 0;
 }
 
+/* Deliver to a, or for a pool to an open member: a member that closed
+ * between the pick and the delivery (it died, or stops) is passed over
+ * for another; WEFT_ACTOR_DEAD once none is open. Each retry follows a
+ * member's closing, which is for good, so there are fewer than n. */
+static int deliver_any(weft_actor *a, const void *data, size_t size,
+                       unsigned flags, fut *reply)
+{
+    if (!a->pool)
+        return deliver(a, data, size, flags, reply);
+    for (;;) {
+        weft_actor *to = weft__pool_pick(a);
+        int rc = to ? deliver(to, data, size, flags, reply)
+                    : WEFT_ACTOR_DEAD;
+        if (rc != WEFT_ACTOR_DEAD || !to)
+            return rc;
+    }
+}
+
 static int check_send(const weft_actor *a, const void *msg, size_t size,
                       unsigned flags)
 {
@@ -677,8 +710,7 @@ int weft_send(weft_actor *a, const void *msg, size_t size, unsigned flags)
     int rc = check_send(a, msg, size, flags);
     if (rc || (rc = weft__enter(a->rt)))
         return rc;
-    weft_actor *to = a->pool ? weft__pool_pick(a) : a;
-    rc = deliver(to, msg, size, flags, NULL);
+    rc = deliver_any(a, msg, size, flags, NULL);
     weft__leave(a->rt);
     return rc;
 }
@@ -693,11 +725,10 @@ int weft_ask(weft_actor *a, const void *msg, size_t size, unsigned flags,
         return rc ? rc : -EINVAL;
     if ((rc = weft__enter(a->rt)))
         return rc;
-    weft_actor *to = a->pool ? weft__pool_pick(a) : a;
     fut *f;
     weft_future *h;
-    if ((rc = weft__fut_external(a->rt, to->cls->name, &f, &h)) == 0 &&
-        (rc = deliver(to, msg, size, flags, f))) {
+    if ((rc = weft__fut_external(a->rt, a->cls->name, &f, &h)) == 0 &&
+        (rc = deliver_any(a, msg, size, flags, f))) {
         weft__fut_complete_external(f, rc, rc, NULL, NULL);
         weft_future_release(h);
     }
@@ -722,6 +753,13 @@ int weft__actor_check_opts(const weft_actor_opts *o)
     if (o->max_restarts < -1 || o->capacity < 0 || o->batch < 0 ||
         o->batch > 65535 || o->numa_node < -1 || o->numa_node > 127 ||
         o->track_backlog < 0 || o->track_backlog > 1)
+        return -EINVAL;
+    return 0;
+}
+
+int weft__actor_check_class(const weft_actor_class *cls)
+{
+    if (!cls || !cls->receive || cls->state_size > ((size_t)1 << 40))
         return -EINVAL;
     return 0;
 }
@@ -805,8 +843,8 @@ int weft_actor_spawn(weft_runtime *rt, const weft_actor_class *cls,
     if (out)
         *out = NULL;
     weft_actor_opts o = opts ? *opts : weft_actor_opts_default();
-    if (!rt || !cls || !cls->receive || !out ||
-        cls->state_size > ((size_t)1 << 40) || weft__actor_check_opts(&o))
+    if (!rt || !out || weft__actor_check_class(cls) ||
+        weft__actor_check_opts(&o))
         return -EINVAL;
     int rc = weft__enter(rt);
     if (rc)
@@ -899,8 +937,9 @@ int weft_actor_alive(const weft_actor *a)
 {
     if (!a)
         return -EINVAL;
-    const weft_actor *m = a->pool ? a->pool->member[0] : a;
-    return !(weft__load_acquire(&((weft_actor *)m)->flags) & F_CLOSED);
+    if (a->pool)
+        return weft__pool_alive(a);
+    return !(weft__load_acquire(&((weft_actor *)a)->flags) & F_CLOSED);
 }
 
 long weft_actor_restarts(const weft_actor *a)

@@ -1,8 +1,9 @@
 /* Actor pools: n actors of one class behind one handle. A message goes to
  * the less loaded of two members picked at random (the power of two
  * choices: nearly the balance of "the shortest mailbox" at the cost of two
- * reads instead of n). The handle is a weft_actor whose pool field names
- * the members; its own mailbox is never used. */
+ * reads instead of n), among those still open. The handle is a
+ * weft_actor whose pool field names the members; its own mailbox is never
+ * used. */
 #include <errno.h>
 #include <string.h>
 
@@ -23,17 +24,55 @@ static uint32_t pick_rand(void)
     return (uint32_t)(x >> 32);
 }
 
+/* Whether a takes messages. For a pick only a hint: deliver reads the
+ * flags again and refuses a member closed since. acquire: as
+ * weft_actor_alive() for one actor. */
+static bool member_open(weft_actor *a)
+{
+    return !(weft__load_acquire(&a->flags) & F_CLOSED);
+}
+
+/* The first open member from a random start, or NULL when none is. */
+static weft_actor *pick_open(apool *pl)
+{
+    uint32_t n = (uint32_t)pl->n, start = pick_rand() % n;
+    for (uint32_t k = 0; k < n; k++) {
+        weft_actor *a = pl->member[(start + k) % n];
+        if (member_open(a))
+            return a;
+    }
+    return NULL;
+}
+
+/* A member that died (past max_restarts) or was stopped on its own is
+ * closed but keeps its empty mailbox, so a pick by count alone preferred
+ * it and the pool refused about half of its sends: closed members are
+ * passed over while any other is open. */
 weft_actor *weft__pool_pick(weft_actor *p)
 {
     apool *pl = p->pool;
     if (pl->n == 1)
-        return pl->member[0];
+        return member_open(pl->member[0]) ? pl->member[0] : NULL;
     uint32_t i = pick_rand() % (uint32_t)pl->n;
     uint32_t j = pick_rand() % (uint32_t)(pl->n - 1);
     j += j >= i; /* a different member */
     weft_actor *a = pl->member[i], *b = pl->member[j];
-    return weft__load_relaxed(&b->count) < weft__load_relaxed(&a->count) ? b
-                                                                         : a;
+    bool oa = member_open(a), ob = member_open(b);
+    if (oa && ob)
+        return weft__load_relaxed(&b->count) < weft__load_relaxed(&a->count)
+                   ? b
+                   : a;
+    if (oa || ob)
+        return oa ? a : b;
+    return pick_open(pl);
+}
+
+bool weft__pool_alive(const weft_actor *p)
+{
+    for (int i = 0; i < p->pool->n; i++)
+        if (member_open(p->pool->member[i]))
+            return true;
+    return false;
 }
 
 /* The handle's reference count reached 0: give back the members'. */
@@ -74,19 +113,20 @@ int weft__pool_stop(weft_actor *p, int mode, weft_future **done)
     }
     if (j)
         weft__actor_finish_join(j);
-    if (done)
+    rc = err ? err : stopped ? 0 : already ? -EALREADY : WEFT_ACTOR_DEAD;
+    /* as for one actor: done gets nothing when the pool was dead, or
+     * when the stop failed (the join still completes; nobody waits) */
+    if (h && (rc == 0 || rc == -EALREADY))
         *done = h;
-    if (err)
-        return err;
-    return stopped ? 0 : already ? -EALREADY : WEFT_ACTOR_DEAD;
+    else if (h)
+        weft_future_release(h);
+    return rc;
 }
 
 static int pool_fail(weft_actor *p, int made, int rc)
 {
-    for (int i = 0; i < made; i++) {
-        weft__actor_stop_one(p->pool->member[i], WEFT_STOP_NOW, NULL, NULL);
-        weft__actor_unref(p->pool->member[i]);
-    }
+    for (int i = 0; i < made; i++)
+        weft__actor_discard(p->pool->member[i]);
     weft__free(p->pool);
     weft__free(p);
     return rc;
@@ -118,8 +158,8 @@ int weft_actor_pool_spawn(weft_runtime *rt, const weft_actor_class *cls,
     if (out)
         *out = NULL;
     weft_actor_opts o = opts ? *opts : weft_actor_opts_default();
-    if (!rt || !cls || !cls->receive || !out || n < 1 || n > 65536 ||
-        weft__actor_check_opts(&o))
+    if (!rt || !out || weft__actor_check_class(cls) || n < 1 ||
+        n > 65536 || weft__actor_check_opts(&o))
         return -EINVAL;
     int rc = weft__enter(rt);
     if (rc)

@@ -103,11 +103,14 @@ typedef struct weft__node {
 
 /* Extension slots: state that a higher layer (lib/task) hangs on a runtime
  * without core knowing its type; freed by its hook at destroy, after the
- * workers stopped, in slot order (the isolated pool's processes stop
- * before the store they use is closed). A slot may also register a stats
- * hook that weft_stats_runtime() calls to fill the fields of its layer. */
-enum { WEFT__EXT_FUTURES, WEFT__EXT_ISOLATED, WEFT__EXT_ACTORS,
-       WEFT__EXT_STORE, WEFT__EXT_MAX };
+ * workers stopped, in slot order, so a layer comes before what it may
+ * use: the actors first (the fini of those still alive is user code,
+ * which may release futures or use the store), the isolated pool's
+ * processes before the store they use is closed, and the futures last
+ * (any layer may hold some). A slot may also register a stats hook that
+ * weft_stats_runtime() calls to fill the fields of its layer. */
+enum { WEFT__EXT_ACTORS, WEFT__EXT_ISOLATED, WEFT__EXT_STORE,
+       WEFT__EXT_FUTURES, WEFT__EXT_MAX };
 typedef void (*weft__ext_free_fn)(weft_runtime *rt, void *ext);
 typedef void (*weft__ext_stats_fn)(void *ext, weft_runtime_stats *out);
 
@@ -275,6 +278,14 @@ static inline void weft__before_share(void)
     if (WEFT_UNLIKELY(h != NULL))
         h(false);
 }
+
+/* For tests (test_future.c), NULL otherwise: called by a release of a
+ * future that leaves only its queue entry's reference, just after it let
+ * go, where the entry's holder may free the slot and another future take
+ * it (lib/task/future.c). A test stalls the release there to make that
+ * happen under it. */
+typedef void (*weft__test_hook)(void);
+extern _Atomic weft__test_hook weft__fut_unref_hook;
 
 /* topo.c */
 WEFT__HIDDEN int weft__topo_load(weft_runtime *rt, const char *desc);

@@ -56,7 +56,7 @@ typedef struct fut {
     const char *name;
     wnode *waiters;           /* under lock */
     edge *edges;              /* ndeps, owned until finish_deps */
-    _Atomic uint16_t attempts;
+    _Atomic uint32_t attempts; /* up to max_retries + 1: 65536 */
     uint16_t max_retries;
     _Atomic int16_t runner;   /* worker index running it, or -1 */
     int8_t node;
@@ -96,9 +96,23 @@ typedef struct weft__poller {
 WEFT__HIDDEN int weft__fut_check_opts(const weft_submit_opts *o);
 WEFT__HIDDEN int weft__fut_external(weft_runtime *rt, const char *name,
                                     fut **out, weft_future **handle);
+/* Complete external future f with this status and result (owned), and
+ * drop the completer's reference. When its owner cancelled it first, f
+ * is done already (-ECANCELED) and result is destroyed here: only for a
+ * completer with no other reader of result (graph.c claims instead). */
 WEFT__HIDDEN void weft__fut_complete_external(fut *f, int status, int cause,
                                               void *result,
                                               void (*dtor)(void *));
+/* The same in two steps, for a completer that must know before it starts
+ * the work whether its owner cancelled it: claim (WAITING -> RUNNING;
+ * false when a canceller claimed it first: finish must not follow, and
+ * the completer's reference is still to drop), then finish (only after a
+ * claim that succeeded; a cancel meanwhile returns -EINPROGRESS and sets
+ * the flag weft__fut_cancelled() reads). */
+WEFT__HIDDEN bool weft__fut_claim_external(fut *f);
+WEFT__HIDDEN void weft__fut_finish_external(fut *f, int status, int cause,
+                                            void *result,
+                                            void (*dtor)(void *));
 /* Give external future f (not yet shared with another thread) a poller. */
 WEFT__HIDDEN void weft__fut_set_poller(fut *f, weft__poller *p);
 /* Give the calling thread a poller of its own (NULL: none), driven
@@ -111,7 +125,7 @@ WEFT__HIDDEN void weft__fut_thread_poller(weft__poller *p);
 WEFT__HIDDEN void weft__fut_unref(fut *f, uint64_t n);
 WEFT__HIDDEN int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
                                      unsigned max_retries,
-                                     _Atomic uint16_t *attempts);
+                                     _Atomic uint32_t *attempts);
 WEFT__HIDDEN bool weft__fut_cancelled(fut *f);
 
 /* lib/net: the destructor of a done future's result (NULL when none, or

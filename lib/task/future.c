@@ -361,12 +361,12 @@ static bool phase_done(uint32_t s) { return (s & PH_MASK) == PH_DONE; }
 /* Nobody can read the result of a done future whose users and readers
  * are gone: destroy it now rather than when a stale queue entry lets go.
  * Both the last such release and complete() try; the flag makes it
- * once. seq_cst here and in both callers: each sees the other's step. */
-static void result_maybe_drop(fut *f, uint64_t refs)
+ * once. The caller holds a reference, so the slot cannot be freed (and
+ * taken by another future) under it. seq_cst here and in both callers:
+ * each sees the other's step, or the future's last reference destroys
+ * the result (weft__fut_unref). */
+static void result_maybe_drop(fut *f)
 {
-    if (refs >= FUT_READER_REF)
-        return;
-    uint32_t gen = weft__load_relaxed(&f->gen);
     uint32_t s = weft__load_seqcst(&f->state);
     if (!phase_done(s) || (s & ST_DROPPED))
         return;
@@ -379,25 +379,43 @@ static void result_maybe_drop(fut *f, uint64_t refs)
         return;
     }
     /* Another thread destroys it: wait, so that a user whose release
-     * returned knows the destructor has run. The dropper holds a
-     * reference until it is done; a new generation means the slot was
-     * freed (and reused) since. */
-    while (!(weft__load_acquire(&f->state) & ST_DROPPED) &&
-           weft__load_acquire(&f->gen) == gen)
+     * returned knows the destructor has run. The dropper, too, holds a
+     * reference until it is done. */
+    while (!(weft__load_acquire(&f->state) & ST_DROPPED))
         weft__cpu_relax();
 }
+
+_Atomic weft__test_hook weft__fut_unref_hook;
 
 /* Drop n references (FUT_*_REF). */
 void weft__fut_unref(fut *f, uint64_t n)
 {
-    /* the last owner sees every other owner's writes */
-    uint64_t left = atomic_fetch_sub_explicit(&f->refs, n,
-                                              memory_order_seq_cst) - n;
-    result_maybe_drop(f, left);
-    if (left)
+    uint64_t r = weft__load_relaxed(&f->refs);
+    do {
+        /* Ours is the last user's or reader's reference, and the queue
+         * entry's is left: its holder may free the slot as soon as we let
+         * go, and another future take it, so the result goes now, while
+         * ours pins the slot (nobody can add a reference meanwhile: that
+         * takes one). A future completed after this look is dropped by
+         * complete() or, when that saw ours still held, by its last
+         * reference, the entry's, which its completer lets go next. */
+        if (r - n == FUT_QUEUE_REF)
+            result_maybe_drop(f);
+        /* seq_cst: pairs with complete(); the last owner sees every
+         * other owner's writes */
+    } while (!atomic_compare_exchange_weak_explicit(&f->refs, &r, r - n,
+                 memory_order_seq_cst, memory_order_relaxed));
+    if (r - n == FUT_QUEUE_REF) {
+        weft__test_hook h = weft__load_relaxed(&weft__fut_unref_hook);
+        if (WEFT_UNLIKELY(h != NULL))
+            h();
+        return; /* f is not ours to touch any more */
+    }
+    if (r != n)
         return;
     if (!(weft__load_relaxed(&f->state) & ST_NORESULT))
-        fut_drop_result(f); /* never completed (a destroy-time leftover) */
+        fut_drop_result(f); /* never dropped: a destroy-time leftover, or
+                             * a completion that saw our reference */
     fut_free(f);
 }
 
@@ -514,7 +532,8 @@ static void complete(fut *f, int status, int cause)
         weft__futex_wake(&f->state, INT_MAX);
     if (old & ST_WAITERS)
         notify_waiters(f);
-    result_maybe_drop(f, weft__load_seqcst(&f->refs));
+    if (weft__load_seqcst(&f->refs) < FUT_READER_REF)
+        result_maybe_drop(f);
 }
 
 /* ---- running ---- */
@@ -550,11 +569,11 @@ static long failed_dep(fut *f)
  * (may be NULL) counts the calls for weft_future_attempts. Shared by
  * futures and graph nodes. */
 int weft__call_retrying(weft_job *job, weft_fn fn, void *arg,
-                        unsigned max_retries, _Atomic uint16_t *attempts)
+                        unsigned max_retries, _Atomic uint32_t *attempts)
 {
     for (job->attempt = 0;; job->attempt++) {
         if (attempts)
-            weft__store_relaxed(attempts, (uint16_t)(job->attempt + 1));
+            weft__store_relaxed(attempts, (uint32_t)job->attempt + 1);
         int st = fn(job, arg);
         if (st == 0 || weft_job_cancelled(job) ||
             (unsigned)job->attempt >= max_retries)
@@ -793,18 +812,31 @@ int weft__fut_external(weft_runtime *rt, const char *name, fut **out,
     return 0;
 }
 
-void weft__fut_complete_external(fut *f, int status, int cause,
-                                 void *result, void (*dtor)(void *))
+bool weft__fut_claim_external(fut *f)
 {
     uint32_t s = weft__load_acquire(&f->state);
     while ((s & PH_MASK) == PH_WAITING)
-        if (weft__cas_acqrel(&f->state, &s, (s & ~PH_MASK) | PH_RUNNING)) {
-            f->result = result;
-            f->dtor = dtor;
-            complete(f, status, cause);
-            weft__fut_unref(f, FUT_QUEUE_REF);
-            return;
-        }
+        if (weft__cas_acqrel(&f->state, &s, (s & ~PH_MASK) | PH_RUNNING))
+            return true;
+    return false; /* a canceller claimed it */
+}
+
+void weft__fut_finish_external(fut *f, int status, int cause, void *result,
+                               void (*dtor)(void *))
+{
+    f->result = result;
+    f->dtor = dtor;
+    complete(f, status, cause);
+    weft__fut_unref(f, FUT_QUEUE_REF);
+}
+
+void weft__fut_complete_external(fut *f, int status, int cause,
+                                 void *result, void (*dtor)(void *))
+{
+    if (weft__fut_claim_external(f)) {
+        weft__fut_finish_external(f, status, cause, result, dtor);
+        return;
+    }
     if (result && dtor) /* cancelled by its owner: nobody will read it */
         dtor(result);
     weft__fut_unref(f, FUT_QUEUE_REF);
@@ -1058,7 +1090,7 @@ int weft_future_cause(const weft_future *h)
 int weft_future_attempts(const weft_future *h)
 {
     fut *f = fut_of(h);
-    return f ? weft__load_relaxed(&f->attempts) : -EINVAL;
+    return f ? (int)weft__load_relaxed(&f->attempts) : -EINVAL;
 }
 
 const char *weft_future_name(const weft_future *h)

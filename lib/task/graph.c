@@ -433,6 +433,23 @@ static bool run_cancelled(const grun *run)
     return run->all && weft__fut_cancelled(run->all);
 }
 
+/* An output's node claims its future before it starts, as a worker
+ * claims a queued future: a cancel before this (weft_future_cancel
+ * returned 0) means the node never runs and its dependants fail; one
+ * after it returns -EINPROGRESS and the running node sees it. Without
+ * the claim the node would run anyway and hand its result to a future
+ * that refuses it while its dependants still read it. */
+static bool claim_output(rnode *r)
+{
+    if (!r->out || weft__fut_claim_external(r->out))
+        return true;
+    /* The canceller completed it with no result; neither the completer's
+     * reference nor the run's (kept for readers of a result) is needed. */
+    weft__fut_unref(r->out, FUT_READER_REF + FUT_QUEUE_REF);
+    r->out = NULL;
+    return false;
+}
+
 static int call_node(rnode *r)
 {
     const gnode *gn = gnode_of(r);
@@ -441,13 +458,17 @@ static int call_node(rnode *r)
     return weft__call_retrying(&job, gn->fn, gn->arg, gn->max_retries, NULL);
 }
 
-/* Status of a node: its dependencies' failure, a cancelled run, or what
- * its function returns. */
+/* Status of a node: its output cancelled, its dependencies' failure, a
+ * cancelled run, or what its function returns. */
 static void exec_node(rnode *r)
 {
     const gnode *gn = gnode_of(r);
     const gdep *d = deps_of(r);
     r->status = r->cause = 0;
+    if (!claim_output(r)) {
+        r->status = r->cause = -ECANCELED;
+        return;
+    }
     if (!(gn->flags & WEFT_RUN_ANYWAY))
         for (uint32_t k = 0; k < gn->ndeps; k++) {
             const rnode *dr = &r->run->nodes[d[k].id];
@@ -504,9 +525,9 @@ static void rnode_run(weft__job *j)
             atomic_compare_exchange_strong_explicit(&run->first_fail, &zero,
                 r->status, memory_order_relaxed, memory_order_relaxed);
         }
-        if (r->out) /* the run keeps a reference until run_end */
-            weft__fut_complete_external(r->out, r->status, r->cause,
-                                        r->result, r->dtor);
+        if (r->out) /* claimed; the run keeps a reference until run_end */
+            weft__fut_finish_external(r->out, r->status, r->cause,
+                                      r->result, r->dtor);
         next = NULL;
         for (uint32_t k = g->succ_off[r->id]; k < g->succ_off[r->id + 1];
              k++) {
@@ -564,11 +585,17 @@ static int select_nodes(grun *run, const char *const *outputs, size_t nout)
             run->nodes[v].job.run = rnode_run;
         needed = g->n;
     } else {
-        uint32_t *stack = weft__malloc(((size_t)g->n + 1) * sizeof *stack);
+        /* the DFS stack, then one byte per node: named as an output */
+        size_t words = (size_t)g->n + 1;
+        uint32_t *stack = weft__malloc(words * sizeof *stack + g->n);
         if (!stack)
             return -ENOMEM;
+        uint8_t *named = (uint8_t *)(stack + words);
+        memset(named, 0, g->n);
         for (size_t i = 0; i < nout; i++) {
             int id = outputs[i] ? find_id(g, outputs[i]) : -EINVAL;
+            if (id >= 0 && named[id]++)
+                id = -EINVAL; /* the same output twice, outs or not */
             if (id < 0) {
                 weft__free(stack);
                 return id;
@@ -611,8 +638,6 @@ static int make_outputs(grun *run, const char *const *outputs, size_t nout,
 {
     for (size_t i = 0; outs && i < nout; i++) {
         rnode *r = &run->nodes[find_id(run->g, outputs[i])];
-        if (r->out)
-            return -EINVAL; /* the same output twice */
         int rc = weft__fut_external(run->rt, run->g->nodes[r->id].name,
                                     &r->out, &outs[i]);
         if (rc)
@@ -699,7 +724,9 @@ int weft__graph_job_dep(const weft_job *job, size_t i, void **value)
 
 int weft__graph_job_cancelled(const weft_job *job)
 {
-    return run_cancelled(job->run);
+    const rnode *r = job_node(job);
+    return run_cancelled(job->run) ||
+           (r->out && weft__fut_cancelled(r->out));
 }
 
 size_t weft__graph_job_ndeps(const weft_job *job)

@@ -806,6 +806,62 @@ static void test_pool(void **s)
     assert_int_equal(weft_runtime_destroy(&rt), 0);
 }
 
+/* A pool routes around its dead members: with max_restarts 0, a member
+ * that fails a message dies; every later send goes to a live member
+ * (before, about half were refused: the dead member's empty mailbox won
+ * the picks) and the pool is alive while any member is. Once all died,
+ * sends are refused and the pool is not alive. */
+static _Atomic long mortal_handled;
+
+static int mortal_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)st;
+    if (n == 1 && *(const char *)msg == 'x')
+        return -EIO;
+    atomic_fetch_add(&mortal_handled, 1);
+    return 0;
+}
+
+static const weft_actor_class MORTAL = {.name = "mortal",
+                                        .receive = mortal_recv};
+
+static void test_pool_dead_members(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    atomic_store(&mortal_handled, 0);
+    weft_actor_opts o = weft_actor_opts_default();
+    o.max_restarts = 0;
+    weft_actor *p = NULL;
+    assert_int_equal(weft_actor_pool_spawn(rt, &MORTAL, NULL, 4, &o, &p), 0);
+    for (int dead = 1; dead <= 4; dead++) {
+        weft_future *f;
+        /* goes to a live member, which dies before the reply completes */
+        assert_int_equal(weft_ask(p, "x", 1, 0, &f), 0);
+        assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), -EIO);
+        weft_future_release(f);
+        assert_int_equal(weft_actor_restarts(p), dead);
+        if (dead == 4)
+            break;
+        assert_int_equal(weft_actor_alive(p), 1);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(weft_send(p, "m", 1, 0), 0);
+    }
+    assert_int_equal(weft_actor_alive(p), 0);
+    assert_int_equal(weft_send(p, "m", 1, 0), WEFT_ACTOR_DEAD);
+    weft_future *f = NULL;
+    assert_int_equal(weft_ask(p, "m", 1, 0, &f), WEFT_ACTOR_DEAD);
+    assert_null(f);
+    /* stopping a dead pool: done gets nothing, as for one actor */
+    assert_int_equal(weft_actor_stop(p, WEFT_STOP_GRACEFUL, &f),
+                     WEFT_ACTOR_DEAD);
+    assert_null(f);
+    weft_actor_release(p);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    assert_int_equal(atomic_load(&mortal_handled), 300);
+}
+
 /* --- actors asking actors; stopping oneself ---------------------------- */
 
 /* "go": ask the actor in state for "inits"-style data and wait for it
@@ -898,6 +954,53 @@ static void test_destroy_alive(void **s)
     assert_true(atomic_load(&slow_handled) >= 400); /* a[1]'s may drop */
 }
 
+/* An actor alive at destroy whose fini releases a future (an ask it made
+ * and kept in its state): destroy runs fini before it frees the futures
+ * (before, their slots were already unmapped: ASan use after free). */
+static weft_actor *keep_peer;
+static _Atomic int keep_release_rc = 1;
+
+static int keep_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)msg, (void)n;
+    weft_future **f = st;
+    return *f ? 0 : weft_ask(keep_peer, "q", 1, 0, f);
+}
+
+static void keep_fini(void *st)
+{
+    weft_future **f = st;
+    atomic_store(&keep_release_rc, *f ? weft_future_release(*f) : -1);
+}
+
+static int peer_recv(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)st, (void)msg, (void)n;
+    return weft_actor_reply(cx, NULL, NULL);
+}
+
+static const weft_actor_class KEEP = {.name = "keep",
+    .state_size = sizeof(weft_future *), .receive = keep_recv,
+    .fini = keep_fini};
+static const weft_actor_class PEER = {.name = "peer", .receive = peer_recv};
+
+static void test_destroy_fini_releases(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_actor *k;
+    assert_int_equal(weft_actor_spawn(rt, &PEER, NULL, NULL, &keep_peer), 0);
+    assert_int_equal(weft_actor_spawn(rt, &KEEP, NULL, NULL, &k), 0);
+    weft_future *f;
+    assert_int_equal(weft_ask(k, "go", 2, 0, &f), 0);
+    assert_int_equal(weft_future_get(f, LONG_WAIT, NULL), 0);
+    weft_future_release(f);
+    atomic_store(&keep_release_rc, 1);
+    assert_int_equal(weft_runtime_destroy(&rt), 0); /* both alive */
+    assert_int_equal(atomic_load(&keep_release_rc), 0);
+}
+
 /* --- bad arguments ------------------------------------------------------- */
 
 static void test_bad_args(void **s)
@@ -921,6 +1024,16 @@ static void test_bad_args(void **s)
     o = weft_actor_opts_default();
     o.track_backlog = 2;
     assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, &o, &a), -EINVAL);
+    /* a state whose size wraps the allocation's: refused by both spawns
+     * (the pool's overflowed a small block before) */
+    weft_actor_class huge = ORDER;
+    huge.state_size = SIZE_MAX - 63;
+    assert_int_equal(weft_actor_spawn(rt, &huge, NULL, NULL, &a), -EINVAL);
+    assert_int_equal(weft_actor_pool_spawn(rt, &huge, NULL, 2, NULL, &a),
+                     -EINVAL);
+    assert_int_equal(weft_actor_pool_spawn(rt, &noreceive, NULL, 2, NULL,
+                                           &a), -EINVAL);
+    assert_null(a);
     assert_int_equal(weft_actor_spawn(rt, &ORDER, NULL, NULL, &a), 0);
     weft_future *f = NULL;
     assert_int_equal(weft_send(NULL, "x", 1, 0), -EINVAL);
@@ -957,8 +1070,10 @@ int main(void)
         cmocka_unit_test(test_bounded_self),
         cmocka_unit_test(test_self_send),
         cmocka_unit_test(test_pool),
+        cmocka_unit_test(test_pool_dead_members),
         cmocka_unit_test(test_actor_asks_actor),
         cmocka_unit_test(test_destroy_alive),
+        cmocka_unit_test(test_destroy_fini_releases),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,8 +7,9 @@
  * one that sends to B and then asks B and waits; one that sends to B and
  * then waits (weft_future_get, weft_wait) on a task that only B's handling
  * of those sends can complete, also with B busy on the other worker; a
- * graceful stop of B after sends from the same receive; exact counts of
- * messages sent. Run on 1 and 2 workers. Checked by removing each publish
+ * graceful stop of B after sends from the same receive; sends to an actor
+ * of another runtime, destroyed before the receive returns; exact counts
+ * of messages sent. Run on 1 and 2 workers. Checked by removing each publish
  * (before an ask or stop, at the receive's end, before a wait) and by
  * reordering a chain: each makes a test here fail. Where B's activation runs
  * nested on the waiting thread, its end publishes the thread's chain too, so
@@ -601,6 +602,64 @@ static void test_send_then_wait(void **s)
     send_then_wait(p->workers, p->op);
 }
 
+/* A receive's sends to an actor of another runtime are not held: that
+ * runtime may be destroyed before the receive returns, and its destroy
+ * frees the target. X (on rt1) sends three to Y (on rt2) and, before it
+ * returns, rt2 is destroyed: destroy must find all three queued and let
+ * Y handle them (before, two were held: lost, then published into the
+ * freed Y when the receive returned). */
+static weft_actor *xrt_y;
+static _Atomic int xrt_handled, xrt_sent, xrt_gone;
+
+static int xrt_count(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)st, (void)msg, (void)n;
+    atomic_fetch_add(&xrt_handled, 1);
+    return 0;
+}
+
+static int xrt_send(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)st, (void)msg, (void)n;
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++)
+        rc = weft_send(xrt_y, "m", 1, 0);
+    atomic_store(&xrt_sent, rc ? -1 : 1);
+    int64_t end = now_ns() + 60000 * MS;
+    while (!atomic_load(&xrt_gone) && now_ns() < end)
+        sched_yield(); /* no weft call: it would publish */
+    return 0;
+}
+
+static const weft_actor_class XRT_Y = {.name = "y", .receive = xrt_count};
+static const weft_actor_class XRT_X = {.name = "x", .receive = xrt_send};
+
+static void test_other_runtime(void **s)
+{
+    (void)s;
+    weft_runtime *rt1 = test_runtime(1, NULL), *rt2 = test_runtime(1, NULL);
+    assert_non_null(rt1);
+    assert_non_null(rt2);
+    weft_actor *x;
+    atomic_store(&xrt_handled, 0);
+    atomic_store(&xrt_sent, 0);
+    atomic_store(&xrt_gone, 0);
+    assert_int_equal(weft_actor_spawn(rt2, &XRT_Y, NULL, NULL, &xrt_y), 0);
+    assert_int_equal(weft_actor_spawn(rt1, &XRT_X, NULL, NULL, &x), 0);
+    assert_int_equal(weft_send(x, "go", 2, 0), 0);
+    int64_t end = now_ns() + 60000 * MS;
+    while (!atomic_load(&xrt_sent) && now_ns() < end)
+        sched_yield();
+    assert_int_equal(atomic_load(&xrt_sent), 1);
+    assert_int_equal(weft_runtime_destroy(&rt2), 0); /* frees Y */
+    int handled = atomic_load(&xrt_handled);
+    atomic_store(&xrt_gone, 1);
+    weft_actor_stop(x, WEFT_STOP_GRACEFUL, NULL);
+    weft_actor_release(x);
+    assert_int_equal(weft_runtime_destroy(&rt1), 0);
+    assert_int_equal(handled, 3);
+}
+
 #define PARAM_TEST(name, fn, p) {name, fn, NULL, NULL, (void *)(p)}
 
 int main(void)
@@ -620,6 +679,7 @@ int main(void)
         PARAM_TEST("send_then_wait_2", test_send_then_wait, &wait2),
         cmocka_unit_test(test_send_then_get_busy),
         cmocka_unit_test(test_stop_after_sends),
+        cmocka_unit_test(test_other_runtime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
