@@ -400,8 +400,8 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
         return -EINVAL;
     char path[PATH_MAX_LEN];
     seg_path(path, id);
-    void *m;
-    size_t size;
+    void *m = MAP_FAILED;
+    size_t size = 0;
     int rc = seg_map(path, &m, &size);
     if (rc)
         return rc;
