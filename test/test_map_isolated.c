@@ -205,6 +205,43 @@ static void test_iso_ctx_too_big(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* Stride 0 gives an item no size, so isolated mode (which copies items)
+ * refuses it for an input or output it has, before anything runs: it used
+ * to ask the store for an empty object, whose data is the next block's
+ * header, read heap metadata as input and let the children write over
+ * it, so later isolated maps failed, even after a reset. Strides past the
+ * store are -E2BIG (their sum must not wrap to a small size). */
+static void test_iso_stride0(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t n = 100;
+    struct iso_in one = { .v = 5 };
+    char *out = iso_outputs(n);
+    struct iso_out same;
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep;
+    assert_int_equal(weft_map(rt, n, &one, 0, out, ISO_OUT_STRIDE, sq_item,
+                              NULL, &opts, &rep), -EINVAL);
+    assert_int_equal(weft_map(rt, n, NULL, 0, &same, 0, sq_item, NULL, &opts,
+                              &rep), -EINVAL);
+    assert_int_equal(weft_map(rt, n, &one, 0, &same, 0, sq_item, NULL, &opts,
+                              &rep), -EINVAL);
+    size_t huge = SIZE_MAX / 2 + 1; /* two of them sum to 0 */
+    assert_int_equal(weft_map(rt, n, &one, huge, out, huge, sq_item, NULL,
+                              &opts, &rep), -E2BIG);
+    assert_int_equal(weft_map_isolated_reset(rt), 0);
+    for (int k = 0; k < 2; k++)
+        iso_results_case(rt, n, k);
+    /* no input and no output: strides do not matter */
+    assert_int_equal(weft_map(rt, n, NULL, 0, NULL, 0, sq_item, NULL, &opts,
+                              &rep), 0);
+    report_expect_clean(&rep, n, "isolated, no input, no output");
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
 /* Progress in isolated mode comes from the calling thread: calls never
  * overlap, done never goes back, and the last call reports every item. */
 struct iso_prog {
@@ -893,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_iso_results),
         cmocka_unit_test(test_iso_ctx_copy),
         cmocka_unit_test(test_iso_ctx_too_big),
+        cmocka_unit_test(test_iso_stride0),
         cmocka_unit_test(test_iso_progress),
         cmocka_unit_test(test_iso_deliver),
         cmocka_unit_test(test_iso_reuse),

@@ -136,6 +136,7 @@ typedef struct iso_call {
     weft_store_id ctx_id, in_id, out_id;
     weft_store_obj ctx_ref, in_ref;
     unsigned char *out; /* the window's outputs (parent's mapping) */
+    uint64_t out_off;   /* ... and their offset in the segment */
     uint64_t *ok_mask; /* delivery: the window's items that succeeded */
 } iso_call;
 
@@ -558,9 +559,7 @@ static void send_chunk(iso_call *k, int slot, const iso_range *r)
     c->in_id = k->in_id;
     c->out_obj = k->out_made;
     c->out_size = window_out_bytes(k);
-    c->out_off = 0;
-    if (k->out_made)
-        weft__store_off(k->p->st, k->out, c->out_size, &c->out_off);
+    c->out_off = k->out_off;
     c->in_stride = m->in_stride;
     c->out_stride = m->out_stride;
     c->base = k->win_lo;
@@ -784,14 +783,25 @@ static int obj_seal_get(weft_store *st, const weft_store_id *id,
     return rc;
 }
 
+/* A new object of this call or window. Never empty: a map's objects
+ * hold items (strides are not 0 here, see weft_map), and an empty one
+ * would have no room of its own for a child to read or write. */
+static int obj_create(iso_call *k, int kind, size_t size, weft_store_id *id,
+                      void **data)
+{
+    obj_id(k, kind, id);
+    if (!size)
+        return -EPROTO;
+    return weft_store_create(k->p->st, id, size, 0, data);
+}
+
 /* A sealed copy of src[0..size) as the object kind of this call or
  * window, held through *ref (obj_seal_get). */
 static int obj_put_held(iso_call *k, int kind, const void *src, size_t size,
                         weft_store_id *id, weft_store_obj *ref)
 {
     void *data;
-    obj_id(k, kind, id);
-    int rc = weft_store_create(k->p->st, id, size, 0, &data);
+    int rc = obj_create(k, kind, size, id, &data);
     if (rc)
         return rc;
     memcpy(data, src, size);
@@ -812,12 +822,15 @@ static int window_out_object(iso_call *k)
     map_run *m = k->m;
     size_t out = window_out_bytes(k);
     void *data;
-    obj_id(k, OBJ_OUT, &k->out_id);
-    int rc = weft_store_create(k->p->st, &k->out_id, out, 0, &data);
+    int rc = obj_create(k, OBJ_OUT, out, &k->out_id, &data);
     if (rc)
         return rc;
     k->out = data;
     k->out_made = true;
+    /* the children find the object by this offset: without it they would
+     * write wherever offset 0 is */
+    if ((rc = weft__store_off(k->p->st, data, out, &k->out_off)))
+        return rc;
     /* the caller's outputs, so items that do not run keep what they had */
     if (m->out)
         memcpy(k->out, m->out + k->win_lo * m->out_stride, out);
@@ -920,8 +933,11 @@ static int call_sizes(iso_call *k)
     int rc = weft_store_stats_get(k->p->st, &ss);
     if (rc)
         return rc;
-    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
     uint64_t cap = ss.capacity;
+    /* each stride alone first: their sum must not wrap */
+    if (m->in_stride > cap || m->out_stride > cap)
+        return -E2BIG;
+    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
     if (m->o.ctx_size > WINDOW_MAX || m->o.ctx_size > cap / 2 ||
         per > cap / 4 * 3 - m->o.ctx_size)
         return -E2BIG;

@@ -761,6 +761,11 @@ int weft_map(weft_runtime *rt, size_t n, const void *in, size_t in_stride,
         return rc;
     if (m.o.deliver && !out_stride)
         return -EINVAL;
+    /* an isolated item's input and output are copied, and with stride 0
+     * nothing says how many bytes an item has */
+    if ((m.o.flags & WEFT_MAP_ISOLATED) &&
+        ((in && !in_stride) || (out && !out_stride)))
+        return -EINVAL;
     m.batch = batch_map;
     m.map_fn = fn;
     m.ctx = ctx;
