@@ -850,6 +850,98 @@ static void test_iso_reset_busy(void **s)
     hits_free(&w.h);
 }
 
+/* --- destroy while an isolated map runs ------------------------------------ */
+
+/* Shared with the children: item 0 says it started, then holds the map
+ * until the test releases it. */
+struct held {
+    _Atomic int started, release;
+};
+
+static int held_item(size_t i, void *ctx)
+{
+    struct held *h = ctx;
+    if (i != 0)
+        return 0;
+    atomic_store(&h->started, 1);
+    int64_t end = now_ns() + LONG_WAIT;
+    while (!atomic_load(&h->release) && now_ns() < end)
+        sleep_ns(MS);
+    return atomic_load(&h->release) ? 0 : -ETIMEDOUT;
+}
+
+struct held_map { weft_runtime *rt; struct held *h; int rc; size_t done; };
+
+static void *held_map_run(void *a)
+{
+    struct held_map *b = a;
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep = report_poisoned();
+    b->rc = weft_for(b->rt, 0, 2, held_item, b->h, &opts, &rep);
+    b->done = rep.done;
+    return NULL;
+}
+
+static int noop_root(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Waits until destroy began (weft_run refuses), then checks that an
+ * isolated map is refused too, and releases the held map. rt stays valid
+ * meanwhile: the held map keeps destroy waiting. */
+struct releaser { weft_runtime *rt; struct held *h; int run_rc, iso_rc; };
+
+static void *releaser_run(void *a)
+{
+    struct releaser *r = a;
+    int64_t end = now_ns() + LONG_WAIT;
+    while ((r->run_rc = weft_run(r->rt, noop_root, NULL)) == 0 &&
+           now_ns() < end)
+        sleep_ns(MS);
+    if (r->run_rc == -ESHUTDOWN) {
+        weft_map_opts opts = iso_opts(2, 0);
+        weft_map_report rep = report_poisoned();
+        r->iso_rc = weft_for(r->rt, 0, 2, held_item, r->h, &opts, &rep);
+        if (rep.skipped != 2 || rep.first_index != SIZE_MAX)
+            r->iso_rc = -EPROTO; /* the report was not filled in */
+    }
+    atomic_store(&r->h->release, 1);
+    return NULL;
+}
+
+/* weft_runtime_destroy waits for an isolated map in flight, as for any
+ * other call, and refuses new ones with -ESHUTDOWN. It used not to count
+ * them: destroy stopped the processes under the map (which reported its
+ * items as crashed), both reaped the same process, and destroy could hang
+ * in waitpid. */
+static void test_iso_destroy_waits(void **s)
+{
+    (void)s;
+    struct held *h = shared_alloc(sizeof *h);
+    assert_non_null(h);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    struct held_map b = { rt, h, -1, 0 };
+    struct releaser r = { rt, h, -1, -1 };
+    pthread_t tb, tr;
+    assert_int_equal(pthread_create(&tb, NULL, held_map_run, &b), 0);
+    int64_t end = now_ns() + LONG_WAIT;
+    while (!atomic_load(&h->started) && now_ns() < end)
+        sleep_ns(MS);
+    assert_true(atomic_load(&h->started));
+    assert_int_equal(pthread_create(&tr, NULL, releaser_run, &r), 0);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    pthread_join(tr, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(r.run_rc, -ESHUTDOWN);
+    assert_int_equal(r.iso_rc, -ESHUTDOWN);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(b.done, 2);
+    shared_free(h, sizeof *h);
+}
+
 struct iso_caller { weft_runtime *rt; int64_t add; int bad; };
 
 static int add_item(size_t i, const void *in, void *out, void *ctx)
@@ -942,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_iso_for),
         cmocka_unit_test(test_iso_cancel),
         cmocka_unit_test(test_iso_reset_busy),
+        cmocka_unit_test(test_iso_destroy_waits),
         cmocka_unit_test(test_iso_threads),
         cmocka_unit_test(test_iso_from_worker),
     };

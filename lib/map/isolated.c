@@ -996,24 +996,29 @@ static int pool_store(iso_pool *p, weft_runtime *rt)
     return 0;
 }
 
-int weft__map_isolated(map_run *m, weft_map_report *rep)
+/* The call, under the pool's lock: one isolated map at a time. */
+static int call_run(iso_call *k)
 {
-    iso_pool *p = pool_get(m->rt);
-    if (!p)
-        return -ENOMEM;
-    iso_call k = {.m = m, .p = p};
-    m->iso = &k;
+    iso_pool *p = k->p;
     pthread_mutex_lock(&p->lock);
-    int rc = pool_store(p, m->rt);
+    int rc = pool_store(p, k->m->rt);
     if (rc == 0)
-        rc = call_setup(&k);
+        rc = call_setup(k);
     if (rc == 0)
-        rc = run_windows(&k);
+        rc = run_windows(k);
     /* a child stopped mid-chunk by the stop flag must not keep it set for
      * the next call */
     weft__store_relaxed(&p->sh->stop, 0);
-    call_free(&k);
+    call_free(k);
     pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int weft__map_isolated(map_run *m, weft_map_report *rep)
+{
+    iso_call k = {.m = m, .p = pool_get(m->rt)};
+    m->iso = &k;
+    int rc = k.p ? call_run(&k) : -ENOMEM;
     weft__add_relaxed(&m->rt->map_items, k.ok + k.failed);
     weft_map_report local;
     rep = rep ? rep : &local;

@@ -715,12 +715,23 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
 
 /* ---- the public calls ------------------------------------------------ */
 
+/* The call holds rt like every other entry from outside (weft_run does it
+ * for the pool): destroy waits for it, and refuses it once begun, instead
+ * of stopping the processes under it. */
 static int isolated_go(map_run *m, weft_map_report *rep)
 {
+    int rc = weft__enter(m->rt);
+    if (rc) {
+        if (rep)
+            *rep = (weft_map_report){.skipped = m->end - m->begin,
+                                     .first_index = SIZE_MAX};
+        return rc;
+    }
     pthread_mutex_init(&m->lock, NULL);
     m->t_start = weft__now_ns();
-    int rc = weft__map_isolated(m, rep);
+    rc = weft__map_isolated(m, rep);
     pthread_mutex_destroy(&m->lock);
+    weft__leave(m->rt);
     return rc;
 }
 
