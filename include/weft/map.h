@@ -108,10 +108,15 @@ typedef struct weft_map_progress {
 /* Called with each item's result as soon as its batch is done, in
  * completion order (joblib's return_as="generator_unordered"). Calls never
  * overlap: weft makes them one at a time from worker threads (in isolated
- * mode: from the calling thread, window by window). result
- * points at the item's output (in the map's output array, or, when the map
- * has none, in a scratch buffer valid only during the call). Items that
- * failed are not delivered: they are in the report. */
+ * mode: from the calling thread, window by window). No worker waits for
+ * them: batches that finish while a call runs are queued for the thread
+ * making the calls (with a copy of their results when the map has no
+ * output array, so a callback much slower than the items lets that queue
+ * grow), and the callback may call into weft, a nested map on the same
+ * runtime included. result points at the item's output (in the map's
+ * output array, or, when the map has none, in a scratch buffer valid only
+ * during the call). Items that failed are not delivered: they are in the
+ * report (as are items whose queued copy found no memory: -ENOMEM). */
 typedef void (*weft_map_deliver_fn)(size_t index, void *result, void *ctx);
 
 typedef struct weft_map_opts {
