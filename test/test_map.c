@@ -1508,6 +1508,14 @@ static void bad_deliver_opts(weft_runtime *rt)
                               NULL), -EINVAL);
     assert_int_equal(weft_map(rt, 16, NULL, 0, out, 0, ran_map, NULL, &o,
                               NULL), -EINVAL);
+    /* scratch of 256 results of 2^56 bytes: no such memory (the size
+     * used to wrap to 0, and the item wrote past a malloc(0)) */
+    weft_map_report rep = report_poisoned();
+    int before = atomic_load(&g_ran);
+    assert_int_equal(weft_map(rt, 1, NULL, 0, NULL, (size_t)1 << 56, ran_map,
+                              NULL, &o, &rep), -ENOMEM);
+    assert_int_equal(atomic_load(&g_ran), before);
+    assert_int_equal(rep.skipped, 1);
 }
 
 static void bad_range_args(weft_runtime *rt)

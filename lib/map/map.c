@@ -655,6 +655,10 @@ static size_t batch_cap(const map_run *m)
 static int alloc_slots(map_run *m)
 {
     size_t n = (size_t)m->nslots, accs = acc_stride(m);
+    /* a batch's scratch: DELIVER_MAX * out_stride must not wrap (to a
+     * small buffer that items would then overrun) */
+    if (m->o.deliver && !m->out && m->out_stride > SIZE_MAX / DELIVER_MAX)
+        return -ENOMEM;
     m->slots = weft__aligned_alloc(WEFT__CACHELINE, n * sizeof *m->slots);
     if (!m->slots)
         return -ENOMEM;
