@@ -16,6 +16,7 @@
  * is exempt from UBSan's null check, so a crash still ends the child with
  * its signal; time limits are longer there (hang_limit_ms()). */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -440,6 +441,31 @@ static void test_iso_reuse(void **s)
     iso_run_pids(rt, &g_snap, 8, later, &nlater, "after two resets");
     weft_runtime_destroy(&rt);
     expect_gone(later, nlater, "after destroy");
+}
+
+/* The worker processes keep none of the caller's descriptors but stdin,
+ * stdout and stderr: a pipe whose only write end the caller closes is at
+ * EOF at once, not when the processes end (at reset or destroy). */
+static void test_iso_fds_closed(void **s)
+{
+    (void)s;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep;
+    assert_int_equal(weft_map(rt, 8, NULL, 0, NULL, 0, sq_item, NULL, &opts,
+                              &rep), 0);
+    close(pfd[1]);
+    struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_true(p.revents & POLLHUP);
+    /* the processes still work */
+    assert_int_equal(weft_map(rt, 8, NULL, 0, NULL, 0, sq_item, NULL, &opts,
+                              &rep), 0);
+    close(pfd[0]);
+    weft_runtime_destroy(&rt);
 }
 
 /* --- crashes, hangs, errors ----------------------------------------------- */
@@ -1026,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_iso_progress),
         cmocka_unit_test(test_iso_deliver),
         cmocka_unit_test(test_iso_reuse),
+        cmocka_unit_test(test_iso_fds_closed),
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),
         cmocka_unit_test(test_iso_timeout_quick_items),

@@ -78,7 +78,9 @@ enum {
      * the first isolated call), ctx is copied there too when ctx_size is
      * set, and any other memory is as it was when the worker processes
      * were forked (the first isolated call on the runtime, or after
-     * weft_map_isolated_reset()). An item may put objects of its own in
+     * weft_map_isolated_reset()). Of the caller's file descriptors they
+     * keep only stdin, stdout and stderr (a pipe's reader sees its EOF
+     * while they live). An item may put objects of its own in
      * the store (weft_map_isolated_store()). The processes are reused
      * across calls. Reduce is not available there. Progress and delivery
      * come from the calling thread, which dispatches the items; results

@@ -292,10 +292,42 @@ static void child_open_store(const iso_pool *p)
     child_store_rc = weft_store_open(p->store_name, &o, &child_store);
 }
 
+static void close_fds(unsigned lo, unsigned hi)
+{
+    if (lo > hi)
+        return;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lo, hi, 0) == 0)
+        return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536; /* a kernel without close_range: good enough */
+    for (unsigned fd = lo; fd <= hi && fd < (unsigned)max; fd++)
+        close((int)fd);
+}
+
+/* Every descriptor the child inherited is the caller's (a pipe's write
+ * end, a socket, a file with a lock on it), and a process that lives
+ * until reset must not keep it open: the other end would wait for an EOF
+ * that never comes. It keeps stdin, stdout, stderr and the eventfd it
+ * reports on; it opens the store itself, afterwards. */
+static void child_close_fds(const iso_pool *p)
+{
+    unsigned ev = (unsigned)p->evfd;
+    if (ev < 3) { /* the caller had closed stdin, stdout or stderr */
+        close_fds(3, ~0u);
+        return;
+    }
+    close_fds(3, ev - 1);
+    close_fds(ev + 1, ~0u);
+}
+
 static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
 {
     iso_ctl *c = &p->sh->ctl[slot];
     child_signals();
+    child_close_fds(p);
     child_open_store(p);
     for (;;) {
         uint32_t seq = weft__load_acquire(&c->cmd_seq);
