@@ -468,6 +468,66 @@ static void test_iso_fds_closed(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* An item of an isolated map that calls weft on the caller's runtime gets
+ * -ENOTSUP at once: the runtime's workers are threads of the caller, not
+ * of the worker process. It used to wait for ever (until timeout_ms, set
+ * here so that the old behaviour fails rather than hangs). */
+static weft_runtime *g_iso_rt;
+
+static int nop_for(size_t i, void *ctx)
+{
+    (void)i, (void)ctx;
+    return 0;
+}
+
+static int nop_root(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int nested_item(size_t i, void *ctx)
+{
+    (void)ctx;
+    weft_map_opts iso = iso_opts(1, 0);
+    if (i % 3 == 0)
+        return weft_for(g_iso_rt, 0, 10, nop_for, NULL, NULL, NULL);
+    if (i % 3 == 1)
+        return weft_run(g_iso_rt, nop_root, NULL) == -ENOTSUP ? -ENOTSUP
+                                                           : -EPROTO;
+    return weft_for(g_iso_rt, 0, 10, nop_for, NULL, &iso, NULL);
+}
+
+static int nested_iso_all(void *arg)
+{
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    weft_map_error errs[6];
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_for(g_iso_rt, 0, 6, nested_item, NULL, &opts, &rep);
+    if (rc != -ENOTSUP || rep.failed != 6 || rep.nerrors != 6)
+        return rc ? rc : -EPROTO;
+    for (size_t k = 0; k < 6; k++)
+        if (errs[k].status != -ENOTSUP)
+            return errs[k].status;
+    return *(int *)arg = 1, 0;
+}
+
+static void test_iso_nested_refused(void **s)
+{
+    (void)s;
+    g_iso_rt = test_runtime(2, NULL);
+    assert_non_null(g_iso_rt);
+    int ok = 0;
+    assert_int_equal(nested_iso_all(&ok), 0); /* from this thread */
+    assert_int_equal(weft_map_isolated_reset(g_iso_rt), 0);
+    assert_int_equal(weft_run(g_iso_rt, nested_iso_all, &ok), 0); /* worker */
+    assert_int_equal(ok, 1);
+    weft_runtime_destroy(&g_iso_rt);
+}
+
 /* --- crashes, hangs, errors ----------------------------------------------- */
 
 /* What item i of a crash test does, and what counts its runs. */
@@ -1053,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_iso_deliver),
         cmocka_unit_test(test_iso_reuse),
         cmocka_unit_test(test_iso_fds_closed),
+        cmocka_unit_test(test_iso_nested_refused),
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),
         cmocka_unit_test(test_iso_timeout_quick_items),

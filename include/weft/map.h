@@ -80,7 +80,9 @@ enum {
      * were forked (the first isolated call on the runtime, or after
      * weft_map_isolated_reset()). Of the caller's file descriptors they
      * keep only stdin, stdout and stderr (a pipe's reader sees its EOF
-     * while they live). An item may put objects of its own in
+     * while they live). The caller's runtimes have no workers there: a
+     * weft call on one from an item returns -ENOTSUP (a runtime the item
+     * makes itself works). An item may put objects of its own in
      * the store (weft_map_isolated_store()). The processes are reused
      * across calls. Reduce is not available there. Progress and delivery
      * come from the calling thread, which dispatches the items; results

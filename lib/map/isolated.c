@@ -326,6 +326,11 @@ static void child_close_fds(const iso_pool *p)
 static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
 {
     iso_ctl *c = &p->sh->ctl[slot];
+    /* not a worker here, whatever thread forked us: weft calls on the
+     * caller's runtimes fail fast (-ENOTSUP) instead of waiting for
+     * workers this process does not have */
+    weft__self = NULL;
+    weft__forked = true;
     child_signals();
     child_close_fds(p);
     child_open_store(p);
