@@ -870,6 +870,35 @@ static int slow_item(size_t i, void *ctx)
     return 0;
 }
 
+/* A failure that stopped the map stays its result when the cancel flag
+ * is set afterwards, as on the pool; the dispatcher used to overwrite it
+ * with -ECANCELED. The flag is the status of the first listed error: it
+ * becomes nonzero exactly when the failure is recorded, so the order is
+ * certain. */
+static int fail_at_3(size_t i, void *ctx)
+{
+    (void)ctx;
+    return i == 3 ? -EIO : 0;
+}
+
+static void test_iso_fail_then_cancel(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[1] = { { 0 } };
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.errors = errs;
+    opts.max_errors = 1;
+    opts.cancel = (const _Atomic int *)&errs[0].status;
+    weft_map_report rep;
+    assert_int_equal(weft_for(rt, 0, 40, fail_at_3, NULL, &opts, &rep),
+                     -EIO);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.first_index, 3);
+    weft_runtime_destroy(&rt);
+}
+
 static void test_iso_cancel(void **s)
 {
     (void)s;
@@ -1121,6 +1150,7 @@ int main(void)
         cmocka_unit_test(test_iso_retries),
         cmocka_unit_test(test_iso_for),
         cmocka_unit_test(test_iso_cancel),
+        cmocka_unit_test(test_iso_fail_then_cancel),
         cmocka_unit_test(test_iso_reset_busy),
         cmocka_unit_test(test_iso_destroy_waits),
         cmocka_unit_test(test_iso_threads),

@@ -738,7 +738,12 @@ static bool cancelled(iso_call *k)
 {
     const _Atomic int *c = k->m->o.cancel;
     if (c && atomic_load_explicit(c, memory_order_relaxed)) {
-        weft__store_relaxed(&k->m->stop, MAPRUN_CANCELLED);
+        /* a failure that stopped the map first stays its reason, as on
+         * the pool (stopped() in map.c); relaxed: only this thread reads
+         * stop in isolated mode */
+        int going = MAPRUN_GOING;
+        atomic_compare_exchange_strong_explicit(&k->m->stop, &going,
+            MAPRUN_CANCELLED, memory_order_relaxed, memory_order_relaxed);
         stop_children(k);
     }
     return k->stopping;
