@@ -687,9 +687,11 @@ static void check_timeouts(iso_call *k, uint64_t now, int *wait_ms)
             kill(q->pid, SIGKILL);
             continue;
         }
-        int ms = (int)((t + limit - now) / 1000000ull) + 1;
-        if (ms < *wait_ms)
-            *wait_ms = ms;
+        /* in 64 bits: a limit past INT_MAX ms must not wrap negative
+         * (poll's "for ever") */
+        uint64_t ms = (t + limit - now) / 1000000ull + 1;
+        if (ms < (uint64_t)*wait_ms)
+            *wait_ms = (int)ms;
     }
 }
 
@@ -761,8 +763,10 @@ static int dispatch(iso_call *k)
             return 0;
         int rc = q->pid ? 0 : proc_start(k->p, s);
         if (rc) {
-            push_range(k, r.lo, r.hi, r.attempt);
-            return any_busy(k) ? 0 : rc;
+            /* the range waits for a live process; with no memory to
+             * keep it, the call fails rather than skip it silently */
+            int lost = push_range(k, r.lo, r.hi, r.attempt);
+            return lost ? lost : any_busy(k) ? 0 : rc;
         }
         send_chunk(k, s, &r);
     }
