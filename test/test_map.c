@@ -512,6 +512,144 @@ static void test_deliver(void **s)
     }
 }
 
+/* A delivery callback that calls into weft: a nested weft_for on the same
+ * runtime, whose worker may run batches of the delivering map meanwhile
+ * (when its join finds them to steal). That used to deadlock, the
+ * callback running under the map's lock, which those batches take (for a
+ * slot, a failure, their own delivery); test_deliver_no_wait below shows
+ * that lock deterministically. Now their results are queued for the
+ * delivering thread: still one call at a time, each item once. */
+struct dn {
+    weft_runtime *rt;
+    struct dl d;
+    struct hits inner;
+    _Atomic int nested_bad;
+};
+
+#define DN_INNER 64 /* items of each nested map */
+
+static int dn_item(size_t i, const void *in, void *out, void *ctx)
+{
+    struct dn *n = ctx;
+    return dl_item(i, in, out, &n->d);
+}
+
+static int dn_inner(size_t j, void *ctx)
+{
+    struct dn *n = ctx;
+    hit(&n->inner, j);
+    spin_us(1);
+    return 0;
+}
+
+static void dn_deliver(size_t i, void *result, void *ctx)
+{
+    struct dn *n = ctx;
+    dl_deliver(i, result, &n->d);
+    if (i % 8)
+        return;
+    /* not inside dl_deliver's window: a queued batch delivered by this
+     * thread right after is not an overlap */
+    weft_map_report rep;
+    size_t lo = (i / 8) * DN_INNER;
+    int rc = weft_for(n->rt, lo, lo + DN_INNER, dn_inner, n, NULL, &rep);
+    if (rc || rep.done != DN_INNER)
+        atomic_fetch_add(&n->nested_bad, 1);
+}
+
+static void test_deliver_nested(void **s)
+{
+    (void)s;
+    size_t n = 4000, stride = 3 * sizeof(uint64_t);
+    weft_runtime *rt = test_runtime(4, NULL);
+    assert_non_null(rt);
+    for (int scratch = 0; scratch < 2; scratch++) {
+        char *out = scratch ? NULL : calloc(n, stride);
+        assert_true(scratch || out);
+        struct dn x = { .rt = rt, .inner = hits_new(n / 8 * DN_INNER) };
+        x.d = (struct dl){ .n = n, .out = out, .stride = stride,
+                           .got = hits_new(n) };
+        weft_map_opts opts = map_opts(0, 0, 0);
+        opts.deliver = dn_deliver;
+        opts.deliver_ctx = &x;
+        weft_map_report rep;
+        int rc = weft_map(rt, n, NULL, 0, out, stride, dn_item, &x, &opts,
+                          &rep);
+        dl_expect(&x.d, rc, &rep, scratch ? "nested in delivery, scratch"
+                                          : "nested in delivery, array");
+        assert_int_equal(atomic_load(&x.nested_bad), 0);
+        hits_expect_once(&x.inner, n / 8 * DN_INNER, "the nested maps");
+        hits_free(&x.inner);
+        hits_free(&x.d.got);
+        free(out);
+    }
+    weft_runtime_destroy(&rt);
+}
+
+/* No worker waits for the delivery callback, and the callback runs under
+ * no lock of the map: while the first call waits (for at most LONG_WAIT)
+ * until another worker has run an item after one of its own failed (so
+ * that worker finished a batch, queued its delivery and recorded a
+ * failure), the map goes on. It used to hold the map's lock across the
+ * callback, which other workers take to deliver or record a failure: the
+ * callback waited in vain. */
+struct dw {
+    struct dl d;
+    _Atomic int first, progressed, timed_out;
+};
+
+static _Thread_local int dw_failed_here; /* a failure on this thread */
+
+static int dw_item(size_t i, const void *in, void *out, void *ctx)
+{
+    struct dw *w = ctx;
+    if (dw_failed_here)
+        atomic_store(&w->progressed, 1);
+    int rc = dl_item(i, in, out, &w->d);
+    dw_failed_here |= rc != 0;
+    return rc;
+}
+
+static void dw_deliver(size_t i, void *result, void *ctx)
+{
+    struct dw *w = ctx;
+    if (!atomic_exchange(&w->first, 1)) {
+        int64_t end = now_ns() + LONG_WAIT;
+        while (!atomic_load(&w->progressed) && now_ns() < end)
+            sleep_ns(100000);
+        atomic_store(&w->timed_out, !atomic_load(&w->progressed));
+    }
+    dl_deliver(i, result, &w->d);
+}
+
+static void test_deliver_no_wait(void **s)
+{
+    (void)s;
+    size_t n = 1000, stride = 3 * sizeof(uint64_t);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    for (int scratch = 0; scratch < 2; scratch++) {
+        char *out = scratch ? NULL : calloc(n, stride);
+        assert_true(scratch || out);
+        struct dw w = { .d = { .n = n, .fail_mod = 2, .out = out,
+                               .stride = stride, .got = hits_new(n) } };
+        weft_map_opts opts = map_opts(0, WEFT_MAP_COLLECT, 1);
+        opts.deliver = dw_deliver;
+        opts.deliver_ctx = &w;
+        weft_map_report rep;
+        int rc = weft_map(rt, n, NULL, 0, out, stride, dw_item, &w, &opts,
+                          &rep);
+        if (atomic_load(&w.timed_out))
+            fail_msg("%s: the map stood still while delivery ran",
+                     scratch ? "scratch" : "array");
+        dl_expect(&w.d, rc, &rep, scratch ? "deliver, no waiting, scratch"
+                                          : "deliver, no waiting, array");
+        hits_free(&w.d.got);
+        free(out);
+    }
+    weft_runtime_destroy(&rt);
+}
+
 /* --- errors --------------------------------------------------------------- */
 
 /* Items listed in a set fail with a status that names them. */
@@ -1370,6 +1508,14 @@ static void bad_deliver_opts(weft_runtime *rt)
                               NULL), -EINVAL);
     assert_int_equal(weft_map(rt, 16, NULL, 0, out, 0, ran_map, NULL, &o,
                               NULL), -EINVAL);
+    /* scratch of 256 results of 2^56 bytes: no such memory (the size
+     * used to wrap to 0, and the item wrote past a malloc(0)) */
+    weft_map_report rep = report_poisoned();
+    int before = atomic_load(&g_ran);
+    assert_int_equal(weft_map(rt, 1, NULL, 0, NULL, (size_t)1 << 56, ran_map,
+                              NULL, &o, &rep), -ENOMEM);
+    assert_int_equal(atomic_load(&g_ran), before);
+    assert_int_equal(rep.skipped, 1);
 }
 
 static void bad_range_args(weft_runtime *rt)
@@ -1608,6 +1754,8 @@ int main(void)
         cmocka_unit_test(test_strides),
         cmocka_unit_test(test_stride_zero),
         cmocka_unit_test(test_deliver),
+        cmocka_unit_test(test_deliver_nested),
+        cmocka_unit_test(test_deliver_no_wait),
         cmocka_unit_test(test_stop_first_serial),
         cmocka_unit_test(test_stop_first_parallel),
         cmocka_unit_test(test_stop_first_many),

@@ -16,6 +16,7 @@
  * is exempt from UBSan's null check, so a crash still ends the child with
  * its signal; time limits are longer there (hang_limit_ms()). */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -201,6 +202,43 @@ static void test_iso_ctx_too_big(void **s)
                               &small, &opts, &rep), 0);
     iso_expect(out, n, 0, 7, "after a refused ctx");
     free(ctx);
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
+/* Stride 0 gives an item no size, so isolated mode (which copies items)
+ * refuses it for an input or output it has, before anything runs: it used
+ * to ask the store for an empty object, whose data is the next block's
+ * header, read heap metadata as input and let the children write over
+ * it, so later isolated maps failed, even after a reset. Strides past the
+ * store are -E2BIG (their sum must not wrap to a small size). */
+static void test_iso_stride0(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t n = 100;
+    struct iso_in one = { .v = 5 };
+    char *out = iso_outputs(n);
+    struct iso_out same;
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep;
+    assert_int_equal(weft_map(rt, n, &one, 0, out, ISO_OUT_STRIDE, sq_item,
+                              NULL, &opts, &rep), -EINVAL);
+    assert_int_equal(weft_map(rt, n, NULL, 0, &same, 0, sq_item, NULL, &opts,
+                              &rep), -EINVAL);
+    assert_int_equal(weft_map(rt, n, &one, 0, &same, 0, sq_item, NULL, &opts,
+                              &rep), -EINVAL);
+    size_t huge = SIZE_MAX / 2 + 1; /* two of them sum to 0 */
+    assert_int_equal(weft_map(rt, n, &one, huge, out, huge, sq_item, NULL,
+                              &opts, &rep), -E2BIG);
+    assert_int_equal(weft_map_isolated_reset(rt), 0);
+    for (int k = 0; k < 2; k++)
+        iso_results_case(rt, n, k);
+    /* no input and no output: strides do not matter */
+    assert_int_equal(weft_map(rt, n, NULL, 0, NULL, 0, sq_item, NULL, &opts,
+                              &rep), 0);
+    report_expect_clean(&rep, n, "isolated, no input, no output");
     free(out);
     weft_runtime_destroy(&rt);
 }
@@ -403,6 +441,91 @@ static void test_iso_reuse(void **s)
     iso_run_pids(rt, &g_snap, 8, later, &nlater, "after two resets");
     weft_runtime_destroy(&rt);
     expect_gone(later, nlater, "after destroy");
+}
+
+/* The worker processes keep none of the caller's descriptors but stdin,
+ * stdout and stderr: a pipe whose only write end the caller closes is at
+ * EOF at once, not when the processes end (at reset or destroy). */
+static void test_iso_fds_closed(void **s)
+{
+    (void)s;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep;
+    assert_int_equal(weft_map(rt, 8, NULL, 0, NULL, 0, sq_item, NULL, &opts,
+                              &rep), 0);
+    close(pfd[1]);
+    struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 0), 1);
+    assert_true(p.revents & POLLHUP);
+    /* the processes still work */
+    assert_int_equal(weft_map(rt, 8, NULL, 0, NULL, 0, sq_item, NULL, &opts,
+                              &rep), 0);
+    close(pfd[0]);
+    weft_runtime_destroy(&rt);
+}
+
+/* An item of an isolated map that calls weft on the caller's runtime gets
+ * -ENOTSUP at once: the runtime's workers are threads of the caller, not
+ * of the worker process. It used to wait for ever (until timeout_ms, set
+ * here so that the old behaviour fails rather than hangs). */
+static weft_runtime *g_iso_rt;
+
+static int nop_for(size_t i, void *ctx)
+{
+    (void)i, (void)ctx;
+    return 0;
+}
+
+static int nop_root(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int nested_item(size_t i, void *ctx)
+{
+    (void)ctx;
+    weft_map_opts iso = iso_opts(1, 0);
+    if (i % 3 == 0)
+        return weft_for(g_iso_rt, 0, 10, nop_for, NULL, NULL, NULL);
+    if (i % 3 == 1)
+        return weft_run(g_iso_rt, nop_root, NULL) == -ENOTSUP ? -ENOTSUP
+                                                           : -EPROTO;
+    return weft_for(g_iso_rt, 0, 10, nop_for, NULL, &iso, NULL);
+}
+
+static int nested_iso_all(void *arg)
+{
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    weft_map_error errs[6];
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_for(g_iso_rt, 0, 6, nested_item, NULL, &opts, &rep);
+    if (rc != -ENOTSUP || rep.failed != 6 || rep.nerrors != 6)
+        return rc ? rc : -EPROTO;
+    for (size_t k = 0; k < 6; k++)
+        if (errs[k].status != -ENOTSUP)
+            return errs[k].status;
+    return *(int *)arg = 1, 0;
+}
+
+static void test_iso_nested_refused(void **s)
+{
+    (void)s;
+    g_iso_rt = test_runtime(2, NULL);
+    assert_non_null(g_iso_rt);
+    int ok = 0;
+    assert_int_equal(nested_iso_all(&ok), 0); /* from this thread */
+    assert_int_equal(weft_map_isolated_reset(g_iso_rt), 0);
+    assert_int_equal(weft_run(g_iso_rt, nested_iso_all, &ok), 0); /* worker */
+    assert_int_equal(ok, 1);
+    weft_runtime_destroy(&g_iso_rt);
 }
 
 /* --- crashes, hangs, errors ----------------------------------------------- */
@@ -747,6 +870,35 @@ static int slow_item(size_t i, void *ctx)
     return 0;
 }
 
+/* A failure that stopped the map stays its result when the cancel flag
+ * is set afterwards, as on the pool; the dispatcher used to overwrite it
+ * with -ECANCELED. The flag is the status of the first listed error: it
+ * becomes nonzero exactly when the failure is recorded, so the order is
+ * certain. */
+static int fail_at_3(size_t i, void *ctx)
+{
+    (void)ctx;
+    return i == 3 ? -EIO : 0;
+}
+
+static void test_iso_fail_then_cancel(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[1] = { { 0 } };
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.errors = errs;
+    opts.max_errors = 1;
+    opts.cancel = (const _Atomic int *)&errs[0].status;
+    weft_map_report rep;
+    assert_int_equal(weft_for(rt, 0, 40, fail_at_3, NULL, &opts, &rep),
+                     -EIO);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.first_index, 3);
+    weft_runtime_destroy(&rt);
+}
+
 static void test_iso_cancel(void **s)
 {
     (void)s;
@@ -811,6 +963,98 @@ static void test_iso_reset_busy(void **s)
     weft_runtime_destroy(&rt);
     shared_free(w.flag, sizeof(int));
     hits_free(&w.h);
+}
+
+/* --- destroy while an isolated map runs ------------------------------------ */
+
+/* Shared with the children: item 0 says it started, then holds the map
+ * until the test releases it. */
+struct held {
+    _Atomic int started, release;
+};
+
+static int held_item(size_t i, void *ctx)
+{
+    struct held *h = ctx;
+    if (i != 0)
+        return 0;
+    atomic_store(&h->started, 1);
+    int64_t end = now_ns() + LONG_WAIT;
+    while (!atomic_load(&h->release) && now_ns() < end)
+        sleep_ns(MS);
+    return atomic_load(&h->release) ? 0 : -ETIMEDOUT;
+}
+
+struct held_map { weft_runtime *rt; struct held *h; int rc; size_t done; };
+
+static void *held_map_run(void *a)
+{
+    struct held_map *b = a;
+    weft_map_opts opts = iso_opts(2, 0);
+    weft_map_report rep = report_poisoned();
+    b->rc = weft_for(b->rt, 0, 2, held_item, b->h, &opts, &rep);
+    b->done = rep.done;
+    return NULL;
+}
+
+static int noop_root(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Waits until destroy began (weft_run refuses), then checks that an
+ * isolated map is refused too, and releases the held map. rt stays valid
+ * meanwhile: the held map keeps destroy waiting. */
+struct releaser { weft_runtime *rt; struct held *h; int run_rc, iso_rc; };
+
+static void *releaser_run(void *a)
+{
+    struct releaser *r = a;
+    int64_t end = now_ns() + LONG_WAIT;
+    while ((r->run_rc = weft_run(r->rt, noop_root, NULL)) == 0 &&
+           now_ns() < end)
+        sleep_ns(MS);
+    if (r->run_rc == -ESHUTDOWN) {
+        weft_map_opts opts = iso_opts(2, 0);
+        weft_map_report rep = report_poisoned();
+        r->iso_rc = weft_for(r->rt, 0, 2, held_item, r->h, &opts, &rep);
+        if (rep.skipped != 2 || rep.first_index != SIZE_MAX)
+            r->iso_rc = -EPROTO; /* the report was not filled in */
+    }
+    atomic_store(&r->h->release, 1);
+    return NULL;
+}
+
+/* weft_runtime_destroy waits for an isolated map in flight, as for any
+ * other call, and refuses new ones with -ESHUTDOWN. It used not to count
+ * them: destroy stopped the processes under the map (which reported its
+ * items as crashed), both reaped the same process, and destroy could hang
+ * in waitpid. */
+static void test_iso_destroy_waits(void **s)
+{
+    (void)s;
+    struct held *h = shared_alloc(sizeof *h);
+    assert_non_null(h);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    struct held_map b = { rt, h, -1, 0 };
+    struct releaser r = { rt, h, -1, -1 };
+    pthread_t tb, tr;
+    assert_int_equal(pthread_create(&tb, NULL, held_map_run, &b), 0);
+    int64_t end = now_ns() + LONG_WAIT;
+    while (!atomic_load(&h->started) && now_ns() < end)
+        sleep_ns(MS);
+    assert_true(atomic_load(&h->started));
+    assert_int_equal(pthread_create(&tr, NULL, releaser_run, &r), 0);
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    pthread_join(tr, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(r.run_rc, -ESHUTDOWN);
+    assert_int_equal(r.iso_rc, -ESHUTDOWN);
+    assert_int_equal(b.rc, 0);
+    assert_int_equal(b.done, 2);
+    shared_free(h, sizeof *h);
 }
 
 struct iso_caller { weft_runtime *rt; int64_t add; int bad; };
@@ -893,9 +1137,12 @@ int main(void)
         cmocka_unit_test(test_iso_results),
         cmocka_unit_test(test_iso_ctx_copy),
         cmocka_unit_test(test_iso_ctx_too_big),
+        cmocka_unit_test(test_iso_stride0),
         cmocka_unit_test(test_iso_progress),
         cmocka_unit_test(test_iso_deliver),
         cmocka_unit_test(test_iso_reuse),
+        cmocka_unit_test(test_iso_fds_closed),
+        cmocka_unit_test(test_iso_nested_refused),
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),
         cmocka_unit_test(test_iso_timeout_quick_items),
@@ -903,7 +1150,9 @@ int main(void)
         cmocka_unit_test(test_iso_retries),
         cmocka_unit_test(test_iso_for),
         cmocka_unit_test(test_iso_cancel),
+        cmocka_unit_test(test_iso_fail_then_cancel),
         cmocka_unit_test(test_iso_reset_busy),
+        cmocka_unit_test(test_iso_destroy_waits),
         cmocka_unit_test(test_iso_threads),
         cmocka_unit_test(test_iso_from_worker),
     };

@@ -78,7 +78,11 @@ enum {
      * the first isolated call), ctx is copied there too when ctx_size is
      * set, and any other memory is as it was when the worker processes
      * were forked (the first isolated call on the runtime, or after
-     * weft_map_isolated_reset()). An item may put objects of its own in
+     * weft_map_isolated_reset()). Of the caller's file descriptors they
+     * keep only stdin, stdout and stderr (a pipe's reader sees its EOF
+     * while they live). The caller's runtimes have no workers there: a
+     * weft call on one from an item returns -ENOTSUP (a runtime the item
+     * makes itself works). An item may put objects of its own in
      * the store (weft_map_isolated_store()). The processes are reused
      * across calls. Reduce is not available there. Progress and delivery
      * come from the calling thread, which dispatches the items; results
@@ -108,10 +112,15 @@ typedef struct weft_map_progress {
 /* Called with each item's result as soon as its batch is done, in
  * completion order (joblib's return_as="generator_unordered"). Calls never
  * overlap: weft makes them one at a time from worker threads (in isolated
- * mode: from the calling thread, window by window). result
- * points at the item's output (in the map's output array, or, when the map
- * has none, in a scratch buffer valid only during the call). Items that
- * failed are not delivered: they are in the report. */
+ * mode: from the calling thread, window by window). No worker waits for
+ * them: batches that finish while a call runs are queued for the thread
+ * making the calls (with a copy of their results when the map has no
+ * output array, so a callback much slower than the items lets that queue
+ * grow), and the callback may call into weft, a nested map on the same
+ * runtime included. result points at the item's output (in the map's
+ * output array, or, when the map has none, in a scratch buffer valid only
+ * during the call). Items that failed are not delivered: they are in the
+ * report (as are items whose queued copy found no memory: -ENOMEM). */
 typedef void (*weft_map_deliver_fn)(size_t index, void *result, void *ctx);
 
 typedef struct weft_map_opts {
@@ -189,12 +198,16 @@ typedef struct weft_map_report {
  * -ECANCELED when *opts->cancel became nonzero; -ENOMEM; -ESHUTDOWN when
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
- * max_errors > 0, deliver set with out_stride 0; in isolated mode, -E2BIG when ctx_size is
- * over 64 MiB or half the runtime's store, or ctx plus one item's input
- * and output over three quarters of it, -ENOSPC when the store (or /dev/shm, as
- * the runtime's store is first opened) has no room for a window's inputs
- * and outputs even after eviction (the store's memory is reserved: never
- * a SIGBUS later), and the errors of weft_runtime_store(). */
+ * max_errors > 0, deliver set with out_stride 0, and in isolated mode
+ * in_stride 0 with in set or out_stride 0 with out set (an item is copied
+ * there, and stride 0 gives no size: pass a shared input as ctx with
+ * ctx_size); in isolated mode, -E2BIG when ctx_size is over 64 MiB or
+ * half the runtime's store, or ctx plus one item's input and output (or
+ * either stride alone) over three quarters of it, -ENOSPC when the store
+ * (or /dev/shm, as the runtime's store is first opened) has no room for a
+ * window's inputs and outputs even after eviction (the store's memory is
+ * reserved: never a SIGBUS later), and the errors of
+ * weft_runtime_store(). */
 WEFT_API int weft_map(weft_runtime *rt, size_t n, const void *in,
                       size_t in_stride, void *out, size_t out_stride,
                       weft_map_fn fn, void *ctx, const weft_map_opts *opts,

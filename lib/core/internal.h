@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <hwloc.h>
 
@@ -241,6 +242,7 @@ struct weft_runtime {
      * this runtime */
     _Atomic int64_t peers;
     uint64_t created_ns;
+    pid_t pid; /* the process that made it, whose threads its workers are */
     struct weft__publisher *publisher; /* NULL unless WEFT_STATS is set */
 
     alignas(WEFT__CACHELINE) _Atomic int stopping; /* destroy has begun */
@@ -354,6 +356,14 @@ WEFT__HIDDEN int weft__ext_make(weft_runtime *rt, int slot,
                                 weft__ext_stats_fn stats_fn, void **out);
 WEFT__HIDDEN int weft__enter(weft_runtime *rt);
 WEFT__HIDDEN void weft__leave(weft_runtime *rt);
+/* Set in a process weft forked (an isolated map's worker, lib/map): the
+ * runtimes it inherited have no workers there, so work handed to one
+ * would wait for ever. weft__enter and weft_run refuse them. */
+extern WEFT__HIDDEN bool weft__forked;
+static inline bool weft__foreign(const weft_runtime *rt)
+{
+    return WEFT_UNLIKELY(weft__forked) && rt->pid != getpid();
+}
 
 /* publish.c */
 typedef struct weft__publisher weft__publisher;

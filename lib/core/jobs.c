@@ -415,8 +415,12 @@ void weft__jobs_quiesce(weft_runtime *rt)
 /* A thread about to add work to rt from outside its tasks: refused once
  * destroy began. Pairs with weft__leave(); destroy waits for every
  * caller in between before it checks the tokens. */
+bool weft__forked;
+
 int weft__enter(weft_runtime *rt)
 {
+    if (weft__foreign(rt))
+        return -ENOTSUP;
     weft__worker *w = weft__self;
     if (w && w->rt == rt)
         return 0; /* tasks may add work while destroy drains them */

@@ -301,6 +301,7 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg)
         return rc;
     }
     rt->created_ns = weft__now_ns();
+    rt->pid = getpid();
     weft__publish_start(rt);
     *out = rt;
     return 0;
@@ -388,6 +389,8 @@ int weft_run(weft_runtime *rt, int (*fn)(void *arg), void *arg)
 {
     if (!rt || !fn)
         return -EINVAL;
+    if (weft__foreign(rt))
+        return -ENOTSUP;
     if (weft__self && weft__self->rt == rt)
         return fn(arg);
     weft__add_seqcst(&rt->inflight, 1);

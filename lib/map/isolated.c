@@ -136,6 +136,7 @@ typedef struct iso_call {
     weft_store_id ctx_id, in_id, out_id;
     weft_store_obj ctx_ref, in_ref;
     unsigned char *out; /* the window's outputs (parent's mapping) */
+    uint64_t out_off;   /* ... and their offset in the segment */
     uint64_t *ok_mask; /* delivery: the window's items that succeeded */
 } iso_call;
 
@@ -291,10 +292,47 @@ static void child_open_store(const iso_pool *p)
     child_store_rc = weft_store_open(p->store_name, &o, &child_store);
 }
 
+static void close_fds(unsigned lo, unsigned hi)
+{
+    if (lo > hi)
+        return;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lo, hi, 0) == 0)
+        return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536; /* a kernel without close_range: good enough */
+    for (unsigned fd = lo; fd <= hi && fd < (unsigned)max; fd++)
+        close((int)fd);
+}
+
+/* Every descriptor the child inherited is the caller's (a pipe's write
+ * end, a socket, a file with a lock on it), and a process that lives
+ * until reset must not keep it open: the other end would wait for an EOF
+ * that never comes. It keeps stdin, stdout, stderr and the eventfd it
+ * reports on; it opens the store itself, afterwards. */
+static void child_close_fds(const iso_pool *p)
+{
+    unsigned ev = (unsigned)p->evfd;
+    if (ev < 3) { /* the caller had closed stdin, stdout or stderr */
+        close_fds(3, ~0u);
+        return;
+    }
+    close_fds(3, ev - 1);
+    close_fds(ev + 1, ~0u);
+}
+
 static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
 {
     iso_ctl *c = &p->sh->ctl[slot];
+    /* not a worker here, whatever thread forked us: weft calls on the
+     * caller's runtimes fail fast (-ENOTSUP) instead of waiting for
+     * workers this process does not have */
+    weft__self = NULL;
+    weft__forked = true;
     child_signals();
+    child_close_fds(p);
     child_open_store(p);
     for (;;) {
         uint32_t seq = weft__load_acquire(&c->cmd_seq);
@@ -558,9 +596,7 @@ static void send_chunk(iso_call *k, int slot, const iso_range *r)
     c->in_id = k->in_id;
     c->out_obj = k->out_made;
     c->out_size = window_out_bytes(k);
-    c->out_off = 0;
-    if (k->out_made)
-        weft__store_off(k->p->st, k->out, c->out_size, &c->out_off);
+    c->out_off = k->out_off;
     c->in_stride = m->in_stride;
     c->out_stride = m->out_stride;
     c->base = k->win_lo;
@@ -651,9 +687,11 @@ static void check_timeouts(iso_call *k, uint64_t now, int *wait_ms)
             kill(q->pid, SIGKILL);
             continue;
         }
-        int ms = (int)((t + limit - now) / 1000000ull) + 1;
-        if (ms < *wait_ms)
-            *wait_ms = ms;
+        /* in 64 bits: a limit past INT_MAX ms must not wrap negative
+         * (poll's "for ever") */
+        uint64_t ms = (t + limit - now) / 1000000ull + 1;
+        if (ms < (uint64_t)*wait_ms)
+            *wait_ms = (int)ms;
     }
 }
 
@@ -702,7 +740,12 @@ static bool cancelled(iso_call *k)
 {
     const _Atomic int *c = k->m->o.cancel;
     if (c && atomic_load_explicit(c, memory_order_relaxed)) {
-        weft__store_relaxed(&k->m->stop, MAPRUN_CANCELLED);
+        /* a failure that stopped the map first stays its reason, as on
+         * the pool (stopped() in map.c); relaxed: only this thread reads
+         * stop in isolated mode */
+        int going = MAPRUN_GOING;
+        atomic_compare_exchange_strong_explicit(&k->m->stop, &going,
+            MAPRUN_CANCELLED, memory_order_relaxed, memory_order_relaxed);
         stop_children(k);
     }
     return k->stopping;
@@ -720,8 +763,10 @@ static int dispatch(iso_call *k)
             return 0;
         int rc = q->pid ? 0 : proc_start(k->p, s);
         if (rc) {
-            push_range(k, r.lo, r.hi, r.attempt);
-            return any_busy(k) ? 0 : rc;
+            /* the range waits for a live process; with no memory to
+             * keep it, the call fails rather than skip it silently */
+            int lost = push_range(k, r.lo, r.hi, r.attempt);
+            return lost ? lost : any_busy(k) ? 0 : rc;
         }
         send_chunk(k, s, &r);
     }
@@ -784,14 +829,25 @@ static int obj_seal_get(weft_store *st, const weft_store_id *id,
     return rc;
 }
 
+/* A new object of this call or window. Never empty: a map's objects
+ * hold items (strides are not 0 here, see weft_map), and an empty one
+ * would have no room of its own for a child to read or write. */
+static int obj_create(iso_call *k, int kind, size_t size, weft_store_id *id,
+                      void **data)
+{
+    obj_id(k, kind, id);
+    if (!size)
+        return -EPROTO;
+    return weft_store_create(k->p->st, id, size, 0, data);
+}
+
 /* A sealed copy of src[0..size) as the object kind of this call or
  * window, held through *ref (obj_seal_get). */
 static int obj_put_held(iso_call *k, int kind, const void *src, size_t size,
                         weft_store_id *id, weft_store_obj *ref)
 {
     void *data;
-    obj_id(k, kind, id);
-    int rc = weft_store_create(k->p->st, id, size, 0, &data);
+    int rc = obj_create(k, kind, size, id, &data);
     if (rc)
         return rc;
     memcpy(data, src, size);
@@ -812,12 +868,15 @@ static int window_out_object(iso_call *k)
     map_run *m = k->m;
     size_t out = window_out_bytes(k);
     void *data;
-    obj_id(k, OBJ_OUT, &k->out_id);
-    int rc = weft_store_create(k->p->st, &k->out_id, out, 0, &data);
+    int rc = obj_create(k, OBJ_OUT, out, &k->out_id, &data);
     if (rc)
         return rc;
     k->out = data;
     k->out_made = true;
+    /* the children find the object by this offset: without it they would
+     * write wherever offset 0 is */
+    if ((rc = weft__store_off(k->p->st, data, out, &k->out_off)))
+        return rc;
     /* the caller's outputs, so items that do not run keep what they had */
     if (m->out)
         memcpy(k->out, m->out + k->win_lo * m->out_stride, out);
@@ -920,8 +979,11 @@ static int call_sizes(iso_call *k)
     int rc = weft_store_stats_get(k->p->st, &ss);
     if (rc)
         return rc;
-    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
     uint64_t cap = ss.capacity;
+    /* each stride alone first: their sum must not wrap */
+    if (m->in_stride > cap || m->out_stride > cap)
+        return -E2BIG;
+    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
     if (m->o.ctx_size > WINDOW_MAX || m->o.ctx_size > cap / 2 ||
         per > cap / 4 * 3 - m->o.ctx_size)
         return -E2BIG;
@@ -980,24 +1042,29 @@ static int pool_store(iso_pool *p, weft_runtime *rt)
     return 0;
 }
 
-int weft__map_isolated(map_run *m, weft_map_report *rep)
+/* The call, under the pool's lock: one isolated map at a time. */
+static int call_run(iso_call *k)
 {
-    iso_pool *p = pool_get(m->rt);
-    if (!p)
-        return -ENOMEM;
-    iso_call k = {.m = m, .p = p};
-    m->iso = &k;
+    iso_pool *p = k->p;
     pthread_mutex_lock(&p->lock);
-    int rc = pool_store(p, m->rt);
+    int rc = pool_store(p, k->m->rt);
     if (rc == 0)
-        rc = call_setup(&k);
+        rc = call_setup(k);
     if (rc == 0)
-        rc = run_windows(&k);
+        rc = run_windows(k);
     /* a child stopped mid-chunk by the stop flag must not keep it set for
      * the next call */
     weft__store_relaxed(&p->sh->stop, 0);
-    call_free(&k);
+    call_free(k);
     pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int weft__map_isolated(map_run *m, weft_map_report *rep)
+{
+    iso_call k = {.m = m, .p = pool_get(m->rt)};
+    m->iso = &k;
+    int rc = k.p ? call_run(&k) : -ENOMEM;
     weft__add_relaxed(&m->rt->map_items, k.ok + k.failed);
     weft_map_report local;
     rep = rep ? rep : &local;

@@ -9,6 +9,8 @@
  * stack; recursion depth is bounded by log2(items / batch) < 64. */
 #include <errno.h>
 #include <limits.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +107,13 @@ static map_slot *slot_get(map_run *m)
         weft__aligned_free(x);
         return NULL;
     }
+    /* delivery without an output array: the results go there */
+    if (m->o.deliver && !m->out &&
+        !(x->scratch = weft__malloc(DELIVER_MAX * m->out_stride))) {
+        weft__aligned_free(x->acc);
+        weft__aligned_free(x);
+        return NULL;
+    }
     pthread_mutex_lock(&m->lock);
     x->next_extra = m->extra;
     m->extra = x;
@@ -161,16 +170,119 @@ static unsigned char *out_slot(map_run *m, map_slot *s, size_t i, size_t lo)
     return NULL;
 }
 
-/* Hand a batch's results to the delivery callback, one call at a time
- * across the map; failed items (bits of mask) are skipped. */
+/* ---- delivery ---------------------------------------------------------
+ *
+ * One thread at a time makes the callback's calls, and no lock is held
+ * while it does: a callback may call into weft, and the nested map's
+ * worker may then run batches of this map (whose delivery would wait for
+ * itself) or need a worker that is waiting to deliver. So a batch that
+ * finishes while another thread (or this one, further up its stack)
+ * delivers is queued, and the delivering thread makes its calls before
+ * it stops, oldest batch first: completion order, never two calls at
+ * once, and no worker ever waits for the callback. */
+
+/* A batch waiting to be delivered. */
+typedef struct map_dlv {
+    struct map_dlv *next;
+    size_t lo, hi;
+    uint64_t mask[DELIVER_MAX / 64];
+    bool copied; /* results in res, else in the map's output */
+    /* a copy of the scratch results from lo, aligned as the scratch is */
+    alignas(max_align_t) unsigned char res[];
+} map_dlv;
+
+/* The calls for the items of [lo, hi) that did not fail (not in mask);
+ * res: item lo's result, the next ones every out_stride bytes. */
+static void deliver_run(map_run *m, size_t lo, size_t hi,
+                        const uint64_t *mask, unsigned char *res)
+{
+    for (size_t i = lo; i < hi; i++)
+        if (!(mask[(i - lo) / 64] >> ((i - lo) % 64) & 1))
+            m->o.deliver(i, res + (i - lo) * m->out_stride,
+                         m->o.deliver_ctx);
+}
+
+static void deliver_queued(map_run *m, map_dlv *d)
+{
+    deliver_run(m, d->lo, d->hi, d->mask,
+                d->copied ? d->res : m->out + d->lo * m->out_stride);
+}
+
+/* The delivering thread: the batches queued meanwhile (also by its own
+ * callbacks), until none is left; then it stops delivering. */
+static void deliver_drain(map_run *m)
+{
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        map_dlv *d = m->dq_head;
+        m->dq_head = NULL;
+        m->dq_tail = &m->dq_head;
+        m->delivering = d != NULL;
+        pthread_mutex_unlock(&m->lock);
+        if (!d)
+            return;
+        while (d) {
+            map_dlv *next = d->next;
+            deliver_queued(m, d);
+            weft__free(d);
+            d = next;
+        }
+    }
+}
+
+/* Queues a batch whose items cannot be delivered now, or delivers it
+ * when the delivering thread stopped meanwhile. Scratch results are
+ * copied: the slot's next batch reuses the scratch. With no memory for
+ * that, the batch's items fail with -ENOMEM (they are in the report, as
+ * failed items are, instead of delivered). */
+static void deliver_later(map_run *m, map_slot *s, size_t lo, size_t hi,
+                          const uint64_t *mask, const unsigned char *res)
+{
+    size_t copy = m->out ? 0 : (hi - lo) * m->out_stride;
+    map_dlv *d = weft__malloc(sizeof *d + copy);
+    if (!d) {
+        for (size_t i = lo; i < hi; i++)
+            if (!(mask[(i - lo) / 64] >> ((i - lo) % 64) & 1)) {
+                s->ok--;
+                s->failed++;
+                weft__map_fail(m, i, -ENOMEM, 0);
+            }
+        return;
+    }
+    *d = (map_dlv){.lo = lo, .hi = hi, .copied = copy != 0};
+    memcpy(d->mask, mask, sizeof d->mask);
+    memcpy(d->res, res, copy);
+    pthread_mutex_lock(&m->lock);
+    bool mine = !m->delivering;
+    m->delivering = true;
+    if (!mine) {
+        *m->dq_tail = d;
+        m->dq_tail = &d->next;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!mine)
+        return;
+    deliver_queued(m, d);
+    weft__free(d);
+    deliver_drain(m);
+}
+
+/* Hand a batch's results to the delivery callback (see above); failed
+ * items (bits of mask) are skipped. */
 static void deliver(map_run *m, map_slot *s, size_t lo, size_t hi,
                     const uint64_t *mask)
 {
+    unsigned char *res = out_slot(m, s, lo, lo);
     pthread_mutex_lock(&m->lock);
-    for (size_t i = lo; i < hi; i++)
-        if (!(mask[(i - lo) / 64] >> ((i - lo) % 64) & 1))
-            m->o.deliver(i, out_slot(m, s, i, lo), m->o.deliver_ctx);
+    bool mine = !m->delivering;
+    m->delivering = true;
     pthread_mutex_unlock(&m->lock);
+    if (!mine) {
+        deliver_later(m, s, lo, hi, mask, res);
+        return;
+    }
+    deliver_run(m, lo, hi, mask, res);
+    deliver_drain(m);
 }
 
 static void batch_map(map_run *m, map_slot *s, size_t lo, size_t hi)
@@ -543,6 +655,10 @@ static size_t batch_cap(const map_run *m)
 static int alloc_slots(map_run *m)
 {
     size_t n = (size_t)m->nslots, accs = acc_stride(m);
+    /* a batch's scratch: DELIVER_MAX * out_stride must not wrap (to a
+     * small buffer that items would then overrun) */
+    if (m->o.deliver && !m->out && m->out_stride > SIZE_MAX / DELIVER_MAX)
+        return -ENOMEM;
     m->slots = weft__aligned_alloc(WEFT__CACHELINE, n * sizeof *m->slots);
     if (!m->slots)
         return -ENOMEM;
@@ -606,6 +722,7 @@ static int map_start(map_run *m)
     m->cap = batch_cap(m);
     weft__store_relaxed(&m->tokens, 1);
     pthread_mutex_init(&m->lock, NULL);
+    m->dq_tail = &m->dq_head;
     int rc = alloc_slots(m);
     if (rc == 0)
         m->t_start = weft__now_ns();
@@ -715,12 +832,23 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
 
 /* ---- the public calls ------------------------------------------------ */
 
+/* The call holds rt like every other entry from outside (weft_run does it
+ * for the pool): destroy waits for it, and refuses it once begun, instead
+ * of stopping the processes under it. */
 static int isolated_go(map_run *m, weft_map_report *rep)
 {
+    int rc = weft__enter(m->rt);
+    if (rc) {
+        if (rep)
+            *rep = (weft_map_report){.skipped = m->end - m->begin,
+                                     .first_index = SIZE_MAX};
+        return rc;
+    }
     pthread_mutex_init(&m->lock, NULL);
     m->t_start = weft__now_ns();
-    int rc = weft__map_isolated(m, rep);
+    rc = weft__map_isolated(m, rep);
     pthread_mutex_destroy(&m->lock);
+    weft__leave(m->rt);
     return rc;
 }
 
@@ -760,6 +888,11 @@ int weft_map(weft_runtime *rt, size_t n, const void *in, size_t in_stride,
     if (rc)
         return rc;
     if (m.o.deliver && !out_stride)
+        return -EINVAL;
+    /* an isolated item's input and output are copied, and with stride 0
+     * nothing says how many bytes an item has */
+    if ((m.o.flags & WEFT_MAP_ISOLATED) &&
+        ((in && !in_stride) || (out && !out_stride)))
         return -EINVAL;
     m.batch = batch_map;
     m.map_fn = fn;

@@ -54,11 +54,15 @@ struct map_run {
     alignas(WEFT__CACHELINE) _Atomic int tokens; /* see split_take() */
     _Atomic int stop; /* MAPRUN_GOING, MAPRUN_FAILED or MAPRUN_CANCELLED */
 
-    pthread_mutex_t lock; /* errors, extra slots, delivery */
+    pthread_mutex_t lock; /* errors, extra slots, the delivery queue */
     size_t first_index;
     int first_status, first_signal;
     size_t nerrors;
     map_slot *extra;
+    /* delivery (map.c's deliver()): a thread is making the calls, and the
+     * batches waiting for it, oldest first */
+    bool delivering;
+    struct map_dlv *dq_head, **dq_tail;
 
     /* progress (see progress_tick()) */
     bool progress_on, bar;
