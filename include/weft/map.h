@@ -76,9 +76,12 @@ enum {
      * down. What an item can see there: its input and output are copied
      * through the runtime's object store (weft_runtime_store(), opened on
      * the first isolated call), ctx is copied there too when ctx_size is
-     * set, and any other memory is as it was when the worker processes
-     * were forked (the first isolated call on the runtime, or after
-     * weft_map_isolated_reset()). Of the caller's file descriptors they
+     * set, and any other memory is as it was when the process running
+     * the item was forked. Processes are forked as isolated calls first
+     * need them (after weft_map_isolated_reset() too) and again to
+     * replace one that crashed or timed out, so memory the caller changed
+     * between isolated calls may look different to different items: what
+     * every item must see goes through the input or ctx. Of the caller's file descriptors they
      * keep only stdin, stdout and stderr (a pipe's reader sees its EOF
      * while they live). The caller's runtimes have no workers there: a
      * weft call on one from an item returns -ENOTSUP (a runtime the item
@@ -94,7 +97,9 @@ enum {
 /* One failed item: its status is what the item returned, or, in isolated
  * mode, -ECHILD when the worker process running it died (signal: the
  * signal that killed it, 0 if it exited) and -ETIMEDOUT when it ran past
- * timeout_ms (signal: SIGKILL, which weft sent). signal is 0 otherwise. */
+ * timeout_ms (signal: SIGKILL, which weft sent). signal is 0 otherwise,
+ * and also for a death when the program ignores SIGCHLD or reaps every
+ * child itself (waitpid(-1)): the kernel then keeps no status to read. */
 typedef struct weft_map_error {
     size_t index;
     int status;
