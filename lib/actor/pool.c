@@ -52,7 +52,7 @@ weft_actor *weft__pool_pick(weft_actor *p)
 {
     apool *pl = p->pool;
     if (pl->n == 1)
-        return member_open(pl->member[0]) ? pl->member[0] : NULL;
+        return pick_open(pl);
     uint32_t i = pick_rand() % (uint32_t)pl->n;
     uint32_t j = pick_rand() % (uint32_t)(pl->n - 1);
     j += j >= i; /* a different member */
@@ -69,10 +69,7 @@ weft_actor *weft__pool_pick(weft_actor *p)
 
 bool weft__pool_alive(const weft_actor *p)
 {
-    for (int i = 0; i < p->pool->n; i++)
-        if (member_open(p->pool->member[i]))
-            return true;
-    return false;
+    return pick_open(p->pool) != NULL;
 }
 
 /* The handle's reference count reached 0: give back the members'. */

@@ -412,11 +412,11 @@ void weft__jobs_quiesce(weft_runtime *rt)
 
 /* ---- entering from outside ---- */
 
+bool weft__forked;
+
 /* A thread about to add work to rt from outside its tasks: refused once
  * destroy began. Pairs with weft__leave(); destroy waits for every
  * caller in between before it checks the tokens. */
-bool weft__forked;
-
 int weft__enter(weft_runtime *rt)
 {
     if (weft__foreign(rt))

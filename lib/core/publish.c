@@ -35,6 +35,7 @@
 
 #include "alloc.h"
 #include "internal.h"
+#include "proc.h"
 
 #define SEG_MAGIC 0x3153544154535457ull /* "WTSTATS1" */
 #define SEG_VERSION 2
@@ -218,26 +219,12 @@ static int seg_create(weft__publisher *p, uint32_t workers)
     return 0;
 }
 
-/* The start time of process pid, in clock ticks after boot (field 22 of
- * /proc/PID/stat), or -1 when /proc has no such process. */
+/* The start time of process pid (proc.h), -1 when /proc has no such
+ * process. */
 static int64_t proc_start(int64_t pid)
 {
-    char path[48], buf[512];
-    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    /* the command name (field 2) may hold spaces and ')': fields 3 on
-     * start after the last ')' */
-    char *f = strrchr(buf, ')');
-    for (int field = 3; f && field <= 22; field++)
-        f = strchr(f + 1, ' ');
-    return f ? strtoll(f + 1, NULL, 10) : -1;
+    uint64_t t;
+    return weft__proc_stat((pid_t)pid, 0, NULL, &t) ? -1 : (int64_t)t;
 }
 
 /* The inode of the calling process's pid namespace, 0 if unknown. */

@@ -2564,7 +2564,7 @@ static int act_args(weft_node *n, int rank, const char *name,
     *nl = strnlen(name, WEFT_NET_NAME_MAX + 1);
     if (!*nl || *nl > WEFT_NET_NAME_MAX)
         return -EINVAL;
-    if (len > n->params.max_payload || *nl > n->params.max_payload - len)
+    if (too_big(n, len) || *nl > n->params.max_payload - len)
         return -EMSGSIZE;
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "st.h"
 
 #define SHM_DIR "/dev/shm/"
@@ -341,32 +342,12 @@ static int attach_segment(weft_store *st, int fd, unsigned flags)
 
 /* ---- liveness */
 
-/* Start time (clock ticks since boot) and state letter of pid, from
- * /proc/PID/stat; 0 when unreadable. */
+/* The start time of pid (clock ticks after boot) and its state, from
+ * /proc/PID/stat (proc.h); 0 when unreadable. */
 static uint64_t proc_start(pid_t pid, char *state)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ')
-        return 0;
-    *state = p[2];
-    /* field 3 is the state; starttime is field 22 */
-    p += 2;
-    for (int f = 3; f < 22 && p; f++) {
-        p = strchr(p, ' ');
-        if (p)
-            p++;
-    }
-    return p ? strtoull(p, NULL, 10) : 0;
+    uint64_t t;
+    return weft__proc_stat(pid, 0, state, &t) ? 0 : t;
 }
 
 /* Some thread of pid other than a zombie: the process lives even when its
@@ -382,21 +363,12 @@ static int any_thread_alive(pid_t pid)
     int alive = 0;
     struct dirent *e;
     while (!alive && (e = readdir(dir))) {
-        char state = 'X';
         long tid = strtol(e->d_name, NULL, 10);
         if (tid <= 0)
             continue;
-        snprintf(path, sizeof path, "/proc/%d/task/%ld/stat", (int)pid, tid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        char buf[512];
-        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
-        if (fd >= 0)
-            close(fd);
-        if (n > 0) {
-            buf[n] = 0;
-            char *p = strrchr(buf, ')');
-            state = p && p[1] == ' ' ? p[2] : '?';
-        }
+        char state = 'X'; /* unreadable: the thread is gone */
+        if (weft__proc_stat(pid, (pid_t)tid, &state, NULL) == -EPROTO)
+            state = '?'; /* cannot tell: counts as alive */
         alive = state != 'Z' && state != 'X';
     }
     closedir(dir);

@@ -74,6 +74,13 @@ typedef struct io_piece {
     uint64_t len, off;
 } io_piece;
 
+/* The path of this store's spill file f. */
+static int own_spill_path(weft_store *st, uint32_t f, char *out, size_t len)
+{
+    return st_spill_path(st->spill_dir, st->name, st->h->instance, f, out,
+                         len);
+}
+
 /* Waits for a completion; a signal (EINTR) is no reason to stop waiting. */
 static int reap_one(weft_store *st, struct io_uring_cqe **cqe)
 {
@@ -121,9 +128,9 @@ static int rw_window(weft_store *st, int fd, int wr, io_piece *p, unsigned k)
                                p[j].off);
         io_uring_sqe_set_data64(sqe, j);
     }
-    int err = 0, broken = 0;
+    int err = 0;
     unsigned sent = submit_all(st, k, &err);
-    broken = sent < k;
+    int broken = sent < k;
     ST_POINT("spill:submitted");
     for (unsigned done = 0; done < sent; done++) {
         struct io_uring_cqe *cqe;
@@ -286,8 +293,7 @@ int st_spill(weft_store *st, uint64_t need)
     int rc = n ? 0 : -ENOSPC, fd = -1;
     char path[4096];
     if (rc == 0)
-        rc = st_spill_path(st->spill_dir, st->name, st->h->instance, f,
-                           path, sizeof path);
+        rc = own_spill_path(st, f, path, sizeof path);
     if (rc == 0 && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                               0600)) < 0)
         rc = -errno;
@@ -319,8 +325,7 @@ void st_spill_drop(weft_store *st, uint32_t f)
     if (--st->h->spill_live[f] > 0 || !st->spill_dir)
         return;
     char path[4096];
-    if (st_spill_path(st->spill_dir, st->name, st->h->instance, f, path,
-                      sizeof path) == 0)
+    if (own_spill_path(st, f, path, sizeof path) == 0)
         unlink(path);
 }
 
@@ -328,8 +333,7 @@ static int read_back(weft_store *st, st_desc *x, uint64_t off)
 {
     char path[4096];
     int rc = st->spill_dir
-                 ? st_spill_path(st->spill_dir, st->name, st->h->instance,
-                                 x->spill_file, path, sizeof path)
+                 ? own_spill_path(st, x->spill_file, path, sizeof path)
                  : -EIO;
     if (rc)
         return -EIO;
