@@ -15,6 +15,7 @@
  * one, except for put with -c CAPACITY_MIB. Exit status: 0, 1 when the
  * operation failed, 2 on bad usage. Built on <weft.h> only. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,11 +118,14 @@ static int cmd_list(weft_store *st)
     return rc ? fail("list", rc) : 0;
 }
 
-/* Reads all of f into a malloc'd buffer. */
+/* Reads all of f into a malloc'd buffer. A read error is an error, not
+ * the end of the input: storing what came before it (nothing, for a
+ * directory) as the object would succeed with the wrong bytes. */
 static int slurp(FILE *f, unsigned char **out, size_t *len)
 {
     size_t cap = 1 << 16, n = 0;
     unsigned char *b = malloc(cap);
+    errno = 0;
     for (size_t r; b && (r = fread(b + n, 1, cap - n, f)) > 0;) {
         n += r;
         if (n == cap) {
@@ -133,6 +137,11 @@ static int slurp(FILE *f, unsigned char **out, size_t *len)
     }
     if (!b)
         return -ENOMEM;
+    if (ferror(f)) {
+        int e = errno ? errno : EIO;
+        free(b);
+        return -e;
+    }
     *out = b;
     *len = n;
     return 0;
@@ -149,10 +158,15 @@ static int cmd_put(weft_store *st, const weft_store_id *id, const char *file)
     if (file)
         fclose(f);
     if (rc)
-        return fail("read", rc);
+        return fail(file ? file : "reading stdin", rc);
     rc = weft_store_put(st, id, b, n, 0);
     free(b);
     return rc ? fail("put", rc) : 0;
+}
+
+static int write_failed(void)
+{
+    return fail("writing to stdout", -(errno ? errno : EIO));
 }
 
 static int cmd_get(weft_store *st, const weft_store_id *id)
@@ -161,56 +175,121 @@ static int cmd_get(weft_store *st, const weft_store_id *id)
     int rc = weft_store_get(st, id, 0, &obj);
     if (rc)
         return fail("get", rc);
+    errno = 0;
     size_t w = fwrite(obj.data, 1, obj.size, stdout);
     weft_store_release(st, &obj);
-    return w == obj.size ? 0 : fail("write", -EIO);
+    return w == obj.size ? 0 : write_failed();
 }
 
-static int with_id(weft_store *st, const char *cmd, const char *hex,
-                   const char *file)
+/* The commands, with how many words follow each. */
+static const struct command {
+    const char *name;
+    int min_args, max_args;
+    bool id; /* the first word is an object id */
+} commands[] = {
+    { "info", 0, 0, false },  { "list", 0, 0, false },
+    { "check", 0, 0, false }, { "unlink", 0, 0, false },
+    { "stat", 1, 1, true },   { "delete", 1, 1, true },
+    { "get", 1, 1, true },    { "put", 1, 2, true },
+};
+
+static const struct command *find_command(const char *name)
 {
-    weft_store_id id;
-    if (!hex || weft_store_id_parse(hex, &id) != 0) {
-        fprintf(stderr, "weft-store: an id is 40 hex digits\n");
-        return 2;
-    }
-    if (strcmp(cmd, "stat") == 0) {
-        weft_store_info in;
-        int rc = weft_store_stat(st, &id, &in);
-        if (rc)
-            return fail("stat", rc);
-        print_info(&in);
-        return 0;
-    }
-    if (strcmp(cmd, "delete") == 0) {
-        int rc = weft_store_delete(st, &id);
-        return rc ? fail("delete", rc) : 0;
-    }
-    if (strcmp(cmd, "put") == 0)
-        return cmd_put(st, &id, file);
-    if (strcmp(cmd, "get") == 0)
-        return cmd_get(st, &id);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* A bad command line: what is wrong, then the usage; exit status 2. */
+static int bad_usage(const char *what, const char *arg)
+{
+    fprintf(stderr, "weft-store: %s '%s'\n", what, arg);
     return usage();
 }
 
-static int run(weft_store *st, const char *name, int argc, char **argv)
+static int cmd_check(weft_store *st)
 {
-    const char *cmd = argv[0];
+    char why[256];
+    int rc = weft_store_check(st, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "weft-store: inconsistent: %s\n", why);
+    else
+        printf("consistent\n");
+    return rc ? 1 : 0;
+}
+
+static int cmd_stat(weft_store *st, const weft_store_id *id)
+{
+    weft_store_info in;
+    int rc = weft_store_stat(st, id, &in);
+    if (rc)
+        return fail("stat", rc);
+    print_info(&in);
+    return 0;
+}
+
+static int run(weft_store *st, const char *name, const char *cmd,
+               const weft_store_id *id, char **args)
+{
     if (strcmp(cmd, "info") == 0)
         return cmd_info(st, name);
     if (strcmp(cmd, "list") == 0)
         return cmd_list(st);
-    if (strcmp(cmd, "check") == 0) {
-        char why[256];
-        int rc = weft_store_check(st, why, sizeof why);
-        if (rc)
-            fprintf(stderr, "weft-store: inconsistent: %s\n", why);
-        else
-            printf("consistent\n");
-        return rc ? 1 : 0;
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(st);
+    if (strcmp(cmd, "stat") == 0)
+        return cmd_stat(st, id);
+    if (strcmp(cmd, "delete") == 0) {
+        int rc = weft_store_delete(st, id);
+        return rc ? fail("delete", rc) : 0;
     }
-    return with_id(st, cmd, argc > 1 ? argv[1] : NULL,
-                   argc > 2 ? argv[2] : NULL);
+    if (strcmp(cmd, "put") == 0)
+        return cmd_put(st, id, args[1]);
+    return cmd_get(st, id);
+}
+
+/* -c's capacity in bytes; 0 when s is not a count of MiB from 1 to 2^24
+ * (strtoull alone takes "-1" for 2^64 - 1). */
+static size_t parse_capacity(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long mib = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno || mib == 0 ||
+        mib > (1ull << 24))
+        return 0;
+    return (size_t)mib << 20;
+}
+
+/* The command line after the options, all checked before the store is
+ * opened (or made), so that a bad one is status 2 whatever state the
+ * store is in. Returns the command, or NULL after saying what is wrong. */
+static const struct command *parse_command(int argc, char **argv,
+                                           const weft_store_opts *o,
+                                           weft_store_id *id)
+{
+    const struct command *cmd = find_command(argv[1]);
+    int nargs = argc - 2;
+    if (!cmd) {
+        bad_usage("unknown command", argv[1]);
+    } else if (nargs < cmd->min_args || nargs > cmd->max_args) {
+        bad_usage(nargs < cmd->min_args ? "missing argument of"
+                                        : "too many arguments for",
+                  cmd->name);
+        cmd = NULL;
+    } else if (cmd->id && weft_store_id_parse(argv[2], id) != 0) {
+        fprintf(stderr, "weft-store: an id is 40 hex digits, not '%s'\n",
+                argv[2]);
+        cmd = NULL;
+    } else if (!(o->flags & WEFT_STORE_OPEN_EXISTING) &&
+               strcmp(cmd->name, "put") != 0) {
+        /* info, list... on a store that does not exist must say so, not
+         * make one */
+        bad_usage("-c makes a store, for put only, not", cmd->name);
+        cmd = NULL;
+    }
+    return cmd;
 }
 
 int main(int argc, char **argv)
@@ -223,34 +302,50 @@ int main(int argc, char **argv)
         return 0;
     }
     int c;
-    char *end;
     while ((c = getopt(argc, argv, "s:c:")) != -1) {
-        if (c == 's')
+        if (c == 's') {
             o.spill_dir = optarg;
-        else if (c == 'c') {
-            unsigned long long mib = strtoull(optarg, &end, 10);
-            if (*end || mib == 0 || mib > (1ull << 24)) {
-                fprintf(stderr, "weft-store: bad capacity '%s' (MiB)\n",
-                        optarg);
+        } else if (c == 'c') {
+            if (!(o.capacity = parse_capacity(optarg))) {
+                fprintf(stderr, "weft-store: bad capacity '%s' (MiB, 1 to "
+                        "16777216)\n", optarg);
                 return 2;
             }
-            o.capacity = (size_t)mib << 20;
             o.flags &= ~(uint32_t)WEFT_STORE_OPEN_EXISTING;
-        } else
+        } else {
             return usage();
+        }
     }
     if (argc - optind < 2)
         return usage();
     const char *name = argv[optind];
-    if (strcmp(argv[optind + 1], "unlink") == 0) {
+    weft_store_id id;
+    const struct command *cmd =
+        parse_command(argc - optind, argv + optind, &o, &id);
+    if (!cmd)
+        return 2;
+    if (strcmp(cmd->name, "unlink") == 0) {
         int rc = weft_store_unlink(name, o.spill_dir);
         return rc ? fail(name, rc) : 0;
     }
     weft_store *st;
     int rc = weft_store_open(name, &o, &st);
+    if (rc == -EPROTO)
+        fprintf(stderr, "weft-store: %s: not a weft store (or another "
+                "version's)\n", name);
+    else if (rc == -EINVAL)
+        fprintf(stderr, "weft-store: '%s' is not a store name (1 to %d of "
+                "A-Z a-z 0-9 . _ -, not starting with '.')\n", name, WEFT_STORE_NAME_MAX);
+    else if (rc)
+        fail(name, rc);
     if (rc)
-        return fail(name, rc);
-    rc = run(st, name, argc - optind - 1, argv + optind + 1);
+        return 1;
+    rc = run(st, name, cmd->name, &id, argv + optind + 2);
     weft_store_close(st);
+    /* what went through stdio's buffer fails at the flush (a full disk):
+     * that must not be status 0 */
+    errno = 0;
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+        rc = write_failed();
     return rc;
 }
