@@ -3,16 +3,19 @@
 well-formed table, valid JSON and a well-formed SVG; a user's program (a
 small weft program, and /bin/true, which publishes nothing) gets a row
 per worker count; bad arguments, a missing program, a program that
-cannot run or fails give clear errors and a non-zero exit status.
+cannot run or fails give clear errors and a non-zero exit status; a
+SIGTERM to weft-scale stops the program it runs.
 
     test_weft_scale.py WEFT_SCALE SCALE_PROG
 """
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 SUITE = ["pi", "wordcount", "json", "join", "fib", "uts"]
@@ -175,6 +178,70 @@ def test_failing_program(tmp):
     err = run(TINY + ["--suite", "pi", "--svg",
                       os.path.join(tmp, "no", "such.svg")], 1).stderr
     check("cannot write" in err, err)
+
+
+# A program that writes its pid to argv[1] and sleeps; with "ignore" it
+# survives SIGTERM, saying so by creating argv[1] + ".got".
+SLEEPER = """
+import os, signal, sys, time
+path = sys.argv[1]
+if sys.argv[2:] == ["ignore"]:
+    signal.signal(signal.SIGTERM,
+                  lambda *a: open(path + ".got", "w").close())
+with open(path + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(path + ".tmp", path)
+time.sleep(120)
+"""
+
+
+def wait_file(path, proc):
+    for _ in range(6000):
+        if os.path.exists(path):
+            return
+        check(proc.poll() is None, f"weft-scale exited early: {proc.returncode}")
+        time.sleep(0.01)
+    raise Failure(f"{path} never appeared")
+
+
+def gone(pid):
+    """Whether pid no longer runs (weft-scale reaped it)."""
+    for _ in range(1000):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
+def test_signal_passed_on(tmp):
+    """A SIGTERM to weft-scale reaches the program (and a second one kills
+    one that ignores the first); weft-scale then dies of it, leaving no
+    program behind."""
+    for mode in ([], ["ignore"]):
+        path = os.path.join(tmp, "pid" + "".join(mode))
+        p = subprocess.Popen([SCALE, "-w", "1", "-r", "1", "--",
+                              sys.executable, "-c", SLEEPER, path] + mode,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        try:
+            wait_file(path, p)
+            with open(path) as f:
+                pid = int(f.read())
+            p.send_signal(signal.SIGTERM)
+            if mode:
+                wait_file(path + ".got", p)
+                p.send_signal(signal.SIGTERM)
+            rc = p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        check(gone(pid), f"{mode}: the program still runs after weft-scale")
+        check(rc == -signal.SIGTERM, f"{mode}: weft-scale exit {rc}, not "
+              "death by SIGTERM")
 
 
 def main():

@@ -8,10 +8,18 @@
  * times each run from fork to waitpid, then reads the snapshots its
  * runtimes left (weft_stats_list, by name), adds them up and removes
  * them. Its standard output goes to /dev/null, so that the table (or the
- * JSON) stays readable; its standard error is left alone. */
+ * JSON) stays readable; its standard error is left alone.
+ *
+ * SIGINT, SIGTERM and SIGHUP sent to weft-scale (not ignored when it
+ * started) are passed on to the running program, a second one as
+ * SIGKILL (for a program that ignores the first); once it is reaped,
+ * weft-scale removes its statistics and dies of the signal itself. Without
+ * this a `kill` of weft-scale, or of the job running it, left the program
+ * running with nobody to wait for it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +48,73 @@ static uint64_t unix_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* The signals passed on, the program running now (0: none), and the
+ * first of those signals weft-scale got (0: none). */
+static const int passed_on[] = { SIGINT, SIGTERM, SIGHUP };
+#define NPASSED (int)(sizeof passed_on / sizeof passed_on[0])
+static volatile sig_atomic_t running_pid, stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    pid_t pid = (pid_t)running_pid;
+    if (pid > 0)
+        kill(pid, stop_signal != 0 ? SIGKILL : sig);
+    if (stop_signal == 0)
+        stop_signal = sig;
+}
+
+/* Catch the signals passed on, except those ignored (nohup): a program
+ * run under nohup should not be stopped by a hang-up either. */
+static void catch_stop_signals(void)
+{
+    for (int i = 0; i < NPASSED; i++) {
+        struct sigaction old, sa = { .sa_handler = on_stop_signal,
+                                     .sa_flags = SA_RESTART };
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(passed_on[i], NULL, &old) == 0 &&
+            old.sa_handler != SIG_IGN)
+            sigaction(passed_on[i], &sa, NULL);
+    }
+}
+
+static void block_stop_signals(int how, sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < NPASSED; i++)
+        sigaddset(&set, passed_on[i]);
+    sigprocmask(how, &set, old);
+}
+
+/* After the program was reaped: die of the signal that stopped us, as
+ * the shell expects of a program interrupted (a script's loop stops). */
+static void stop_if_signalled(const scale_opts *o)
+{
+    int sig = (int)stop_signal;
+    if (sig == 0)
+        return;
+    scale_progress(o, NULL);
+    fflush(stdout);
+    signal(sig, SIG_DFL);
+    block_stop_signals(SIG_UNBLOCK, NULL);
+    raise(sig);
+    _exit(128 + sig); /* not reached */
+}
+
 /* In the child: stdout to /dev/null, then the program. On failure the
  * errno goes to the parent through errfd (close-on-exec, so a successful
  * exec closes it and the parent reads nothing). */
-static void child_exec(char **argv, int errfd)
+static void child_exec(char **argv, int errfd, const sigset_t *mask)
 {
+    /* back to the default before the signals are unblocked: one that
+     * came since the fork must reach the program, not our handler */
+    for (int i = 0; i < NPASSED; i++) {
+        struct sigaction sa;
+        if (sigaction(passed_on[i], NULL, &sa) == 0 &&
+            sa.sa_handler == on_stop_signal)
+            signal(passed_on[i], SIG_DFL);
+    }
+    sigprocmask(SIG_SETMASK, mask, NULL);
     int null = open("/dev/null", O_WRONLY);
     if (null >= 0)
         dup2(null, STDOUT_FILENO);
@@ -151,22 +221,42 @@ static int check_status(const scale_opts *o, int w, int status, int err)
     return -1;
 }
 
+/* Wait for the program without reaping it, so that a signal passed on
+ * meanwhile cannot reach another process given its pid; then reap it. */
+static void wait_program(pid_t pid, int *status)
+{
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR)
+        ;
+    running_pid = 0;
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+        ;
+}
+
 /* Fork, exec, wait: one timed run at w workers. */
 static int run_once(const scale_opts *o, int w, cmd_sample *s)
 {
     char name[64];
     int pipefd[2], err = 0, status = 0;
+    sigset_t mask;
     snprintf(name, sizeof name, "weft-scale-%d-%d", (int)getpid(), w);
     set_env(w, name);
+    stop_if_signalled(o); /* one came between two runs */
     if (pipe2(pipefd, O_CLOEXEC) != 0) {
         perror("weft-scale: pipe");
         return -1;
     }
+    /* blocked until running_pid is set: a signal in between would not
+     * be passed on */
+    block_stop_signals(SIG_BLOCK, &mask);
     uint64_t fork_ns = unix_ns();
     double t0 = scale_now();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(o->command, pipefd[1]);
+        child_exec(o->command, pipefd[1], &mask);
+    running_pid = pid > 0 ? pid : 0;
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     close(pipefd[1]);
     if (pid < 0) {
         perror("weft-scale: fork");
@@ -176,10 +266,10 @@ static int run_once(const scale_opts *o, int w, cmd_sample *s)
     if (read(pipefd[0], &err, sizeof err) != sizeof err)
         err = 0; /* closed by a successful exec */
     close(pipefd[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    wait_program(pid, &status);
     s->seconds = scale_now() - t0;
     collect(name, fork_ns, s);
+    stop_if_signalled(o);
     return check_status(o, w, status, err);
 }
 
@@ -222,6 +312,7 @@ static int measure_row(const scale_opts *o, scale_row *row)
 
 int scale_measure_command(const scale_opts *o, scale_result *out)
 {
+    catch_stop_signals();
     init_result(o, out);
     for (int i = 0; i < o->nworkers; i++) {
         out->rows[i].workers = o->workers[i];
