@@ -170,6 +170,20 @@ def test_bad_arguments(tmp):
     check("usage:" in run(["--help"]).stdout, "--help prints usage")
 
 
+# Exits 3, naming them, when it has descriptors beyond 0, 1 and 2.
+FDS = """
+import os, sys
+fds = [int(f) for f in os.listdir("/proc/self/fd")  # its own fd is
+       if os.path.exists("/proc/self/fd/" + f)]       # closed by now
+sys.exit("descriptors %s" % sorted(fds) if sorted(fds) != [0, 1, 2] else 0)
+"""
+
+
+def test_no_descriptors_leak(tmp):
+    """The program gets weft-scale's 0, 1 and 2, and nothing more."""
+    run(["-w", "1,2", "-r", "1", "--", sys.executable, "-c", FDS])
+
+
 def test_failing_program(tmp):
     err = run(["--repeat", "1", "--", "/nonexistent/prog"], 1).stderr
     check("cannot run '/nonexistent/prog'" in err, err)

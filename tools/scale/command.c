@@ -115,9 +115,9 @@ static void child_exec(char **argv, int errfd, const sigset_t *mask)
             signal(passed_on[i], SIG_DFL);
     }
     sigprocmask(SIG_SETMASK, mask, NULL);
-    int null = open("/dev/null", O_WRONLY);
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (null >= 0)
-        dup2(null, STDOUT_FILENO);
+        dup2(null, STDOUT_FILENO); /* the copy is not close-on-exec */
     execvp(argv[0], argv);
     int e = errno;
     if (write(errfd, &e, sizeof e) < 0)
