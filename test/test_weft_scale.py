@@ -192,6 +192,15 @@ def test_failing_program(tmp):
     err = run(TINY + ["--suite", "pi", "--svg",
                       os.path.join(tmp, "no", "such.svg")], 1).stderr
     check("cannot write" in err, err)
+    # a report that cannot be written (a full disk) is a failure too
+    for fmt in ([], ["--json"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([SCALE, "-w", "1", "-r", "1"] + fmt +
+                               ["--", "/bin/true"], stdout=full,
+                               stderr=subprocess.PIPE, text=True,
+                               timeout=240)
+        check(p.returncode == 1 and "writing the" in p.stderr,
+              f"{fmt} > /dev/full: exit {p.returncode}: {p.stderr}")
 
 
 # A program that writes its pid to argv[1] and sleeps; with "ignore" it

@@ -245,6 +245,14 @@ static int report(const scale_opts *o, scale_report *r)
         scale_print_json(stdout, r);
     else
         scale_print_table(stdout, r);
+    /* the report is all the run was for: one that could not be written
+     * (a full disk, a closed pipe's EPIPE) is a failed run */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "weft-scale: writing the %s: %s\n",
+                o->json ? "JSON" : "table", strerror(errno ? errno : EIO));
+        return -1;
+    }
     return o->svg != NULL ? scale_write_svg(o->svg, r) : 0;
 }
 
