@@ -11,7 +11,8 @@ batch  weft-top -b shows a running stats_target's runtime and workers with
 tmux   the interactive screen, driven in a detached tmux session: it shows
        the runtime and its worker bars, and q quits. Skipped (77) without
        tmux.
-args   bad arguments give a message on stderr, the usage and status 2.
+args   bad arguments give a message on stderr, the usage and status 2;
+       an output that cannot be written gives status 1.
 
 Python standard library only."""
 
@@ -305,6 +306,22 @@ def test_args(top, target):
     p = run([top, "-n", "1"], stdin=subprocess.DEVNULL)
     check(p.returncode == 1 and "terminal" in p.stderr,
           "no terminal: exit %d, %r" % (p.returncode, p.stderr))
+    # an output that cannot be written is a failure, not silence
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([top, "-b", "-n", "1"], stdout=full,
+                           stderr=subprocess.PIPE, text=True,
+                           timeout=TIMEOUT)
+    check(p.returncode == 1 and "writing to stdout" in p.stderr,
+          "-b > /dev/full: exit %d, %r" % (p.returncode, p.stderr))
+    # a count beyond an int is shown as given, not wrapped
+    p = subprocess.Popen([top, "-b", "-n", "3000000000", "-d", "0.05"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        line = next(l for l in p.stdout if l.startswith("snapshot "))
+    finally:
+        p.kill()
+        p.wait()
+    check(" of=3000000000 " in line, "-n 3000000000: %r" % line)
     for args in (["-s", "x"], ["-e", "boom"], ["-w", "0"]):
         p = run([target] + args)
         check(p.returncode == 2 and "usage:" in p.stderr,

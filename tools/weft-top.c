@@ -52,7 +52,10 @@ static void usage(FILE *f)
         "  -h          this help\n"
         "Keys: q quit, Up/Down select a runtime, PgUp/PgDn scroll its "
         "workers,\n      +/- change the interval, a show/hide runtimes "
-        "that no longer run.\n", MIN_INTERVAL, MAX_INTERVAL, MAX_PIDS);
+        "that no longer run.\n"
+        "Exit status: 0; 1 when /dev/shm cannot be read, the output cannot "
+        "be\nwritten or there is no terminal (without -b); 2 for bad "
+        "arguments.\n", MIN_INTERVAL, MAX_INTERVAL, MAX_PIDS);
 }
 
 /* A clear message and the usage on stderr; exit status 2. */
@@ -160,13 +163,21 @@ static int run_batch(struct top_model *m, const struct options *o)
 {
     top_batch_legend();
     for (long i = 1; o->count == 0 || i <= o->count; i++) {
+        errno = 0;
         int rc = top_refresh(m);
         if (rc < 0) {
             fprintf(stderr, "weft-top: cannot list /dev/shm: %s\n",
                     strerror(-rc));
             return 1;
         }
-        top_batch_print(m, (int)i, (int)o->count, o->interval);
+        top_batch_print(m, i, o->count, o->interval);
+        if (ferror(stdout)) {
+            /* a full disk, or a pipe whose reader went with SIGPIPE
+             * ignored: nobody sees the snapshots, and a script must know */
+            fprintf(stderr, "weft-top: writing to stdout: %s\n",
+                    strerror(errno ? errno : EIO));
+            return 1;
+        }
         if (o->count == 0 || i < o->count)
             sleep_s(o->interval);
     }

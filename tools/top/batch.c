@@ -97,7 +97,7 @@ static void print_worker(const struct top_runtime *r, int i)
            (unsigned long long)t.queued, (unsigned long long)t.parks);
 }
 
-void top_batch_print(const struct top_model *m, int index, int count,
+void top_batch_print(const struct top_model *m, long index, long count,
                      double interval_s)
 {
     char when[32] = "?";
@@ -105,9 +105,9 @@ void top_batch_print(const struct top_model *m, int index, int count,
     struct tm tm;
     if (localtime_r(&now, &tm))
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    printf("snapshot n=%d", index);
+    printf("snapshot n=%ld", index);
     if (count > 0)
-        printf(" of=%d", count);
+        printf(" of=%ld", count);
     printf(" time=%s interval_s=%.2f runtimes=%d\n", when, interval_s, m->n);
     for (int i = 0; i < m->n; i++) {
         print_runtime(m->rt[i]);

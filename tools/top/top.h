@@ -87,7 +87,7 @@ void top_fmt_uptime(char *dst, size_t len, uint64_t ns);
 void top_fmt_si(char *dst, size_t len, double v);
 
 /* Batch mode (batch.c): one plain-text snapshot of the model on stdout. */
-void top_batch_print(const struct top_model *m, int index, int count,
+void top_batch_print(const struct top_model *m, long index, long count,
                      double interval_s);
 void top_batch_legend(void);
 
