@@ -140,6 +140,26 @@ def test_program(tmp):
     check_block("command", blocks(out)["command"], HEAD + ["tasks"], [1, 2])
 
 
+def test_label_is_text(tmp):
+    """A command line that is not UTF-8 (a Latin-1 file name), that has a
+    newline or '<&"', or whose label is cut in the middle of a character
+    still gives valid JSON and SVG (both must be UTF-8)."""
+    svg = os.path.join(tmp, "label.svg")
+    for args in ([b"caf\xe9\n<&\"'>"], ["\u00e9" * 200]):
+        p = subprocess.run([SCALE, "-j", "-w", "1", "-r", "1", "--svg", svg,
+                            "--", "/bin/true"] + args, capture_output=True,
+                           timeout=240)
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        try:
+            label = json.loads(p.stdout.decode("utf-8"))["workloads"][0][
+                "label"]
+            ET.parse(svg)
+        except UnicodeDecodeError as e:
+            raise Failure(f"{args[0][:20]!r}: not UTF-8: {e}")
+        check(label.startswith("/bin/true ") and "\n" not in label,
+              f"label {label!r}")
+
+
 def test_not_weft(tmp):
     """A program that publishes nothing: times only."""
     out = run(["--workers", "1,2", "--repeat", "1", "--",

@@ -273,15 +273,59 @@ static int run_once(const scale_opts *o, int w, cmd_sample *s)
     return check_status(o, w, status, err);
 }
 
+/* The length of the well-formed UTF-8 character at s, 0 when there is
+ * none (a stray or truncated byte, an overlong form, a surrogate). */
+static int utf8_char(const unsigned char *s)
+{
+    static const unsigned lead[] = { 0x1F, 0x0F, 0x07 };
+    static const unsigned least[] = { 0x80, 0x800, 0x10000 };
+    if (s[0] < 0x80)
+        return 1;
+    int n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+          : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0)
+        return 0;
+    unsigned c = s[0] & lead[n - 2];
+    for (int i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) /* the NUL too */
+            return 0;
+        c = c << 6 | (s[i] & 0x3F);
+    }
+    return c < least[n - 2] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)
+               ? 0 : n;
+}
+
+/* Append s to the label at *at, as text every output can carry: JSON and
+ * SVG must be UTF-8, so a byte that is not part of a character (a file
+ * name in Latin-1) becomes '?', as do control characters (a newline would
+ * break the table's lines); a character that does not fit whole is left
+ * out with the rest, never cut. */
+static void label_add(char *label, size_t cap, size_t *at, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0';) {
+        int n = utf8_char(p);
+        int text = n > 1 || (n == 1 && *p >= 0x20 && *p != 0x7f);
+        size_t len = text ? (size_t)n : 1;
+        if (*at + len >= cap)
+            break;
+        memcpy(label + *at, text ? (const char *)p : "?", len);
+        *at += len;
+        p += n > 0 ? n : 1;
+    }
+    label[*at] = '\0';
+}
+
 static void init_result(const scale_opts *o, scale_result *res)
 {
     memset(res, 0, sizeof *res);
     snprintf(res->name, sizeof res->name, "command");
     res->what = "your program";
     size_t at = 0;
-    for (char **a = o->command; *a != NULL && at < sizeof res->label; a++)
-        at += (size_t)snprintf(res->label + at, sizeof res->label - at,
-                               "%s%s", a == o->command ? "" : " ", *a);
+    for (char **a = o->command; *a != NULL; a++) {
+        if (a != o->command)
+            label_add(res->label, sizeof res->label, &at, " ");
+        label_add(res->label, sizeof res->label, &at, *a);
+    }
     res->serial = scale_unknown();
     res->nrows = o->nworkers;
 }
