@@ -209,9 +209,14 @@ def test_failing_program(tmp):
     check("cannot run '/nonexistent/prog'" in err, err)
     err = run(["--workers", "1", "--repeat", "1", "--", PROG, "3"], 1).stderr
     check("exited with status 3" in err, err)
-    err = run(TINY + ["--suite", "pi", "--svg",
-                      os.path.join(tmp, "no", "such.svg")], 1).stderr
+    # an --svg that cannot be written fails before anything runs
+    marker = os.path.join(tmp, "ran")
+    err = run(["-w", "1", "-r", "1", "--svg",
+               os.path.join(tmp, "no", "such.svg"), "--", "/bin/sh", "-c",
+               'touch "$0"', marker], 1).stderr
     check("cannot write" in err, err)
+    check(not os.path.exists(marker), "the program ran before the --svg "
+          "error")
     # a report that cannot be written (a full disk) is a failure too
     for fmt in ([], ["--json"]):
         with open("/dev/full", "w") as full:

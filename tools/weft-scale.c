@@ -265,6 +265,8 @@ int main(int argc, char **argv)
         usage(rc == PARSE_HELP ? stdout : stderr, cpus);
         return rc == PARSE_HELP ? 0 : 2;
     }
+    if (o.svg != NULL && scale_check_svg(o.svg) != 0)
+        return 1;
     scale_report r = { cpus, o.repeat, o.size, o.factor, o.command != NULL,
                        o.command != NULL ? 1 : o.nsuite, NULL };
     r.results = calloc((size_t)r.nresults, sizeof *r.results);

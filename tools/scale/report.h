@@ -12,6 +12,11 @@ void scale_print_table(FILE *f, const scale_report *r);
 
 void scale_print_json(FILE *f, const scale_report *r);
 
+/* Whether path can be written, checked before the measuring so that a
+ * mistyped --svg fails at once, not after minutes of it; leaves no file
+ * behind. Returns 0, or -1 after saying why on stderr. */
+int scale_check_svg(const char *path);
+
 /* Write the plot to path. Returns 0, or -1 after saying why on stderr. */
 int scale_write_svg(const char *path, const scale_report *r);
 

@@ -4,9 +4,11 @@
  * ideal S = N, and a legend with each fit's sigma and kappa. Plain SVG
  * 1.1 written by hand: one file, no script, no external style. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -223,6 +225,27 @@ static void plot(FILE *f, const scale_report *r)
     fputs("</g>\n", f);
     legend(f, r);
     fputs("</svg>\n", f);
+}
+
+int scale_check_svg(const char *path)
+{
+    /* an existing file: opened without truncating it (a FIFO with no
+     * reader yet, ENXIO, will do at the end); a new one: made and removed
+     * again, so that an interrupted run leaves nothing behind */
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd >= 0 || errno == ENXIO) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    fprintf(stderr, "weft-scale: cannot write %s: %s\n", path,
+            strerror(errno));
+    return -1;
 }
 
 int scale_write_svg(const char *path, const scale_report *r)
