@@ -118,17 +118,19 @@ static int cmd_list(weft_store *st)
     return rc ? fail("list", rc) : 0;
 }
 
-/* Reads all of f into a malloc'd buffer. A read error is an error, not
- * the end of the input: storing what came before it (nothing, for a
- * directory) as the object would succeed with the wrong bytes. */
-static int slurp(FILE *f, unsigned char **out, size_t *len)
+/* Reads all of f into a malloc'd buffer, -EFBIG once it has more than max
+ * bytes (what could never fit: reading /dev/zero, or a file larger than
+ * the store, must not take all the memory first). A read error is an
+ * error, not the end of the input: storing what came before it (nothing,
+ * for a directory) would succeed with the wrong bytes. */
+static int slurp(FILE *f, size_t max, unsigned char **out, size_t *len)
 {
     size_t cap = 1 << 16, n = 0;
     unsigned char *b = malloc(cap);
     errno = 0;
-    for (size_t r; b && (r = fread(b + n, 1, cap - n, f)) > 0;) {
+    for (size_t r; b && n <= max && (r = fread(b + n, 1, cap - n, f)) > 0;) {
         n += r;
-        if (n == cap) {
+        if (n == cap && n <= max) {
             unsigned char *nb = realloc(b, cap *= 2);
             if (!nb)
                 free(b);
@@ -137,8 +139,8 @@ static int slurp(FILE *f, unsigned char **out, size_t *len)
     }
     if (!b)
         return -ENOMEM;
-    if (ferror(f)) {
-        int e = errno ? errno : EIO;
+    if (n > max || ferror(f)) {
+        int e = n > max ? EFBIG : errno ? errno : EIO;
         free(b);
         return -e;
     }
@@ -149,14 +151,24 @@ static int slurp(FILE *f, unsigned char **out, size_t *len)
 
 static int cmd_put(weft_store *st, const weft_store_id *id, const char *file)
 {
+    weft_store_stats s;
+    int rc = weft_store_stats_get(st, &s);
+    if (rc)
+        return fail("stats", rc);
     FILE *f = file ? fopen(file, "rb") : stdin;
     if (!f)
         return fail(file, -errno);
     unsigned char *b;
     size_t n;
-    int rc = slurp(f, &b, &n);
+    rc = slurp(f, s.capacity, &b, &n);
     if (file)
         fclose(f);
+    if (rc == -EFBIG) {
+        fprintf(stderr, "weft-store: %s: larger than the store (%llu "
+                "bytes)\n", file ? file : "stdin",
+                (unsigned long long)s.capacity);
+        return 1;
+    }
     if (rc)
         return fail(file ? file : "reading stdin", rc);
     rc = weft_store_put(st, id, b, n, 0);

@@ -6,7 +6,7 @@
 Creates a store through the tool (put -c), then lists, stats, gets (the
 bytes must round-trip), shows info, checks, deletes and unlinks; bad ids,
 a missing store and a missing object give their exit statuses (2, 1, 1).
-A FILE that cannot be read, or a stdout that cannot be written (/dev/full),
+A FILE that cannot be read or never ends (/dev/zero), or a stdout that cannot be written (/dev/full),
 fails with status 1 instead of storing or printing nothing; an unknown
 command, wrong argument counts and -c with a command other than put are
 bad usage (2), checked before the store is opened, and make no store.
@@ -45,6 +45,10 @@ def bad_input(tool, name, a):
     # a directory reads as an error, not as an empty object
     run(tool, name, "put", c, "/", want=1, says="/: Is a directory")
     run(tool, name, "stat", c, want=1)
+    # an input larger than the store fails as soon as it is: /dev/zero
+    # would otherwise be read until the memory runs out
+    run(tool, name, "put", c, "/dev/zero", want=1,
+        says="larger than the store (4194304 bytes)")
     # a full disk under stdout is a failure of get, info and list
     with open("/dev/full", "wb") as full:
         run(tool, name, "get", a, want=1, says="writing to stdout",
