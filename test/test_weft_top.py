@@ -171,6 +171,32 @@ def check_kept(top, target):
                     os.unlink(os.path.join("/dev/shm", f))
 
 
+def check_hostile_name(top, target):
+    """A segment whose file name holds a terminal escape and a space (any
+    process of the user can name a file so) is shown with neither: the
+    escape would reach the terminal and the space would split batch mode's
+    key=value words."""
+    name = unique("wt-esc")
+    p = start_target(target, name, 0.3, keep=True)
+    p.wait(timeout=TIMEOUT)
+    mine = [f for f in os.listdir("/dev/shm")
+            if f.startswith("weft-%d-" % p.pid)]
+    hostile = "/dev/shm/weft-%d-\x1b[2J x" % p.pid
+    try:
+        check(len(mine) == 1, "kept segment missing: %s" % mine)
+        os.rename(os.path.join("/dev/shm", mine[0]), hostile)
+        snaps, out = top_batch(top, 1, 0.1, "-a", "-p", str(p.pid))
+        check("\x1b" not in out, "an escape reached the output:\n%r" % out)
+        rt, workers = runtime_of(snaps[0], name)
+        check(rt is not None and rt["id"] == "weft-%d-?[2J?x" % p.pid
+              and len(workers) == 2,
+              "hostile segment not shown cleaned:\n%r" % out)
+    finally:
+        for f in os.listdir("/dev/shm"):
+            if f.startswith("weft-%d-" % p.pid):
+                os.unlink(os.path.join("/dev/shm", f))
+
+
 def junk_segment():
     """A file in /dev/shm named like a weft segment, holding junk."""
     path = "/dev/shm/weft-junk-%d" % os.getpid()
@@ -195,6 +221,7 @@ def test_batch(top, target):
             p.wait(timeout=TIMEOUT)
             check_gone(top, name, p.pid)
         check_kept(top, target)
+        check_hostile_name(top, target)
     finally:
         os.unlink(junk)
 

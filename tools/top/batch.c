@@ -70,7 +70,7 @@ static void print_runtime(const struct top_runtime *r)
            " steals=%llu steals_per_s=%.1f queued=%llu parks=%llu"
            " parks_per_s=%.1f maps=%llu maps_per_s=%.1f map_items=%llu"
            " items_per_s=%.1f",
-           s->src.pid, r->id, r->workers,
+           s->src.pid, r->shown, r->workers,
            top_state(&s->src),
            (double)s->rs.uptime_ns * 1e-9, t.window_s, 100 * t.util,
            100 * t.spin, (unsigned long long)t.tasks, t.tasks_s,
@@ -90,7 +90,7 @@ static void print_worker(const struct top_runtime *r, int i)
     printf("worker pid=%d id=%s index=%d cpu=%d node=%d util_pct=%.1f"
            " spin_pct=%.1f busy_ms=%.1f tasks=%llu tasks_per_s=%.1f"
            " steals=%llu steals_per_s=%.1f queued=%llu parks=%llu\n",
-           r->cur.src.pid, r->id, i, w->cpu, w->numa_node, 100 * t.util,
+           r->cur.src.pid, r->shown, i, w->cpu, w->numa_node, 100 * t.util,
            100 * t.spin, (double)w->busy_ns * 1e-6,
            (unsigned long long)t.tasks, t.tasks_s,
            (unsigned long long)t.steals, t.steals_s,

@@ -39,6 +39,10 @@ static struct top_runtime *runtime_new(const weft_stats_source *s)
     if (!r)
         return NULL;
     snprintf(r->id, sizeof r->id, "%s", s->id);
+    top_clean_name(r->shown, sizeof r->shown, s->id);
+    for (char *c = r->shown; *c; c++) /* batch lines are key=value words */
+        if (*c == ' ')
+            *c = '?';
     r->created_unix_ns = s->created_unix_ns;
     r->workers = s->workers;
     r->cur.w = calloc((size_t)s->workers, sizeof *r->cur.w);

@@ -193,7 +193,7 @@ static int draw_summary(const struct top_runtime *r, int row)
     top_fmt_uptime(up, sizeof up, r->cur.rs.uptime_ns);
     snprintf(buf, sizeof buf, " %s   pid %d   %d worker%s   up %s   %s%s",
              name, r->cur.src.pid, r->workers, r->workers == 1 ? "" : "s",
-             up, r->id, r->cur.src.alive ? "" : "   [no longer runs]");
+             up, r->shown, r->cur.src.alive ? "" : "   [no longer runs]");
     line_at(row++, A_BOLD, buf);
     top_fmt_si(a, sizeof a, t.tasks_s);
     top_fmt_si(b, sizeof b, t.steals_s);

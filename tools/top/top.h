@@ -23,6 +23,8 @@ struct top_snap {
  * rates are averages since the runtime was created. */
 struct top_runtime {
     char id[64];
+    char shown[64]; /* id as printed: any file in /dev/shm named weft-*
+                       is listed, so its name is not trusted (escapes) */
     uint64_t created_unix_ns; /* with id, tells a reused id apart */
     int workers;
     weft_stats_reader *reader;
