@@ -7,6 +7,7 @@
  * runtime. Public API only. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -252,6 +256,134 @@ static void test_threads(void **s)
     assert_int_equal(segments_now(before), before);
 }
 
+/* ---- stores left by dead processes */
+
+/* In a child: a runtime's store (its name written to fd), then, when
+ * holder is set, a grandchild that opens it by name and waits on hold;
+ * the child then exits without destroying its runtime, as a killed
+ * process would. Returns the grandchild's pid through the pipe too. */
+static void own_name(char *name)
+{
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "weft-rt-%d-", (int)getpid());
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        _exit(1);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
+            strlen(e->d_name) <= WEFT_STORE_NAME_MAX)
+            memcpy(name, e->d_name, strlen(e->d_name) + 1);
+    closedir(d);
+}
+
+static void leave_store(int fd, int hold, int hold_w)
+{
+    weft_config c = weft_config_default();
+    c.workers = 1;
+    c.store_capacity = 1u << 20;
+    weft_runtime *rt = NULL;
+    weft_store *st = NULL;
+    if (weft_runtime_create(&rt, &c) || weft_runtime_store(rt, &st))
+        _exit(1);
+    char name[WEFT_STORE_NAME_MAX + 1] = "";
+    own_name(name);
+    pid_t g = 0;
+    if (hold >= 0) {
+        int ready[2];
+        if (pipe(ready))
+            _exit(1);
+        g = fork();
+        if (g == 0) {
+            close(hold_w); /* so that the test's close is our EOF */
+            weft_store_opts o;
+            weft_store_opts_default(&o);
+            o.flags = WEFT_STORE_OPEN_EXISTING;
+            weft_store *mine = NULL;
+            char b = weft_store_open(name, &o, &mine) == 0;
+            if (write(ready[1], &b, 1) != 1 || read(hold, &b, 1) < 0)
+                _exit(1);
+            _exit(0); /* the store stays open until here */
+        }
+        char b = 0;
+        if (g < 0 || read(ready[0], &b, 1) != 1 || !b)
+            _exit(1);
+    }
+    if (write(fd, name, sizeof name) != (ssize_t)sizeof name ||
+        write(fd, &g, sizeof g) != (ssize_t)sizeof g)
+        _exit(1);
+    _exit(0);
+}
+
+/* The name of a store left by a child that exited (held open by a
+ * grandchild when hold >= 0, whose pid goes to *g). */
+static void left_store(char *name, int hold, int hold_w, pid_t *g)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0)
+        leave_store(p[1], hold, hold_w);
+    close(p[1]);
+    assert_int_equal(read(p[0], name, WEFT_STORE_NAME_MAX + 1),
+                     WEFT_STORE_NAME_MAX + 1);
+    assert_int_equal(read(p[0], g, sizeof *g), (ssize_t)sizeof *g);
+    close(p[0]);
+    int st;
+    assert_int_equal(waitpid(c, &st, 0), c);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int shm_exists(const char *name)
+{
+    char path[WEFT_STORE_NAME_MAX + 16];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    return access(path, F_OK) == 0;
+}
+
+static void age(const char *name)
+{
+    char path[WEFT_STORE_NAME_MAX + 16];
+    snprintf(path, sizeof path, "/dev/shm/%s", name);
+    struct timespec t[2] = {{.tv_sec = time(NULL) - 3600},
+                            {.tv_sec = time(NULL) - 3600}};
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+/* A new runtime store removes those whose process died without destroy
+ * (an hour old, no client left); it keeps a fresh one (its creator may
+ * not hold its slot yet) and one that another process still has open. */
+static void test_dead_left(void **s)
+{
+    (void)s;
+    char dead[WEFT_STORE_NAME_MAX + 1], fresh[WEFT_STORE_NAME_MAX + 1],
+        held[WEFT_STORE_NAME_MAX + 1];
+    pid_t g;
+    int hold[2];
+    assert_int_equal(pipe(hold), 0);
+    left_store(dead, -1, -1, &g);
+    left_store(fresh, -1, -1, &g);
+    left_store(held, hold[0], hold[1], &g);
+    assert_true(g > 0);
+    age(dead);
+    age(held);
+    assert_true(shm_exists(dead) && shm_exists(fresh) && shm_exists(held));
+
+    weft_runtime *rt = runtime_cap(1u << 20);
+    weft_store *st = NULL;
+    assert_int_equal(weft_runtime_store(rt, &st), 0);
+    assert_false(shm_exists(dead));
+    assert_true(shm_exists(fresh));
+    assert_true(shm_exists(held));
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+
+    close(hold[1]); /* the grandchild closes the store and exits */
+    close(hold[0]);
+    assert_int_equal(waitpid(g, NULL, 0) == g || errno == ECHILD, 1);
+    assert_int_equal(weft_store_unlink(fresh, NULL), 0);
+    assert_int_equal(weft_store_unlink(held, NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_attached),
         cmocka_unit_test(test_bad_args),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_dead_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,7 +275,11 @@ WEFT_API int weft_store_id_parse(const char *hex, weft_store_id *id);
  * it; the caller must not close it, and must not use *out after destroy.
  * Other processes of the same user may open it by its name
  * ("weft-rt-PID-N"); a forked child must (see "Processes" above), as the
- * isolated map's processes do.
+ * isolated map's processes do. A process that dies without destroy
+ * (SIGKILL, a crash, _exit) leaves its store behind; each new runtime
+ * store first removes this user's "weft-rt-*" stores whose creator's pid
+ * is gone, that were not modified for a minute and on which no process
+ * holds a lock (every attached client holds one on its slot).
  * Errors: -EINVAL (NULL argument), and those of weft_store_open() (-ENOSPC
  * when /dev/shm has no room for the capacity); a later call tries again.
  * Any thread of the runtime's process, at any time before destroy. */

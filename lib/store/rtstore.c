@@ -2,11 +2,17 @@
  * hung on the runtime's WEFT__EXT_STORE slot, so lib/core knows neither
  * its type nor the store's; the slot's stats hook fills the store fields
  * of weft_stats_runtime(). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -67,8 +73,82 @@ static uint64_t default_capacity(void)
     return cap;
 }
 
+/* ---- stores left by dead processes
+ *
+ * A process that dies without weft_runtime_destroy() (SIGKILL, a crash,
+ * _exit) leaves its runtime's store in /dev/shm, and with it every page
+ * its isolated maps touched: up to the whole capacity of memory, until
+ * the machine restarts (a test suite killed a few times had left 2 GiB).
+ * Nobody else would remove it, so each new private store first removes
+ * those of this user that are provably abandoned. */
+
+/* Seconds a store must have been left alone before it may be judged: a
+ * store being created has its name before its creator holds a slot. */
+#define RT_STALE_AGE 60
+
+/* Whether "weft-rt-PID-N" names a store another process made (*pid). */
+static bool rt_name(const char *name, pid_t *pid)
+{
+    int p, len = 0;
+    unsigned seq;
+    if (sscanf(name, "weft-rt-%d-%u%n", &p, &seq, &len) != 2 ||
+        name[len] != 0 || p <= 0)
+        return false;
+    char again[64]; /* the canonical spelling only: no "+5", no "007" */
+    snprintf(again, sizeof again, "weft-rt-%d-%u", p, seq);
+    *pid = p;
+    return strcmp(again, name) == 0 && p != getpid();
+}
+
+/* Whether the file fd is abandoned: a regular file of ours, untouched for
+ * RT_STALE_AGE, on which no process holds a lock. Every client of a
+ * store holds an OFD lock on its slot for as long as it is attached
+ * (segment.c, slot_lock), in whatever pid namespace it runs, so no lock
+ * means no client. Without OFD locks nothing is judged abandoned. */
+static bool rt_abandoned(int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+        sb.st_uid != geteuid() ||
+        time(NULL) - sb.st_mtime < RT_STALE_AGE)
+        return false;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                       .l_start = 0, .l_len = 0};
+    return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
+}
+
+/* Removes name if its creator (pid) is gone and the store is abandoned.
+ * The pid test is only a cheap first filter (a reused pid keeps a dead
+ * store, which is safe); the lock decides. */
+static void rt_sweep_one(int dirfd, const char *name, pid_t pid)
+{
+    if (kill(pid, 0) == 0 || errno != ESRCH)
+        return;
+    int fd = openat(dirfd, name,
+                    O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (rt_abandoned(fd))
+        weft_store_unlink(name, NULL);
+    close(fd);
+}
+
+static void rt_sweep(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return;
+    struct dirent *e;
+    pid_t pid;
+    while ((e = readdir(d)))
+        if (rt_name(e->d_name, &pid))
+            rt_sweep_one(dirfd(d), e->d_name, pid);
+    closedir(d);
+}
+
 static int open_private(weft_runtime *rt, weft_store **out)
 {
+    rt_sweep();
     weft_store_opts o;
     weft_store_opts_default(&o);
     o.capacity = rt->store_capacity ? rt->store_capacity
