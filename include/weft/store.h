@@ -29,6 +29,13 @@
  * else: the next process to notice (at open, when space runs out, at the
  * internal lock, whose owner's death the robust mutex reports, or in
  * weft_store_check()) reclaims them. Sealed objects stay readable.
+ * A death inside the internal lock makes the next process to take it
+ * rebuild the store's lists (a repair, which allocates memory): while a
+ * repair cannot complete, every call that takes the lock (open, create,
+ * abort, delete, contains, stat, list, check, close, and a get that
+ * must wait or restore) fails with its error (-ENOMEM), and the next
+ * such call, in any process, tries again; gets of sealed objects work
+ * meanwhile.
  * A process counts as alive while it has the store open: each handle
  * holds a lock on the segment's file (an OFD lock) that the kernel drops
  * when the process exits or execs, whichever of its threads are left and
