@@ -198,9 +198,13 @@ WEFT_API int weft_store_close(weft_store *st);
  * from. -ENOENT when no such store. */
 WEFT_API int weft_store_unlink(const char *name, const char *spill_dir);
 
-/* Creates the unsealed object id of `size` bytes (0 allowed) and stores a
- * writable pointer to its data (64-byte aligned) in *data. Only this
- * handle may write, seal or abort it. Evicts or spills others if needed.
+/* Creates the unsealed object id of `size` bytes and stores a writable
+ * pointer to its data (64-byte aligned) in *data. Only this handle may
+ * write, seal or abort it. Evicts or spills others if needed. size 0
+ * makes a valid empty object: sealed and got like any other (obj.size
+ * 0); its *data is a valid pointer to no bytes of the object (its block
+ * holds 64 bytes of padding, so that a stray write there harms no other
+ * object), never NULL.
  * Errors: -EEXIST (the id exists), -ENOSPC (no room even after eviction
  * and spilling, or every object slot in use), -EINVAL. */
 WEFT_API int weft_store_create(weft_store *st, const weft_store_id *id,
