@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -715,6 +716,121 @@ static void test_bad_ids(void **s)
     weft_stats_detach(&r);
 }
 
+/* --- segments of format version 1 ---------------------------------------- */
+
+/* The header of version 1 (lib/core/publish.c before version 2): the
+ * payload had no start time and no pid namespace. */
+typedef struct v1_header {
+    uint64_t magic;
+    uint32_t version, header_size;
+    uint32_t worker_size, workers;
+    uint64_t seq;
+    int64_t pid, state, keep;
+    uint64_t created_unix_ns, updated_mono_ns;
+    char name[64];
+} v1_header;
+
+static const char *const v1_tags[] = {"dead", "alive", "fresh", "reused",
+                                      "bent"};
+enum { V1_TAGS = sizeof v1_tags / sizeof *v1_tags };
+
+static void v1_id(char *id, size_t len, const char *tag)
+{
+    snprintf(id, len, "weft-v1test-%d-%s", (int)getpid(), tag);
+}
+
+static bool v1_exists(const char *tag)
+{
+    char id[64], file[96];
+    v1_id(id, sizeof id, tag);
+    snprintf(file, sizeof file, "/dev/shm/%s", id);
+    struct stat st;
+    return stat(file, &st) == 0;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A v1 segment as a build of then left it, under our private prefix:
+ * owner pid, refreshed silent_s seconds ago, last written at mtime
+ * (seconds since the epoch); workers 0 makes it misshapen. */
+static void v1_segment(const char *tag, pid_t pid, uint64_t silent_s,
+                       time_t mtime, uint32_t workers)
+{
+    char id[64], path[80];
+    v1_id(id, sizeof id, tag);
+    snprintf(path, sizeof path, "/%s", id);
+    size_t hsize = sizeof(v1_header) + sizeof(weft_runtime_stats);
+    size_t size = hsize + sizeof(weft_worker_stats);
+    unsigned char *buf = calloc(1, size);
+    assert_non_null(buf);
+    v1_header h = {.magic = 0x3153544154535457ull, .version = 1,
+                   .header_size = (uint32_t)hsize,
+                   .worker_size = sizeof(weft_worker_stats),
+                   .workers = workers, .seq = 2, .pid = pid, .state = 1,
+                   .updated_mono_ns = mono_ns() - silent_s * 1000000000ull};
+    snprintf(h.name, sizeof h.name, "v1test");
+    memcpy(buf, &h, sizeof h);
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    ssize_t wrote = write(fd, buf, size);
+    free(buf);
+    struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
+    int rc = futimens(fd, times);
+    close(fd);
+    assert_int_equal(wrote, (ssize_t)size);
+    assert_int_equal(rc, 0);
+}
+
+static int v1_cleanup(void **s)
+{
+    (void)s;
+    for (int i = 0; i < V1_TAGS; i++) {
+        char id[64], path[80];
+        v1_id(id, sizeof id, v1_tags[i]);
+        snprintf(path, sizeof path, "/%s", id);
+        shm_unlink(path); /* most are gone already */
+    }
+    return 0;
+}
+
+/* Segments of format version 1, left by crashed processes of older
+ * builds, were "not ours" to every reader and piled up in /dev/shm. A
+ * reader now removes one whose owner is provably gone: not refreshed for
+ * two minutes, and its pid names no process, or one started after the
+ * segment was last written. One of a live process, one refreshed lately
+ * (perhaps a publisher in another pid namespace) and a misshapen one
+ * stay. */
+static void test_v1_segments(void **s)
+{
+    (void)s;
+    const uint64_t silent = 200; /* s: over the 2 minutes the reader asks */
+    if (mono_ns() < (silent + 10) * 1000000000ull)
+        skip(); /* booted too lately to forge a silence that long */
+    time_t now = time(NULL);
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0)
+        _exit(0);
+    int status;
+    assert_int_equal(waitpid(dead, &status, 0), dead);
+    v1_segment("dead", dead, silent, now - 10, 1);
+    v1_segment("alive", getpid(), silent, now, 1);
+    v1_segment("fresh", dead, 0, now - 10, 1);
+    v1_segment("reused", getpid(), silent, 1000000000, 1);
+    v1_segment("bent", dead, silent, now - 10, 0);
+    assert_true(weft_stats_list(sources, MAX_SOURCES) >= 0);
+    assert_false(v1_exists("dead"));
+    assert_true(v1_exists("alive"));
+    assert_true(v1_exists("fresh"));
+    assert_false(v1_exists("reused"));
+    assert_true(v1_exists("bent"));
+}
+
 int main(void)
 {
     unsetenv("WEFT_STATS");
@@ -735,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_fifo_refused),
         cmocka_unit_test(test_name_taken),
         cmocka_unit_test(test_pid_reused),
+        cmocka_unit_test_teardown(test_v1_segments, v1_cleanup),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -344,8 +344,10 @@ WEFT_API weft_net_config weft_net_config_default(void);
  * owns the node (rt must outlive it). Returns 0, -EINVAL, -ENOENT (no
  * such transport), -EPROTO (a peer's function table differs: the first
  * differing name is logged), -EHOSTDOWN (a peer died before it was met),
- * -ETIMEDOUT (peers did not all join), or the
- * backend's error; a failed create returns once the tasks that peers
+ * -ETIMEDOUT (peers did not all join), -EMSGSIZE (the names of the
+ * registered remote functions, which the node sends every peer when it
+ * meets it, NUL-terminated, take more than params.max_payload bytes:
+ * logged), or the backend's error; a failed create returns once the tasks that peers
  * which met this node sent it meanwhile have ended (as destroy does).
  * Call from a thread that is not one of rt's workers. */
 WEFT_API int weft_net_create(weft_node **out, weft_runtime *rt,

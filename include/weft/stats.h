@@ -87,7 +87,10 @@ WEFT_API int weft_stats_runtime(const weft_runtime *rt,
  * process counts as gone when no process of its pid has its start time
  * (a reused pid does not keep a dead one's segment alive). Readers in
  * another pid namespace than the publisher's cannot tell and never remove
- * its segment. Any thread of any process of the same user may call the
+ * its segment. Segments that builds before the format's version 2 left
+ * are removed when they have not been refreshed for two minutes and their
+ * pid names no process, or one that started after the segment was last
+ * written. Any thread of any process of the same user may call the
  * functions below; segments of other users are refused. */
 typedef struct weft_stats_source {
     char id[64];      /* what to pass to weft_stats_attach() */

@@ -29,6 +29,13 @@
  * else: the next process to notice (at open, when space runs out, at the
  * internal lock, whose owner's death the robust mutex reports, or in
  * weft_store_check()) reclaims them. Sealed objects stay readable.
+ * A death inside the internal lock makes the next process to take it
+ * rebuild the store's lists (a repair, which allocates memory): while a
+ * repair cannot complete, every call that takes the lock (open, create,
+ * abort, delete, contains, stat, list, check, close, and a get that
+ * must wait or restore) fails with its error (-ENOMEM), and the next
+ * such call, in any process, tries again; gets of sealed objects work
+ * meanwhile.
  * A process counts as alive while it has the store open: each handle
  * holds a lock on the segment's file (an OFD lock) that the kernel drops
  * when the process exits or execs, whichever of its threads are left and
@@ -191,9 +198,13 @@ WEFT_API int weft_store_close(weft_store *st);
  * from. -ENOENT when no such store. */
 WEFT_API int weft_store_unlink(const char *name, const char *spill_dir);
 
-/* Creates the unsealed object id of `size` bytes (0 allowed) and stores a
- * writable pointer to its data (64-byte aligned) in *data. Only this
- * handle may write, seal or abort it. Evicts or spills others if needed.
+/* Creates the unsealed object id of `size` bytes and stores a writable
+ * pointer to its data (64-byte aligned) in *data. Only this handle may
+ * write, seal or abort it. Evicts or spills others if needed. size 0
+ * makes a valid empty object: sealed and got like any other (obj.size
+ * 0); its *data is a valid pointer to no bytes of the object (its block
+ * holds 64 bytes of padding, so that a stray write there harms no other
+ * object), never NULL.
  * Errors: -EEXIST (the id exists), -ENOSPC (no room even after eviction
  * and spilling, or every object slot in use), -EINVAL. */
 WEFT_API int weft_store_create(weft_store *st, const weft_store_id *id,

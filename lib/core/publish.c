@@ -14,7 +14,9 @@
  * by the next weft_stats_list(): gone means no process of that pid with
  * the start time the segment records (a pid alone may have been reused),
  * judged only by readers in the publisher's pid namespace (in another,
- * the pid names some other process or none).
+ * the pid names some other process or none). Segments of format version
+ * 1, which older builds left, are removed too when their owner is
+ * provably gone (see v1_reap).
  *
  * Readers trust nothing in a segment past what attach checked: its size
  * and worker count are fixed then, so a segment rewritten under them
@@ -525,13 +527,119 @@ static bool stale(const weft_stats_source *s)
 #define WORD(field) \
     ((offsetof(seg_header, field) - offsetof(seg_header, pid)) / 8)
 
+/* ---- segments of format version 1 ------------------------------------ */
+
+/* Version 1 (the builds before a73b054) recorded no start time and no pid
+ * namespace, so its segments were "not ours" to every later reader and
+ * those of crashed processes stayed in /dev/shm for good. A reader
+ * removes one only when its owner is provably gone, judged by what v1
+ * has: the pid, the refresh stamp and the file's mtime. */
+#define V1_VERSION 1
+/* A live v1 publisher rewrites updated_mono_ns every WEFT_STATS_MS, at
+ * most 60 s: one not refreshed for twice that has no running publisher,
+ * in whatever pid namespace (which v1 does not record). */
+#define V1_SILENT_NS (120ull * 1000000000ull)
+/* Slack between a process's start time (clock ticks after boot, turned
+ * into wall time) and a file's mtime (the wall clock's), for rounding. */
+#define V1_CLOCK_SLACK_NS (2ull * 1000000000ull)
+
+/* v1's header, as far as it is read here: the same prefix as version 2,
+ * then the payload without start_ticks and pidns. */
+typedef struct seg_v1 {
+    uint64_t magic;
+    uint32_t version, header_size;
+    uint32_t worker_size, workers;
+    uint64_t seq;
+    int64_t pid, state, keep;
+    uint64_t created_unix_ns, updated_mono_ns;
+    char name[64];
+} seg_v1;
+
+/* A v1 segment, whole: the magic, the version and sizes that fit. */
+static bool v1_shape(const seg_v1 *h, size_t size)
+{
+    return size >= sizeof *h && h->magic == SEG_MAGIC &&
+           h->version == V1_VERSION && h->header_size >= sizeof *h &&
+           h->worker_size > 0 && h->workers > 0 &&
+           h->workers <= WEFT_MAX_WORKERS && h->header_size <= size &&
+           (size - h->header_size) / h->worker_size >= h->workers;
+}
+
+/* When process pid started, in CLOCK_REALTIME ns; 0 when unknown. */
+static uint64_t proc_start_unix_ns(int64_t pid)
+{
+    int64_t ticks = proc_start(pid);
+    long hz = sysconf(_SC_CLK_TCK);
+    struct timespec boot;
+    if (ticks < 0 || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot))
+        return 0;
+    uint64_t since_boot = (uint64_t)boot.tv_sec * 1000000000ull +
+                          (uint64_t)boot.tv_nsec;
+    uint64_t now = unix_ns();
+    if (since_boot > now)
+        return 0;
+    return now - since_boot +
+           (uint64_t)ticks / (uint64_t)hz * 1000000000ull +
+           (uint64_t)ticks % (uint64_t)hz * (1000000000ull / (uint64_t)hz);
+}
+
+/* Whether the v1 segment h (whose file was last changed at mtime_ns)
+ * belongs to a process that is gone: silent for V1_SILENT_NS, and its
+ * pid names no process here, or one that started after the file was
+ * last written (the pid was reused). Any doubt keeps the segment. */
+static bool v1_owner_gone(const seg_v1 *h, uint64_t mtime_ns)
+{
+    uint64_t now = weft__now_ns();
+    if (h->pid <= 0 || h->updated_mono_ns > now ||
+        now - h->updated_mono_ns < V1_SILENT_NS)
+        return false;
+    if (proc_start(h->pid) < 0) {
+        if (proc_start(getpid()) >= 0)
+            return true; /* /proc works and has no such pid */
+        return kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
+    }
+    uint64_t started = proc_start_unix_ns(h->pid);
+    return started && started > mtime_ns + V1_CLOCK_SLACK_NS;
+}
+
+/* Removes segment id if it is a version-1 segment of a process that is
+ * gone (seg_map: a regular file of our own user). The name is unlinked
+ * only while it still names the file that was judged. */
+static void v1_reap(const char *id)
+{
+    char file[PATH_MAX_LEN + 16]; /* id_ok: ids are under 64 bytes */
+    snprintf(file, sizeof file, "/dev/shm/%.63s", id);
+    const char *path = file + strlen("/dev/shm"); /* shm_open's name */
+    struct stat before, now;
+    if (stat(file, &before) != 0)
+        return;
+    void *m = MAP_FAILED;
+    size_t size = 0;
+    if (seg_map(path, &m, &size))
+        return;
+    seg_v1 h;
+    memcpy(&h, m, sizeof h); /* size >= sizeof(seg_header) > sizeof h */
+    munmap(m, size);
+    uint64_t mtime = (uint64_t)before.st_mtim.tv_sec * 1000000000ull +
+                     (uint64_t)before.st_mtim.tv_nsec;
+    if (!v1_shape(&h, size) || !v1_owner_gone(&h, mtime))
+        return;
+    if (stat(file, &now) == 0 && now.st_ino == before.st_ino &&
+        now.st_dev == before.st_dev &&
+        now.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+        now.st_mtim.tv_nsec == before.st_mtim.tv_nsec)
+        weft_stats_remove(id);
+}
+
 /* Look at one /dev/shm entry; true when it is a live segment (in *s). */
 static bool probe(const char *id, weft_stats_source *s)
 {
     weft_stats_reader *r;
     int rc = weft_stats_attach(id, &r);
+    if (rc == -EPROTO)
+        v1_reap(id); /* not ours, or half-made, unless an old one */
     if (rc)
-        return false; /* -EPROTO: not ours, or half-made: never removed */
+        return false;
     rc = weft_stats_read(r, s, NULL, NULL, 0);
     /* a publisher that died mid-write leaves seq odd for good; who it
      * was, written before the first snapshot and never changed, still

@@ -2051,6 +2051,15 @@ static int start(weft_node *n, const weft_net_config *c)
         rc = weft__fntab_get(&n->fns);
     if (rc)
         return rc;
+    /* the hello carries every name: over max_payload, every peer would
+     * refuse it (tcp closes the stream) and the job could never meet */
+    if (too_big(n, n->fns.names_len)) {
+        weft__log("net: the names of the %u registered remote functions "
+                  "take %zu bytes, over max_payload (%llu): raise it",
+                  n->fns.n, n->fns.names_len,
+                  (unsigned long long)n->params.max_payload);
+        return -EMSGSIZE;
+    }
     n->fstat = weft__calloc(n->fns.n ? n->fns.n : 1, sizeof *n->fstat);
     if (!n->fstat)
         return -ENOMEM;

@@ -24,8 +24,15 @@ static uint64_t bsize(const st_blk *b)
     return b->size & ~USED;
 }
 
+/* The block for an object of size bytes. An empty object gets one unit
+ * of data all the same: its data pointer must point into its own block,
+ * where a write (which no caller should make, but a memcpy of 0 bytes to
+ * it is fine) can harm nobody; without it the pointer was the header of
+ * the next block, and one byte written there broke the heap. */
 uint64_t st_block_need(uint64_t size)
 {
+    if (size == 0)
+        size = 1;
     return ST_BLK_HDR + ((size + ST_ALIGN - 1) & ~(uint64_t)(ST_ALIGN - 1));
 }
 

@@ -452,19 +452,44 @@ static int lock_spin_then_block(pthread_mutex_t *m)
     return pthread_mutex_lock(m);
 }
 
+/* Under the lock: repairs if a death inside the lock left that to do
+ * (st_hdr.repair_needed); 0, or the repair's error with the lock
+ * released, the repair still owed to the next locker. */
+static int repair_if_needed(weft_store *st)
+{
+    if (!atomic_load_explicit(&st->h->repair_needed, memory_order_relaxed))
+        return 0;
+    ST_POINT("repair");
+    int rc = st_repair(st);
+    if (rc) {
+        pthread_mutex_unlock(&st->h->lock);
+        return rc;
+    }
+    atomic_store_explicit(&st->h->repair_needed, 0, memory_order_relaxed);
+    return 0;
+}
+
 int st_lock(weft_store *st)
 {
     int rc = lock_spin_then_block(&st->h->lock);
     if (rc == EOWNERDEAD) {
-        ST_POINT("repair");
-        st_repair(st);
+        /* noted before the mutex is made usable again: from here on a
+         * repair that fails, or whose process dies, is owed by whoever
+         * takes the lock next */
+        atomic_store_explicit(&st->h->repair_needed, 1,
+                              memory_order_relaxed);
         pthread_mutex_consistent(&st->h->lock);
         rc = 0;
     }
+    if (rc)
+        return -rc;
+    rc = repair_if_needed(st);
+    if (rc)
+        return rc;
     /* this client's seals, once enough wait for a batch (see st.h) */
-    if (rc == 0 && st->me < st->max_clients)
+    if (st->me < st->max_clients)
         st_link_pending(st, st->me, ST_PEND_MAX / 2);
-    return -rc;
+    return 0;
 }
 
 void st_unlock(weft_store *st)
@@ -569,8 +594,11 @@ static void repair_desc(weft_store *st, uint32_t d)
  * descriptors. The dead owner (and any other dead client) is reclaimed
  * first so that its unsealed objects go: its references and slot here
  * (not st_reclaim_client, whose frees touch the derived structures),
- * its objects by repair_desc, the counters by the rebuilds. */
-void st_repair(weft_store *st)
+ * its objects by repair_desc, the counters by the rebuilds. Returns 0,
+ * or -ENOMEM when the heap could not be rebuilt: then the rest is not
+ * rebuilt either, and the caller leaves the repair owed (st_lock); every
+ * step before is idempotent, so doing it all again is right. */
+int st_repair(weft_store *st)
 {
     for (uint32_t c = 0; c < st->max_clients; c++) {
         if (!other_dead(st, c))
@@ -587,7 +615,9 @@ void st_repair(weft_store *st)
     atomic_store_explicit(&st->h->clients, alive, memory_order_relaxed);
     for (uint32_t d = 0; d < st->max_objects; d++)
         repair_desc(st, d);
-    st_heap_rebuild(st);
+    int rc = st_heap_rebuild(st);
+    if (rc)
+        return rc;
     st_rebuild_lists(st); /* links every sealed object */
     for (uint32_t c = 0; c < st->max_clients; c++) {
         atomic_store_explicit(&st->clients[c].unlinked, 0,
@@ -596,6 +626,7 @@ void st_repair(weft_store *st)
     }
     st_index_rebuild(st);
     ST_ADD(&st->h->repairs, 1);
+    return 0;
 }
 
 /* ---- clients */

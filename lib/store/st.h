@@ -87,8 +87,10 @@
 
 /* "WEFTSTOR" in memory (little-endian) */
 #define ST_MAGIC 0x524f545354464557ull
-#define ST_VERSION 3u /* 2: lock-free seal, ABORTING, unlinked; 3: liveness
-                         by lock, instance in spill file names */
+#define ST_VERSION 4u /* 2: lock-free seal, ABORTING, unlinked; 3: liveness
+                         by lock, instance in spill file names; 4:
+                         repair_needed (a build without it would work on
+                         a store whose repair failed) */
 #define ST_NIL32 UINT32_MAX
 #define ST_NIL64 UINT64_MAX
 #define ST_ALIGN 64u          /* block and data alignment */
@@ -126,7 +128,15 @@ typedef struct st_hdr {
      * files, so that a store created under the name of one that was
      * unlinked but is still open never shares them (spill.c). */
     uint64_t instance;
-    uint64_t pad0[2];
+    /* 1 from the moment a locker finds the lock's owner dead until the
+     * repair (st_repair) has rebuilt everything: a repair that fails (no
+     * memory for its sort) or dies is done again by the next locker, in
+     * whatever process, and until one succeeds every locked operation
+     * fails with its error instead of working on half-rebuilt lists.
+     * Under the lock. */
+    _Atomic uint32_t repair_needed;
+    uint32_t pad0a;
+    uint64_t pad0;
     /* Hot: what every create touches, in as few cache lines as the
      * processes that share the lock pass back and forth with it: the
      * lock, the descriptor stack, the index's count and the counters
@@ -264,7 +274,7 @@ WEFT__HIDDEN void st_unlock(weft_store *st);
 WEFT__HIDDEN int st_client_dead(weft_store *st, uint32_t c);
 WEFT__HIDDEN int st_reclaim_dead(weft_store *st);
 WEFT__HIDDEN uint32_t st_refsum(weft_store *st, uint32_t d);
-WEFT__HIDDEN void st_repair(weft_store *st);
+WEFT__HIDDEN int st_repair(weft_store *st);
 WEFT__HIDDEN void st_reclaim_client(weft_store *st, uint32_t c);
 
 /* heap.c: the data-area allocator (under the lock). */

@@ -348,6 +348,13 @@ static void test_bad_args(void **state)
     c.params.size = 1;
     c.params.rank = 3;
     assert_int_equal(weft_net_create(&n, rts[0], &c), -EINVAL);
+    /* the hello, which carries every registered name (this file's take
+     * well over 64 bytes), would be over max_payload: every peer would
+     * refuse it, so the node is not created */
+    c.params.rank = 0;
+    c.params.max_payload = 64;
+    assert_int_equal(weft_net_create(&n, rts[0], &c), -EMSGSIZE);
+    assert_null(n);
 }
 
 /* Any-node tasks from node 0 (two workers) while 1 and 2 are idle: all

@@ -536,6 +536,41 @@ static void test_created_then_full(void **state)
     assert_int_equal(weft_store_close(full_other), 0);
 }
 
+/* An empty object's data pointer points into its own block: it used to
+ * be the header of the next block, so that a byte written there (a
+ * user's mistake, but one that must not break the store for everyone)
+ * corrupted the heap. The object seals, reads back with size 0, and
+ * takes a block of its own (a header and one unit). */
+static void test_empty_object(void **state)
+{
+    weft_store *st = ((fixture *)*state)->st;
+    weft_store_id z = st_id(1);
+    void *p = NULL;
+    assert_int_equal(weft_store_create(st, &z, 0, 0, &p), 0);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 64, 0);
+    memset(p, 0xA5, 64);
+    assert_int_equal(weft_store_seal(st, &z), 0);
+    assert_int_equal(st_put_n(st, 2, 100, 0), 0); /* the next block */
+    char why[200];
+    if (weft_store_check(st, why, sizeof why))
+        fail_msg("after a write to an empty object: %s", why);
+    weft_store_obj obj;
+    assert_int_equal(weft_store_get(st, &z, 0, &obj), 0);
+    assert_int_equal(obj.size, 0);
+    assert_non_null(obj.data);
+    assert_int_equal(weft_store_release(st, &obj), 0);
+    weft_store_id two = st_id(2);
+    assert_int_equal(weft_store_get(st, &two, 0, &obj), 0);
+    assert_true(st_verify(2, obj.data, obj.size));
+    assert_int_equal(weft_store_release(st, &obj), 0);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.used, 128 + 64 + 128);
+    assert_int_equal(weft_store_delete(st, &z), 0);
+    assert_int_equal(weft_store_delete(st, &two), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +591,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_fit_deep_in_class),
         cmocka_unit_test(test_created_then_full),
+        cmocka_unit_test_setup_teardown(test_empty_object, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
