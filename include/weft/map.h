@@ -200,7 +200,10 @@ typedef struct weft_map_report {
  *
  * Returns 0 when every item returned 0; the first failing item's status
  * (see "Errors"; rep->failed > 0 tells it from the codes below);
- * -ECANCELED when *opts->cancel became nonzero; -ENOMEM; -ESHUTDOWN when
+ * -ECANCELED when *opts->cancel became nonzero; -ENOMEM (also when a
+ * part of the map found no memory mid-way: its items are skipped, not
+ * failed, and the map stops as at an error unless WEFT_MAP_COLLECT; an
+ * item that failed before that still gives the return); -ESHUTDOWN when
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
  * max_errors > 0, deliver set with out_stride 0, and in isolated mode

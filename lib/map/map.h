@@ -57,6 +57,11 @@ struct map_run {
     pthread_mutex_t lock; /* errors, extra slots, the delivery queue */
     size_t first_index;
     int first_status, first_signal;
+    /* A failure of the map itself, not of an item (no memory for a slot
+     * of a split): items were skipped for it, so the call must not return
+     * 0. Kept only when it came before every item failure (first error
+     * wins, as with items). */
+    int map_status;
     size_t nerrors;
     map_slot *extra;
     /* delivery (map.c's deliver()): a thread is making the calls, and the
