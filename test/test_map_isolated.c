@@ -717,6 +717,129 @@ static void test_iso_timeout_quick_items(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* lib/map/isolated.c's test hooks: in a child before a chunk's first
+ * item, and in the parent between claiming a process for its time limit
+ * and the kill. */
+extern void (*weft__iso_chunk_hook)(size_t lo);
+extern void (*weft__iso_kill_hook)(void);
+
+static _Atomic int *g_stall; /* shared: stall_chunk0 armed */
+
+static void stall_chunk0(size_t lo)
+{
+    if (lo == 0 && atomic_load(g_stall))
+        hang(); /* before item 0: the item itself never starts */
+}
+
+static int count_item(size_t i, void *ctx)
+{
+    hit(ctx, i);
+    return 0;
+}
+
+/* The time limit covers a process that holds a chunk and never gets to
+ * its first item (here: stuck before it reads its chunk): timed from the
+ * chunk's sending, it is killed as a hanging item is, and the item it
+ * holds up (the chunk's first) is reported. The processes are started by
+ * a first map, so the one that stalls is not a fresh one (which has
+ * longer to start, see START_NS in isolated.c). */
+static void test_iso_timeout_before_first_item(void **s)
+{
+    (void)s;
+    size_t n = 8;
+    struct hits h = hits_new(n);
+    g_stall = shared_alloc(sizeof *g_stall);
+    assert_non_null(g_stall);
+    weft__iso_chunk_hook = stall_chunk0; /* before the runtime forks */
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    assert_int_equal(weft_for(rt, 0, n, nop_for, NULL, &opts, &rep), 0);
+    atomic_store(g_stall, 1);
+    int rc = weft_for(rt, 0, n, count_item, &h, &opts, &rep);
+    weft_runtime_destroy(&rt);
+    weft__iso_chunk_hook = NULL;
+    shared_free(g_stall, sizeof *g_stall);
+    if (rep.failed != 1)
+        report_print(&rep, errs, "stuck before the first item");
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    listed_expect(errs, rep.nerrors, 0, -ETIMEDOUT, SIGKILL);
+    assert_int_equal(hits_of(&h, 0), 0);
+    for (size_t i = 1; i < n; i++)
+        assert_int_equal(hits_of(&h, i), 1);
+    hits_free(&h);
+}
+
+/* An item that ends just as the parent decides it ran out of time: the
+ * kill must blame it, the item that ran past the limit, and not the one
+ * its process went on to (nor let the chunk end as if nothing happened).
+ * The kill hook holds the parent between its decision and the kill, lets
+ * item RACE_AT end, and waits (a bounded while) for the next item to
+ * start: a process claimed for its limit must not start it. */
+#define RACE_AT 5
+struct race {
+    struct hits h;
+    _Atomic int may_end, next_started;
+};
+static struct race *g_race;
+
+static int race_item(size_t i, void *ctx)
+{
+    struct race *r = ctx;
+    hit(&r->h, i);
+    if (i == RACE_AT)
+        while (!atomic_load(&r->may_end))
+            sleep_ns(MS / 10);
+    if (i == RACE_AT + 1)
+        atomic_store(&r->next_started, 1);
+    return 0;
+}
+
+static void race_kill_hook(void)
+{
+    atomic_store(&g_race->may_end, 1);
+    for (int k = 0; k < 200 && !atomic_load(&g_race->next_started); k++)
+        sleep_ns(MS);
+}
+
+static void test_iso_timeout_blames_running(void **s)
+{
+    (void)s;
+    size_t n = 16;
+    struct race *r = shared_alloc(sizeof *r);
+    assert_non_null(r);
+    r->h = hits_new(n);
+    g_race = r;
+    weft__iso_kill_hook = race_kill_hook;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(1, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_for(rt, 0, n, race_item, r, &opts, &rep);
+    weft_runtime_destroy(&rt);
+    weft__iso_kill_hook = NULL;
+    if (rep.failed != 1 || rep.first_index != RACE_AT)
+        report_print(&rep, errs, "an item ending as it is killed");
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    listed_expect(errs, rep.nerrors, RACE_AT, -ETIMEDOUT, SIGKILL);
+    hits_expect_once(&r->h, n, "an item ending as it is killed");
+    hits_free(&r->h);
+    shared_free(r, sizeof *r);
+}
+
 /* Stop at the first error: a crash stops the map like an error. */
 static void test_iso_crash_stops(void **s)
 {
@@ -1146,6 +1269,8 @@ int main(void)
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),
         cmocka_unit_test(test_iso_timeout_quick_items),
+        cmocka_unit_test(test_iso_timeout_before_first_item),
+        cmocka_unit_test(test_iso_timeout_blames_running),
         cmocka_unit_test(test_iso_crash_stops),
         cmocka_unit_test(test_iso_retries),
         cmocka_unit_test(test_iso_for),

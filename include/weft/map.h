@@ -97,7 +97,8 @@ enum {
 /* One failed item: its status is what the item returned, or, in isolated
  * mode, -ECHILD when the worker process running it died (signal: the
  * signal that killed it, 0 if it exited) and -ETIMEDOUT when it ran past
- * timeout_ms (signal: SIGKILL, which weft sent). signal is 0 otherwise,
+ * timeout_ms, or its process was stuck that long before starting it (see
+ * weft_map_opts.timeout_ms; signal: SIGKILL, which weft sent). signal is 0 otherwise,
  * and also for a death when the program ignores SIGCHLD or reaps every
  * child itself (waitpid(-1)): the kernel then keeps no status to read. */
 typedef struct weft_map_error {
@@ -160,7 +161,18 @@ typedef struct weft_map_opts {
     /* Isolated mode: per-item time limit in milliseconds (0 = none), how
      * many times a crashed or timed-out item is run again, and how many
      * bytes of ctx to copy to the worker processes (0 = ctx is passed as
-     * the pointer it is, into the memory as of the fork). */
+     * the pointer it is, into the memory as of the fork).
+     * The limit's exact rule: a worker process that holds items (was
+     * handed a chunk of them and has not reported it back) is killed once
+     * it goes timeout_ms without starting or ending an item, counted from
+     * when it was handed the chunk, then from each item's start and end.
+     * So an item gets timeout_ms, and so does a process that is stuck
+     * before its chunk's first item or between two items; the item it was
+     * running, or else the next one it holds up, fails with -ETIMEDOUT.
+     * Exception: a process forked for the chunk has at least 10 s to reach
+     * its first item (its start is weft's, and slow under sanitizers or
+     * for a large parent). An item that ends as it is killed is still the
+     * one reported: the process starts nothing once weft has decided. */
     unsigned timeout_ms;
     unsigned max_retries;
     size_t ctx_size;

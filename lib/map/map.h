@@ -99,5 +99,8 @@ WEFT__HIDDEN int weft__map_end(map_run *m, int run_rc, size_t ok,
  * and fills the report's counters. */
 WEFT__HIDDEN int weft__map_isolated(map_run *m, weft_map_report *rep);
 WEFT__HIDDEN void weft__isolated_free(weft_runtime *rt, void *pool);
+/* isolated.c's test hooks (see there); NULL outside tests. */
+WEFT__HIDDEN extern void (*weft__iso_chunk_hook)(size_t lo);
+WEFT__HIDDEN extern void (*weft__iso_kill_hook)(void);
 
 #endif
