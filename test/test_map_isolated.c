@@ -840,6 +840,80 @@ static void test_iso_timeout_blames_running(void **s)
     shared_free(r, sizeof *r);
 }
 
+/* A delivery or progress callback (on the calling thread, under the
+ * isolated pool's lock) that starts another isolated map on the same
+ * runtime gets -EDEADLK instead of waiting for itself; on another
+ * runtime it works. */
+struct reenter {
+    weft_runtime *rt, *other;
+    int same_rc, other_rc;
+    int calls;
+};
+
+static int i64_item(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in, (void)ctx;
+    *(int64_t *)out = (int64_t)i;
+    return 0;
+}
+
+static void reenter_try(struct reenter *x)
+{
+    if (x->calls++)
+        return;
+    weft_map_opts o = iso_opts(1, 0);
+    x->same_rc = weft_for(x->rt, 0, 4, nop_for, NULL, &o, NULL);
+    x->other_rc = weft_for(x->other, 0, 4, nop_for, NULL, &o, NULL);
+}
+
+static void reenter_deliver(size_t i, void *result, void *ctx)
+{
+    (void)i;
+    (void)result;
+    reenter_try(ctx);
+}
+
+static void reenter_progress(const weft_map_progress *p, void *ctx)
+{
+    (void)p;
+    reenter_try(ctx);
+}
+
+static void test_iso_callback_reenters(void **s)
+{
+    (void)s;
+    struct reenter x = { .rt = test_runtime(2, NULL),
+                         .other = test_runtime(1, NULL) };
+    assert_non_null(x.rt);
+    assert_non_null(x.other);
+    int64_t out[8];
+    alarm(60); /* the deadlock it was: a failure, not a hang */
+    for (int progress = 0; progress < 2; progress++) {
+        x.calls = 0;
+        x.same_rc = x.other_rc = 1;
+        weft_map_opts o = iso_opts(2, 0);
+        if (progress) {
+            o.progress = reenter_progress;
+            o.progress_ctx = &x;
+            o.progress_ms = 1;
+        } else {
+            o.deliver = reenter_deliver;
+            o.deliver_ctx = &x;
+        }
+        assert_int_equal(weft_map(x.rt, 8, NULL, 0, out, sizeof *out,
+                                  i64_item, NULL, &o, NULL), 0);
+        assert_true(x.calls > 0);
+        assert_int_equal(x.same_rc, -EDEADLK);
+        assert_int_equal(x.other_rc, 0);
+        /* and the pool is usable again afterwards */
+        o = iso_opts(2, 0);
+        assert_int_equal(weft_for(x.rt, 0, 4, nop_for, NULL, &o, NULL), 0);
+    }
+    alarm(0);
+    weft_runtime_destroy(&x.rt);
+    weft_runtime_destroy(&x.other);
+}
+
 /* Stop at the first error: a crash stops the map like an error. */
 static void test_iso_crash_stops(void **s)
 {
@@ -1271,6 +1345,7 @@ int main(void)
         cmocka_unit_test(test_iso_timeout_quick_items),
         cmocka_unit_test(test_iso_timeout_before_first_item),
         cmocka_unit_test(test_iso_timeout_blames_running),
+        cmocka_unit_test(test_iso_callback_reenters),
         cmocka_unit_test(test_iso_crash_stops),
         cmocka_unit_test(test_iso_retries),
         cmocka_unit_test(test_iso_for),

@@ -90,7 +90,8 @@ enum {
      * across calls. Reduce is not available there. Progress and delivery
      * come from the calling thread, which dispatches the items; results
      * are delivered once their window (up to 64 MiB of items, or a
-     * quarter of the store) is done, in index order. */
+     * quarter of the store) is done, in index order; a callback that
+     * starts another isolated map on the same runtime gets -EDEADLK. */
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 
@@ -226,7 +227,10 @@ typedef struct weft_map_report {
  * either stride alone) over three quarters of it, -ENOSPC when the store
  * (or /dev/shm, as the runtime's store is first opened) has no room for a
  * window's inputs and outputs even after eviction (the store's memory is
- * reserved: never a SIGBUS later), and the errors of
+ * reserved: never a SIGBUS later), -EDEADLK, with nothing run, when called
+ * from the delivery or progress callback of an isolated map on the same
+ * runtime (its processes are that map's until it returns; another
+ * runtime's isolated maps work there), and the errors of
  * weft_runtime_store(). */
 WEFT_API int weft_map(weft_runtime *rt, size_t n, const void *in,
                       size_t in_stride, void *out, size_t out_stride,

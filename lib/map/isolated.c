@@ -169,6 +169,15 @@ typedef struct iso_call {
 /* Call numbers of this process, for object ids. */
 static _Atomic uint64_t iso_calls;
 
+/* The pools whose lock this thread holds, innermost call first: the
+ * delivery and progress callbacks run under it (on the calling thread),
+ * so an isolated map they start on the same runtime would wait for
+ * itself. */
+typedef struct iso_held {
+    const iso_pool *p;
+    struct iso_held *up;
+} iso_held;
+static _Thread_local iso_held *iso_holding;
 
 /* In an isolated child: its own handle of the runtime's store (NULL in
  * every other process, or when the child could not open it). */
@@ -381,6 +390,7 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
      * workers this process does not have */
     weft__self = NULL;
     weft__forked = true;
+    iso_holding = NULL; /* the forking thread's calls are not ours */
     child_signals();
     child_close_fds(p);
     child_open_store(p);
@@ -1149,7 +1159,12 @@ static int pool_store(iso_pool *p, weft_runtime *rt)
 static int call_run(iso_call *k)
 {
     iso_pool *p = k->p;
+    for (const iso_held *h = iso_holding; h; h = h->up)
+        if (h->p == p)
+            return -EDEADLK; /* from a callback of this pool's call */
     pthread_mutex_lock(&p->lock);
+    iso_held held = {.p = p, .up = iso_holding};
+    iso_holding = &held;
     int rc = pool_store(p, k->m->rt);
     if (rc == 0)
         rc = call_setup(k);
@@ -1159,6 +1174,7 @@ static int call_run(iso_call *k)
      * the next call */
     weft__store_relaxed(&p->sh->stop, 0);
     call_free(k);
+    iso_holding = held.up;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
