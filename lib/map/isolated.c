@@ -45,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -183,6 +184,7 @@ static _Thread_local iso_held *iso_holding;
  * every other process, or when the child could not open it). */
 static weft_store *child_store;
 static int child_store_rc = -ENOENT;
+static pid_t child_parent; /* in a child: the pid of the caller */
 
 /* ---- shared futexes (the private ones of park.c do not cross fork) --- */
 
@@ -271,9 +273,14 @@ static void child_step(iso_ctl *c, uint64_t flag)
                                                    memory_order_acq_rel)
                         : atomic_fetch_add_explicit(&c->prog, 1,
                                                     memory_order_acq_rel);
-    if (was & PROG_KILLED)
-        for (;;)
-            pause();
+    if (!(was & PROG_KILLED))
+        return;
+    for (;;) { /* until the SIGKILL lands, unless the parent died first */
+        if (getppid() != child_parent)
+            _exit(0); /* no store close: its slot is reclaimed */
+        struct timespec ts = {.tv_nsec = 100000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* A child whose parent died stops within a millisecond, even mid-chunk:
@@ -391,6 +398,7 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
     weft__self = NULL;
     weft__forked = true;
     iso_holding = NULL; /* the forking thread's calls are not ours */
+    child_parent = p->parent;
     child_signals();
     child_close_fds(p);
     child_open_store(p);
