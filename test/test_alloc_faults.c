@@ -41,6 +41,7 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "internal.h" /* weft__help, weft__deque_starved: forcing a steal */
 #include "net/remote_square.h"
 #include "store/store_util.h"
 #include "work.h"
@@ -440,6 +441,69 @@ static int sc_isolated(void)
             rc = WRONG;
     weft_runtime_destroy(&rt);
     return rc;
+}
+
+/* A half of a lazily split map that a worker takes while one of the
+ * map's items is on its stack (it waited and helped) needs a slot of its
+ * own (lib/map/map.c slot_get); with no memory for it, its items are
+ * skipped, and the call must say so: never 0 with items left out. The
+ * interleaving is forced: the root worker splits [0, SN) and runs item
+ * 0, which waits for the other worker to be inside item SN / 2 (the
+ * first item of the half it stole, after splitting that again), then,
+ * with the next allocation armed to fail, helps (weft__help: an item
+ * waiting on a future does the same) until the failure has landed: the
+ * only work there is the other worker's split half, whose slot is that
+ * allocation. Item SN / 2 serves the steal request meanwhile
+ * (weft__deque_starved, as a loop between batches does). */
+#define SN 64
+static struct {
+    _Atomic int spinner_in, release;
+    _Atomic long ran, hits;
+} sn;
+
+static int sn_item(size_t i, void *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&sn.ran, 1);
+    if (i == SN / 2) {
+        atomic_store(&sn.spinner_in, 1);
+        while (!atomic_load(&sn.release))
+            (void)weft__deque_starved(); /* shares its half when asked */
+    } else if (i == 0) {
+        while (!atomic_load(&sn.spinner_in))
+            sched_yield();
+        long hits = 0;
+        while (!hits) {
+            weft__fault_arm(1, 1);
+            (void)weft__help(weft__self, NULL);
+            hits = weft__fault_disarm();
+        }
+        atomic_store(&sn.hits, hits);
+        atomic_store(&sn.release, 1);
+    }
+    return 0;
+}
+
+static void test_map_split_nomem(void **s)
+{
+    (void)s;
+    cur_name = "map-split-nomem";
+    alarm(60);
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    memset(&sn, 0, sizeof sn);
+    weft_map_opts o = weft_map_opts_default();
+    o.batch = 1;
+    weft_map_report rep;
+    int rc = weft_for(rt, 0, SN, sn_item, NULL, &o, &rep);
+    alarm(0);
+    assert_int_equal(atomic_load(&sn.hits), 1);
+    assert_true(atomic_load(&sn.ran) < SN); /* the failed half's items */
+    assert_int_equal(rc, -ENOMEM);
+    assert_int_equal(rep.failed, 0);
+    assert_int_equal(rep.done, (size_t)atomic_load(&sn.ran));
+    assert_int_equal(rep.done + rep.skipped, SN);
+    weft_runtime_destroy(&rt);
 }
 
 /* --- actors -------------------------------------------------------------- */
@@ -1028,6 +1092,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_futures, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_graph, setup_rt, teardown_rt),
         cmocka_unit_test_setup_teardown(test_map, setup_rt, teardown_rt),
+        cmocka_unit_test(test_map_split_nomem),
         cmocka_unit_test_setup_teardown(test_actors, setup_rt, teardown_rt),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_stats),

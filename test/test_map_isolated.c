@@ -717,6 +717,203 @@ static void test_iso_timeout_quick_items(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* lib/map/isolated.c's test hooks: in a child before a chunk's first
+ * item, and in the parent between claiming a process for its time limit
+ * and the kill. */
+extern void (*weft__iso_chunk_hook)(size_t lo);
+extern void (*weft__iso_kill_hook)(void);
+
+static _Atomic int *g_stall; /* shared: stall_chunk0 armed */
+
+static void stall_chunk0(size_t lo)
+{
+    if (lo == 0 && atomic_load(g_stall))
+        hang(); /* before item 0: the item itself never starts */
+}
+
+static int count_item(size_t i, void *ctx)
+{
+    hit(ctx, i);
+    return 0;
+}
+
+/* The time limit covers a process that holds a chunk and never gets to
+ * its first item (here: stuck before it reads its chunk): timed from the
+ * chunk's sending, it is killed as a hanging item is, and the item it
+ * holds up (the chunk's first) is reported. The processes are started by
+ * a first map, so the one that stalls is not a fresh one (which has
+ * longer to start, see START_NS in isolated.c). */
+static void test_iso_timeout_before_first_item(void **s)
+{
+    (void)s;
+    size_t n = 8;
+    struct hits h = hits_new(n);
+    g_stall = shared_alloc(sizeof *g_stall);
+    assert_non_null(g_stall);
+    weft__iso_chunk_hook = stall_chunk0; /* before the runtime forks */
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    assert_int_equal(weft_for(rt, 0, n, nop_for, NULL, &opts, &rep), 0);
+    atomic_store(g_stall, 1);
+    int rc = weft_for(rt, 0, n, count_item, &h, &opts, &rep);
+    weft_runtime_destroy(&rt);
+    weft__iso_chunk_hook = NULL;
+    shared_free(g_stall, sizeof *g_stall);
+    if (rep.failed != 1)
+        report_print(&rep, errs, "stuck before the first item");
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    listed_expect(errs, rep.nerrors, 0, -ETIMEDOUT, SIGKILL);
+    assert_int_equal(hits_of(&h, 0), 0);
+    for (size_t i = 1; i < n; i++)
+        assert_int_equal(hits_of(&h, i), 1);
+    hits_free(&h);
+}
+
+/* An item that ends just as the parent decides it ran out of time: the
+ * kill must blame it, the item that ran past the limit, and not the one
+ * its process went on to (nor let the chunk end as if nothing happened).
+ * The kill hook holds the parent between its decision and the kill, lets
+ * item RACE_AT end, and waits (a bounded while) for the next item to
+ * start: a process claimed for its limit must not start it. */
+#define RACE_AT 5
+struct race {
+    struct hits h;
+    _Atomic int may_end, next_started;
+};
+static struct race *g_race;
+
+static int race_item(size_t i, void *ctx)
+{
+    struct race *r = ctx;
+    hit(&r->h, i);
+    if (i == RACE_AT)
+        while (!atomic_load(&r->may_end))
+            sleep_ns(MS / 10);
+    if (i == RACE_AT + 1)
+        atomic_store(&r->next_started, 1);
+    return 0;
+}
+
+static void race_kill_hook(void)
+{
+    atomic_store(&g_race->may_end, 1);
+    for (int k = 0; k < 200 && !atomic_load(&g_race->next_started); k++)
+        sleep_ns(MS);
+}
+
+static void test_iso_timeout_blames_running(void **s)
+{
+    (void)s;
+    size_t n = 16;
+    struct race *r = shared_alloc(sizeof *r);
+    assert_non_null(r);
+    r->h = hits_new(n);
+    g_race = r;
+    weft__iso_kill_hook = race_kill_hook;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(1, WEFT_MAP_COLLECT);
+    opts.timeout_ms = hang_limit_ms();
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_for(rt, 0, n, race_item, r, &opts, &rep);
+    weft_runtime_destroy(&rt);
+    weft__iso_kill_hook = NULL;
+    if (rep.failed != 1 || rep.first_index != RACE_AT)
+        report_print(&rep, errs, "an item ending as it is killed");
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    listed_expect(errs, rep.nerrors, RACE_AT, -ETIMEDOUT, SIGKILL);
+    hits_expect_once(&r->h, n, "an item ending as it is killed");
+    hits_free(&r->h);
+    shared_free(r, sizeof *r);
+}
+
+/* A delivery or progress callback (on the calling thread, under the
+ * isolated pool's lock) that starts another isolated map on the same
+ * runtime gets -EDEADLK instead of waiting for itself; on another
+ * runtime it works. */
+struct reenter {
+    weft_runtime *rt, *other;
+    int same_rc, other_rc;
+    int calls;
+};
+
+static int i64_item(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in, (void)ctx;
+    *(int64_t *)out = (int64_t)i;
+    return 0;
+}
+
+static void reenter_try(struct reenter *x)
+{
+    if (x->calls++)
+        return;
+    weft_map_opts o = iso_opts(1, 0);
+    x->same_rc = weft_for(x->rt, 0, 4, nop_for, NULL, &o, NULL);
+    x->other_rc = weft_for(x->other, 0, 4, nop_for, NULL, &o, NULL);
+}
+
+static void reenter_deliver(size_t i, void *result, void *ctx)
+{
+    (void)i;
+    (void)result;
+    reenter_try(ctx);
+}
+
+static void reenter_progress(const weft_map_progress *p, void *ctx)
+{
+    (void)p;
+    reenter_try(ctx);
+}
+
+static void test_iso_callback_reenters(void **s)
+{
+    (void)s;
+    struct reenter x = { .rt = test_runtime(2, NULL),
+                         .other = test_runtime(1, NULL) };
+    assert_non_null(x.rt);
+    assert_non_null(x.other);
+    int64_t out[8];
+    alarm(60); /* the deadlock it was: a failure, not a hang */
+    for (int progress = 0; progress < 2; progress++) {
+        x.calls = 0;
+        x.same_rc = x.other_rc = 1;
+        weft_map_opts o = iso_opts(2, 0);
+        if (progress) {
+            o.progress = reenter_progress;
+            o.progress_ctx = &x;
+            o.progress_ms = 1;
+        } else {
+            o.deliver = reenter_deliver;
+            o.deliver_ctx = &x;
+        }
+        assert_int_equal(weft_map(x.rt, 8, NULL, 0, out, sizeof *out,
+                                  i64_item, NULL, &o, NULL), 0);
+        assert_true(x.calls > 0);
+        assert_int_equal(x.same_rc, -EDEADLK);
+        assert_int_equal(x.other_rc, 0);
+        /* and the pool is usable again afterwards */
+        o = iso_opts(2, 0);
+        assert_int_equal(weft_for(x.rt, 0, 4, nop_for, NULL, &o, NULL), 0);
+    }
+    alarm(0);
+    weft_runtime_destroy(&x.rt);
+    weft_runtime_destroy(&x.other);
+}
+
 /* Stop at the first error: a crash stops the map like an error. */
 static void test_iso_crash_stops(void **s)
 {
@@ -1146,6 +1343,9 @@ int main(void)
         cmocka_unit_test(test_iso_crashes_collect),
         cmocka_unit_test(test_iso_timeout_then_more),
         cmocka_unit_test(test_iso_timeout_quick_items),
+        cmocka_unit_test(test_iso_timeout_before_first_item),
+        cmocka_unit_test(test_iso_timeout_blames_running),
+        cmocka_unit_test(test_iso_callback_reenters),
         cmocka_unit_test(test_iso_crash_stops),
         cmocka_unit_test(test_iso_retries),
         cmocka_unit_test(test_iso_for),

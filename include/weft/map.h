@@ -90,14 +90,16 @@ enum {
      * across calls. Reduce is not available there. Progress and delivery
      * come from the calling thread, which dispatches the items; results
      * are delivered once their window (up to 64 MiB of items, or a
-     * quarter of the store) is done, in index order. */
+     * quarter of the store) is done, in index order; a callback that
+     * starts another isolated map on the same runtime gets -EDEADLK. */
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 
 /* One failed item: its status is what the item returned, or, in isolated
  * mode, -ECHILD when the worker process running it died (signal: the
  * signal that killed it, 0 if it exited) and -ETIMEDOUT when it ran past
- * timeout_ms (signal: SIGKILL, which weft sent). signal is 0 otherwise,
+ * timeout_ms, or its process was stuck that long before starting it (see
+ * weft_map_opts.timeout_ms; signal: SIGKILL, which weft sent). signal is 0 otherwise,
  * and also for a death when the program ignores SIGCHLD or reaps every
  * child itself (waitpid(-1)): the kernel then keeps no status to read. */
 typedef struct weft_map_error {
@@ -160,7 +162,18 @@ typedef struct weft_map_opts {
     /* Isolated mode: per-item time limit in milliseconds (0 = none), how
      * many times a crashed or timed-out item is run again, and how many
      * bytes of ctx to copy to the worker processes (0 = ctx is passed as
-     * the pointer it is, into the memory as of the fork). */
+     * the pointer it is, into the memory as of the fork).
+     * The limit's exact rule: a worker process that holds items (was
+     * handed a chunk of them and has not reported it back) is killed once
+     * it goes timeout_ms without starting or ending an item, counted from
+     * when it was handed the chunk, then from each item's start and end.
+     * So an item gets timeout_ms, and so does a process that is stuck
+     * before its chunk's first item or between two items; the item it was
+     * running, or else the next one it holds up, fails with -ETIMEDOUT.
+     * Exception: a process forked for the chunk has at least 10 s to reach
+     * its first item (its start is weft's, and slow under sanitizers or
+     * for a large parent). An item that ends as it is killed is still the
+     * one reported: the process starts nothing once weft has decided. */
     unsigned timeout_ms;
     unsigned max_retries;
     size_t ctx_size;
@@ -200,7 +213,10 @@ typedef struct weft_map_report {
  *
  * Returns 0 when every item returned 0; the first failing item's status
  * (see "Errors"; rep->failed > 0 tells it from the codes below);
- * -ECANCELED when *opts->cancel became nonzero; -ENOMEM; -ESHUTDOWN when
+ * -ECANCELED when *opts->cancel became nonzero; -ENOMEM (also when a
+ * part of the map found no memory mid-way: its items are skipped, not
+ * failed, and the map stops as at an error unless WEFT_MAP_COLLECT; an
+ * item that failed before that still gives the return); -ESHUTDOWN when
  * rt is being destroyed; -EINVAL, with nothing run, for: rt or fn NULL,
  * unknown flags, workers < -WEFT_MAX_WORKERS, errors NULL with
  * max_errors > 0, deliver set with out_stride 0, and in isolated mode
@@ -211,7 +227,10 @@ typedef struct weft_map_report {
  * either stride alone) over three quarters of it, -ENOSPC when the store
  * (or /dev/shm, as the runtime's store is first opened) has no room for a
  * window's inputs and outputs even after eviction (the store's memory is
- * reserved: never a SIGBUS later), and the errors of
+ * reserved: never a SIGBUS later), -EDEADLK, with nothing run, when called
+ * from the delivery or progress callback of an isolated map on the same
+ * runtime (its processes are that map's until it returns; another
+ * runtime's isolated maps work there), and the errors of
  * weft_runtime_store(). */
 WEFT_API int weft_map(weft_runtime *rt, size_t n, const void *in,
                       size_t in_stride, void *out, size_t out_stride,

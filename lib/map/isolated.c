@@ -45,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -56,14 +57,20 @@
 #define CHUNK_NS 2000000ull       /* aim: 2 ms of items per chunk */
 #define POLL_MS 50                /* re-check cancel and timeouts */
 #define ORPHAN_CHECK_NS 1000000000ull
+/* A process just forked has at least this long (or the time limit, when
+ * longer) to make the first step of its first chunk: its start (the fork
+ * of a large parent, opening the store, a sanitizer's set-up) is ours,
+ * not the item's, and takes hundreds of ms under ThreadSanitizer; one
+ * that never starts is still killed. */
+#define START_NS 10000000000ull
 
 enum { CMD_RUN = 1, CMD_EXIT = 2 };
 
 /* Shared with one child. The parent writes the command fields, then bumps
  * cmd_seq (release; the child's acquire load pairs with it); the child
  * writes the result fields, then stores done_seq = cmd_seq (release; the
- * parent's acquire load pairs with it). cur/cur_start are read while the
- * child runs, for time limits and crash reports. */
+ * parent's acquire load pairs with it). prog and mark are read while the
+ * child runs, for time limits and crash reports (see "progress"). */
 typedef struct iso_ctl {
     alignas(WEFT__CACHELINE) _Atomic uint32_t cmd_seq;
     _Atomic uint32_t done_seq;
@@ -81,9 +88,27 @@ typedef struct iso_ctl {
     size_t err_index;  /* valid when err != 0 */
     int err;
     uint64_t elapsed_ns;
-    _Atomic size_t cur;
-    _Atomic uint64_t cur_start; /* 0 between items */
+    _Atomic uint64_t prog; /* steps of the chunk, PROG_* flags */
+    _Atomic uint64_t mark; /* when the last step was made (ns) */
 } iso_ctl;
+
+/* Progress. A chunk is a row of steps: each item's start and end, counted
+ * in prog from 0 (the parent resets it with the command), so an odd count
+ * n says item lo + n / 2 runs and an even one that the n / 2 items from
+ * lo ended; mark is the time of the last step, or of the command's
+ * sending before the first. The time limit runs from mark (check_timeouts):
+ * a process that holds a chunk is killed once it goes timeout_ms without
+ * a step, whether inside an item or not (stuck after its fork, before its
+ * first item, between items). The parent claims such a process by setting
+ * PROG_KILLED in the very count it judged (a CAS), and a child whose next
+ * step finds the flag makes no more (its SIGKILL is on the way): so the
+ * item blamed is the one that really was running, or the next one when
+ * none was, never one that started after the decision. PROG_REPORTED is
+ * the child's last step, set before it reports the chunk: past it there
+ * is nothing left to time. */
+#define PROG_KILLED (1ull << 63)
+#define PROG_REPORTED (1ull << 62)
+#define PROG_COUNT (PROG_REPORTED - 1)
 
 typedef struct iso_shared {
     _Atomic uint32_t stop; /* children stop between items */
@@ -94,6 +119,8 @@ typedef struct iso_proc {
     pid_t pid;
     int pidfd;
     bool busy, timed_out;
+    bool fresh; /* forked for its chunk, which has made no step yet */
+    uint64_t killed_at; /* timed_out: the prog it was claimed at */
     size_t lo, hi;
     unsigned attempt;
 } iso_proc;
@@ -143,10 +170,21 @@ typedef struct iso_call {
 /* Call numbers of this process, for object ids. */
 static _Atomic uint64_t iso_calls;
 
+/* The pools whose lock this thread holds, innermost call first: the
+ * delivery and progress callbacks run under it (on the calling thread),
+ * so an isolated map they start on the same runtime would wait for
+ * itself. */
+typedef struct iso_held {
+    const iso_pool *p;
+    struct iso_held *up;
+} iso_held;
+static _Thread_local iso_held *iso_holding;
+
 /* In an isolated child: its own handle of the runtime's store (NULL in
  * every other process, or when the child could not open it). */
 static weft_store *child_store;
 static int child_store_rc = -ENOENT;
+static pid_t child_parent; /* in a child: the pid of the caller */
 
 /* ---- shared futexes (the private ones of park.c do not cross fork) --- */
 
@@ -217,6 +255,34 @@ static int child_view_make(const iso_ctl *c, child_view *v)
     return rc;
 }
 
+/* For tests (test_map_isolated.c), NULL otherwise: called in a child as
+ * it takes a chunk, before its first item, with the chunk's first index;
+ * and in the parent once it has claimed a process for its time limit,
+ * before the kill. A test stalls there to make the cases a time limit
+ * must get right happen under it. */
+void (*weft__iso_chunk_hook)(size_t lo);
+void (*weft__iso_kill_hook)(void);
+
+/* One step of the chunk (see "progress"): its time, then the count (or
+ * flag); acq_rel: the parent's acquire of prog sees mark and the result
+ * fields written before. Claimed by the parent: stop here for good. */
+static void child_step(iso_ctl *c, uint64_t flag)
+{
+    weft__store_relaxed(&c->mark, weft__now_ns());
+    uint64_t was = flag ? atomic_fetch_or_explicit(&c->prog, flag,
+                                                   memory_order_acq_rel)
+                        : atomic_fetch_add_explicit(&c->prog, 1,
+                                                    memory_order_acq_rel);
+    if (!(was & PROG_KILLED))
+        return;
+    for (;;) { /* until the SIGKILL lands, unless the parent died first */
+        if (getppid() != child_parent)
+            _exit(0); /* no store close: its slot is reclaimed */
+        struct timespec ts = {.tv_nsec = 100000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* A child whose parent died stops within a millisecond, even mid-chunk:
  * the store reclaims the dead parent's unsealed output object, and in a
  * store shared with other processes its memory may soon belong to
@@ -243,15 +309,15 @@ static void child_run(iso_shared *sh, iso_ctl *c, pid_t parent)
                 _exit(0); /* no store close: its slot is reclaimed */
             checked = now;
         }
-        weft__store_relaxed(&c->cur, i);
-        weft__store_relaxed(&c->cur_start, now);
+        child_step(c, 0);
         int rc = child_item(c, &v, i++);
-        weft__store_relaxed(&c->cur_start, 0);
-        if (rc) {
+        if (rc) { /* before the step: a kill past it still knows */
             c->err = rc;
             c->err_index = i - 1;
-            break;
         }
+        child_step(c, 0);
+        if (rc)
+            break;
     }
     child_unview(&v);
     c->next = i;
@@ -331,6 +397,8 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
      * workers this process does not have */
     weft__self = NULL;
     weft__forked = true;
+    iso_holding = NULL; /* the forking thread's calls are not ours */
+    child_parent = p->parent;
     child_signals();
     child_close_fds(p);
     child_open_store(p);
@@ -345,7 +413,10 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
         seen = seq;
         if (c->cmd == CMD_EXIT)
             child_exit(0);
+        if (weft__iso_chunk_hook)
+            weft__iso_chunk_hook(c->lo);
         child_run(p->sh, c, p->parent);
+        child_step(c, PROG_REPORTED);
         weft__store_release(&c->done_seq, seq);
         uint64_t one = 1;
         if (write(p->evfd, &one, sizeof one) < 0)
@@ -361,8 +432,6 @@ static int proc_start(iso_pool *p, int slot)
     /* the child starts from the sequence number as of the fork: a command
      * sent right after it must not look old to the child */
     uint32_t seq = weft__load_relaxed(&p->sh->ctl[slot].cmd_seq);
-    /* a killed predecessor may have left its item's start time here */
-    weft__store_relaxed(&p->sh->ctl[slot].cur_start, 0);
     pid_t pid = weft__fork();
     if (pid < 0)
         return -errno;
@@ -375,7 +444,7 @@ static int proc_start(iso_pool *p, int slot)
         waitpid(pid, NULL, 0);
         return e;
     }
-    *q = (iso_proc){.pid = pid, .pidfd = fd};
+    *q = (iso_proc){.pid = pid, .pidfd = fd, .fresh = true};
     return 0;
 }
 
@@ -602,6 +671,12 @@ static void send_chunk(iso_call *k, int slot, const iso_range *r)
     c->base = k->win_lo;
     c->lo = r->lo;
     c->hi = r->hi;
+    /* the chunk's progress starts now: a process that never gets to its
+     * first item is timed from here; a killed predecessor's error is not
+     * this chunk's */
+    c->err = 0;
+    weft__store_relaxed(&c->prog, 0);
+    weft__store_relaxed(&c->mark, weft__now_ns());
     q->busy = true;
     q->timed_out = false;
     q->lo = r->lo;
@@ -634,6 +709,7 @@ static int chunk_done(iso_call *k, int slot)
     iso_ctl *c = &k->p->sh->ctl[slot];
     iso_proc *q = &k->p->procs[slot];
     q->busy = false;
+    q->fresh = false;
     size_t ran = c->next - q->lo;
     k->ok += ran - (c->err != 0);
     resize_chunk(k, c, ran);
@@ -646,30 +722,55 @@ static int chunk_done(iso_call *k, int slot)
     return 0;
 }
 
-/* A child died: its current item crashed (or ran out of time); the items
- * before it ran, the ones after go back to the queue. */
+/* The chunk [lo, hi) of a process that died at progress v (see
+ * "progress"): the items that ended count; one that failed ends the chunk
+ * as a report would; else the item running (or, between items, the next
+ * one, which is the item a process stuck there holds up) crashed or ran
+ * out of time, status, and is run again or fails; the rest of the chunk
+ * goes back to the queue. */
+static int chunk_lost(iso_call *k, const iso_ctl *c, const iso_proc *q,
+                      uint64_t v, int status, int sig)
+{
+    size_t lo = q->lo, hi = q->hi, n = (size_t)(v & PROG_COUNT);
+    size_t i = lo + n / 2;
+    bool running = n & 1;
+    if (!running && c->err) { /* c->err is this chunk's: see send_chunk */
+        k->ok += c->err_index - lo;
+        mark_ok(k, lo, c->err_index);
+        fail_item(k, c->err_index, c->err, 0);
+        if (c->err_index + 1 < hi && !k->stopping)
+            return push_range(k, c->err_index + 1, hi, q->attempt);
+        return 0;
+    }
+    k->ok += i - lo;
+    mark_ok(k, lo, i);
+    /* every item ended, or a stopped chunk left the rest: nobody to
+     * blame */
+    if (i >= hi || (!running && k->stopping))
+        return 0;
+    int rc = 0;
+    if (q->attempt < k->m->o.max_retries && !k->stopping)
+        rc = push_range(k, i, i + 1, q->attempt + 1);
+    else
+        fail_item(k, i, status, sig);
+    if (rc == 0 && i + 1 < hi && !k->stopping)
+        rc = push_range(k, i + 1, hi, q->attempt);
+    return rc;
+}
+
+/* A child died: where its chunk was is the progress the parent claimed
+ * it at (timed out), or the last step it made. */
 static int child_died(iso_call *k, int slot)
 {
     iso_proc *q = &k->p->procs[slot];
+    const iso_ctl *c = &k->p->sh->ctl[slot];
     bool busy = q->busy, timed_out = q->timed_out;
-    size_t lo = q->lo, hi = q->hi;
-    unsigned attempt = q->attempt;
-    size_t i = weft__load_relaxed(&k->p->sh->ctl[slot].cur);
+    /* acquire: the steps' result fields (a dead child writes no more) */
+    uint64_t v = timed_out ? q->killed_at : weft__load_acquire(&c->prog);
     int sig = proc_reap(q);
     if (!busy)
         return 0;
-    if (i < lo || i >= hi)
-        i = lo; /* died before its first item */
-    k->ok += i - lo;
-    mark_ok(k, lo, i);
-    int rc = 0;
-    if (attempt < k->m->o.max_retries && !k->stopping)
-        rc = push_range(k, i, i + 1, attempt + 1);
-    else
-        fail_item(k, i, timed_out ? -ETIMEDOUT : -ECHILD, sig);
-    if (rc == 0 && i + 1 < hi && !k->stopping)
-        rc = push_range(k, i + 1, hi, attempt);
-    return rc;
+    return chunk_lost(k, c, q, v, timed_out ? -ETIMEDOUT : -ECHILD, sig);
 }
 
 static void check_timeouts(iso_call *k, uint64_t now, int *wait_ms)
@@ -679,17 +780,37 @@ static void check_timeouts(iso_call *k, uint64_t now, int *wait_ms)
         return;
     for (int s = 0; s < k->nprocs; s++) {
         iso_proc *q = &k->p->procs[s];
-        uint64_t t = weft__load_relaxed(&k->p->sh->ctl[s].cur_start);
-        if (!q->busy || !q->pid || !t || q->timed_out)
+        iso_ctl *c = &k->p->sh->ctl[s];
+        if (!q->busy || !q->pid || q->timed_out)
             continue;
-        if (now > t && now - t >= limit) { /* t may be newer than now */
+        /* acquire: mark is at least as new as the step counted */
+        uint64_t v = weft__load_acquire(&c->prog);
+        if (v & (PROG_KILLED | PROG_REPORTED))
+            continue; /* reporting: nothing left to time */
+        uint64_t t = weft__load_relaxed(&c->mark), lim = limit;
+        q->fresh &= !(v & PROG_COUNT);
+        if (q->fresh && lim < START_NS)
+            lim = START_NS;
+        if (now > t && now - t >= lim) { /* t may be newer than now */
+            /* the claim: it fails when the child made a step since v
+             * (then the next round judges the new one), and once it
+             * succeeds the child makes none, so v says what ran */
+            if (!atomic_compare_exchange_strong_explicit(&c->prog, &v,
+                    v | PROG_KILLED, memory_order_acq_rel,
+                    memory_order_acquire)) {
+                *wait_ms = 1;
+                continue;
+            }
             q->timed_out = true;
+            q->killed_at = v;
+            if (weft__iso_kill_hook)
+                weft__iso_kill_hook();
             kill(q->pid, SIGKILL);
             continue;
         }
         /* in 64 bits: a limit past INT_MAX ms must not wrap negative
          * (poll's "for ever") */
-        uint64_t ms = (t + limit - now) / 1000000ull + 1;
+        uint64_t ms = (t + lim - now) / 1000000ull + 1;
         if (ms < (uint64_t)*wait_ms)
             *wait_ms = (int)ms;
     }
@@ -1046,7 +1167,12 @@ static int pool_store(iso_pool *p, weft_runtime *rt)
 static int call_run(iso_call *k)
 {
     iso_pool *p = k->p;
+    for (const iso_held *h = iso_holding; h; h = h->up)
+        if (h->p == p)
+            return -EDEADLK; /* from a callback of this pool's call */
     pthread_mutex_lock(&p->lock);
+    iso_held held = {.p = p, .up = iso_holding};
+    iso_holding = &held;
     int rc = pool_store(p, k->m->rt);
     if (rc == 0)
         rc = call_setup(k);
@@ -1056,6 +1182,7 @@ static int call_run(iso_call *k)
      * the next call */
     weft__store_relaxed(&p->sh->stop, 0);
     call_free(k);
+    iso_holding = held.up;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }

@@ -123,6 +123,18 @@ static map_slot *slot_get(map_run *m)
 
 /* ---- errors and stopping --------------------------------------------- */
 
+/* Under the default policy a failure stops the map. */
+static void fail_stop(map_run *m)
+{
+    if (m->o.flags & WEFT_MAP_COLLECT)
+        return;
+    int running = MAPRUN_GOING;
+    /* relaxed: stop is a hint to skip work; the results are read only
+     * after the whole map has joined */
+    atomic_compare_exchange_strong_explicit(&m->stop, &running,
+        MAPRUN_FAILED, memory_order_relaxed, memory_order_relaxed);
+}
+
 void weft__map_fail(map_run *m, size_t index, int status, int signal)
 {
     pthread_mutex_lock(&m->lock);
@@ -136,13 +148,19 @@ void weft__map_fail(map_run *m, size_t index, int status, int signal)
             (weft_map_error){.index = index, .status = status,
                              .signal = signal};
     pthread_mutex_unlock(&m->lock);
-    if (!(m->o.flags & WEFT_MAP_COLLECT)) {
-        int running = MAPRUN_GOING;
-        /* relaxed: stop is a hint to skip work; the results are read only
-         * after the whole map has joined */
-        atomic_compare_exchange_strong_explicit(&m->stop, &running,
-            MAPRUN_FAILED, memory_order_relaxed, memory_order_relaxed);
-    }
+    fail_stop(m);
+}
+
+/* The map itself failed (status: a negative errno): it stops as at an
+ * item's failure, and the call returns status unless an item failed
+ * first. */
+static void map_fail_all(map_run *m, int status)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->first_index == SIZE_MAX && !m->map_status)
+        m->map_status = status;
+    pthread_mutex_unlock(&m->lock);
+    fail_stop(m);
 }
 
 static bool stopped(map_run *m)
@@ -542,7 +560,8 @@ static void split_task(weft_task *t)
         s->used = true;
         run_range(m, s, f->lo, f->hi, &last_end);
     } else {
-        weft__map_fail(m, f->lo, -ENOMEM, 0);
+        /* its items are skipped, which no item's status accounts for */
+        map_fail_all(m, -ENOMEM);
     }
     if (stolen)
         split_put(m);
@@ -792,6 +811,8 @@ int weft__map_end(map_run *m, int run_rc, size_t ok, size_t failed,
         report(m, ok + failed, weft__now_ns(), true);
     if (run_rc)
         return run_rc;
+    if (m->map_status)
+        return m->map_status;
     if (weft__load_relaxed(&m->stop) == MAPRUN_CANCELLED)
         return -ECANCELED;
     return failed ? m->first_status : 0;

@@ -57,6 +57,11 @@ struct map_run {
     pthread_mutex_t lock; /* errors, extra slots, the delivery queue */
     size_t first_index;
     int first_status, first_signal;
+    /* A failure of the map itself, not of an item (no memory for a slot
+     * of a split): items were skipped for it, so the call must not return
+     * 0. Kept only when it came before every item failure (first error
+     * wins, as with items). */
+    int map_status;
     size_t nerrors;
     map_slot *extra;
     /* delivery (map.c's deliver()): a thread is making the calls, and the
@@ -94,5 +99,8 @@ WEFT__HIDDEN int weft__map_end(map_run *m, int run_rc, size_t ok,
  * and fills the report's counters. */
 WEFT__HIDDEN int weft__map_isolated(map_run *m, weft_map_report *rep);
 WEFT__HIDDEN void weft__isolated_free(weft_runtime *rt, void *pool);
+/* isolated.c's test hooks (see there); NULL outside tests. */
+WEFT__HIDDEN extern void (*weft__iso_chunk_hook)(size_t lo);
+WEFT__HIDDEN extern void (*weft__iso_kill_hook)(void);
 
 #endif
