@@ -119,10 +119,19 @@ static void geo_task(weft_task *t)
     f->r = uts_geo(weft_head_of(t), f->s, f->depth, f->max_depth);
 }
 
+/* A binomial node needs only its state: its frame is the task header
+ * and one word, which holds the state until the child runs and its count
+ * after. */
+struct bin_frame {
+    weft_task task;
+    union { uint64_t s; uts_count r; } v;
+};
+
 static void bin_task(weft_task *t)
 {
-    struct uts_frame *f = (struct uts_frame *)t;
-    f->r = uts_bin(weft_head_of(t), f->s, uts_bin_children(f->s));
+    struct bin_frame *f = (struct bin_frame *)t;
+    uint64_t s = f->v.s;
+    f->v.r = uts_bin(weft_head_of(t), s, uts_bin_children(s));
 }
 
 /* Spawn the nc children of node s (frames in kids[]) and sum their counts
@@ -159,8 +168,17 @@ static NOINLINE uts_count geo_fork(weft_head h, uint64_t s, int nc,
 
 static NOINLINE uts_count bin_fork(weft_head h, uint64_t s, int nc)
 {
-    struct uts_frame kids[nc];
-    return uts_fork(h, kids, nc, s, 0, 0, bin_task);
+    struct bin_frame kids[nc];
+    for (int i = 0; i < nc; i++)
+        kids[i].v.s = uts_child(s, i);
+    for (int i = 0; i < nc; i++)
+        h = SPAWN(h, &kids[i].task, bin_task);
+    uts_count count = 1;
+    for (int i = nc - 1; i >= 0; i--) {
+        h = SYNC(h, &kids[i].task, bin_task);
+        count += kids[i].v.r;
+    }
+    return count;
 }
 
 static uts_count uts_geo(weft_head h, uint64_t s, int depth, int max_depth)
