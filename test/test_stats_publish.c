@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -831,6 +833,53 @@ static void test_v1_segments(void **s)
     assert_true(v1_exists("bent"));
 }
 
+/* In a child with a private, full /dev/shm (a mount namespace: root
+ * only), a runtime with WEFT_STATS set: exit 0 when it ran and published
+ * nothing, 77 when the namespace could not be made. */
+static void full_shm_child(void)
+{
+    signal(SIGBUS, SIG_DFL); /* die of it: cmocka's handler would go on */
+    signal(SIGSEGV, SIG_DFL);
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=16k") != 0)
+        _exit(77);
+    int fd = open("/dev/shm/filler", O_WRONLY | O_CREAT, 0600);
+    static char page[4096];
+    while (fd >= 0 && write(fd, page, sizeof page) > 0)
+        ;
+    if (fd < 0 || errno != ENOSPC)
+        _exit(3);
+    setenv("WEFT_STATS", "full-shm", 1);
+    weft_config c = weft_config_default();
+    c.workers = 2;
+    weft_runtime *rt = NULL;
+    if (weft_runtime_create(&rt, &c) != 0)
+        _exit(4);
+    weft_runtime_destroy(&rt);
+    _exit(segment_of(getpid()) ? 5 : 0);
+}
+
+/* A full /dev/shm costs the statistics, never the program: the segment's
+ * pages are reserved when it is made, where a sparse one took SIGBUS at
+ * the first snapshot's write. */
+static void test_full_shm(void **s)
+{
+    (void)s;
+    pid_t c = fork();
+    assert_true(c >= 0);
+    if (c == 0)
+        full_shm_child();
+    int st;
+    assert_int_equal(waitpid(c, &st, 0), c);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 77)
+        skip(); /* no mount namespace here (not root) */
+    if (WIFSIGNALED(st))
+        fail_msg("the runtime died of signal %d", WTERMSIG(st));
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     unsetenv("WEFT_STATS");
@@ -838,6 +887,7 @@ int main(void)
     unsetenv("WEFT_STATS_MS");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listed_and_gone),
+        cmocka_unit_test(test_full_shm),
         cmocka_unit_test(test_two_runtimes),
         cmocka_unit_test(test_env_values),
         cmocka_unit_test(test_counters_grow),

@@ -208,7 +208,14 @@ static int seg_create(weft__publisher *p, uint32_t workers)
         return -EEXIST;
     p->workers = workers;
     p->size = seg_size(workers);
+    /* The pages are reserved now: a sparse file's pages are found
+     * missing at the first write into the mapping, and on a full
+     * /dev/shm that write is a SIGBUS in the user's program. glibc's
+     * posix_fallocate writes zeros where the file system cannot
+     * allocate. */
     int rc = ftruncate(fd, (off_t)p->size) ? -errno : 0;
+    if (!rc)
+        rc = -posix_fallocate(fd, 0, (off_t)p->size);
     void *m = rc ? MAP_FAILED
                  : mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_SHARED,
                         fd, 0);
