@@ -19,10 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,55 +51,63 @@ static uint64_t unix_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* The signals passed on, the program running now (0: none), and the
- * first of those signals weft-scale got (0: none). */
+/* The signals passed on. They stay blocked in weft-scale and are read
+ * from a signalfd while it waits for the program (a poll on the signalfd
+ * and the program's pidfd), never caught by a handler: a handler runs
+ * only when the process is interrupted, and ThreadSanitizer defers
+ * handlers in a process blocked in a call it does not know as blocking
+ * (waitid), which left a SIGTERM unanswered until the program ended. */
 static const int passed_on[] = { SIGINT, SIGTERM, SIGHUP };
 #define NPASSED (int)(sizeof passed_on / sizeof passed_on[0])
-static volatile sig_atomic_t running_pid, stop_signal;
+static sigset_t passed_set; /* those not ignored at start (nohup) */
+static sigset_t start_mask; /* the mask the program gets */
+static int sig_fd = -1;     /* -1: the signals keep their default */
+static int stop_signal;     /* the first one got, 0: none */
 
-static void on_stop_signal(int sig)
-{
-    pid_t pid = (pid_t)running_pid;
-    if (pid > 0)
-        kill(pid, stop_signal != 0 ? SIGKILL : sig);
-    if (stop_signal == 0)
-        stop_signal = sig;
-}
-
-/* Catch the signals passed on, except those ignored (nohup): a program
- * run under nohup should not be stopped by a hang-up either. */
+/* Take over the signals passed on, except those ignored (nohup): a
+ * program run under nohup should not be stopped by a hang-up either.
+ * Without a signalfd they keep their default (weft-scale dies at once,
+ * the program runs on, as before). */
 static void catch_stop_signals(void)
 {
+    sigemptyset(&passed_set);
     for (int i = 0; i < NPASSED; i++) {
-        struct sigaction old, sa = { .sa_handler = on_stop_signal,
-                                     .sa_flags = SA_RESTART };
-        sigemptyset(&sa.sa_mask);
+        struct sigaction old;
         if (sigaction(passed_on[i], NULL, &old) == 0 &&
             old.sa_handler != SIG_IGN)
-            sigaction(passed_on[i], &sa, NULL);
+            sigaddset(&passed_set, passed_on[i]);
     }
+    sigprocmask(SIG_BLOCK, &passed_set, &start_mask);
+    sig_fd = signalfd(-1, &passed_set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sig_fd < 0)
+        sigprocmask(SIG_SETMASK, &start_mask, NULL);
 }
 
-static void block_stop_signals(int how, sigset_t *old)
+/* Reads the signals that came: the first is passed on to the program
+ * (pid > 0, not reaped yet), a later one as SIGKILL. */
+static void take_signals(pid_t pid)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < NPASSED; i++)
-        sigaddset(&set, passed_on[i]);
-    sigprocmask(how, &set, old);
+    struct signalfd_siginfo si;
+    while (sig_fd >= 0 && read(sig_fd, &si, sizeof si) == sizeof si) {
+        if (pid > 0)
+            kill(pid, stop_signal != 0 ? SIGKILL : (int)si.ssi_signo);
+        if (stop_signal == 0)
+            stop_signal = (int)si.ssi_signo;
+    }
 }
 
 /* After the program was reaped: die of the signal that stopped us, as
  * the shell expects of a program interrupted (a script's loop stops). */
 static void stop_if_signalled(const scale_opts *o)
 {
-    int sig = (int)stop_signal;
+    take_signals(0);
+    int sig = stop_signal;
     if (sig == 0)
         return;
     scale_progress(o, NULL);
     fflush(stdout);
     signal(sig, SIG_DFL);
-    block_stop_signals(SIG_UNBLOCK, NULL);
+    sigprocmask(SIG_SETMASK, &start_mask, NULL);
     raise(sig);
     _exit(128 + sig); /* not reached */
 }
@@ -104,17 +115,11 @@ static void stop_if_signalled(const scale_opts *o)
 /* In the child: stdout to /dev/null, then the program. On failure the
  * errno goes to the parent through errfd (close-on-exec, so a successful
  * exec closes it and the parent reads nothing). */
-static void child_exec(char **argv, int errfd, const sigset_t *mask)
+static void child_exec(char **argv, int errfd)
 {
-    /* back to the default before the signals are unblocked: one that
-     * came since the fork must reach the program, not our handler */
-    for (int i = 0; i < NPASSED; i++) {
-        struct sigaction sa;
-        if (sigaction(passed_on[i], NULL, &sa) == 0 &&
-            sa.sa_handler == on_stop_signal)
-            signal(passed_on[i], SIG_DFL);
-    }
-    sigprocmask(SIG_SETMASK, mask, NULL);
+    if (sig_fd >= 0)
+        close(sig_fd);
+    sigprocmask(SIG_SETMASK, &start_mask, NULL); /* the signals unblocked */
     int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (null >= 0)
         dup2(null, STDOUT_FILENO); /* the copy is not close-on-exec */
@@ -221,15 +226,29 @@ static int check_status(const scale_opts *o, int w, int status, int err)
     return -1;
 }
 
-/* Wait for the program without reaping it, so that a signal passed on
- * meanwhile cannot reach another process given its pid; then reap it. */
+/* Until the program ends, answering signals: a poll on its pidfd and
+ * the signalfd (without a pidfd, signals wait for its end). It is
+ * waited for without being reaped (WNOWAIT), so a signal passed on can
+ * never reach another process given its pid; then it is reaped. */
 static void wait_program(pid_t pid, int *status)
 {
+    int pfd = sig_fd >= 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    struct pollfd fds[2] = { { .fd = pfd, .events = POLLIN },
+                             { .fd = sig_fd, .events = POLLIN } };
+    while (pfd >= 0) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        take_signals(pid);
+        if (fds[0].revents)
+            break;
+    }
+    if (pfd >= 0)
+        close(pfd);
     siginfo_t info;
     while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 &&
            errno == EINTR)
         ;
-    running_pid = 0;
+    take_signals(pid);
     while (waitpid(pid, status, 0) < 0 && errno == EINTR)
         ;
 }
@@ -239,7 +258,6 @@ static int run_once(const scale_opts *o, int w, cmd_sample *s)
 {
     char name[64];
     int pipefd[2], err = 0, status = 0;
-    sigset_t mask;
     snprintf(name, sizeof name, "weft-scale-%d-%d", (int)getpid(), w);
     set_env(w, name);
     stop_if_signalled(o); /* one came between two runs */
@@ -247,16 +265,11 @@ static int run_once(const scale_opts *o, int w, cmd_sample *s)
         perror("weft-scale: pipe");
         return -1;
     }
-    /* blocked until running_pid is set: a signal in between would not
-     * be passed on */
-    block_stop_signals(SIG_BLOCK, &mask);
     uint64_t fork_ns = unix_ns();
     double t0 = scale_now();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(o->command, pipefd[1], &mask);
-    running_pid = pid > 0 ? pid : 0;
-    sigprocmask(SIG_SETMASK, &mask, NULL);
+        child_exec(o->command, pipefd[1]);
     close(pipefd[1]);
     if (pid < 0) {
         perror("weft-scale: fork");
