@@ -347,7 +347,8 @@ int main(int argc, char **argv)
                 "version's)\n", name);
     else if (rc == -EINVAL)
         fprintf(stderr, "weft-store: '%s' is not a store name (1 to %d of "
-                "A-Z a-z 0-9 . _ -, not starting with '.')\n", name, WEFT_STORE_NAME_MAX);
+                "A-Z a-z 0-9 . _ -, not starting with '.')\n", name,
+                WEFT_STORE_NAME_MAX);
     else if (rc)
         fail(name, rc);
     if (rc)

@@ -455,6 +455,15 @@ static int seg_copy(seg_header *h, uint32_t workers, uint64_t *dst)
     return -EAGAIN;
 }
 
+/* Whether pid, for which /proc has no stat, names no process: /proc
+ * works (it has ours) or, where there is none, kill says so. */
+static bool pid_absent(int64_t pid)
+{
+    if (proc_start(getpid()) >= 0)
+        return true;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 /* Whether the process that published a segment (its pid, start time and
  * pid namespace) may still run. A zombie not yet reaped still counts. */
 static bool publisher_alive(int64_t pid, int64_t start, uint64_t pidns)
@@ -467,9 +476,7 @@ static bool publisher_alive(int64_t pid, int64_t start, uint64_t pidns)
     int64_t now = proc_start(pid);
     if (now >= 0)
         return now == start; /* another start time: the pid was reused */
-    if (proc_start(getpid()) >= 0)
-        return false; /* /proc works and has no such pid */
-    return kill((pid_t)pid, 0) == 0 || errno != ESRCH; /* no /proc */
+    return !pid_absent(pid);
 }
 
 static void fill_source(weft_stats_source *s, const char *id,
@@ -600,11 +607,8 @@ static bool v1_owner_gone(const seg_v1 *h, uint64_t mtime_ns)
     if (h->pid <= 0 || h->updated_mono_ns > now ||
         now - h->updated_mono_ns < V1_SILENT_NS)
         return false;
-    if (proc_start(h->pid) < 0) {
-        if (proc_start(getpid()) >= 0)
-            return true; /* /proc works and has no such pid */
-        return kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
-    }
+    if (proc_start(h->pid) < 0)
+        return pid_absent(h->pid);
     uint64_t started = proc_start_unix_ns(h->pid);
     return started && started > mtime_ns + V1_CLOCK_SLACK_NS;
 }

@@ -704,21 +704,30 @@ static void resize_chunk(iso_call *k, const iso_ctl *c, size_t n)
     k->chunk = want ? want : 1;
 }
 
+/* The chunk of q ended at its item c->err_index, which failed (c->err):
+ * the items before it count, the rest go back to the queue. */
+static int chunk_failed(iso_call *k, const iso_ctl *c, const iso_proc *q)
+{
+    k->ok += c->err_index - q->lo;
+    mark_ok(k, q->lo, c->err_index);
+    fail_item(k, c->err_index, c->err, 0);
+    if (c->err_index + 1 < q->hi && !k->stopping)
+        return push_range(k, c->err_index + 1, q->hi, q->attempt);
+    return 0;
+}
+
 static int chunk_done(iso_call *k, int slot)
 {
     iso_ctl *c = &k->p->sh->ctl[slot];
     iso_proc *q = &k->p->procs[slot];
     q->busy = false;
     q->fresh = false;
-    size_t ran = c->next - q->lo;
-    k->ok += ran - (c->err != 0);
+    size_t ran = c->next - q->lo; /* c->err_index + 1 when it failed */
     resize_chunk(k, c, ran);
-    mark_ok(k, q->lo, c->err ? c->err_index : c->next);
-    if (!c->err)
-        return 0;
-    fail_item(k, c->err_index, c->err, 0);
-    if (c->next < q->hi && !k->stopping)
-        return push_range(k, c->next, q->hi, q->attempt);
+    if (c->err)
+        return chunk_failed(k, c, q);
+    k->ok += ran;
+    mark_ok(k, q->lo, c->next);
     return 0;
 }
 
@@ -734,14 +743,8 @@ static int chunk_lost(iso_call *k, const iso_ctl *c, const iso_proc *q,
     size_t lo = q->lo, hi = q->hi, n = (size_t)(v & PROG_COUNT);
     size_t i = lo + n / 2;
     bool running = n & 1;
-    if (!running && c->err) { /* c->err is this chunk's: see send_chunk */
-        k->ok += c->err_index - lo;
-        mark_ok(k, lo, c->err_index);
-        fail_item(k, c->err_index, c->err, 0);
-        if (c->err_index + 1 < hi && !k->stopping)
-            return push_range(k, c->err_index + 1, hi, q->attempt);
-        return 0;
-    }
+    if (!running && c->err) /* c->err is this chunk's: see send_chunk */
+        return chunk_failed(k, c, q);
     k->ok += i - lo;
     mark_ok(k, lo, i);
     /* every item ended, or a stopped chunk left the rest: nobody to
