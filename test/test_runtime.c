@@ -42,6 +42,15 @@ static void test_bad_config(void **s)
     c.spin_us = -2;
     assert_int_equal(create_with(c), -EINVAL);
     c = weft_config_default();
+    c.hold = -2;
+    assert_int_equal(create_with(c), -EINVAL);
+    c.hold = 65;
+    assert_int_equal(create_with(c), -EINVAL);
+    c.hold = 64;
+    assert_int_equal(create_with(c), 0);
+    c.hold = -1;
+    assert_int_equal(create_with(c), 0);
+    c = weft_config_default();
     c.topology = "/nonexistent/topology.xml";
     assert_int_equal(create_with(c), -ENOENT);
     c.topology = "banana:3 pu:2";
@@ -71,6 +80,13 @@ static void test_env(void **s)
     assert_int_equal(weft_runtime_workers(rt), 3);
     weft_runtime_destroy(&rt);
     unsetenv("WEFT_TOPOLOGY");
+    setenv("WEFT_HOLD", "abc", 1);
+    assert_int_equal(create_with(c), -EINVAL);
+    setenv("WEFT_HOLD", "-2", 1);
+    assert_int_equal(create_with(c), -EINVAL);
+    setenv("WEFT_HOLD", "-1", 1);
+    assert_int_equal(create_with(c), 0);
+    unsetenv("WEFT_HOLD");
 }
 
 static int ret42(void *a) { (void)a; return 42; }

@@ -31,33 +31,18 @@ static inline long fib_at(int n)
     return n < 2 ? n : fib_node(n);
 }
 
-#if defined(FIB_GENERIC)
-/* The generic sync calls the task function through the frame, for every
- * child: its leaf path must need no saved registers, so the expansion is
- * a call of its own (tail call), not inlined here (fib(35) on one worker
- * 38.6 against 41.3 ms: gcc saved six registers before the leaf test). */
-static WEFT_NOINLINE void fib_task_node(struct fib_frame *f)
-{
-    f->r = fib_node(f->n);
-}
-
-static void fib_task(weft_task *t)
-{
-    struct fib_frame *f = (struct fib_frame *)t;
-    if (f->n < 2)
-        f->r = f->n;
-    else
-        fib_task_node(f);
-}
-#else
-/* weft_sync_fn calls it directly, so the compiler inlines it there: the
- * shape above would cost (32.2 against 23.4 ms). */
+/* The leaf test inlined into the task function: weft_sync_fn calls it
+ * directly, and weft_spawn may too (a child run at its spawn), so the
+ * compiler inlines it there. Before spawns could run their children, the
+ * generic form wanted the opposite shape, the expansion a noinline
+ * function that the task function tail-called: its sync called every
+ * child through the frame (fib(35) on one worker 38.6 against 41.3 ms
+ * then; bench/RESULTS.md, "Children that run at their spawn"). */
 static void fib_task(weft_task *t)
 {
     struct fib_frame *f = (struct fib_frame *)t;
     f->r = fib_at(f->n);
 }
-#endif
 
 /* Spawn fib(n-1), compute fib(n-2) inline. The frame is not zeroed:
  * the spawn sets up the task and the child writes r before the join.

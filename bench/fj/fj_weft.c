@@ -3,10 +3,11 @@
  * Built three times from this file: fj-weft with the head-passing form
  * (weft_spawn_at / weft_sync_at: the head travels in the recursion's
  * arguments and the compiler sees the child's function at the sync),
- * fj-weft-generic with weft_spawn and weft_sync (an indirect call through
- * the frame) and fj-weft-syncfn with weft_spawn and weft_sync_fn (the
- * generic form's thread-local list, the fast form's direct call), so the
- * table shows what each step buys. Everything else is the same code: in
+ * fj-weft-generic with weft_spawn and weft_sync (the list in a
+ * thread-local; most children run at their spawn, a direct call, and the
+ * ones kept on the list are called through the frame at the sync) and
+ * fj-weft-syncfn with weft_spawn and weft_sync_fn (now the same code as
+ * weft_sync: kept so that old tables stay comparable). Everything else is the same code: in
  * the generic builds the head argument is carried along unused.
  *
  * Frames are structs on the spawning task's stack whose first member is

@@ -47,7 +47,15 @@ typedef struct weft_config {
      * pays for. WEFT_STORE_CAPACITY (bytes, or with a K, M or G suffix),
      * when set, overrides this field. */
     uint64_t store_capacity;
-    uint64_t reserved[7];
+    /* How many spawned children a worker keeps waiting for thieves
+     * before a generic spawn (weft_spawn) runs its child at once, as a
+     * plain call, while no worker is idle (<weft/task.h>, "Children that
+     * run at their spawn"). 0 = the default (4); 1..64; -1 = never: every
+     * child waits for its sync or a thief. WEFT_HOLD, when set, overrides
+     * this field. */
+    int hold;
+    int reserved_int;
+    uint64_t reserved[6];
 } weft_config;
 
 #define WEFT_MAX_WORKERS 1024

@@ -40,7 +40,10 @@ typedef struct weft_worker_stats {
     uint64_t jobs;          /* futures and graph nodes run (retries and
                                cancelled ones not counted) */
     uint64_t queued;        /* fork-join frames and jobs in its deques now */
-    uint64_t reserved[6];
+    /* children run at their spawn (<weft/task.h>) that returned to find
+     * a thief waiting; each made the worker keep more frames back */
+    uint64_t starved;
+    uint64_t reserved[5];
 } weft_worker_stats;
 
 /* Copy the counters of up to n workers into out[0..n-1]. Returns the number

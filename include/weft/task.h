@@ -9,7 +9,7 @@
  *       struct fib a = { .n = n - 1 };
  *       weft_spawn(&a.task, fib_task);
  *       long b = fib(n - 2);
- *       weft_sync_fn(&a.task, fib_task);    (or the generic weft_sync(&a.task))
+ *       weft_sync(&a.task);
  *       return a.r + b;
  *   }
  *
@@ -33,6 +33,25 @@
  * B even when B makes no weft call. Otherwise a spawn is one test (ask)
  * and two or three stores.
  *
+ * Children that run at their spawn (the generic weft_spawn only). Once a
+ * worker keeps `hold` children waiting on its list for thieves (4 by
+ * default: weft_config.hold, WEFT_HOLD), a weft_spawn made by code that a
+ * spawn or a sync called runs its child at once, as a plain call that the
+ * compiler can inline, and the matching sync only clears a mark: fib(35)
+ * on one worker 19-21 ms against 38-40 ms when every child waited for
+ * its sync, which called it through the frame (bench/RESULTS.md,
+ * "Children that run at their spawn"). Thieves still find the oldest,
+ * largest frames, the ones kept; a task that the worker started itself
+ * (weft_run's root, a stolen frame) never runs children at their spawns,
+ * so its loops of spawns stay open to thieves as before; and a child so
+ * run that returns to find a thief waiting (a long child that made no
+ * weft call) makes the worker keep four times as many (at most 64) until
+ * it next starts a task of its own (weft_stats: starved). What this asks
+ * of the code is what fork-join always asked: a child may run before the
+ * code after its spawn, so it must not wait for that code, or for a
+ * sibling spawned after it (or before it: that one may be waiting on the
+ * list behind it). A hold of -1 keeps every child on the list.
+ *
  * Misuse of the generic form and of weft_sync_fn, defined so that it
  * cannot corrupt the runtime:
  *  - Outside a task (a thread that is not a weft worker), each child runs
@@ -41,6 +60,9 @@
  *    every later spawn, then it (Cilk's "sync all" semantics).
  *  - Syncing a frame that was never spawned, or twice, does nothing and
  *    counts a misuse in the worker's statistics (weft_stats: misuses).
+ *    A child that ran at its spawn is complete from the start: a sync of
+ *    it after an older frame's sync (which synced it, by the rule above)
+ *    is its first and is not counted; a second sync of its own is.
  *
  * The head-passing form, the fastest: the newest frame travels in the
  * caller's own variables (Lace's trick with its deque's head), so a spawn
@@ -78,14 +100,15 @@
  * this form with the head hidden where no code but theirs can reach it:
  * as safe as the generic form, at this form's speed, and the way to write
  * it unless the head must cross code that the macros cannot describe.
- * weft_spawn with weft_sync_fn is as safe too, at 1.3x. Within that rule,
+ * The generic form is as safe, at about 1.1x. Within that rule,
  * the misuses above are defined for this form too: out of order syncs all
  * later ones first, a frame not found (synced already, or never spawned)
  * is counted and ignored, and a wrong fn runs the frame's own. Generic calls (weft_spawn, weft_sync, futures)
  * may come between a head-passing spawn and its sync.
  *
  * Writing fast task code: the sync of these forms calls the function it
- * names directly, so the compiler can inline it there. Keep the leaf
+ * names directly, and a generic spawn that runs its child calls the
+ * function it was given, so the compiler can inline it there. Keep the leaf
  * test in a small inline function and the node's expansion (its frames
  * and spawn/sync) in another, so that a child with no work of its own
  * costs a compare at the sync, not a call: fib(35) on one worker took
@@ -95,13 +118,10 @@
  * instructions can tip, and declaring the expansion `inline` raises its
  * limit. -fopt-info-inline says what it decided.
  *
- * The generic weft_sync calls the task function through the frame, so
- * nothing inlines it: there, keep the task function's leaf path free of
- * calls and of the registers they need saved, with the expansion a
- * function of its own (noinline) that it tail-calls. gcc otherwise saved
- * six registers before the leaf test, for every child: fib(35) on one
- * worker 38.6 against 41.3 ms (bench/common/fib_weft.h). The other forms
- * want the opposite: the task function inlined whole at the sync.
+ * The generic weft_sync calls a child that waited on the list through
+ * its frame, which nothing inlines; so few children wait there (see
+ * "Children that run at their spawn") that the task function is best
+ * written for the spawn's direct call, whole, as above.
  *
  * This header's inline functions are C11 (they use <stdatomic.h>). */
 #ifndef WEFT_TASK_H
@@ -144,6 +164,15 @@ struct weft_task {
 typedef struct weft__cursor {
     weft_task *top;    /* newest frame of the generic form; owner only */
     _Atomic int ask;   /* nonzero: the next spawn or sync serves thieves */
+    /* The generic list's private frames minus how many the worker keeps
+     * for thieves (its hold): at 0 or more, a generic spawn runs its
+     * child at once. Owner only. */
+    int budget;
+    /* Nonzero while the running code was called by a spawn or a sync:
+     * only there does a spawn run its child at once, never in a task the
+     * worker started itself (a root, a stolen frame), whose wide loops
+     * of spawns must stay open to thieves. Owner only. */
+    int nest;
 } weft__cursor;
 
 extern WEFT_API _Thread_local weft__cursor weft__cur;
@@ -186,7 +215,9 @@ WEFT_API WEFT__COLD void weft__spawn_slow(weft_task *below, weft_task *t,
                                           weft_task_fn fn);
 WEFT_API WEFT__COLD weft_task *weft__sync_slow(weft_task *top, weft_task *t,
                                                weft_task_fn fn);
-WEFT_API WEFT__COLD void weft__serve(weft_task *top);
+WEFT_API WEFT__COLD void weft__spawn_slow_g(weft_task *t, weft_task_fn fn);
+WEFT_API WEFT__COLD void weft__sync_slow_g(weft_task *t, weft_task_fn fn);
+WEFT_API WEFT__COLD void weft__ran_starved(void);
 WEFT_API void weft__sync_shared(weft_task *t);
 
 /* Internal: link frame t above below. When thieves asked, the out-of-line
@@ -206,11 +237,27 @@ static inline WEFT__ALWAYS_INLINE void weft__link_frame(weft_task *below,
 }
 
 /* Spawn fn(t) as a child of the running task. Never fails, never
- * allocates. */
+ * allocates. When the worker already keeps enough private frames for
+ * thieves, the child runs here and now, as a plain call
+ * that the compiler can inline, and its sync does nothing: see "Children
+ * that run at their spawn" at the top of this file. A child so run that
+ * leaves a thief waiting (ask set when it returns) makes the worker keep
+ * more frames before it does that again (weft__ran_starved). */
 static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 {
-    weft__link_frame(weft__cur.top, t, fn);
-    weft__cur.top = t;
+    if (WEFT_UNLIKELY(weft__ask())) {
+        weft__spawn_slow_g(t, fn);
+    } else if (weft__cur.budget >= 0 && weft__cur.nest) {
+        t->weft__link = t; /* ran at its spawn: its sync only clears this */
+        fn(t);
+        if (WEFT_UNLIKELY(weft__ask()))
+            weft__ran_starved();
+    } else {
+        t->fn = fn;
+        t->weft__link = weft__cur.top;
+        weft__cur.top = t;
+        weft__cur.budget++;
+    }
 }
 
 /* Wait for the child spawned in t and make its effects visible. The generic
@@ -221,27 +268,30 @@ static inline void weft_spawn(weft_task *t, weft_task_fn fn)
  * 45.9 against 24.5 ms on one worker). */
 static inline void weft_sync(weft_task *t)
 {
-    if (WEFT_LIKELY(!weft__ask() && weft__cur.top == t)) {
+    if (t->weft__link == t) { /* ran at its spawn */
+        t->weft__link = (weft_task *)0; /* a second sync is a misuse */
+    } else if (WEFT_LIKELY(!weft__ask() && weft__cur.top == t)) {
         weft__cur.top = t->weft__link;
+        weft__cur.budget--;
+        weft__cur.nest++;
         t->fn(t);
+        weft__cur.nest--;
     } else {
-        weft__cur.top = weft__sync_slow(weft__cur.top, t, (weft_task_fn)0);
+        weft__sync_slow_g(t, (weft_task_fn)0);
     }
 }
 
-/* The fast form: the same as weft_sync(t), but the caller names the
- * function it spawned, so the compiler calls (or inlines) it directly.
- * If fn is not what t was spawned with, t->fn is called instead (by the
- * out-of-line path, which keeps the inlined code small), so a wrong fn
- * costs speed, never correctness. */
+/* weft_sync(t), for code written when the generic sync called every
+ * child through its frame and this one, given the function, called it
+ * directly. Most children now run at their spawn, and naming fn again at
+ * the sync only doubled the inlined code: fib(35) on one worker 24.6
+ * against 18.8 ms (bench/RESULTS.md, "Children that run at their
+ * spawn"). fn is not used; t's own function runs, as before when fn was
+ * wrong. */
 static inline void weft_sync_fn(weft_task *t, weft_task_fn fn)
 {
-    if (WEFT_LIKELY(!weft__ask() && weft__cur.top == t && t->fn == fn)) {
-        weft__cur.top = t->weft__link;
-        fn(t);
-    } else {
-        weft__cur.top = weft__sync_slow(weft__cur.top, t, fn);
-    }
+    (void)fn;
+    weft_sync(t);
 }
 
 /* ---- the head-passing form (see the top of this file) ---- */

@@ -20,8 +20,8 @@
  *   long r = fib(35);
  *
  * Why: the head-passing form is the fastest way to write fork-join code
- * (fib(35) on one worker 1.5x the serial time, against 1.9x for
- * weft_spawn + weft_sync_fn and 3.4x for the generic form: bench/fj), but
+ * (fib(35) on one worker 1.5x the serial time, against 1.6-1.7x for the
+ * generic form, whose spawns run most children at once: bench/fj), but
  * it hands the programmer a value, the head, that must be threaded
  * through every spawn and sync: a copy kept past the syncs of the frames
  * it names is a dangling pointer that the runtime cannot check cheaply.

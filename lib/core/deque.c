@@ -22,10 +22,17 @@
  * slot split-1. A frame comes back from the array only to be synced
  * (reclaim_one), one at a time.
  *
+ * Children that run at their spawn (<weft/task.h>) never reach a list:
+ * their frame's link points at itself until the sync clears it. The
+ * cursor's budget (private frames minus the worker's hold) is kept by
+ * the inline code on its fast paths and recounted here whenever the list
+ * changes off them (recount).
+ *
  * ts packs (tail, split) for the thieves; w->split mirrors its split half
  * (only the owner changes it). allstolen: every frame in the array was
  * stolen; then ask is set, so that the next spawn or sync shares, since
  * the thieves that emptied the array are hungry. */
+#include <limits.h>
 #include <sched.h>
 
 #include "internal.h"
@@ -66,6 +73,53 @@ static uint32_t private_count(weft_task *top)
     for (weft_task *f = top; f && !is_shared(f); f = f->weft__link)
         n++;
     return n;
+}
+
+/* The private frames from top down, at most limit of them. */
+static int private_upto(weft_task *top, int limit)
+{
+    int n = 0;
+    for (weft_task *f = top; n < limit && f && !is_shared(f);
+         f = f->weft__link)
+        n++;
+    return n;
+}
+
+/* Set the cursor's budget for the generic list at top. A hold above
+ * WEFT__HOLD_MAX means "never": no walk, and no count of spawns reaches
+ * a budget of 0. */
+static void recount(weft__worker *w, weft_task *top)
+{
+    if (w->hold > WEFT__HOLD_MAX)
+        w->cur->budget = INT_MIN / 2;
+    else
+        w->cur->budget = private_upto(top, w->hold) - w->hold;
+}
+
+/* A child run at its spawn returned with ask set: a thief waited while
+ * it ran, for frames that the spawns it held back would have given. Keep
+ * four times as many before the next such run (up to WEFT__HOLD_MAX),
+ * until this worker next starts a task of its own (weft__hold_reset). */
+void weft__ran_starved(void)
+{
+    weft__worker *w = weft__self;
+    if (!w)
+        return;
+    weft__stat_add(&w->starved, 1);
+    if (w->hold <= WEFT__HOLD_MAX / 4)
+        w->hold *= 4;
+    else if (w->hold < WEFT__HOLD_MAX)
+        w->hold = WEFT__HOLD_MAX;
+    recount(w, w->cur->top);
+}
+
+/* A task of the worker's own begins, on an empty list (weft_run's root,
+ * or a steal from the idle loop): back to the runtime's hold. */
+void weft__hold_reset(weft__worker *w)
+{
+    w->hold = w->rt->hold;
+    recount(w, NULL);
+    w->cur->nest = 0;
 }
 
 /* Move the k oldest of the n private frames from top into the array, in
@@ -166,13 +220,30 @@ void weft__spawn_slow(weft_task *below, weft_task *t, weft_task_fn fn)
         serve(w, t, false);
 }
 
-/* Serve with the generic form's list (a spawn of lib/map's lazy splitting
- * for a hungry thief): share now rather than at the next sync. */
-void weft__serve(weft_task *top)
+/* The generic spawn, off its fast path: thieves asked (or the thread is
+ * no worker). Link t on the generic list and serve. */
+void weft__spawn_slow_g(weft_task *t, weft_task_fn fn)
 {
+    weft__spawn_slow(weft__cur.top, t, fn);
+    weft__cur.top = t;
     weft__worker *w = weft__self;
     if (w)
-        serve(w, top, false);
+        recount(w, t);
+}
+
+/* The generic syncs (weft_sync, weft_sync_fn) off their fast path. */
+void weft__sync_slow_g(weft_task *t, weft_task_fn fn)
+{
+    weft_task *top = weft__cur.top;
+    if (t->weft__link == t) { /* ran at its spawn (not reached inline) */
+        t->weft__link = NULL;
+        return;
+    }
+    top = weft__sync_slow(top, t, fn);
+    weft__cur.top = top;
+    weft__worker *w = weft__self;
+    if (w)
+        recount(w, top);
 }
 
 /* Take the newest shared frame (slot split-1) back from the thieves, to
@@ -236,9 +307,16 @@ static void wait_stolen(weft__worker *w, uint32_t s)
 static void run_frame(weft_task *f, weft_task_fn fn, weft_task *below)
 {
     weft_task *top = weft__cur.top;
+    int budget = weft__cur.budget;
     weft__cur.top = below;
+    weft__worker *w = weft__self;
+    if (w)
+        recount(w, below);
+    weft__cur.nest++;
     fn(f);
+    weft__cur.nest--;
     weft__cur.top = top;
+    weft__cur.budget = budget;
 }
 
 /* Sync the newest shared frame, wherever it is. */
@@ -318,6 +396,7 @@ void weft__sync_shared(weft_task *t)
         sync_shared_top(w);
     else
         sync_misplaced(w, NULL, t);
+    recount(w, weft__cur.top); /* the inline sync counted t as private */
 }
 
 /* Outside a worker every frame is private: run the newer ones, then t;

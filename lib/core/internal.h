@@ -98,7 +98,7 @@ typedef struct weft__node {
     alignas(WEFT__CACHELINE) pthread_mutex_t idle_lock;
     struct weft__worker *idle_top;
     _Atomic int sleepers;
-    _Atomic int searching; /* this node's share of rt->searching */
+    _Atomic int searching; /* this node's share of the runtime's */
     weft__jqueue jq[WEFT__PRIO_LEVELS]; /* jobs meant for this node */
 } weft__node;
 
@@ -162,6 +162,10 @@ typedef struct weft__worker {
     bool allstolen; /* nothing private, every shared frame was stolen */
     unsigned help_depth; /* nested waits that run other work */
     bool searching; /* in the idle search (not waiting, not running) */
+    /* Private generic frames kept for thieves before a spawn runs its
+     * child at once (deque.c): the runtime's hold, raised when such a
+     * child kept a thief waiting; above WEFT__HOLD_MAX: never. Owner. */
+    int hold;
     /* A job made ready by the one running here, kept to run next on this
      * worker instead of on the deque (weft__job_defer): no wake, no
      * steal, no cache lines moving. Taken first by weft__job_pop. */
@@ -183,6 +187,8 @@ typedef struct weft__worker {
      * each period ends. Cleared before the period's total grows. */
     _Atomic uint64_t busy_since, spin_since, parked_since;
     _Atomic uint64_t misuses;
+    _Atomic uint64_t starved; /* children run at the spawn that kept a
+                                 thief waiting (deque.c) */
     _Atomic uint64_t published; /* fork-join frames made stealable */
     _Atomic uint64_t jobs;
     _Atomic uint64_t map_items; /* parallel-map items finished (lib/map) */
@@ -201,6 +207,7 @@ struct weft_runtime {
     int nworkers;
     int pinned;
     int spin_us;
+    int hold; /* weft_config.hold resolved: what each worker starts with */
     size_t stack_size;
     hwloc_topology_t topo;
     bool synthetic;
@@ -372,6 +379,12 @@ WEFT__HIDDEN void weft__publish_stop(weft_runtime *rt);
 
 /* deque.c */
 WEFT__HIDDEN bool weft__deque_starved(void);
+WEFT__HIDDEN void weft__hold_reset(weft__worker *w);
+/* The most frames a worker keeps before a spawn runs its child at once;
+ * a hold above it means never (weft_config.hold -1). */
+#define WEFT__HOLD_MAX 64
+#define WEFT__HOLD_DEFAULT 4
+
 
 /* worker.c */
 WEFT__HIDDEN void *weft__worker_main(void *arg);

@@ -74,6 +74,15 @@ static int apply_env(weft_config *c)
         }
         c->workers = (int)v;
     }
+    s = getenv("WEFT_HOLD");
+    if (s && *s) {
+        if (parse_int(s, -1, WEFT__HOLD_MAX, &v)) {
+            weft__log("WEFT_HOLD='%s' is not a number of frames (-1..%d)",
+                      s, WEFT__HOLD_MAX);
+            return -EINVAL;
+        }
+        c->hold = (int)v;
+    }
     s = getenv("WEFT_TOPOLOGY");
     if (s && *s)
         c->topology = s;
@@ -107,6 +116,11 @@ static int check_config(const weft_config *c)
                               c->store_capacity > ((uint64_t)1 << 46))) {
         weft__log("config.store_capacity=%llu is out of range (0, or "
                   "64 KiB..64 TiB)", (unsigned long long)c->store_capacity);
+        return -EINVAL;
+    }
+    if (c->hold < -1 || c->hold > WEFT__HOLD_MAX) {
+        weft__log("config.hold=%d is out of range (-1..%d)", c->hold,
+                  WEFT__HOLD_MAX);
         return -EINVAL;
     }
     if (c->spin_us < -1 || c->spin_us > 10000000) {
@@ -271,6 +285,8 @@ static int setup(weft_runtime *rt, const weft_config *c)
     rt->pinned = c->pin && !rt->synthetic && rt->nworkers <= ncores;
     rt->stack_size = c->stack_size ? c->stack_size : DEFAULT_STACK;
     rt->store_capacity = c->store_capacity;
+    rt->hold = c->hold == 0 ? WEFT__HOLD_DEFAULT
+               : c->hold < 0 ? WEFT__HOLD_MAX + 1 : c->hold;
     rt->spin_us = c->spin_us == 0 ? DEFAULT_SPIN_US
                   : c->spin_us < 0 ? 0 : c->spin_us;
     if ((rc = make_workers(rt)) || (rc = make_nodes(rt)) ||
@@ -479,6 +495,7 @@ int weft_stats_workers(const weft_runtime *rt, weft_worker_stats *out, int n)
         s->spin_ns = live(&w->spin_ns, &w->spin_since, now) + wait;
         s->parked_ns = live(&w->parked_ns, &w->parked_since, now);
         s->misuses = weft__load_relaxed(&w->misuses);
+        s->starved = weft__load_relaxed(&w->starved);
         s->jobs = weft__load_relaxed(&w->jobs);
         s->busy_ns = live_busy(w, wait, now);
         s->queued = queued(w);

@@ -12,6 +12,7 @@
  * keeps the owner's spawn/sync free of atomics, the property that
  * Chase-Lev's pop (a seq_cst fence per pop) cannot offer. */
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <string.h>
@@ -20,10 +21,12 @@
 #include "internal.h"
 
 WEFT__TLS _Thread_local weft__worker *weft__self;
+
 WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
-/* ask starts set; outside a worker weft__serve has nothing to do, and
+/* ask starts set; outside a worker the slow spawn only links, and
  * each child runs at its sync (deque.c, sync_outside) */
-WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur = {NULL, 1};
+WEFT_API WEFT__TLS _Thread_local weft__cursor weft__cur = {NULL, 1,
+                                                        INT_MIN / 2, 0};
 
 #ifdef WEFT__TSAN
 char weft__ring_token; /* see weft__ring_opened (internal.h) */
@@ -231,6 +234,7 @@ static void run_root(weft__worker *w, weft__root *r)
         weft__log("a task returned with unsynced spawns");
         w->cur->top = NULL;
     }
+    weft__hold_reset(w);
     _Atomic uint32_t *done = &r->done;
     if (weft__xchg_acqrel(done, 1) == 2)
         weft__futex_wake(done, 1);
@@ -277,9 +281,14 @@ bool weft__help(weft__worker *w, weft__worker *prefer)
      * one, which the wait's end gives up (deque.c wait_stolen). */
     weft__cursor *c = w->cur;
     weft_task *top = c->top;
+    int budget = c->budget, nest = c->nest;
     c->top = NULL;
+    c->budget = w->hold > WEFT__HOLD_MAX ? INT_MIN / 2 : -w->hold;
+    c->nest = 0;
     run_stolen(w, &k.s);
     c->top = top;
+    c->budget = budget;
+    c->nest = nest;
     return true;
 }
 
@@ -329,6 +338,7 @@ static void run_work(weft__worker *w, work *k, uint64_t t0)
 {
     weft__store_relaxed(&w->busy_since, t0); /* for live statistics */
     uint64_t jobs0 = weft__load_relaxed(&w->jobs);
+    weft__hold_reset(w);
     if (k->root) {
         run_root(w, k->root);
     } else {
@@ -431,6 +441,7 @@ void *weft__worker_main(void *arg)
     weft__self = w;
     w->cur = &weft__cur;
     w->cur->top = NULL;
+    weft__hold_reset(w);
     w->split = 0;
     weft__enter_allstolen(w);
     weft__add_seqcst(&rt->started, 1);

@@ -580,8 +580,9 @@ static void split(map_run *m, map_slot *s, size_t lo, size_t hi,
     split_frame f = {.m = m, .lo = lo + (hi - lo) / 2, .hi = hi,
                      .spawner = weft__self->index};
     s->splits++;
-    weft_spawn(&f.task, split_task);
-    weft__serve(weft__cur.top); /* the thief is hungry: share it now */
+    /* the thief is hungry: link the frame and share it now (never run
+     * at the spawn, which weft_spawn may do) */
+    weft__spawn_slow_g(&f.task, split_task);
     run_range(m, s, lo, f.lo, last_end);
     weft_sync_fn(&f.task, split_task);
     *last_end = 0; /* the join may have run anything: no gap sample */
