@@ -48,11 +48,11 @@ typedef struct weft_config {
      * when set, overrides this field. */
     uint64_t store_capacity;
     /* How many spawned children a worker keeps waiting for thieves
-     * before a generic spawn (weft_spawn) runs its child at once, as a
-     * plain call, while no worker is idle (<weft/task.h>, "Children that
-     * run at their spawn"). 0 = the default (4); 1..64; -1 = never: every
-     * child waits for its sync or a thief. WEFT_HOLD, when set, overrides
-     * this field. */
+     * before a generic spawn (weft_spawn) in code that a spawn or sync
+     * called runs its child at once, as a plain call (<weft/task.h>,
+     * "Children that run at their spawn"). 0 = the default (4); 1..64;
+     * -1 = never: every child waits for its sync or a thief. WEFT_HOLD,
+     * when set, overrides this field. */
     int hold;
     int reserved_int;
     uint64_t reserved[6];

@@ -238,11 +238,12 @@ static inline WEFT__ALWAYS_INLINE void weft__link_frame(weft_task *below,
 
 /* Spawn fn(t) as a child of the running task. Never fails, never
  * allocates. When the worker already keeps enough private frames for
- * thieves, the child runs here and now, as a plain call
- * that the compiler can inline, and its sync does nothing: see "Children
- * that run at their spawn" at the top of this file. A child so run that
- * leaves a thief waiting (ask set when it returns) makes the worker keep
- * more frames before it does that again (weft__ran_starved). */
+ * thieves, and the running code was called by a spawn or a sync, the
+ * child runs here and now, as a plain call that the compiler can inline,
+ * and its sync does nothing: see "Children that run at their spawn" at
+ * the top of this file. A child so run that leaves a thief waiting (ask
+ * set when it returns) makes the worker keep more frames before it does
+ * that again (weft__ran_starved). */
 static inline void weft_spawn(weft_task *t, weft_task_fn fn)
 {
     if (WEFT_UNLIKELY(weft__ask())) {

@@ -98,7 +98,7 @@ typedef struct weft__node {
     alignas(WEFT__CACHELINE) pthread_mutex_t idle_lock;
     struct weft__worker *idle_top;
     _Atomic int sleepers;
-    _Atomic int searching; /* this node's share of the runtime's */
+    _Atomic int searching; /* this node's share of rt->searching */
     weft__jqueue jq[WEFT__PRIO_LEVELS]; /* jobs meant for this node */
 } weft__node;
 
