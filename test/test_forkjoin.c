@@ -281,16 +281,16 @@ static void test_head_form_full_deque(void **state)
  * (it sets the owner's ask, see <weft/task.h>); the owner's next spawn or
  * sync must see that and publish. Its children wait for each other, which
  * fork-join code may not do (a child run at its spawn would wait for
- * siblings not yet spawned): the runtime's hold is -1, so that every
- * child waits on the list, as the request protocol under test assumes. The root spawns REQ_KIDS + 1 children:
- * the first is shared at once (it goes onto an empty list) and the first
- * sync shares the oldest half of the rest (the root starts with nothing
- * stolen, so both happen without being asked); those are no-ops. The
- * other children can reach the second worker only through a request: each
- * one waits, up to a deadline, until children ran on two workers,
- * spawning and syncing a grandchild meanwhile, which serves a request.
- * A request lost would leave the thief hungry and every child on the
- * owner, waiting out its deadline. */
+ * siblings not yet spawned): the runtime's hold is -1, so that every child
+ * waits on the list, as the request protocol under test assumes. The root
+ * spawns REQ_KIDS + 1 children: the first is shared at once (it goes onto an
+ * empty list) and the first sync shares the oldest half of the rest (the
+ * root starts with nothing stolen, so both happen without being asked);
+ * those are no-ops. The other children can reach the second worker only
+ * through a request: each one waits, up to a deadline, until children ran on
+ * two workers, spawning and syncing a grandchild meanwhile, which serves a
+ * request. A request lost would leave the thief hungry and every child on
+ * the owner, waiting out its deadline. */
 enum { REQ_KIDS = 32, REQ_NOOPS = (REQ_KIDS + 2) / 2 };
 static _Atomic unsigned req_mask; /* bit per worker that ran a child */
 static _Atomic int req_timeouts;

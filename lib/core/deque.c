@@ -26,7 +26,7 @@
  * their frame's link points at itself until the sync clears it. The
  * cursor's budget (private frames minus the worker's hold) is kept by
  * the inline code on its fast paths and recounted here whenever the list
- * changes off them (recount).
+ * changes off them (weft__recount).
  *
  * ts packs (tail, split) for the thieves; w->split mirrors its split half
  * (only the owner changes it). allstolen: every frame in the array was
@@ -66,16 +66,8 @@ static bool is_shared(const weft_task *f)
     return f->fn == weft__sync_shared;
 }
 
-/* The private frames from top down: the first shared one ends them. */
-static uint32_t private_count(weft_task *top)
-{
-    uint32_t n = 0;
-    for (weft_task *f = top; f && !is_shared(f); f = f->weft__link)
-        n++;
-    return n;
-}
-
-/* The private frames from top down, at most limit of them. */
+/* The private frames from top down, at most limit of them: the first
+ * shared one ends them. */
 static int private_upto(weft_task *top, int limit)
 {
     int n = 0;
@@ -85,10 +77,15 @@ static int private_upto(weft_task *top, int limit)
     return n;
 }
 
+static uint32_t private_count(weft_task *top)
+{
+    return (uint32_t)private_upto(top, INT_MAX);
+}
+
 /* Set the cursor's budget for the generic list at top. A hold above
  * WEFT__HOLD_MAX means "never": no walk, and no count of spawns reaches
  * a budget of 0. */
-static void recount(weft__worker *w, weft_task *top)
+void weft__recount(weft__worker *w, weft_task *top)
 {
     if (w->hold > WEFT__HOLD_MAX)
         w->cur->budget = INT_MIN / 2;
@@ -110,7 +107,7 @@ void weft__ran_starved(void)
         w->hold *= 4;
     else if (w->hold < WEFT__HOLD_MAX)
         w->hold = WEFT__HOLD_MAX;
-    recount(w, w->cur->top);
+    weft__recount(w, w->cur->top);
 }
 
 /* A task of the worker's own begins, on an empty list (weft_run's root,
@@ -118,7 +115,7 @@ void weft__ran_starved(void)
 void weft__hold_reset(weft__worker *w)
 {
     w->hold = w->rt->hold;
-    recount(w, NULL);
+    weft__recount(w, NULL);
     w->cur->nest = 0;
 }
 
@@ -228,22 +225,18 @@ void weft__spawn_slow_g(weft_task *t, weft_task_fn fn)
     weft__cur.top = t;
     weft__worker *w = weft__self;
     if (w)
-        recount(w, t);
+        weft__recount(w, t);
 }
 
-/* The generic syncs (weft_sync, weft_sync_fn) off their fast path. */
+/* The generic syncs (weft_sync, weft_sync_fn) off their fast path: t did
+ * not run at its spawn (they test that first). */
 void weft__sync_slow_g(weft_task *t, weft_task_fn fn)
 {
-    weft_task *top = weft__cur.top;
-    if (t->weft__link == t) { /* ran at its spawn (not reached inline) */
-        t->weft__link = NULL;
-        return;
-    }
-    top = weft__sync_slow(top, t, fn);
+    weft_task *top = weft__sync_slow(weft__cur.top, t, fn);
     weft__cur.top = top;
     weft__worker *w = weft__self;
     if (w)
-        recount(w, top);
+        weft__recount(w, top);
 }
 
 /* Take the newest shared frame (slot split-1) back from the thieves, to
@@ -311,7 +304,7 @@ static void run_frame(weft_task *f, weft_task_fn fn, weft_task *below)
     weft__cur.top = below;
     weft__worker *w = weft__self;
     if (w)
-        recount(w, below);
+        weft__recount(w, below);
     weft__cur.nest++;
     fn(f);
     weft__cur.nest--;
@@ -396,7 +389,7 @@ void weft__sync_shared(weft_task *t)
         sync_shared_top(w);
     else
         sync_misplaced(w, NULL, t);
-    recount(w, weft__cur.top); /* the inline sync counted t as private */
+    weft__recount(w, weft__cur.top); /* the inline sync counted t as private */
 }
 
 /* Outside a worker every frame is private: run the newer ones, then t;

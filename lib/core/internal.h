@@ -380,11 +380,11 @@ WEFT__HIDDEN void weft__publish_stop(weft_runtime *rt);
 /* deque.c */
 WEFT__HIDDEN bool weft__deque_starved(void);
 WEFT__HIDDEN void weft__hold_reset(weft__worker *w);
+WEFT__HIDDEN void weft__recount(weft__worker *w, weft_task *top);
 /* The most frames a worker keeps before a spawn runs its child at once;
  * a hold above it means never (weft_config.hold -1). */
 #define WEFT__HOLD_MAX 64
 #define WEFT__HOLD_DEFAULT 4
-
 
 /* worker.c */
 WEFT__HIDDEN void *weft__worker_main(void *arg);

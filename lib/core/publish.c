@@ -579,10 +579,10 @@ static bool v1_shape(const seg_v1 *h, size_t size)
            (size - h->header_size) / h->worker_size >= h->workers;
 }
 
-/* When process pid started, in CLOCK_REALTIME ns; 0 when unknown. */
-static uint64_t proc_start_unix_ns(int64_t pid)
+/* A start time in clock ticks after boot (proc_start), in
+ * CLOCK_REALTIME ns; 0 when unknown. */
+static uint64_t ticks_unix_ns(int64_t ticks)
 {
-    int64_t ticks = proc_start(pid);
     long hz = sysconf(_SC_CLK_TCK);
     struct timespec boot;
     if (ticks < 0 || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &boot))
@@ -607,9 +607,10 @@ static bool v1_owner_gone(const seg_v1 *h, uint64_t mtime_ns)
     if (h->pid <= 0 || h->updated_mono_ns > now ||
         now - h->updated_mono_ns < V1_SILENT_NS)
         return false;
-    if (proc_start(h->pid) < 0)
+    int64_t ticks = proc_start(h->pid);
+    if (ticks < 0)
         return pid_absent(h->pid);
-    uint64_t started = proc_start_unix_ns(h->pid);
+    uint64_t started = ticks_unix_ns(ticks);
     return started && started > mtime_ns + V1_CLOCK_SLACK_NS;
 }
 
@@ -655,14 +656,16 @@ static bool probe(const char *id, weft_stats_source *s)
     /* a publisher that died mid-write leaves seq odd for good; who it
      * was, written before the first snapshot and never changed, still
      * tells */
-    size_t nw;
-    _Atomic uint64_t *w = payload_words(r->seg, r->workers, &nw);
-    int64_t pid = (int64_t)weft__load_relaxed(&w[WORD(pid)]);
-    int64_t start = (int64_t)weft__load_relaxed(&w[WORD(start_ticks)]);
-    uint64_t pidns = weft__load_relaxed(&w[WORD(pidns)]);
+    bool gone = rc >= 0 && stale(s);
+    if (rc == -EAGAIN) {
+        size_t nw;
+        _Atomic uint64_t *w = payload_words(r->seg, r->workers, &nw);
+        gone = !publisher_alive(
+            (int64_t)weft__load_relaxed(&w[WORD(pid)]),
+            (int64_t)weft__load_relaxed(&w[WORD(start_ticks)]),
+            weft__load_relaxed(&w[WORD(pidns)]));
+    }
     weft_stats_detach(&r);
-    bool gone = rc == -EAGAIN ? !publisher_alive(pid, start, pidns)
-                              : rc >= 0 && stale(s);
     if (gone)
         weft_stats_remove(id);
     return rc >= 0 && !gone;

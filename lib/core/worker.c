@@ -21,7 +21,6 @@
 #include "internal.h"
 
 WEFT__TLS _Thread_local weft__worker *weft__self;
-
 WEFT__TLS _Thread_local void (*weft__wait_hook)(bool waits);
 /* ask starts set; outside a worker the slow spawn only links, and
  * each child runs at its sync (deque.c, sync_outside) */
@@ -283,7 +282,7 @@ bool weft__help(weft__worker *w, weft__worker *prefer)
     weft_task *top = c->top;
     int budget = c->budget, nest = c->nest;
     c->top = NULL;
-    c->budget = w->hold > WEFT__HOLD_MAX ? INT_MIN / 2 : -w->hold;
+    weft__recount(w, NULL);
     c->nest = 0;
     run_stolen(w, &k.s);
     c->top = top;

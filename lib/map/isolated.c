@@ -170,16 +170,6 @@ typedef struct iso_call {
 /* Call numbers of this process, for object ids. */
 static _Atomic uint64_t iso_calls;
 
-/* The pools whose lock this thread holds, innermost call first: the
- * delivery and progress callbacks run under it (on the calling thread),
- * so an isolated map they start on the same runtime would wait for
- * itself. */
-typedef struct iso_held {
-    const iso_pool *p;
-    struct iso_held *up;
-} iso_held;
-static _Thread_local iso_held *iso_holding;
-
 /* In an isolated child: its own handle of the runtime's store (NULL in
  * every other process, or when the child could not open it). */
 static weft_store *child_store;
@@ -266,9 +256,9 @@ void (*weft__iso_kill_hook)(void);
 /* One step of the chunk (see "progress"): its time, then the count (or
  * flag); acq_rel: the parent's acquire of prog sees mark and the result
  * fields written before. Claimed by the parent: stop here for good. */
-static void child_step(iso_ctl *c, uint64_t flag)
+static void child_step(iso_ctl *c, uint64_t flag, uint64_t now)
 {
-    weft__store_relaxed(&c->mark, weft__now_ns());
+    weft__store_relaxed(&c->mark, now);
     uint64_t was = flag ? atomic_fetch_or_explicit(&c->prog, flag,
                                                    memory_order_acq_rel)
                         : atomic_fetch_add_explicit(&c->prog, 1,
@@ -290,7 +280,7 @@ static void child_step(iso_ctl *c, uint64_t flag)
  * changes when the parent dies (we are re-parented). */
 #define PARENT_CHECK_NS 1000000ull
 
-static void child_run(iso_shared *sh, iso_ctl *c, pid_t parent)
+static void child_run(iso_shared *sh, iso_ctl *c)
 {
     uint64_t t0 = weft__now_ns(), checked = t0;
     size_t i = c->lo;
@@ -305,17 +295,17 @@ static void child_run(iso_shared *sh, iso_ctl *c, pid_t parent)
     while (i < c->hi && !weft__load_relaxed(&sh->stop)) {
         uint64_t now = weft__now_ns();
         if (now - checked > PARENT_CHECK_NS) {
-            if (getppid() != parent)
+            if (getppid() != child_parent)
                 _exit(0); /* no store close: its slot is reclaimed */
             checked = now;
         }
-        child_step(c, 0);
+        child_step(c, 0, now);
         int rc = child_item(c, &v, i++);
         if (rc) { /* before the step: a kill past it still knows */
             c->err = rc;
             c->err_index = i - 1;
         }
-        child_step(c, 0);
+        child_step(c, 0, weft__now_ns());
         if (rc)
             break;
     }
@@ -397,7 +387,6 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
      * workers this process does not have */
     weft__self = NULL;
     weft__forked = true;
-    iso_holding = NULL; /* the forking thread's calls are not ours */
     child_parent = p->parent;
     child_signals();
     child_close_fds(p);
@@ -405,7 +394,7 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
     for (;;) {
         uint32_t seq = weft__load_acquire(&c->cmd_seq);
         if (seq == seen) {
-            if (getppid() != p->parent)
+            if (getppid() != child_parent)
                 child_exit(0);
             sfutex_wait(&c->cmd_seq, seen, (long)ORPHAN_CHECK_NS);
             continue;
@@ -415,8 +404,8 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
             child_exit(0);
         if (weft__iso_chunk_hook)
             weft__iso_chunk_hook(c->lo);
-        child_run(p->sh, c, p->parent);
-        child_step(c, PROG_REPORTED);
+        child_run(p->sh, c);
+        child_step(c, PROG_REPORTED, weft__now_ns());
         weft__store_release(&c->done_seq, seq);
         uint64_t one = 1;
         if (write(p->evfd, &one, sizeof one) < 0)
@@ -523,7 +512,14 @@ static void *pool_make(weft_runtime *rt)
     p->parent = getpid();
     p->evfd = -1;
     p->sh = MAP_FAILED;
-    pthread_mutex_init(&p->lock, NULL);
+    /* error-checking: the delivery and progress callbacks run under the
+     * lock, on the calling thread, so an isolated map that one of them
+     * starts on the same runtime relocks it: EDEADLK, not a hang */
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&p->lock, &a);
+    pthread_mutexattr_destroy(&a);
     p->procs = weft__calloc((size_t)p->nmax, sizeof *p->procs);
     for (int i = 0; p->procs && i < p->nmax; i++)
         p->procs[i].pidfd = -1;
@@ -1170,12 +1166,8 @@ static int pool_store(iso_pool *p, weft_runtime *rt)
 static int call_run(iso_call *k)
 {
     iso_pool *p = k->p;
-    for (const iso_held *h = iso_holding; h; h = h->up)
-        if (h->p == p)
-            return -EDEADLK; /* from a callback of this pool's call */
-    pthread_mutex_lock(&p->lock);
-    iso_held held = {.p = p, .up = iso_holding};
-    iso_holding = &held;
+    if (pthread_mutex_lock(&p->lock) == EDEADLK)
+        return -EDEADLK; /* from a callback of this pool's call */
     int rc = pool_store(p, k->m->rt);
     if (rc == 0)
         rc = call_setup(k);
@@ -1185,7 +1177,6 @@ static int call_run(iso_call *k)
      * the next call */
     weft__store_relaxed(&p->sh->stop, 0);
     call_free(k);
-    iso_holding = held.up;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }

@@ -92,6 +92,21 @@ static map_slot *slot_home(map_run *m)
 
 /* The calling worker's slot, or a fresh one when its slot is inside an
  * item function further up this stack (see map_slot). NULL: no memory. */
+/* A slot's own buffers: the reduction's accumulator, and for delivery
+ * without an output array the scratch its results go to. -ENOMEM leaves
+ * what was made for the caller to free. */
+static int slot_bufs(map_run *m, map_slot *s)
+{
+    s->next = 1;
+    if (m->red &&
+        !(s->acc = weft__aligned_alloc(WEFT__CACHELINE, acc_stride(m))))
+        return -ENOMEM;
+    if (m->o.deliver && !m->out &&
+        !(s->scratch = weft__malloc(DELIVER_MAX * m->out_stride)))
+        return -ENOMEM;
+    return 0;
+}
+
 static map_slot *slot_get(map_run *m)
 {
     map_slot *s = slot_home(m);
@@ -101,16 +116,9 @@ static map_slot *slot_get(map_run *m)
     if (!x)
         return NULL;
     memset(x, 0, sizeof *x);
-    x->next = 1;
-    if (m->red &&
-        !(x->acc = weft__aligned_alloc(WEFT__CACHELINE, acc_stride(m)))) {
-        weft__aligned_free(x);
-        return NULL;
-    }
-    /* delivery without an output array: the results go there */
-    if (m->o.deliver && !m->out &&
-        !(x->scratch = weft__malloc(DELIVER_MAX * m->out_stride))) {
+    if (slot_bufs(m, x)) {
         weft__aligned_free(x->acc);
+        weft__free(x->scratch);
         weft__aligned_free(x);
         return NULL;
     }
@@ -204,8 +212,8 @@ typedef struct map_dlv {
     struct map_dlv *next;
     size_t lo, hi;
     uint64_t mask[DELIVER_MAX / 64];
-    bool copied; /* results in res, else in the map's output */
-    /* a copy of the scratch results from lo, aligned as the scratch is */
+    /* with no output array, a copy of the scratch results from lo,
+     * aligned as the scratch is (else they are in the map's output) */
     alignas(max_align_t) unsigned char res[];
 } map_dlv;
 
@@ -223,7 +231,7 @@ static void deliver_run(map_run *m, size_t lo, size_t hi,
 static void deliver_queued(map_run *m, map_dlv *d)
 {
     deliver_run(m, d->lo, d->hi, d->mask,
-                d->copied ? d->res : m->out + d->lo * m->out_stride);
+                m->out ? m->out + d->lo * m->out_stride : d->res);
 }
 
 /* The delivering thread: the batches queued meanwhile (also by its own
@@ -267,22 +275,19 @@ static void deliver_later(map_run *m, map_slot *s, size_t lo, size_t hi,
             }
         return;
     }
-    *d = (map_dlv){.lo = lo, .hi = hi, .copied = copy != 0};
+    *d = (map_dlv){.lo = lo, .hi = hi};
     memcpy(d->mask, mask, sizeof d->mask);
     memcpy(d->res, res, copy);
+    /* queued in any case: while nobody delivers the queue is empty, so a
+     * thread that takes over delivers d first */
     pthread_mutex_lock(&m->lock);
     bool mine = !m->delivering;
     m->delivering = true;
-    if (!mine) {
-        *m->dq_tail = d;
-        m->dq_tail = &d->next;
-    }
+    *m->dq_tail = d;
+    m->dq_tail = &d->next;
     pthread_mutex_unlock(&m->lock);
-    if (!mine)
-        return;
-    deliver_queued(m, d);
-    weft__free(d);
-    deliver_drain(m);
+    if (mine)
+        deliver_drain(m);
 }
 
 /* Hand a batch's results to the delivery callback (see above); failed
@@ -674,7 +679,7 @@ static size_t batch_cap(const map_run *m)
 
 static int alloc_slots(map_run *m)
 {
-    size_t n = (size_t)m->nslots, accs = acc_stride(m);
+    size_t n = (size_t)m->nslots;
     /* a batch's scratch: DELIVER_MAX * out_stride must not wrap (to a
      * small buffer that items would then overrun) */
     if (m->o.deliver && !m->out && m->out_stride > SIZE_MAX / DELIVER_MAX)
@@ -683,15 +688,9 @@ static int alloc_slots(map_run *m)
     if (!m->slots)
         return -ENOMEM;
     memset(m->slots, 0, n * sizeof *m->slots);
-    for (size_t i = 0; i < n; i++) {
-        map_slot *s = &m->slots[i];
-        s->next = 1;
-        if (accs && !(s->acc = weft__aligned_alloc(WEFT__CACHELINE, accs)))
-            return -ENOMEM;
-        if (m->o.deliver && !m->out &&
-            !(s->scratch = weft__malloc(DELIVER_MAX * m->out_stride)))
-            return -ENOMEM;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (slot_bufs(m, &m->slots[i]))
+            return -ENOMEM; /* free_slots frees what was made */
     return 0;
 }
 

@@ -53,7 +53,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -221,7 +220,6 @@ struct weft_node {
     bool has_hooks;
     pub *pubs[PUB_BUCKETS];
     npoll *poller;        /* or NULL; set once the node is created */
-    weft__poller comm_poller; /* the communication thread's (comm_poll) */
     /* under lock (events may come on a polling thread) */
     bool steal_pending;
     uint64_t steal_at, steal_backoff_ns;
@@ -1728,6 +1726,9 @@ static uint64_t steal_tick(weft_node *n)
 }
 
 static bool comm_poll(weft__poller *p);
+/* The communication threads' poller: comm_poll finds the node in
+ * tl_comm, which is set for as long as the poller is installed. */
+static weft__poller comm_poller = {comm_poll, NULL};
 
 static void *comm_main(void *arg)
 {
@@ -1758,8 +1759,7 @@ static void *comm_main(void *arg)
     if (n->ops->poll && n->ops->poll(t) == -ENOTSUP) {
         n->inline_ns = 0;
     } else if (n->ops->poll) { /* and its waits poll (comm_poll) */
-        n->comm_poller = (weft__poller){comm_poll, NULL};
-        weft__fut_thread_poller(&n->comm_poller);
+        weft__fut_thread_poller(&comm_poller);
     }
     run_deferred();
     uint64_t wait_ns = 1000000, ticked = 0;
@@ -1828,8 +1828,8 @@ static bool node_poll(weft__poller *p)
  * a reply) and after destroy emptied the node's slot. Never idle. */
 static bool comm_poll(weft__poller *p)
 {
-    weft_node *n =
-        (weft_node *)((char *)p - offsetof(weft_node, comm_poller));
+    (void)p;
+    weft_node *n = tl_comm;
     spill_deferred(); /* (an inline task waits: see run_deferred) */
     n->ops->poll(n->t);
     run_deferred();

@@ -94,19 +94,14 @@ static uint64_t find_free(weft_store *st, uint64_t need)
 {
     st_hdr *h = st->h;
     unsigned k = bin_of(need);
+    uint64_t larger = k + 1 < 64 ? h->bins_mask & ~((2ull << k) - 1) : 0;
     uint64_t off = h->bins[k];
-    for (int n = 0; off != ST_NIL64 && n < 64; n++) {
+    for (int n = 0; off != ST_NIL64 && (n < 64 || !larger); n++) {
         if (bsize(st_blk_at(st, off)) >= need)
             return off;
         off = st_blk_at(st, off)->next;
     }
-    uint64_t larger = k + 1 < 64 ? h->bins_mask & ~((2ull << k) - 1) : 0;
-    if (larger)
-        return h->bins[__builtin_ctzll(larger)];
-    for (; off != ST_NIL64; off = st_blk_at(st, off)->next)
-        if (bsize(st_blk_at(st, off)) >= need)
-            return off;
-    return ST_NIL64;
+    return larger ? h->bins[__builtin_ctzll(larger)] : ST_NIL64;
 }
 
 int st_heap_alloc(weft_store *st, uint64_t need, uint64_t *off,

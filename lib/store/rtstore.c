@@ -86,16 +86,20 @@ static uint64_t default_capacity(void)
  * store being created has its name before its creator holds a slot. */
 #define RT_STALE_AGE 60
 
+/* The runtime stores' names: "weft-rt-PID-N", made by open_private and
+ * read back by the sweep. */
+#define RT_NAME_FMT "weft-rt-%d-%u"
+
 /* Whether "weft-rt-PID-N" names a store another process made (*pid). */
 static bool rt_name(const char *name, pid_t *pid)
 {
     int p, len = 0;
     unsigned seq;
-    if (sscanf(name, "weft-rt-%d-%u%n", &p, &seq, &len) != 2 ||
+    if (sscanf(name, RT_NAME_FMT "%n", &p, &seq, &len) != 2 ||
         name[len] != 0 || p <= 0)
         return false;
     char again[64]; /* the canonical spelling only: no "+5", no "007" */
-    snprintf(again, sizeof again, "weft-rt-%d-%u", p, seq);
+    snprintf(again, sizeof again, RT_NAME_FMT, p, seq);
     *pid = p;
     return strcmp(again, name) == 0 && p != getpid();
 }
@@ -161,7 +165,7 @@ static int open_private(weft_runtime *rt, weft_store **out)
      * of the whole capacity at the first use */
     o.flags = WEFT_STORE_OPEN_CREATE | WEFT_STORE_OPEN_LAZY;
     char name[64];
-    snprintf(name, sizeof name, "weft-rt-%d-%u", (int)getpid(),
+    snprintf(name, sizeof name, RT_NAME_FMT, (int)getpid(),
              atomic_fetch_add_explicit(&rt_store_seq, 1,
                                        memory_order_relaxed));
     int rc = weft_store_open(name, &o, out);
