@@ -4,7 +4,8 @@ well-formed table, valid JSON and a well-formed SVG; a user's program (a
 small weft program, and /bin/true, which publishes nothing) gets a row
 per worker count; bad arguments, a missing program, a program that
 cannot run or fails give clear errors and a non-zero exit status; a
-SIGTERM to weft-scale stops the program it runs.
+SIGTERM to weft-scale stops the program it runs, and so does --timeout
+(SIGTERM, then SIGKILL for one that ignores it).
 
     test_weft_scale.py WEFT_SCALE SCALE_PROG
 """
@@ -179,6 +180,10 @@ BAD = [
     (["--json", "stray"], "goes after '--'"),
     (["--"], "no program after '--'"),
     (["--suite", "pi", "--", "/bin/true"], "a program brings its own"),
+    (["--timeout", "0", "--", "/bin/true"], "--timeout: '0'"),
+    (["--timeout", "1s", "--", "/bin/true"], "--timeout: '1s'"),
+    (["--timeout", "nan", "--", "/bin/true"], "--timeout: 'nan'"),
+    (["--timeout", "5"], "the built-in suite has none"),
 ]
 
 
@@ -290,6 +295,27 @@ def test_signal_passed_on(tmp):
         check(gone(pid), f"{mode}: the program still runs after weft-scale")
         check(rc == -signal.SIGTERM, f"{mode}: weft-scale exit {rc}, not "
               "death by SIGTERM")
+
+
+def test_timeout(tmp):
+    """A run past --timeout is stopped (SIGTERM; SIGKILL 3 s later for a
+    program that ignores it), named in a message, and fails weft-scale;
+    runs within it are measured as before."""
+    run(["-w", "1,2", "-r", "1", "--timeout", "60", "--", PROG])
+    for mode, how in (([], "stopped by SIGTERM\n"),
+                      (["ignore"], "then SIGKILL")):
+        path = os.path.join(tmp, "late" + "".join(mode))
+        t0 = time.monotonic()
+        p = run(["-w", "1", "-r", "1", "-t", "2", "--", sys.executable,
+                 "-c", SLEEPER, path] + mode, expect=1)
+        took = time.monotonic() - t0
+        check("ran past the timeout of 2 s at 1 workers" in p.stderr and
+              how in p.stderr, f"{mode}: {p.stderr}")
+        with open(path) as f:
+            check(gone(int(f.read())), f"{mode}: the program still runs")
+        check(took < 60, f"{mode}: weft-scale took {took:.1f} s")
+        if mode:
+            check(os.path.exists(path + ".got"), "SIGTERM came first")
 
 
 def main():

@@ -48,6 +48,8 @@ static void usage(FILE *f, int cpus)
 "                      default size (default: default)\n"
 "  -r, --repeat R      runs per figure, 1 to %d: medians and spread\n"
 "                      (default: 5)\n"
+"  -t, --timeout SECS  with a program: stop a run of it that takes longer\n"
+"                      (SIGTERM, SIGKILL 3 s later) and fail\n"
 "  -j, --json          print JSON instead of the table\n"
 "      --svg FILE      also plot speedup against workers into FILE\n"
 "  -h, --help          print this and exit\n"
@@ -174,6 +176,19 @@ static int parse_size(scale_opts *o, const char *s)
     return PARSE_OK;
 }
 
+/* Seconds for --timeout: above 0, at most a week. */
+static int parse_timeout(scale_opts *o, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v > 0 && v <= 604800))
+        return bad("--timeout: '%s' is not a number of seconds above 0, "
+                   "at most 604800", s);
+    o->timeout = v;
+    return PARSE_OK;
+}
+
 /* One option; PARSE_OK, PARSE_HELP or PARSE_BAD. */
 static int parse_option(scale_opts *o, int c, char *arg, int *given)
 {
@@ -186,6 +201,7 @@ static int parse_option(scale_opts *o, int c, char *arg, int *given)
             return bad("--repeat: '%s' is not a count from 1 to %d", arg,
                        SCALE_MAX_REPEAT);
         return PARSE_OK;
+    case 't': return parse_timeout(o, arg);
     case 'j': o->json = 1; return PARSE_OK;
     case OPT_SVG: o->svg = arg; return PARSE_OK;
     case 'h': return PARSE_HELP;
@@ -205,6 +221,9 @@ static int parse_command(scale_opts *o, int argc, char **argv, int given)
     if (dashes && given)
         return bad("--suite and --size choose the built-in suite's work; "
                    "a program brings its own");
+    if (!dashes && o->timeout > 0)
+        return bad("--timeout limits the runs of a program (after '--'); "
+                   "the built-in suite has none");
     o->command = dashes ? argv + optind : NULL;
     return PARSE_OK;
 }
@@ -216,6 +235,7 @@ static int parse_args(int argc, char **argv, scale_opts *o, int cpus)
         { "suite", required_argument, NULL, 's' },
         { "size", required_argument, NULL, 'S' },
         { "repeat", required_argument, NULL, 'r' },
+        { "timeout", required_argument, NULL, 't' },
         { "json", no_argument, NULL, 'j' },
         { "svg", required_argument, NULL, OPT_SVG },
         { "help", no_argument, NULL, 'h' },
@@ -229,7 +249,7 @@ static int parse_args(int argc, char **argv, scale_opts *o, int cpus)
     default_workers(o, cpus);
     /* '+': stop at the first argument that is not an option */
     while (rc == PARSE_OK &&
-           (c = getopt_long(argc, argv, "+w:s:S:r:jh", longs, NULL)) != -1)
+           (c = getopt_long(argc, argv, "+w:s:S:r:t:jh", longs, NULL)) != -1)
         rc = parse_option(o, c, optarg, &given);
     if (rc == PARSE_OK)
         rc = parse_command(o, argc, argv, given);

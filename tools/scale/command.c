@@ -15,9 +15,15 @@
  * SIGKILL (for a program that ignores the first); once it is reaped,
  * weft-scale removes its statistics and dies of the signal itself. Without
  * this a `kill` of weft-scale, or of the job running it, left the program
- * running with nobody to wait for it. */
+ * running with nobody to wait for it.
+ *
+ * With --timeout, a run that takes longer gets SIGTERM, and SIGKILL
+ * STOP_GRACE_S later if it is still there; the run fails, with a message
+ * that says so (a program that hangs at some worker count, a deadlock
+ * for instance, used to hang weft-scale with it). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -226,20 +232,53 @@ static int check_status(const scale_opts *o, int w, int status, int err)
     return -1;
 }
 
-/* Until the program ends, answering signals: a poll on its pidfd and
- * the signalfd (without a pidfd, signals wait for its end). It is
- * waited for without being reaped (WNOWAIT), so a signal passed on can
- * never reach another process given its pid; then it is reaped. */
-static void wait_program(pid_t pid, int *status)
+/* How long a program past its --timeout has, after SIGTERM, before
+ * SIGKILL: time to write what it must, as timeout(1)'s -k gives. */
+#define STOP_GRACE_S 3.0
+
+/* Whether the program has ended, without reaping it. */
+static int ended(pid_t pid)
 {
-    int pfd = sig_fd >= 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    siginfo_t info;
+    info.si_pid = 0;
+    return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0
+           && info.si_pid == pid;
+}
+
+/* The poll's wait in ms until `deadline` (-1: none), at most `cap`
+ * when cap >= 0. */
+static int wait_ms(double deadline, double now, int cap)
+{
+    int w = -1; /* no deadline: until something happens */
+    if (!isinf(deadline))
+        w = (int)fmin(fmax(ceil((deadline - now) * 1e3), 0), INT_MAX / 2);
+    return cap >= 0 && (w < 0 || w > cap) ? cap : w;
+}
+
+/* Until the program ends, answering signals and its --timeout: a poll on
+ * its pidfd and the signalfd (without a pidfd, a look every 10 ms). Past
+ * the timeout it gets SIGTERM, STOP_GRACE_S later SIGKILL. It is waited
+ * for without being reaped (WNOWAIT), so no signal sent can reach
+ * another process given its pid; then it is reaped. Returns the signals
+ * the timeout sent: 0, 1 (SIGTERM) or 2 (and SIGKILL). */
+static int wait_program(const scale_opts *o, pid_t pid, int *status)
+{
+    double deadline = o->timeout > 0 ? scale_now() + o->timeout : INFINITY;
+    int stopped = 0;
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     struct pollfd fds[2] = { { .fd = pfd, .events = POLLIN },
                              { .fd = sig_fd, .events = POLLIN } };
-    while (pfd >= 0) {
-        if (poll(fds, 2, -1) < 0 && errno != EINTR)
-            break;
+    for (;;) {
+        double now = scale_now();
+        if (now >= deadline) { /* SIGKILL once the grace is over */
+            kill(pid, stopped++ == 0 ? SIGTERM : SIGKILL);
+            deadline = stopped == 1 ? now + STOP_GRACE_S : INFINITY;
+        }
+        if (poll(fds, 2, wait_ms(deadline, now, pfd < 0 ? 10 : -1)) < 0 &&
+            errno != EINTR)
+            break; /* cannot wait here: the blocking wait below */
         take_signals(pid);
-        if (fds[0].revents)
+        if (pfd >= 0 ? fds[0].revents != 0 : ended(pid))
             break;
     }
     if (pfd >= 0)
@@ -251,6 +290,7 @@ static void wait_program(pid_t pid, int *status)
     take_signals(pid);
     while (waitpid(pid, status, 0) < 0 && errno == EINTR)
         ;
+    return stopped;
 }
 
 /* Fork, exec, wait: one timed run at w workers. */
@@ -279,10 +319,16 @@ static int run_once(const scale_opts *o, int w, cmd_sample *s)
     if (read(pipefd[0], &err, sizeof err) != sizeof err)
         err = 0; /* closed by a successful exec */
     close(pipefd[0]);
-    wait_program(pid, &status);
+    int late = wait_program(o, pid, &status);
     s->seconds = scale_now() - t0;
     collect(name, fork_ns, s);
     stop_if_signalled(o);
+    if (late) {
+        fprintf(stderr, "weft-scale: '%s' ran past the timeout of %g s at "
+                "%d workers: stopped by SIGTERM%s\n", o->command[0],
+                o->timeout, w, late > 1 ? ", then SIGKILL" : "");
+        return -1;
+    }
     return check_status(o, w, status, err);
 }
 

@@ -19,6 +19,8 @@ typedef struct scale_opts {
     int json;                      /* print JSON, not the table */
     const char *svg;               /* write the plot here; NULL = none */
     char **command;                /* argv of a user program, or NULL */
+    double timeout;                /* seconds one run of it may take; 0:
+                                      no limit */
     int progress;                  /* say what runs on stderr */
 } scale_opts;
 
