@@ -90,11 +90,15 @@ WEFT_API int weft_stats_runtime(const weft_runtime *rt,
  * process counts as gone when no process of its pid has its start time
  * (a reused pid does not keep a dead one's segment alive). Readers in
  * another pid namespace than the publisher's cannot tell and never remove
- * its segment. Segments that builds before the format's version 2 left
- * are removed when they have not been refreshed for two minutes and their
- * pid names no process, or one that started after the segment was last
- * written. Any thread of any process of the same user may call the
- * functions below; segments of other users are refused. */
+ * its segment. Segments of format 2, which builds before format 3 left,
+ * are never listed and are removed by the same rule; those of format 1
+ * when they have not been refreshed for two minutes and their pid names
+ * no process, or one that started after the segment was last written.
+ * Nothing maps a segment: a process of the same user that truncates a
+ * live one costs its readers and its publisher nothing but the snapshots
+ * until the publisher's next write (which makes it whole again). Any
+ * thread of any process of the same user may call the functions below;
+ * segments of other users are refused. */
 typedef struct weft_stats_source {
     char id[64];      /* what to pass to weft_stats_attach() */
     char name[64];    /* the WEFT_STATS name */
@@ -125,8 +129,9 @@ WEFT_API int weft_stats_attach(const char *id, weft_stats_reader **out);
 
 /* One consistent snapshot: the source's description (src, may be NULL),
  * the runtime's counters (rs, may be NULL) and up to n workers' counters.
- * Returns the number of workers copied, -EINVAL, or -EAGAIN when the
- * publisher kept writing during every try. */
+ * Returns the number of workers copied, -EINVAL, or -EAGAIN when no try
+ * got a whole snapshot (the publisher kept writing, died in the middle
+ * of a write, or the segment was cut short). */
 WEFT_API int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
                              weft_runtime_stats *rs, weft_worker_stats *w,
                              int n);

@@ -4,19 +4,29 @@
  *
  * Each publishing runtime owns one segment, /weft-PID-N, owner-only:
  * a header, then one weft_worker_stats per worker. A publisher thread
- * rewrites it every WEFT_STATS_MS (default 100 ms) under a sequence lock,
- * so the workers themselves pay nothing: their counters are the ones
- * weft_stats_workers() reads anyway. Readers copy the payload and retry
- * while the sequence number is odd or moved. At destroy the runtime
+ * rewrites it every WEFT_STATS_MS (default 100 ms), so the workers
+ * themselves pay nothing: their counters are the ones
+ * weft_stats_workers() reads anyway.
+ *
+ * Nobody maps a segment: the publisher writes each snapshot whole with
+ * one pwrite() and readers take it with one pread(). A mapping dies of
+ * SIGBUS at its first access past the file's end, so any process of the
+ * same user that truncated a live segment killed its publisher (the
+ * user's program) and every reader (format 2 mapped it and copied under
+ * a sequence lock); a pwrite() past the end grows the file back, a
+ * pread() there is short, and neither raises a signal. pread() and
+ * pwrite() are not atomic to each other, so each snapshot carries a
+ * check, a hash of its payload: a reader retries while its copy is
+ * short or fails the check. At destroy the runtime
  * writes a last snapshot, marks the segment exited and unlinks it, unless
  * WEFT_STATS_KEEP=1 (weft-scale reads a finished program's statistics and
  * removes the segment itself). A segment whose process is gone is removed
  * by the next weft_stats_list(): gone means no process of that pid with
  * the start time the segment records (a pid alone may have been reused),
  * judged only by readers in the publisher's pid namespace (in another,
- * the pid names some other process or none). Segments of format version
- * 1, which older builds left, are removed too when their owner is
- * provably gone (see v1_reap).
+ * the pid names some other process or none). Segments of format versions
+ * 1 and 2, which older builds left, are removed too when their owner is
+ * provably gone (see old_reap).
  *
  * Readers trust nothing in a segment past what attach checked: its size
  * and worker count are fixed then, so a segment rewritten under them
@@ -30,7 +40,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <sys/mman.h> /* shm_open; nothing is mapped */
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +50,8 @@
 #include "proc.h"
 
 #define SEG_MAGIC 0x3153544154535457ull /* "WTSTATS1" */
-#define SEG_VERSION 2
+#define SEG_VERSION 3
+#define V2_VERSION 2 /* format 3's layout, written under a sequence lock */
 #define SEG_PREFIX "weft-"
 #define DEFAULT_MS 100
 /* a kept segment of a dead process that nobody read for this long is
@@ -49,13 +60,13 @@
 
 enum { SEG_RUNNING = 1, SEG_EXITED = 2 };
 
-/* The payload after seq is copied word by word with atomic loads and
- * stores (see seg_write/seg_copy), hence all of it is 64-bit words. */
+/* The payload after check is hashed in 64-bit words (payload_check),
+ * hence all of it is 64-bit words. */
 typedef struct seg_header {
     uint64_t magic;
     uint32_t version, header_size;
     uint32_t worker_size, workers;
-    _Atomic uint64_t seq; /* odd while the publisher writes */
+    uint64_t check; /* payload_check of this snapshot's payload */
     /* payload */
     int64_t pid, state, keep;
     int64_t start_ticks; /* the process's start time (/proc stat) */
@@ -73,9 +84,9 @@ struct weft__publisher {
     unsigned period_ms;
     uint32_t workers;
     char id[64];
-    seg_header *seg;
+    int fd;           /* the segment, written with pwrite() only */
     size_t size;
-    weft_worker_stats *scratch;
+    seg_header *img;  /* the snapshot being written: header and workers */
 };
 
 static _Atomic unsigned seg_counter;
@@ -92,55 +103,68 @@ static size_t seg_size(uint32_t workers)
     return sizeof(seg_header) + (size_t)workers * sizeof(weft_worker_stats);
 }
 
-/* The payload of a segment of `workers` workers: the count comes from the
- * writer's own record or the reader's check at attach, never from the
- * shared header, which another process could change under us. */
-static _Atomic uint64_t *payload_words(seg_header *h, uint32_t workers,
-                                       size_t *nwords)
+/* The payload of an image of `workers` workers, in 64-bit words: the
+ * count comes from the writer's own record or the reader's check at
+ * attach, never from the segment, which another process could change. */
+static const uint64_t *payload_words(const seg_header *h, uint32_t workers,
+                                     size_t *nwords)
 {
-    unsigned char *p = (unsigned char *)&h->pid;
-    size_t bytes = seg_size(workers) - (size_t)(p - (unsigned char *)h);
+    const unsigned char *p = (const unsigned char *)&h->pid;
+    size_t bytes = seg_size(workers) - (size_t)(p - (const unsigned char *)h);
     *nwords = bytes / 8;
-    return (_Atomic uint64_t *)(void *)p;
+    return (const uint64_t *)(const void *)p;
+}
+
+/* A snapshot's check: a 64-bit hash of its payload. Each step is a
+ * bijection of the running hash for a given word and of the word for a
+ * given hash, so copies that differ in one word always differ in the
+ * check, and a copy torn between two snapshots passes only by a 2^-64
+ * chance. Not a defence against a writer of the same user, who can
+ * write any snapshot he likes. */
+static uint64_t payload_check(const seg_header *h, uint32_t workers)
+{
+    size_t n;
+    const uint64_t *w = payload_words(h, workers, &n);
+    uint64_t x = 0x9E3779B97F4A7C15ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        x = (x ^ w[i]) * 0xBF58476D1CE4E5B9ull;
+        x ^= x >> 31;
+    }
+    return x;
 }
 
 /* ---- writing --------------------------------------------------------- */
 
-/* Sequence lock, writer side: seq odd (seq_cst RMW), then each word with a
- * release store, so a reader that sees any new word also sees the odd
- * seq; seq even again with release. One writer per segment. */
-static void seg_write(seg_header *h, uint32_t workers, const void *src)
+/* The whole image at offset 0, or as much as the file system takes:
+ * statistics are for watching, a failed write is tried again with the
+ * next snapshot. */
+static void seg_write(int fd, const void *img, size_t size)
 {
-    size_t n;
-    _Atomic uint64_t *dst = payload_words(h, workers, &n);
-    const uint64_t *s = src;
-    weft__add_seqcst(&h->seq, 1);
-    for (size_t i = 0; i < n; i++)
-        weft__store_release(&dst[i], s[i]);
-    atomic_fetch_add_explicit(&h->seq, 1, memory_order_release);
+    for (size_t done = 0; done < size;) {
+        ssize_t k = pwrite(fd, (const char *)img + done, size - done,
+                           (off_t)done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return;
+        done += (size_t)k;
+    }
 }
 
-/* The current statistics of rt laid out as the segment's payload. */
-static void *payload_build(weft_runtime *rt, weft__publisher *p, int state)
-{
-    seg_header *img = (seg_header *)(void *)p->scratch;
-    img->pid = getpid();
-    img->state = state;
-    img->keep = p->seg->keep;
-    img->start_ticks = p->seg->start_ticks;
-    img->pidns = p->seg->pidns;
-    img->created_unix_ns = p->seg->created_unix_ns;
-    img->updated_mono_ns = weft__now_ns();
-    memcpy(img->name, p->seg->name, sizeof img->name);
-    weft_stats_runtime(rt, &img->rt);
-    weft_stats_workers(rt, (weft_worker_stats *)(img + 1), rt->nworkers);
-    return &img->pid;
-}
-
+/* The current statistics of rt into the image (whose header and
+ * identity seg_init wrote), then the image into the segment. The whole
+ * header goes each time: a segment truncated or scribbled on by another
+ * process is whole again after the next snapshot. */
 static void publish_now(weft_runtime *rt, int state)
 {
     weft__publisher *p = rt->publisher;
-    seg_write(p->seg, p->workers, payload_build(rt, p, state));
+    seg_header *img = p->img;
+    img->state = state;
+    img->updated_mono_ns = weft__now_ns();
+    weft_stats_runtime(rt, &img->rt);
+    weft_stats_workers(rt, (weft_worker_stats *)(img + 1), (int)p->workers);
+    img->check = payload_check(img, p->workers);
+    seg_write(p->fd, img, p->size);
 }
 
 static void *publisher_main(void *arg)
@@ -208,23 +232,19 @@ static int seg_create(weft__publisher *p, uint32_t workers)
         return -EEXIST;
     p->workers = workers;
     p->size = seg_size(workers);
-    /* The pages are reserved now: a sparse file's pages are found
-     * missing at the first write into the mapping, and on a full
-     * /dev/shm that write is a SIGBUS in the user's program. glibc's
+    /* The pages are reserved now, so that a full /dev/shm fails the
+     * runtime's start (logged) rather than every snapshot. glibc's
      * posix_fallocate writes zeros where the file system cannot
      * allocate. */
     int rc = ftruncate(fd, (off_t)p->size) ? -errno : 0;
     if (!rc)
         rc = -posix_fallocate(fd, 0, (off_t)p->size);
-    void *m = rc ? MAP_FAILED
-                 : mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                        fd, 0);
-    close(fd);
-    if (m == MAP_FAILED) {
+    if (rc) {
+        close(fd);
         shm_unlink(path);
-        return rc ? rc : -ENOMEM;
+        return rc;
     }
-    p->seg = m;
+    p->fd = fd;
     return 0;
 }
 
@@ -243,8 +263,11 @@ static uint64_t pid_ns(void)
     return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
+/* The image's header and the publisher's identity, which no snapshot
+ * changes. */
 static void seg_init(seg_header *h, uint32_t workers, const char *name)
 {
+    h->magic = SEG_MAGIC;
     h->version = SEG_VERSION;
     h->header_size = sizeof *h;
     h->worker_size = sizeof(weft_worker_stats);
@@ -268,11 +291,11 @@ static unsigned stats_period(void)
 
 static void publisher_free(weft__publisher *p)
 {
-    if (p->seg)
-        munmap(p->seg, p->size);
+    if (p->fd >= 0)
+        close(p->fd);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cond);
-    weft__free(p->scratch);
+    weft__free(p->img);
     weft__free(p);
 }
 
@@ -291,19 +314,18 @@ void weft__publish_start(weft_runtime *rt)
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    p->fd = -1;
     p->period_ms = stats_period();
     uint32_t n = (uint32_t)rt->nworkers;
-    p->scratch = weft__calloc(1, seg_size(n));
-    int rc = p->scratch ? seg_create(p, n) : -ENOMEM;
+    p->img = weft__calloc(1, seg_size(n));
+    int rc = p->img ? seg_create(p, n) : -ENOMEM;
     if (rc == 0) {
-        seg_init(p->seg, n, name);
+        seg_init(p->img, n, name);
         rt->publisher = p;
-        /* the first snapshot, then the magic: a reader that maps the
-         * segment before sees no magic and skips it (-EPROTO), one after
-         * never reads a snapshot that is not one */
+        /* the magic comes with the first snapshot: a reader that reads
+         * the zeroed file before finds no magic and skips it (-EPROTO),
+         * one that reads the write half done fails the check */
         publish_now(rt, SEG_RUNNING);
-        atomic_store_explicit((_Atomic uint64_t *)&p->seg->magic, SEG_MAGIC,
-                              memory_order_release);
         if (weft__thread_create(&p->thread, NULL, publisher_main, rt) == 0)
             return;
         rc = -EAGAIN;
@@ -326,7 +348,7 @@ void weft__publish_stop(weft_runtime *rt)
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
     publish_now(rt, SEG_EXITED);
-    if (!p->seg->keep)
+    if (!p->img->keep)
         weft_stats_remove(p->id);
     rt->publisher = NULL;
     publisher_free(p);
@@ -335,11 +357,11 @@ void weft__publish_stop(weft_runtime *rt)
 /* ---- reading --------------------------------------------------------- */
 
 struct weft_stats_reader {
-    seg_header *seg;
-    size_t size;
+    int fd;
+    size_t size;      /* of the image, from the worker count below */
     uint32_t workers; /* as checked at attach */
     char id[64];
-    uint64_t *copy;
+    seg_header *copy; /* the last image read */
 };
 
 static bool id_ok(const char *id)
@@ -362,8 +384,9 @@ static int seg_check(const seg_header *h, size_t size)
     return 0;
 }
 
-/* Map the segment at path read-only: a regular file of our own user. */
-static int seg_map(const char *path, void **m, size_t *size)
+/* Open the segment at path to read: a regular file of our own user, at
+ * least a header long (its size in *size). Returns the fd or -errno. */
+static int seg_open(const char *path, size_t *size)
 {
     /* O_NONBLOCK: opening a FIFO named like a segment would wait for a
      * writer forever */
@@ -378,13 +401,21 @@ static int seg_map(const char *path, void **m, size_t *size)
         rc = -EACCES; /* another user's: its content is not to be trusted */
     else if (!rc && (size_t)st.st_size < sizeof(seg_header))
         rc = -EPROTO;
-    *size = rc ? 0 : (size_t)st.st_size;
-    *m = rc ? MAP_FAILED
-            : mmap(NULL, *size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (!rc && *m == MAP_FAILED)
-        rc = -errno;
-    return rc;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *size = (size_t)st.st_size;
+    return fd;
+}
+
+/* Read size bytes at offset 0; true when all came. */
+static bool read_whole(int fd, void *dst, size_t size)
+{
+    ssize_t k;
+    while ((k = pread(fd, dst, size, 0)) < 0 && errno == EINTR)
+        ;
+    return k == (ssize_t)size;
 }
 
 int weft_stats_attach(const char *id, weft_stats_reader **out)
@@ -396,29 +427,30 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
         return -EINVAL;
     char path[PATH_MAX_LEN];
     seg_path(path, id);
-    void *m = MAP_FAILED;
-    size_t size = 0;
-    int rc = seg_map(path, &m, &size);
-    if (rc)
-        return rc;
+    size_t file_size = 0;
+    int fd = seg_open(path, &file_size);
+    if (fd < 0)
+        return fd;
     /* checked in a private copy, whose worker count the reader keeps: the
-     * shared one may change after the check */
+     * segment's may change after the check */
     seg_header hdr;
-    memcpy(&hdr, m, offsetof(seg_header, seq));
-    if ((rc = seg_check(&hdr, size))) {
-        munmap(m, size);
+    int rc = read_whole(fd, &hdr, sizeof hdr) ? seg_check(&hdr, file_size)
+                                              : -EPROTO;
+    weft_stats_reader *r = rc ? NULL : weft__calloc(1, sizeof *r);
+    if (r)
+        r->copy = weft__calloc(1, seg_size(hdr.workers));
+    if (!rc && (!r || !r->copy))
+        rc = -ENOMEM;
+    if (rc) {
+        if (r)
+            weft__free(r->copy);
+        weft__free(r);
+        close(fd);
         return rc;
     }
-    weft_stats_reader *r = weft__calloc(1, sizeof *r);
-    if (r)
-        r->copy = weft__malloc(size);
-    if (!r || !r->copy) {
-        weft__free(r);
-        munmap(m, size);
-        return -ENOMEM;
-    }
-    *r = (weft_stats_reader){.seg = m, .size = size,
-                             .workers = hdr.workers, .copy = r->copy};
+    r->fd = fd;
+    r->workers = hdr.workers;
+    r->size = seg_size(hdr.workers);
     snprintf(r->id, sizeof r->id, "%s", id);
     *out = r;
     return 0;
@@ -428,28 +460,23 @@ void weft_stats_detach(weft_stats_reader **rp)
 {
     if (!rp || !*rp)
         return;
-    munmap((*rp)->seg, (*rp)->size);
+    close((*rp)->fd);
     weft__free((*rp)->copy);
     weft__free(*rp);
     *rp = NULL;
 }
 
-/* Sequence lock, reader side: each word with an acquire load, so the
- * final seq load cannot move before them (see seg_write). */
-static int seg_copy(seg_header *h, uint32_t workers, uint64_t *dst)
+/* Copy one whole snapshot into r->copy: read the image until it is all
+ * there and passes its check (a write in progress, or a segment
+ * truncated until the publisher's next write, fails one or the other). */
+static int seg_copy(weft_stats_reader *r)
 {
-    size_t n;
-    _Atomic uint64_t *src = payload_words(h, workers, &n);
     for (int tries = 0; tries < 1000; tries++) {
         /* a preempted publisher needs the CPU to finish its write */
         if (tries >= 64 && tries % 16 == 0)
             sched_yield();
-        uint64_t s1 = weft__load_acquire(&h->seq);
-        if (s1 & 1)
-            continue;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = weft__load_acquire(&src[i]);
-        if (weft__load_relaxed(&h->seq) == s1)
+        if (read_whole(r->fd, r->copy, r->size) &&
+            r->copy->check == payload_check(r->copy, r->workers))
             return 0;
     }
     return -EAGAIN;
@@ -501,13 +528,11 @@ int weft_stats_read(weft_stats_reader *r, weft_stats_source *src,
 {
     if (!r || n < 0 || (n > 0 && !w))
         return -EINVAL;
-    seg_header *img = (seg_header *)(void *)r->copy;
-    /* the fields before seq never change once the magic is set */
-    memcpy(img, r->seg, offsetof(seg_header, seq));
-    img->workers = r->workers;
-    int rc = seg_copy(r->seg, r->workers, (uint64_t *)(void *)&img->pid);
+    int rc = seg_copy(r);
     if (rc)
         return rc;
+    seg_header *img = r->copy;
+    img->workers = r->workers; /* as checked, whatever the file says now */
     if (src)
         fill_source(src, r->id, img);
     if (rs)
@@ -537,11 +562,7 @@ static bool stale(const weft_stats_source *s)
     return !s->kept || s->age_ns > KEEP_GRACE_NS;
 }
 
-/* Index of a payload field among the payload's words. */
-#define WORD(field) \
-    ((offsetof(seg_header, field) - offsetof(seg_header, pid)) / 8)
-
-/* ---- segments of format version 1 ------------------------------------ */
+/* ---- segments of format versions 1 and 2 ----------------------------- */
 
 /* Version 1 (the builds before a73b054) recorded no start time and no pid
  * namespace, so its segments were "not ours" to every later reader and
@@ -614,10 +635,28 @@ static bool v1_owner_gone(const seg_v1 *h, uint64_t mtime_ns)
     return started && started > mtime_ns + V1_CLOCK_SLACK_NS;
 }
 
-/* Removes segment id if it is a version-1 segment of a process that is
- * gone (seg_map: a regular file of our own user). The name is unlinked
- * only while it still names the file that was judged. */
-static void v1_reap(const char *id)
+/* Whether h, the header of a segment of `size` bytes, is one of format
+ * 2 (format 3's layout under a sequence lock) whose process is gone, by
+ * format 3's rule (stale). Its owner's identity never changed after its
+ * first snapshot, and a dead owner writes nothing, so a header read
+ * without the lock tells. */
+static bool v2_gone(const char *id, const seg_header *h, size_t size)
+{
+    if (h->magic != SEG_MAGIC || h->version != V2_VERSION ||
+        h->header_size != sizeof *h ||
+        h->worker_size != sizeof(weft_worker_stats) || h->workers == 0 ||
+        h->workers > WEFT_MAX_WORKERS || size < seg_size(h->workers))
+        return false;
+    weft_stats_source s;
+    fill_source(&s, id, h);
+    return stale(&s);
+}
+
+/* Removes segment id if it is one of format 1 or 2 (builds before this
+ * one) whose process is gone (seg_open: a regular file of our own user).
+ * The name is unlinked only while it still names the file that was
+ * judged. */
+static void old_reap(const char *id)
 {
     char file[PATH_MAX_LEN + 16]; /* id_ok: ids are under 64 bytes */
     snprintf(file, sizeof file, "/dev/shm/%.63s", id);
@@ -625,18 +664,19 @@ static void v1_reap(const char *id)
     struct stat before, now;
     if (stat(file, &before) != 0)
         return;
-    void *m = MAP_FAILED;
     size_t size = 0;
-    if (seg_map(path, &m, &size))
+    int fd = seg_open(path, &size);
+    if (fd < 0)
         return;
-    seg_v1 h;
-    memcpy(&h, m, sizeof h); /* size >= sizeof(seg_header) > sizeof h */
-    munmap(m, size);
+    union { seg_v1 v1; seg_header v2; } h; /* size >= sizeof h.v2 */
+    bool read = read_whole(fd, &h, sizeof h.v2);
+    close(fd);
     uint64_t mtime = (uint64_t)before.st_mtim.tv_sec * 1000000000ull +
                      (uint64_t)before.st_mtim.tv_nsec;
-    if (!v1_shape(&h, size) || !v1_owner_gone(&h, mtime))
-        return;
-    if (stat(file, &now) == 0 && now.st_ino == before.st_ino &&
+    bool gone = read && (v1_shape(&h.v1, size)
+                             ? v1_owner_gone(&h.v1, mtime)
+                             : v2_gone(id, &h.v2, size));
+    if (gone && stat(file, &now) == 0 && now.st_ino == before.st_ino &&
         now.st_dev == before.st_dev &&
         now.st_mtim.tv_sec == before.st_mtim.tv_sec &&
         now.st_mtim.tv_nsec == before.st_mtim.tv_nsec)
@@ -649,21 +689,19 @@ static bool probe(const char *id, weft_stats_source *s)
     weft_stats_reader *r;
     int rc = weft_stats_attach(id, &r);
     if (rc == -EPROTO)
-        v1_reap(id); /* not ours, or half-made, unless an old one */
+        old_reap(id); /* not ours, or half-made, unless an old one */
     if (rc)
         return false;
     rc = weft_stats_read(r, s, NULL, NULL, 0);
-    /* a publisher that died mid-write leaves seq odd for good; who it
-     * was, written before the first snapshot and never changed, still
-     * tells */
     bool gone = rc >= 0 && stale(s);
     if (rc == -EAGAIN) {
-        size_t nw;
-        _Atomic uint64_t *w = payload_words(r->seg, r->workers, &nw);
-        gone = !publisher_alive(
-            (int64_t)weft__load_relaxed(&w[WORD(pid)]),
-            (int64_t)weft__load_relaxed(&w[WORD(start_ticks)]),
-            weft__load_relaxed(&w[WORD(pidns)]));
+        /* a publisher that died in the middle of a write leaves a
+         * snapshot that fails its check for good; who it was, in the
+         * header written with the first snapshot, still tells, when the
+         * last copy got that far (not from a file truncated to less) */
+        const seg_header *h = r->copy;
+        gone = h->magic == SEG_MAGIC && h->version == SEG_VERSION &&
+               !publisher_alive(h->pid, h->start_ticks, h->pidns);
     }
     weft_stats_detach(&r);
     if (gone)
