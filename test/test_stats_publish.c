@@ -735,45 +735,6 @@ static long long self_start(void)
     return strtoll(p + 1, NULL, 10);
 }
 
-/* A segment of a dead process whose pid is in use again (here: ours,
- * with another start time) is stale: removed by the list, not shown as
- * alive for as long as the pid lives. (The forged start time fails the
- * snapshot's check too, so the list judges it as a torn snapshot, by the
- * identity in its header: the same rule.) */
-static void test_pid_reused(void **s)
-{
-    (void)s;
-    const char *name = unique_name("tsp-reused");
-    weft_runtime *rt = publishing_runtime(name, 1);
-    weft_stats_source src;
-    assert_true(find_source(name, getpid(), &src));
-    size_t size;
-    unsigned char *m = map_segment(src.id, &size);
-    int64_t start;
-    memcpy(&start, m + SEG_START_AT, sizeof start);
-    assert_int_equal(start, self_start());
-    /* the forged copy: the same segment, another start time */
-    char path[80];
-    snprintf(path, sizeof path, "/weft-%d-999999", (int)getpid());
-    int fd = shm_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    start -= 1000;
-    memcpy(m + SEG_START_AT, &start, sizeof start);
-    ssize_t wrote = write(fd, m, size);
-    start += 1000;
-    memcpy(m + SEG_START_AT, &start, sizeof start);
-    close(fd);
-    munmap(m, size);
-    assert_int_equal(wrote, (ssize_t)size);
-    int n = weft_stats_list(sources, MAX_SOURCES);
-    for (int i = 0; i < n && i < MAX_SOURCES; i++)
-        assert_string_not_equal(sources[i].id, path + 1);
-    assert_int_equal(shm_unlink(path), -1); /* removed by the list */
-    /* ... while the real one lives on */
-    assert_true(find_source(name, getpid(), NULL));
-    weft_runtime_destroy(&rt);
-}
-
 /* Segment id's file, whole, into a malloc'd buffer (*size bytes). */
 static unsigned char *segment_bytes(const char *id, size_t *size)
 {
@@ -820,7 +781,7 @@ static bool forged_left(const char *tag, int listed)
 static int forged_cleanup(void **s)
 {
     (void)s;
-    static const char *const tags[] = { "torn-dead", "torn-live",
+    static const char *const tags[] = { "reused", "torn-dead", "torn-live",
                                         "v2-dead", "v2-live" };
     for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
         char path[80];
@@ -829,6 +790,33 @@ static int forged_cleanup(void **s)
         shm_unlink(path); /* the dead ones are gone already */
     }
     return 0;
+}
+
+/* A segment of a dead process whose pid is in use again (here: ours,
+ * with another start time) is stale: removed by the list, not shown as
+ * alive for as long as the pid lives. (The forged start time fails the
+ * snapshot's check too, so the list judges it as a torn snapshot, by the
+ * identity in its header: the same rule.) */
+static void test_pid_reused(void **s)
+{
+    (void)s;
+    const char *name = unique_name("tsp-reused");
+    weft_runtime *rt = publishing_runtime(name, 1);
+    weft_stats_source src;
+    assert_true(find_source(name, getpid(), &src));
+    size_t size;
+    unsigned char *seg = segment_bytes(src.id, &size);
+    int64_t start;
+    memcpy(&start, seg + SEG_START_AT, sizeof start);
+    assert_int_equal(start, self_start());
+    start -= 1000; /* the same segment, another start time */
+    forged_segment("reused", seg, size, SEG_START_AT, &start, sizeof start);
+    free(seg);
+    int n = weft_stats_list(sources, MAX_SOURCES);
+    assert_true(n >= 0);
+    assert_false(forged_left("reused", n)); /* removed by the list */
+    assert_true(find_source(name, getpid(), NULL)); /* the real one lives */
+    weft_runtime_destroy(&rt);
 }
 
 /* A snapshot that fails its check (a publisher that died in the middle
@@ -1094,7 +1082,7 @@ int main(void)
         cmocka_unit_test(test_header_changed_after_attach),
         cmocka_unit_test(test_fifo_refused),
         cmocka_unit_test(test_name_taken),
-        cmocka_unit_test(test_pid_reused),
+        cmocka_unit_test_teardown(test_pid_reused, forged_cleanup),
         cmocka_unit_test_teardown(test_torn_and_v2, forged_cleanup),
         cmocka_unit_test_teardown(test_v1_segments, v1_cleanup),
     };
