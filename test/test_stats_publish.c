@@ -748,6 +748,18 @@ static unsigned char *segment_bytes(const char *id, size_t *size)
     return copy;
 }
 
+/* A runtime of one worker publishing under a fresh name from prefix (in
+ * *rt, with that name in *name), and its segment's bytes (*size). */
+static unsigned char *published_bytes(const char *prefix, weft_runtime **rt,
+                                      const char **name, size_t *size)
+{
+    *name = unique_name(prefix);
+    *rt = publishing_runtime(*name, 1);
+    weft_stats_source src;
+    assert_true(find_source(*name, getpid(), &src));
+    return segment_bytes(src.id, size);
+}
+
 /* /weft-OURPID-tag: the bytes of a live segment with one field changed. */
 static void forged_segment(const char *tag, const unsigned char *seg,
                            size_t size, size_t at, const void *v, size_t len)
@@ -800,12 +812,10 @@ static int forged_cleanup(void **s)
 static void test_pid_reused(void **s)
 {
     (void)s;
-    const char *name = unique_name("tsp-reused");
-    weft_runtime *rt = publishing_runtime(name, 1);
-    weft_stats_source src;
-    assert_true(find_source(name, getpid(), &src));
+    weft_runtime *rt;
+    const char *name;
     size_t size;
-    unsigned char *seg = segment_bytes(src.id, &size);
+    unsigned char *seg = published_bytes("tsp-reused", &rt, &name, &size);
     int64_t start;
     memcpy(&start, seg + SEG_START_AT, sizeof start);
     assert_int_equal(start, self_start());
@@ -827,12 +837,10 @@ static void test_pid_reused(void **s)
 static void test_torn_and_v2(void **s)
 {
     (void)s;
-    const char *name = unique_name("tsp-forge");
-    weft_runtime *rt = publishing_runtime(name, 1);
-    weft_stats_source src;
-    assert_true(find_source(name, getpid(), &src));
+    weft_runtime *rt;
+    const char *name;
     size_t size;
-    unsigned char *seg = segment_bytes(src.id, &size);
+    unsigned char *seg = published_bytes("tsp-forge", &rt, &name, &size);
     weft_runtime_destroy(&rt);
     uint32_t version;
     int64_t pid;

@@ -103,28 +103,20 @@ static size_t seg_size(uint32_t workers)
     return sizeof(seg_header) + (size_t)workers * sizeof(weft_worker_stats);
 }
 
-/* The payload of an image of `workers` workers, in 64-bit words: the
- * count comes from the writer's own record or the reader's check at
- * attach, never from the segment, which another process could change. */
-static const uint64_t *payload_words(const seg_header *h, uint32_t workers,
-                                     size_t *nwords)
-{
-    const unsigned char *p = (const unsigned char *)&h->pid;
-    size_t bytes = seg_size(workers) - (size_t)(p - (const unsigned char *)h);
-    *nwords = bytes / 8;
-    return (const uint64_t *)(const void *)p;
-}
-
-/* A snapshot's check: a 64-bit hash of its payload. Each step is a
- * bijection of the running hash for a given word and of the word for a
- * given hash, so copies that differ in one word always differ in the
- * check, and a copy torn between two snapshots passes only by a 2^-64
- * chance. Not a defence against a writer of the same user, who can
- * write any snapshot he likes. */
+/* A snapshot's check: a 64-bit hash of the payload of an image of
+ * `workers` workers (the count from the writer's own record or the
+ * reader's check at attach, never from the segment, which another
+ * process could change). Each step is a bijection of the running hash
+ * for a given word and of the word for a given hash, so copies that
+ * differ in one word always differ in the check, and a copy torn between
+ * two snapshots passes only by a 2^-64 chance. Not a defence against a
+ * writer of the same user, who can write any snapshot he likes. */
 static uint64_t payload_check(const seg_header *h, uint32_t workers)
 {
-    size_t n;
-    const uint64_t *w = payload_words(h, workers, &n);
+    const unsigned char *p = (const unsigned char *)&h->pid;
+    size_t n = (seg_size(workers) - (size_t)(p - (const unsigned char *)h))
+               / 8;
+    const uint64_t *w = (const uint64_t *)(const void *)p;
     uint64_t x = 0x9E3779B97F4A7C15ull ^ n;
     for (size_t i = 0; i < n; i++) {
         x = (x ^ w[i]) * 0xBF58476D1CE4E5B9ull;
@@ -372,11 +364,13 @@ static bool id_ok(const char *id)
     return strchr(id, '/') == NULL;
 }
 
-/* A mapped segment is believable: right magic, version and sizes. */
-static int seg_check(const seg_header *h, size_t size)
+/* A segment of `size` bytes whose header h is believable as one of
+ * format `version` (SEG_VERSION, or V2_VERSION, which has the same
+ * layout): right magic, version and sizes. */
+static int seg_check(const seg_header *h, size_t size, uint32_t version)
 {
     if (size < sizeof *h || h->magic != SEG_MAGIC ||
-        h->version != SEG_VERSION || h->header_size != sizeof *h ||
+        h->version != version || h->header_size != sizeof *h ||
         h->worker_size != sizeof(weft_worker_stats) ||
         h->workers == 0 || h->workers > WEFT_MAX_WORKERS ||
         size < seg_size(h->workers))
@@ -434,20 +428,18 @@ int weft_stats_attach(const char *id, weft_stats_reader **out)
     /* checked in a private copy, whose worker count the reader keeps: the
      * segment's may change after the check */
     seg_header hdr;
-    int rc = read_whole(fd, &hdr, sizeof hdr) ? seg_check(&hdr, file_size)
-                                              : -EPROTO;
+    int rc = read_whole(fd, &hdr, sizeof hdr)
+                 ? seg_check(&hdr, file_size, SEG_VERSION) : -EPROTO;
     weft_stats_reader *r = rc ? NULL : weft__calloc(1, sizeof *r);
-    if (r)
-        r->copy = weft__calloc(1, seg_size(hdr.workers));
-    if (!rc && (!r || !r->copy))
+    seg_header *copy = r ? weft__calloc(1, seg_size(hdr.workers)) : NULL;
+    if (!rc && !copy)
         rc = -ENOMEM;
     if (rc) {
-        if (r)
-            weft__free(r->copy);
         weft__free(r);
         close(fd);
         return rc;
     }
+    r->copy = copy;
     r->fd = fd;
     r->workers = hdr.workers;
     r->size = seg_size(hdr.workers);
@@ -642,10 +634,7 @@ static bool v1_owner_gone(const seg_v1 *h, uint64_t mtime_ns)
  * without the lock tells. */
 static bool v2_gone(const char *id, const seg_header *h, size_t size)
 {
-    if (h->magic != SEG_MAGIC || h->version != V2_VERSION ||
-        h->header_size != sizeof *h ||
-        h->worker_size != sizeof(weft_worker_stats) || h->workers == 0 ||
-        h->workers > WEFT_MAX_WORKERS || size < seg_size(h->workers))
+    if (seg_check(h, size, V2_VERSION))
         return false;
     weft_stats_source s;
     fill_source(&s, id, h);
