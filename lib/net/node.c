@@ -1769,6 +1769,12 @@ static void *comm_main(void *arg)
         if (rc) {
             weft__log("net: transport %s failed: %s", n->ops->name,
                       strerror(-rc));
+            /* Nothing comes from it any more: every peer is as good as
+             * dead to this node. What they owe fails (idempotent tasks
+             * run here) and new work for them is refused, instead of
+             * waiting for replies that cannot arrive. */
+            for (int r = 0; r < n->size; r++)
+                on_failed(n, r, rc);
             break;
         }
         run_deferred();

@@ -1318,7 +1318,8 @@ static void test_inline(void **state)
  * task that rank 0 sends meet its peer's death halfway (the
  * communication thread reports the peer failed while the send is in
  * the transport, which then says -EHOSTDOWN); wrap_swallow makes sends
- * it names vanish (reported sent). No poll: waiters sleep. */
+ * it names vanish (reported sent); wrap_broken makes that rank's progress
+ * fail (-EIO, a fatal error) from then on. No poll: waiters sleep. */
 typedef struct wrap {
     weft_transport *in;
     weft_transport_events ev;
@@ -1331,6 +1332,7 @@ static const weft_transport_ops *loop_ops;
 static _Atomic int wrap_die;
 typedef bool swallow_fn(int src, int dst, unsigned handler);
 static swallow_fn *_Atomic wrap_swallow;
+static _Atomic int wrap_broken = -1;
 
 static int w_open(weft_transport **out, const weft_transport_params *p,
                   const weft_transport_events *ev)
@@ -1392,6 +1394,8 @@ static int w_send(weft_transport *t, int dst, unsigned h, const void *hdr,
 static int w_progress(weft_transport *t, int64_t ns)
 {
     wrap *w = (wrap *)t;
+    if (w->rank == atomic_load(&wrap_broken))
+        return -EIO;
     int rc = loop_ops->progress(w->in, ns);
     int d = atomic_exchange(&w->fail_dst, -1);
     if (d >= 0) {
@@ -1470,6 +1474,46 @@ static void test_peer_dies_in_send(void **state)
         assert_int_equal(weft_net_alive(wnodes[0], 1), 0);
         stop_wrapped(2);
     }
+}
+
+/* Blocks until unstuck. */
+static _Atomic int unstuck;
+
+static int t_stuck(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&unstuck))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_stuck)
+
+/* A transport whose progress fails (fatal, net.h) delivers nothing more:
+ * the reply rank 0 is owed can never come. Its waiter must hear so, as
+ * when the peer dies (-EHOSTDOWN), and new work for that peer is refused;
+ * the node used to log the failure and leave the future waiting until
+ * weft_net_destroy. */
+static void test_transport_breaks(void **state)
+{
+    (void)state;
+    assert_int_equal(start_wrapped(2, "broken"), 0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_stuck", NULL, 0, &o,
+                                        &f), 0);
+    atomic_store(&wrap_broken, 0);
+    /* bounded only to fail rather than hang: it is answered at once */
+    assert_int_equal(weft_future_get(f, 10000 * MS, NULL), -EHOSTDOWN);
+    weft_future_release(f);
+    assert_int_equal(weft_net_alive(wnodes[0], 1), 0);
+    assert_int_equal(weft_submit_remote(wnodes[0], "t_stuck", NULL, 0, &o,
+                                        &f), -EHOSTDOWN);
+    atomic_store(&unstuck, 1); /* its reply goes nowhere */
+    stop_wrapped(2);
+    atomic_store(&wrap_broken, -1);
 }
 
 /* A node whose create fails (rank 1: rank 2's hello never comes) after a
@@ -1969,6 +2013,7 @@ int main(void)
         cmocka_unit_test(test_inline),
         cmocka_unit_test(test_loop_rma),
         cmocka_unit_test(test_peer_dies_in_send),
+        cmocka_unit_test(test_transport_breaks),
         cmocka_unit_test(test_create_fails_with_task),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_inline_waits),
