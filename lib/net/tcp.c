@@ -703,10 +703,15 @@ static uint64_t tick(weft_transport *t)
         }
     }
     /* streams that never said hello are dropped after the dead timeout;
-     * stalled ones try again */
-    for (conn *c = t->conns; c; c = c->next) {
-        if (c->closing)
+     * stalled ones try again. A closed stream with no operation in
+     * flight gets no completion to reap it (a stalled one, whose peer
+     * was failed above, has no recv armed): it goes here. */
+    for (conn *c = t->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing) {
+            conn_reap(t, c);
             continue;
+        }
         if (c->rank < 0 && now - c->born > dead)
             bad_stream(t, c, "no hello");
         else if (c->pay_wait)
