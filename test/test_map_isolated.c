@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -441,6 +442,39 @@ static void test_iso_reuse(void **s)
     iso_run_pids(rt, &g_snap, 8, later, &nlater, "after two resets");
     weft_runtime_destroy(&rt);
     expect_gone(later, nlater, "after destroy");
+}
+
+/* A worker process that dies while idle (between two calls here; the OOM
+ * killer, a timer or a thread an item left behind can do it any time) is
+ * replaced before it is handed a chunk, and no item is blamed for it. It
+ * used to be handed the next call's first chunk all the same, whose first
+ * item then failed with -ECHILD (signal SIGKILL) without ever running,
+ * which stopped the map. */
+static void test_iso_idle_death(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    pid_t first[8], later[8];
+    size_t nfirst = 0, nlater = 0;
+    g_snap = 5;
+    iso_run_pids(rt, &g_snap, 5, first, &nfirst, "before the kill");
+    assert_true(nfirst > 0);
+    for (size_t i = 0; i < nfirst; i++) {
+        /* dead, not reaped (that is the runtime's to do): its pidfd is
+         * readable */
+        int fd = (int)syscall(SYS_pidfd_open, first[i], 0);
+        assert_true(fd >= 0);
+        assert_int_equal(kill(first[i], SIGKILL), 0);
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        assert_int_equal(poll(&p, 1, -1), 1);
+        close(fd);
+    }
+    iso_run_pids(rt, &g_snap, 5, later, &nlater, "after the kill");
+    for (size_t i = 0; i < nlater; i++)
+        if (pid_in(later[i], first, nfirst))
+            fail_msg("pid %d, killed, ran items", (int)later[i]);
+    weft_runtime_destroy(&rt);
 }
 
 /* The worker processes keep none of the caller's descriptors but stdin,
@@ -1338,6 +1372,7 @@ int main(void)
         cmocka_unit_test(test_iso_progress),
         cmocka_unit_test(test_iso_deliver),
         cmocka_unit_test(test_iso_reuse),
+        cmocka_unit_test(test_iso_idle_death),
         cmocka_unit_test(test_iso_fds_closed),
         cmocka_unit_test(test_iso_nested_refused),
         cmocka_unit_test(test_iso_crashes_collect),

@@ -871,6 +871,13 @@ static bool cancelled(iso_call *k)
     return k->stopping;
 }
 
+/* Whether the idle process q has died (its pidfd is readable). */
+static bool proc_gone(const iso_proc *q)
+{
+    struct pollfd pf = {.fd = q->pidfd, .events = POLLIN};
+    return poll(&pf, 1, 0) == 1 && (pf.revents & POLLIN);
+}
+
 /* Give every idle live process a chunk, starting dead ones again. */
 static int dispatch(iso_call *k)
 {
@@ -881,6 +888,12 @@ static int dispatch(iso_call *k)
         iso_range r;
         if (!take_range(k, &r))
             return 0;
+        /* One that died while idle (between calls, or since it reported
+         * its last chunk: killed, or by a timer or thread an item left)
+         * is replaced, not sent the chunk: its death would be taken for
+         * a crash of the chunk's first item, which never ran. */
+        if (q->pid && proc_gone(q))
+            proc_reap(q);
         int rc = q->pid ? 0 : proc_start(k->p, s);
         if (rc) {
             /* the range waits for a live process; with no memory to
