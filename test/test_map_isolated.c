@@ -207,6 +207,38 @@ static void test_iso_ctx_too_big(void **s)
     weft_runtime_destroy(&rt);
 }
 
+static int ctx_null_for(size_t i, void *ctx)
+{
+    (void)i, (void)ctx;
+    return 0;
+}
+
+/* ctx_size set with no ctx to copy is refused (-EINVAL) before anything
+ * runs, from weft_map and weft_for: it used to be copied from NULL,
+ * which crashed the caller, the process isolated mode is there to keep
+ * alive. */
+static void test_iso_ctx_null(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    size_t n = 50;
+    char *out = iso_outputs(n);
+    weft_map_opts opts = iso_opts(2, 0);
+    opts.ctx_size = sizeof(int64_t);
+    weft_map_report rep = report_poisoned();
+    assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE, sq_item,
+                              NULL, &opts, &rep), -EINVAL);
+    assert_int_equal(weft_for(rt, 0, n, ctx_null_for, NULL, &opts, &rep),
+                     -EINVAL);
+    int64_t add = 4;
+    assert_int_equal(weft_map(rt, n, NULL, 0, out, ISO_OUT_STRIDE, sq_item,
+                              &add, &opts, &rep), 0);
+    iso_expect(out, n, 0, 4, "after a NULL ctx");
+    free(out);
+    weft_runtime_destroy(&rt);
+}
+
 /* Stride 0 gives an item no size, so isolated mode (which copies items)
  * refuses it for an input or output it has, before anything runs: it used
  * to ask the store for an empty object, whose data is the next block's
@@ -1368,6 +1400,7 @@ int main(void)
         cmocka_unit_test(test_iso_results),
         cmocka_unit_test(test_iso_ctx_copy),
         cmocka_unit_test(test_iso_ctx_too_big),
+        cmocka_unit_test(test_iso_ctx_null),
         cmocka_unit_test(test_iso_stride0),
         cmocka_unit_test(test_iso_progress),
         cmocka_unit_test(test_iso_deliver),

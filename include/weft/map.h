@@ -222,16 +222,16 @@ typedef struct weft_map_report {
  * max_errors > 0, deliver set with out_stride 0, and in isolated mode
  * in_stride 0 with in set or out_stride 0 with out set (an item is copied
  * there, and stride 0 gives no size: pass a shared input as ctx with
- * ctx_size); in isolated mode, -E2BIG when ctx_size is over 64 MiB or
- * half the runtime's store, or ctx plus one item's input and output (or
- * either stride alone) over three quarters of it, -ENOSPC when the store
- * (or /dev/shm, as the runtime's store is first opened) has no room for a
- * window's inputs and outputs even after eviction (the store's memory is
- * reserved: never a SIGBUS later), -EDEADLK, with nothing run, when called
- * from the delivery or progress callback of an isolated map on the same
- * runtime (its processes are that map's until it returns; another
- * runtime's isolated maps work there), and the errors of
- * weft_runtime_store(). */
+ * ctx_size), and ctx NULL with ctx_size set; in isolated mode, -E2BIG
+ * when ctx_size is over 64 MiB or half the runtime's store, or ctx plus
+ * one item's input and output (or either stride alone) over three
+ * quarters of it, -ENOSPC when the store (or /dev/shm, as the runtime's
+ * store is first opened) has no room for a window's inputs and outputs
+ * even after eviction (the store's memory is reserved: never a SIGBUS
+ * later), -EDEADLK, with nothing run, when called from the delivery or
+ * progress callback of an isolated map on the same runtime (its
+ * processes are that map's until it returns; another runtime's isolated
+ * maps work there), and the errors of weft_runtime_store(). */
 WEFT_API int weft_map(weft_runtime *rt, size_t n, const void *in,
                       size_t in_stride, void *out, size_t out_stride,
                       weft_map_fn fn, void *ctx, const weft_map_opts *opts,

@@ -858,6 +858,10 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
  * of stopping the processes under it. */
 static int isolated_go(map_run *m, weft_map_report *rep)
 {
+    /* ctx_size bytes of ctx are copied to the store: from NULL, that
+     * would crash the caller (argument checks: rep stays untouched) */
+    if (m->o.ctx_size && !m->ctx)
+        return -EINVAL;
     int rc = weft__enter(m->rt);
     if (rc) {
         if (rep)
