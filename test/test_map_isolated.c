@@ -21,6 +21,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -724,6 +725,102 @@ static void test_iso_crashes_collect(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* --- an item that calls exit() ------------------------------------------ */
+
+/* This test process's atexit handler: in any other process (a worker
+ * process forked from this one, which inherited it) it leaves a mark. */
+static pid_t exit_owner;
+static char exit_mark[64];
+
+static void exit_handler(void)
+{
+    if (getpid() == exit_owner || !exit_mark[0])
+        return;
+    FILE *f = fopen(exit_mark, "w");
+    if (f)
+        fclose(f);
+}
+
+static int exiting_item(size_t i, const void *in, void *out, void *ctx)
+{
+    (void)in;
+    (void)ctx;
+    if (i == 5)
+        exit(7);
+    *(int64_t *)out = (int64_t)i * 11;
+    return 0;
+}
+
+/* The item's exit() ends its process as a crash would (-ECHILD, signal 0:
+ * it exited), and neither runs the caller's atexit handlers there nor
+ * writes the caller's unflushed stdio buffer a second time. Before the
+ * fix the handler ran in the worker process (the mark existed) and the
+ * buffered line came out twice. */
+static void test_iso_item_exits(void **s)
+{
+    (void)s;
+    exit_owner = getpid();
+    snprintf(exit_mark, sizeof exit_mark, "/tmp/weft-test-exit-%d",
+             (int)getpid());
+    unlink(exit_mark);
+    static bool registered;
+    if (!registered)
+        assert_int_equal(atexit(exit_handler), 0);
+    registered = true;
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    /* stdout buffered into a pipe, one unflushed line in it: a child that
+     * flushes its copy writes the line once more */
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(pipefd[1], STDOUT_FILENO) >= 0);
+    close(pipefd[1]);
+    static char buf[BUFSIZ];
+    setvbuf(stdout, buf, _IOFBF, sizeof buf);
+    printf("unflushed\n");
+
+    size_t n = 12;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    int64_t out[12];
+    weft_map_error errs[4];
+    weft_map_opts opts = iso_opts(2, WEFT_MAP_COLLECT);
+    opts.errors = errs;
+    opts.max_errors = NELEM(errs);
+    weft_map_report rep;
+    int rc = weft_map(rt, n, NULL, 0, out, sizeof *out, exiting_item, NULL,
+                      &opts, &rep);
+    weft_runtime_destroy(&rt); /* its processes are gone after this */
+
+    fflush(stdout);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    char got[256];
+    ssize_t len = read(pipefd[0], got, sizeof got - 1);
+    close(pipefd[0]);
+    got[len > 0 ? len : 0] = 0;
+    bool marked = access(exit_mark, F_OK) == 0;
+    unlink(exit_mark);
+
+    if (rep.failed != 1)
+        report_print(&rep, errs, "an item exits");
+    assert_int_equal(rep.failed, 1);
+    assert_int_equal(rep.done, n - 1);
+    assert_int_equal(rc, -ECHILD);
+    listed_expect(errs, rep.nerrors, 5, -ECHILD, 0);
+    for (size_t i = 0; i < n; i++)
+        if (i != 5 && out[i] != (int64_t)i * 11)
+            fail_msg("out[%zu] = %lld, want %lld", i, (long long)out[i],
+                     (long long)i * 11);
+    if (marked)
+        fail_msg("the caller's atexit handler ran in the worker process");
+    if (strcmp(got, "unflushed\n") != 0)
+        fail_msg("the caller's stdout carried \"%s\", want the line once",
+                 got);
+}
+
 /* One process: after the hanging item is killed, the items after it run
  * in the process that replaces it, with time limits of their own. */
 static void test_iso_timeout_then_more(void **s)
@@ -1409,6 +1506,7 @@ int main(void)
         cmocka_unit_test(test_iso_fds_closed),
         cmocka_unit_test(test_iso_nested_refused),
         cmocka_unit_test(test_iso_crashes_collect),
+        cmocka_unit_test(test_iso_item_exits),
         cmocka_unit_test(test_iso_timeout_then_more),
         cmocka_unit_test(test_iso_timeout_quick_items),
         cmocka_unit_test(test_iso_timeout_before_first_item),

@@ -85,7 +85,10 @@ enum {
      * keep only stdin, stdout and stderr (a pipe's reader sees its EOF
      * while they live). The caller's runtimes have no workers there: a
      * weft call on one from an item returns -ENOTSUP (a runtime the item
-     * makes itself works). An item may put objects of its own in
+     * makes itself works). An item that calls exit() ends its process
+     * without running the caller's atexit() handlers or flushing its
+     * stdio buffers (they are the caller's, copied by the fork), and is
+     * reported as a death (-ECHILD, signal 0). An item may put objects of its own in
      * the store (weft_map_isolated_store()). The processes are reused
      * across calls. Reduce is not available there. Progress and delivery
      * come from the calling thread, which dispatches the items; results

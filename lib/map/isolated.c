@@ -379,6 +379,21 @@ static void child_close_fds(const iso_pool *p)
     close_fds(ev + 1, ~0u);
 }
 
+/* An item that calls exit() ends its process, as a crash does (the
+ * parent reports -ECHILD, signal 0), but exit() would first run what the
+ * caller registered with atexit() and flush the caller's stdio buffers,
+ * all inherited by the fork: output written twice, files the caller owns
+ * removed, a weft_runtime_destroy of the caller's runtime waiting for
+ * workers this process does not have. Registered after the fork, this
+ * handler runs before all of those and leaves at once. */
+#if defined(__GLIBC__)
+static void child_on_exit(int status, void *arg)
+{
+    (void)arg;
+    child_exit(status);
+}
+#endif
+
 static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
 {
     iso_ctl *c = &p->sh->ctl[slot];
@@ -389,6 +404,9 @@ static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
     weft__forked = true;
     child_parent = p->parent;
     child_signals();
+#if defined(__GLIBC__)
+    on_exit(child_on_exit, NULL); /* best effort: fails only without memory */
+#endif
     child_close_fds(p);
     child_open_store(p);
     for (;;) {
