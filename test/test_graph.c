@@ -768,6 +768,61 @@ static void test_cancel_output(void **s)
     assert_int_equal(atomic_load(&dtors), 1); /* hold's */
 }
 
+/* Cancelling *all while the run goes: the running node sees the cancel
+ * (weft_future_cancel says -EINPROGRESS, as for a running task), the
+ * nodes not started yet do not run, and *all completes only when the
+ * run's last node is done, so a caller that waited for it may free what
+ * the nodes use. first waits at a gate; second needs first. Before, the
+ * cancel returned 0 and completed *all at once, while first still ran. */
+struct noter {
+    struct gate gt;
+    int saw_cancel;   /* weft_job_cancelled once through the gate */
+    _Atomic int done; /* set just before the function returns */
+};
+
+static int note_cancel_fn(weft_job *job, void *arg)
+{
+    struct noter *n = arg;
+    atomic_fetch_add(&n->gt.entered, 1);
+    int rc = gate_wait_open(&n->gt) ? -ETIMEDOUT : 0;
+    n->saw_cancel = weft_job_cancelled(job);
+    atomic_store(&n->done, 1);
+    return rc;
+}
+
+static void test_cancel_run(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    atomic_store(&dtors, 0);
+    struct noter first = { 0 };
+    struct node second = { .k = 2 };
+    weft_graph *g;
+    assert_int_equal(weft_graph_create(&g), 0);
+    const char *d2[] = { "first" };
+    assert_int_equal(weft_graph_add(g, "first", note_cancel_fn, &first, NULL,
+                                    0, NULL), 0);
+    assert_int_equal(add(g, "second", &second, d2, 1), 1);
+    assert_int_equal(weft_graph_seal(g), 0);
+    weft_future *all;
+    assert_int_equal(weft_graph_run(g, rt, NULL, 0, NULL, &all), 0);
+    assert_int_equal(gate_wait_entered(&first.gt, 1), 0);
+    assert_int_equal(weft_future_cancel(all), -EINPROGRESS);
+    assert_int_equal(weft_future_done(all), 0); /* first is still running */
+    assert_int_equal(weft_future_cancel(all), -EINPROGRESS);
+    gate_open(&first.gt);
+    assert_int_equal(weft_future_get(all, LONG_WAIT, NULL), -ECANCELED);
+    assert_int_equal(atomic_load(&first.done), 1);
+    assert_int_equal(first.saw_cancel, 1);
+    assert_int_equal(atomic_load(&second.calls), 0);
+    assert_int_equal(weft_future_cancel(all), -EALREADY);
+    weft_future_release(all);
+    weft_graph_destroy(&g);
+    weft_runtime_destroy(&rt);
+    assert_int_equal(atomic_load(&dtors), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_run_ends_during_start),
         cmocka_unit_test(test_unreleased_outputs),
         cmocka_unit_test(test_cancel_output),
+        cmocka_unit_test(test_cancel_run),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -80,7 +80,10 @@ WEFT_API int weft_graph_size(const weft_graph *g);
  * (when all is not NULL) a future that completes when the run's last node
  * is done, with status 0 or the first failure. The caller owns (and
  * releases) each future returned. Cancelling *all cancels the run: nodes
- * not started yet do not run (status -ECANCELED). Cancelling outs[i]
+ * not started yet do not run (status -ECANCELED); the run is under way,
+ * so weft_future_cancel() says -EINPROGRESS (or -EALREADY once *all is
+ * done), its running nodes see weft_job_cancelled() == 1, and *all still
+ * completes only when the run's last node is done. Cancelling outs[i]
  * cancels its node as weft_future_cancel() does a task: 0 when the node
  * has not started (it never will; its status is -ECANCELED and its
  * dependants in this run fail), -EINPROGRESS when it is running (its

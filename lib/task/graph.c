@@ -498,8 +498,8 @@ static void run_end(grun *run)
             r->dtor(r->result);
     }
     int fail = weft__load_relaxed(&run->first_fail);
-    if (run->all)
-        weft__fut_complete_external(run->all, fail, fail, NULL, NULL);
+    if (run->all) /* claimed by make_outputs: a cancel only flagged it */
+        weft__fut_finish_external(run->all, fail, fail, NULL, NULL);
     weft__aligned_free(run);
     graph_unref(g);
     weft__jobs_end(rt); /* last: destroy may proceed after this */
@@ -644,9 +644,17 @@ static int make_outputs(grun *run, const char *const *outputs, size_t nout,
             return rc;
         weft__add_relaxed(&r->out->refs, FUT_READER_REF);
     }
-    if (all)
-        return weft__fut_external(run->rt, NULL, &run->all, all);
-    return 0;
+    if (!all)
+        return 0;
+    int rc = weft__fut_external(run->rt, NULL, &run->all, all);
+    /* *all is running from the start, as a task is once claimed: a
+     * cancel while the run goes flags it (-EINPROGRESS; the nodes not
+     * started see it and do not run) instead of completing it, so that
+     * it completes only when the run's last node is done, as promised.
+     * Nobody else has the handle yet: the claim cannot fail. */
+    if (!rc)
+        (void)weft__fut_claim_external(run->all);
+    return rc;
 }
 
 static void run_abort(grun *run, size_t nout, weft_future **outs,
