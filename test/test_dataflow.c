@@ -500,6 +500,49 @@ static void test_release_before_dependant(void **s)
     assert_int_equal(atomic_load(&dtors), 2);
 }
 
+/* A dependant cancelled while it waits never reads its dependencies, so
+ * it does not keep them: a is done, b waits for a and for a gate; once
+ * b is cancelled, releasing a destroys a's result by the time release
+ * returns, and take on c (b2's other dependency) does not wait for b2.
+ * Before, both results lived until the gate opened and b's last
+ * dependency was done: take waited for a gate that only this thread
+ * could open. */
+static void test_cancelled_dependant_lets_go(void **s)
+{
+    (void)s;
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    for (int rep = 0; rep < 10; rep++) {
+        atomic_store(&dtors, 0);
+        struct gate g = { 0 };
+        weft_future *a = submit(rt, value, 7), *c = submit(rt, value, 8), *blk;
+        assert_int_equal(weft_future_get(a, -1, NULL), 0);
+        assert_int_equal(weft_future_get(c, -1, NULL), 0);
+        assert_int_equal(weft_submit(rt, gate_fn, &g, NULL, &blk), 0);
+        weft_future *d[2] = { a, blk }, *d2[3] = { blk, c, c };
+        weft_future *b = after(rt, first_dep, 0, d, 2, 0);
+        weft_future *b2 = after(rt, first_dep, 0, d2, 3, 0);
+        assert_int_equal(weft_future_cancel(b), 0);
+        assert_int_equal(weft_future_cancel(b2), 0);
+        assert_int_equal(weft_future_release(a), 0);
+        assert_int_equal(atomic_load(&dtors), 1); /* nobody reads it */
+        void *v = NULL;
+        assert_int_equal(weft_future_take(c, &v), 0);
+        assert_int_equal(val_of(v), 8);
+        val_dtor(v); /* ours */
+        assert_int_equal(weft_future_done(blk), 0);
+        gate_open(&g);
+        assert_int_equal(weft_future_get(blk, -1, NULL), 0);
+        assert_int_equal(weft_future_get(b, -1, NULL), -ECANCELED);
+        assert_int_equal(weft_future_get(b2, -1, NULL), -ECANCELED);
+        weft_future *all[] = { blk, b, b2, c };
+        for (size_t i = 0; i < 4; i++)
+            weft_future_release(all[i]);
+        assert_int_equal(atomic_load(&dtors), 2);
+    }
+    weft_runtime_destroy(&rt);
+}
+
 /* Dataflow built from inside tasks: each level submits the next level's
  * work after the previous level (a reduction tree), then waits. */
 struct tree { weft_runtime *rt; int n; long r; };
@@ -564,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_tree_inside),
         cmocka_unit_test(test_take_with_dependants),
         cmocka_unit_test(test_release_before_dependant),
+        cmocka_unit_test(test_cancelled_dependant_lets_go),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -538,11 +538,13 @@ static void complete(fut *f, int status, int cause)
 
 /* ---- running ---- */
 
-/* Drop the dependencies of a done future; every edge has fired. */
+/* Drop the dependencies of a done future; every edge has fired. An
+ * edge whose dependency is NULL let it go already (let_deps_go). */
 static void finish_deps(fut *f)
 {
     for (uint32_t i = 0; i < f->ndeps; i++)
-        weft__fut_unref(f->edges[i].dep, FUT_READER_REF);
+        if (f->edges[i].dep)
+            weft__fut_unref(f->edges[i].dep, FUT_READER_REF);
     weft__free(f->edges);
     f->edges = NULL;
     f->ndeps = 0;
@@ -1119,6 +1121,33 @@ int weft_future_release(weft_future *h)
 
 /* ---- cancellation ---- */
 
+/* f was cancelled while WAITING: it will never read its dependencies, so
+ * their results must not wait for it (a dependency released by its user
+ * is destroyed now, and a take of one does not wait for f's other
+ * dependencies, which may be late or never come). Drop f's references
+ * to them at once instead of in finish_deps. The edges stay: those of
+ * dependencies not done are still in their waiter lists, and need no
+ * reference (a dependency not done holds its own until its completion
+ * has fired them). A count of pending held meanwhile keeps make_ready,
+ * and so finish_deps, from running under us; once pending is 0 it runs
+ * (or ran) and drops them itself. */
+static void let_deps_go(fut *f)
+{
+    uint32_t p = weft__load_relaxed(&f->pending);
+    do {
+        if (p == 0)
+            return;
+        /* acq_rel: our clearing of the edges happens before the last
+         * decrement, which finish_deps follows */
+    } while (!weft__cas_acqrel(&f->pending, &p, p + 1));
+    for (uint32_t i = 0; i < f->ndeps; i++) {
+        fut *d = f->edges[i].dep; /* only we and finish_deps read it now */
+        f->edges[i].dep = NULL;
+        weft__fut_unref(d, FUT_READER_REF);
+    }
+    dep_done(f); /* the last one finishes f: finish_deps, drop_entry */
+}
+
 /* Claim a future that has not started (WAITING or QUEUED) for the
  * canceller, or flag a running one. */
 int weft_future_cancel(weft_future *h)
@@ -1144,9 +1173,11 @@ int weft_future_cancel(weft_future *h)
     complete(f, -ECANCELED, -ECANCELED);
     /* A QUEUED future had every dependency done; its queue entry is
      * discarded when popped. A WAITING one is finished by make_ready
-     * once its last dependency is done. */
+     * once its last dependency is done; its dependencies go now. */
     if ((s & PH_MASK) == PH_QUEUED)
         finish_deps(f);
+    else
+        let_deps_go(f);
     return 0;
 }
 
