@@ -358,6 +358,10 @@ static void test_failure(void **s)
         assert_int_equal(weft_future_cause(outs[0]), -EIO);
         assert_int_equal(out_val(outs[1]), 1);
         assert_int_equal(out_val(outs[2]), 9);
+        /* the node's function, retries included (was 0: not counted) */
+        assert_int_equal(weft_future_attempts(outs[2]), 3);
+        assert_int_equal(weft_future_attempts(outs[1]), 1);
+        assert_int_equal(weft_future_attempts(outs[0]), 0); /* never ran */
         assert_int_equal(out_val(outs[3]), 4);
         assert_int_equal(weft_future_get(outs[4], -1, NULL),
                          WEFT_STATUS_DEP_FAILED(0));

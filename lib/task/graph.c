@@ -455,7 +455,10 @@ static int call_node(rnode *r)
     const gnode *gn = gnode_of(r);
     weft_job job = {.run = r->run, .id = r->id, .result = &r->result,
                     .dtor = &r->dtor};
-    return weft__call_retrying(&job, gn->fn, gn->arg, gn->max_retries, NULL);
+    /* an output counts the calls of its node's function, retries
+     * included, for weft_future_attempts, as a task's future does */
+    return weft__call_retrying(&job, gn->fn, gn->arg, gn->max_retries,
+                               r->out ? &r->out->attempts : NULL);
 }
 
 /* Status of a node: its output cancelled, its dependencies' failure, a
