@@ -88,13 +88,14 @@ enum {
      * makes itself works). An item that calls exit() ends its process
      * without running the caller's atexit() handlers or flushing its
      * stdio buffers (they are the caller's, copied by the fork), and is
-     * reported as a death (-ECHILD, signal 0). An item may put objects of its own in
-     * the store (weft_map_isolated_store()). The processes are reused
-     * across calls. Reduce is not available there. Progress and delivery
-     * come from the calling thread, which dispatches the items; results
-     * are delivered once their window (up to 64 MiB of items, or a
-     * quarter of the store) is done, in index order; a callback that
-     * starts another isolated map on the same runtime gets -EDEADLK. */
+     * reported as a death (-ECHILD, signal 0). An item may put objects
+     * of its own in the store (weft_map_isolated_store()). The processes
+     * are reused across calls. Reduce is not available there. Progress
+     * and delivery come from the calling thread, which dispatches the
+     * items; results are delivered once their window (up to 64 MiB of
+     * items, or a quarter of the store) is done, in index order; a
+     * callback that starts another isolated map on the same runtime gets
+     * -EDEADLK. */
     WEFT_MAP_ISOLATED = 1u << 2,
 };
 

@@ -469,6 +469,13 @@ static int proc_reap(iso_proc *q)
     return sig;
 }
 
+/* Whether q has died (its pidfd readable) within ms milliseconds. */
+static bool proc_exited(const iso_proc *q, int ms)
+{
+    struct pollfd pf = {.fd = q->pidfd, .events = POLLIN};
+    return poll(&pf, 1, ms) == 1 && (pf.revents & POLLIN);
+}
+
 static void proc_stop(iso_pool *p, int slot)
 {
     iso_proc *q = &p->procs[slot];
@@ -478,8 +485,7 @@ static void proc_stop(iso_pool *p, int slot)
     c->cmd = CMD_EXIT;
     weft__add_seqcst(&c->cmd_seq, 1);
     sfutex_wake(&c->cmd_seq);
-    struct pollfd pf = {.fd = q->pidfd, .events = POLLIN};
-    if (poll(&pf, 1, 1000) != 1)
+    if (!proc_exited(q, 1000))
         kill(q->pid, SIGKILL); /* stuck in an item: no more waiting */
     proc_reap(q);
 }
@@ -889,13 +895,6 @@ static bool cancelled(iso_call *k)
     return k->stopping;
 }
 
-/* Whether the idle process q has died (its pidfd is readable). */
-static bool proc_gone(const iso_proc *q)
-{
-    struct pollfd pf = {.fd = q->pidfd, .events = POLLIN};
-    return poll(&pf, 1, 0) == 1 && (pf.revents & POLLIN);
-}
-
 /* Give every idle live process a chunk, starting dead ones again. */
 static int dispatch(iso_call *k)
 {
@@ -910,7 +909,7 @@ static int dispatch(iso_call *k)
          * its last chunk: killed, or by a timer or thread an item left)
          * is replaced, not sent the chunk: its death would be taken for
          * a crash of the chunk's first item, which never ran. */
-        if (q->pid && proc_gone(q))
+        if (q->pid && proc_exited(q, 0))
             proc_reap(q);
         int rc = q->pid ? 0 : proc_start(k->p, s);
         if (rc) {
