@@ -437,6 +437,55 @@ static void test_wait_racing_claims(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* A worker of runtime B waits for futures of two runtimes, the first of
+ * another runtime A: it must still run B's queued work, which here only
+ * it can run (B has one worker, the caller, and the future of B it waits
+ * for is in its own deque). It used to decide by fs[0]'s runtime alone,
+ * sleep on the group's futex as a stranger to A, and never run it: the
+ * wait ran out (and without a timeout never returned). */
+struct mixed {
+    weft_runtime *b;
+    weft_future *fa; /* of A, held at a gate until after the wait */
+    int rc, got;
+    size_t nready, ready0;
+};
+
+static int wait_mixed(void *arg)
+{
+    struct mixed *m = arg;
+    weft_future *fb;
+    if (weft_submit(m->b, ret_fn, (void *)(intptr_t)7, NULL, &fb))
+        return -ENOMEM;
+    weft_future *fs[2] = { m->fa, fb };
+    size_t ready[2] = { 99, 99 };
+    m->rc = weft_wait(fs, 2, 1, 10000 * MS, ready, &m->nready);
+    m->ready0 = ready[0];
+    m->got = weft_future_get(fb, -1, NULL); /* runs it here if still queued */
+    weft_future_release(fb);
+    return 0;
+}
+
+static void test_wait_two_runtimes(void **s)
+{
+    (void)s;
+    weft_runtime *a = test_runtime(1, NULL), *b = test_runtime(1, NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    struct gate g = { .rc = 3 };
+    struct mixed m = { .b = b, .nready = 99 };
+    assert_int_equal(weft_submit(a, gate_fn, &g, NULL, &m.fa), 0);
+    assert_int_equal(weft_run(b, wait_mixed, &m), 0);
+    gate_open(&g);
+    assert_int_equal(m.rc, 0);
+    assert_int_equal(m.nready, 1);
+    assert_int_equal(m.ready0, 1);
+    assert_int_equal(m.got, 7);
+    assert_int_equal(weft_future_get(m.fa, -1, NULL), 3);
+    weft_future_release(m.fa);
+    weft_runtime_destroy(&b);
+    weft_runtime_destroy(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_wait_inside_task),
         cmocka_unit_test(test_wait_many),
         cmocka_unit_test(test_wait_racing_claims),
+        cmocka_unit_test(test_wait_two_runtimes),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1210,9 +1210,10 @@ static int group_sleep(group *g, uint64_t deadline)
     }
 }
 
-/* Register a node on every pending future, wait, unregister. */
+/* Register a node on every pending future, wait (helping when help,
+ * else sleeping), unregister. */
 static int wait_group(fut **fs, size_t n, size_t k, uint64_t deadline,
-                      weft_runtime *rt)
+                      bool help)
 {
     wnode stack_nodes[16];
     wnode *nodes = n <= 16 ? stack_nodes : weft__calloc(n, sizeof *nodes);
@@ -1224,7 +1225,7 @@ static int wait_group(fut **fs, size_t n, size_t k, uint64_t deadline,
         if (!attach(fs[i], &nodes[i]))
             weft__add_seqcst(&g.ndone, 1);
     }
-    if (is_worker_of(rt))
+    if (help)
         help_until(weft__self, group_done, &g, NULL, deadline);
     else
         group_sleep(&g, deadline);
@@ -1245,6 +1246,20 @@ static size_t scan_done(fut **fs, size_t n, size_t *ready)
             c++;
         }
     return c;
+}
+
+/* Whether a waiter for fs[0..n) waits as a worker, running queued work:
+ * when it is a worker of the runtime of any of them, not only of the
+ * first's. The work one of them needs may be in its own deque, which
+ * nobody else may take (one worker, or none idle); sleeping then never
+ * ends. A worker of none of their runtimes sleeps, as future.h says. */
+static bool waits_as_worker(fut **fs, size_t n)
+{
+    weft__worker *w = weft__self;
+    for (size_t i = 0; w && i < n; i++)
+        if (fs[i]->rt == w->rt)
+            return true;
+    return false;
 }
 
 static int resolve_all(weft_future *const *hs, size_t n, fut **fs)
@@ -1271,7 +1286,8 @@ int weft_wait(weft_future *const *hs, size_t n, size_t k,
     if (!rc && c < k) {
         weft__before_wait(); /* as in wait_one */
         if (timeout_ns != 0)
-            rc = wait_group(fs, n, k, deadline_of(timeout_ns), fs[0]->rt);
+            rc = wait_group(fs, n, k, deadline_of(timeout_ns),
+                            waits_as_worker(fs, n));
     }
     if (!rc) {
         c = scan_done(fs, n, ready);
