@@ -1130,10 +1130,15 @@ static int call_sizes(iso_call *k)
     if (rc)
         return rc;
     uint64_t cap = ss.capacity;
-    /* each stride alone first: their sum must not wrap */
-    if (m->in_stride > cap || m->out_stride > cap)
+    /* Only the strides of what the map has: one of an input it has not
+     * (in NULL), or of an output it has not (out NULL, no delivery),
+     * stores nothing and may be anything. Each alone first: their sum
+     * must not wrap. */
+    size_t in_b = m->in ? m->in_stride : 0;
+    size_t out_b = has_out(m) ? m->out_stride : 0;
+    if (in_b > cap || out_b > cap)
         return -E2BIG;
-    size_t per = (m->in ? m->in_stride : 0) + (has_out(m) ? m->out_stride : 0);
+    size_t per = in_b + out_b;
     if (m->o.ctx_size > WINDOW_MAX || m->o.ctx_size > cap / 2 ||
         per > cap / 4 * 3 - m->o.ctx_size)
         return -E2BIG;
