@@ -103,18 +103,22 @@ static void ht_put(weft_graph *g, uint32_t id)
         }
 }
 
-/* Keep the table at most half full. */
+/* Keep the table at most half full. Past 2^30 named nodes the doubled
+ * size, 2^32 slots, does not fit htcap: wrapped to 0 in 32 bits it gave
+ * a table of no slots that ht_put wrote past. Such a graph is -ENOMEM. */
 static int ht_reserve(weft_graph *g)
 {
     if (2 * (g->n + 1) <= g->htcap)
         return 0;
-    uint32_t cap = g->htcap ? 2 * g->htcap : 64;
+    uint64_t cap = g->htcap ? 2 * (uint64_t)g->htcap : 64;
+    if (cap > UINT32_MAX)
+        return -ENOMEM;
     uint32_t *ht = weft__calloc(cap, sizeof *ht);
     if (!ht)
         return -ENOMEM;
     weft__free(g->ht);
     g->ht = ht;
-    g->htcap = cap;
+    g->htcap = (uint32_t)cap;
     for (uint32_t i = 0; i < g->n; i++)
         if (g->nodes[i].name)
             ht_put(g, i);
@@ -163,18 +167,25 @@ int weft_graph_destroy(weft_graph **gp)
     return 0;
 }
 
+/* Room for need elements in *arr, doubling. Doubled in 64 bits and cut
+ * to UINT32_MAX: a count past 2^31 (dependencies: add_prologue allows up
+ * to UINT32_MAX - 1) wrapped to 0 in 32 bits, and doubling 0 never ended. */
 static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size)
 {
     if (need <= *cap)
         return 0;
-    uint32_t c = *cap ? *cap : 16;
+    uint64_t c = *cap ? *cap : 16;
     while (c < need)
         c *= 2;
+    if (c > UINT32_MAX)
+        c = UINT32_MAX; /* >= need */
+    if (c > SIZE_MAX / size)
+        return -ENOMEM;
     void *p = weft__realloc(*arr, (size_t)c * size);
     if (!p)
         return -ENOMEM;
     *arr = p;
-    *cap = c;
+    *cap = (uint32_t)c;
     return 0;
 }
 
