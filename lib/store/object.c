@@ -651,6 +651,14 @@ static int get_locked(weft_store *st, const weft_store_id *id,
     return rc;
 }
 
+/* A waiting get looks again at least this often, woken or not. The wake
+ * is a sealer's, after its seal (wake_sealed): a sealer killed between
+ * the two leaves the object sealed and readable, and seal_seq where the
+ * waiter read it, so a sleep bounded only by the caller's timeout waited
+ * to the deadline (or for ever) for an object that was there. A look
+ * costs the waiter one lock hold per nap. */
+#define SEAL_NAP_NS (100ull * 1000000u)
+
 /* A waiting get announces itself (nwaiters) before its locked look, not
  * after it: with the seal's CAS and its load of nwaiters (wake_sealed),
  * all seq_cst, either the look sees the seal or the sealer sees the
@@ -678,9 +686,14 @@ static int get_slow(weft_store *st, const weft_store_id *id, int timeout_ms,
             weft__before_wait();
             if (waits && deadline && weft__now_ns() >= deadline)
                 rc = -ETIMEDOUT;
-            else if (waits) /* the segment's futex: other processes' */
-                weft__futex_wait_until_in(&st->h->seal_seq, seq, deadline,
+            else if (waits) { /* the segment's futex: other processes' */
+                uint64_t nap = weft__now_ns() + SEAL_NAP_NS;
+                weft__futex_wait_until_in(&st->h->seal_seq, seq,
+                                          deadline && deadline < nap
+                                              ? deadline
+                                              : nap,
                                           true);
+            }
         }
         if (waits)
             atomic_fetch_sub_explicit(&st->h->nwaiters, 1,

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -296,6 +297,103 @@ static void test_death_while_creating(void **state)
     assert_int_equal(weft_store_open(name, &o, &st), -ENOENT);
 }
 
+/* test_death_after_seal: lib/core's wait hook, which a get runs between
+ * its look and its sleep (first in get_slow, then in the futex wait). */
+extern __attribute__((tls_model("initial-exec"))) _Thread_local void (
+    *weft__wait_hook)(bool waits);
+static int ds_go = -1; /* the sealer's go-ahead (write end) */
+static pid_t ds_kid;
+static int ds_calls;
+
+static void sealed_hook(const char *point)
+{
+    if (strcmp(point, "seal:sealed") == 0)
+        raise(SIGKILL);
+}
+
+/* The getter has looked and found X unsealed: now the sealer seals it and
+ * is killed before it wakes anyone. */
+static void ds_wait_hook(bool waits)
+{
+    (void)waits;
+    if (ds_calls++)
+        return;
+    assert_int_equal(write(ds_go, "s", 1), 1);
+    assert_int_equal(st_wait(ds_kid), 128 + SIGKILL);
+}
+
+static uint64_t ds_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* A sealer killed between its seal and its wake-up leaves X sealed and
+ * readable: a get waiting for X gets it. It used to sleep on a seal
+ * sequence nobody would move again, to its deadline (here 10 s, returning
+ * X only then) or, without one, for ever. */
+static void test_death_after_seal(void **state)
+{
+    (void)state;
+    const char *name = st_name("sealdeath");
+    weft_store_opts o = st_opts(1u << 20, 0);
+    weft_store *st;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    weft_store_id x = st_id(9);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store *c;
+        void *p;
+        char b;
+        if (weft_store_open(name, NULL, &c) != 0 ||
+            weft_store_create(c, &x, 5000, 0, &p) != 0)
+            _exit(10);
+        st_fill(9, p, 5000);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &b, 1) != 1)
+            _exit(11);
+        weft__store_hook = sealed_hook;
+        weft_store_seal(c, &x);
+        _exit(12); /* the hook never fired */
+    }
+    char b;
+    assert_int_equal(read(ready[0], &b, 1), 1);
+    ds_go = go[1];
+    ds_kid = kid;
+    ds_calls = 0;
+    weft__wait_hook = ds_wait_hook;
+    const int timeout_ms = 10000;
+    weft_store_obj obj;
+    uint64_t t0 = ds_now_ms();
+    int rc = weft_store_get(st, &x, timeout_ms, &obj);
+    uint64_t took = ds_now_ms() - t0;
+    weft__wait_hook = NULL;
+    assert_true(ds_calls >= 1);
+    assert_int_equal(rc, 0);
+    /* a lost wake-up sleeps to the deadline */
+    assert_true(took < (uint64_t)timeout_ms);
+    assert_int_equal(obj.size, 5000);
+    assert_true(st_verify(9, obj.data, obj.size));
+    assert_int_equal(weft_store_release(st, &obj), 0);
+    char why[256];
+    if (weft_store_check(st, why, sizeof why)) /* reclaims the sealer */
+        fail_msg("after the death: %s", why);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.reclaims, 1);
+    assert_int_equal(s.sealed, 1);
+    for (int i = 0; i < 2; i++) {
+        close(ready[i]);
+        close(go[i]);
+    }
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 #ifdef WEFT_ALLOC_FAULTS
 /* lib/core/alloc.h's test controls (a -Dalloc_faults=true build) */
 void weft__fault_arm(long nth, long count);
@@ -394,6 +492,7 @@ int main(void)
 #endif
         cmocka_unit_test(test_death_after_spill_file_dropped),
         cmocka_unit_test(test_death_while_creating),
+        cmocka_unit_test(test_death_after_seal),
         cmocka_unit_test(test_sigkill_rounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
