@@ -258,10 +258,12 @@ WEFT_API int weft_store_stat(weft_store *st, const weft_store_id *id,
 WEFT_API int weft_store_list(weft_store *st, weft_store_info *out,
                              size_t cap, size_t *count);
 
-/* Reclaims dead clients, then verifies the segment under the lock: the
- * blocks tile the data area, every block belongs to one live object,
- * every object is in the index, the counters agree. 0 when consistent,
- * -EUCLEAN when not (what is wrong goes to `why`, may be NULL). */
+/* Verifies the segment under the lock: the blocks tile the data area,
+ * every block belongs to one live object, every object is in the index,
+ * the counters agree; then reclaims dead clients and, if there were any,
+ * verifies again. A segment found inconsistent is left as it is (no
+ * reclaim: a reclaim trusts it). 0 when consistent, -EUCLEAN when not
+ * (what is wrong goes to `why`, may be NULL). */
 WEFT_API int weft_store_check(weft_store *st, char *why, size_t why_len);
 
 /* A fresh random id (getrandom): what Plasma's ObjectID.from_random()

@@ -242,8 +242,12 @@ int weft_store_check(weft_store *st, char *why, size_t why_len)
     int rc = st_lock(st);
     if (rc)
         return rc;
-    st_reclaim_dead(st);
+    /* as at open (join, segment.c): the dead are reclaimed only in a
+     * segment found sound, since a reclaim trusts their descriptors; and
+     * what the reclaim did is checked again */
     rc = st_check_locked(st, why, why_len);
+    if (rc == 0 && st_reclaim_dead(st) > 0)
+        rc = st_check_locked(st, why, why_len);
     if (rc == 0)
         rc = check_clients(st, why, why_len);
     st_unlock(st);

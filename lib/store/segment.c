@@ -658,20 +658,29 @@ static int take_slot(weft_store *st)
     return -EUSERS;
 }
 
-/* Takes a client slot, reclaiming the dead first, and checks the whole
- * segment once: a store that fails the check is refused (-EPROTO). */
+/* Checks the whole segment once, then takes a client slot, reclaiming
+ * the dead first: a store that fails the check is refused (-EPROTO). The
+ * check comes first because a reclaim trusts the segment: it frees the
+ * blocks of the dead clients' unsealed objects at the offsets their
+ * descriptors give and links their seals, so a corrupt descriptor of a
+ * dead client crashed the open (SIGSEGV) where the check would have
+ * refused it. A sound segment stays sound through a reclaim (a locked
+ * operation like any other), and the dead are no obstacle to the check:
+ * what they leave outside the lock (references, unsealed objects, seals
+ * not linked) is consistent, and a death inside it was repaired by
+ * st_lock. */
 static int join(weft_store *st)
 {
     st->me = ST_NIL32;
     int rc = st_lock(st);
     if (rc)
         return rc;
-    st_reclaim_dead(st);
     char why[160];
     if (st_check_locked(st, why, sizeof why) != 0) {
         st_unlock(st);
         return -EPROTO;
     }
+    st_reclaim_dead(st);
     rc = take_slot(st);
     st_unlock(st);
     if (rc < 0)

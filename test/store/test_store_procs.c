@@ -3,7 +3,8 @@
  * by another process (also thousands of times over, racing the lock-free
  * seal), seals another process has not linked yet are evictable, and a
  * process that dies (SIGKILL) holding references and unsealed objects
- * loses exactly those. */
+ * loses exactly those; an unsealed object of a dead process whose
+ * descriptor is corrupt makes an open and a check say so, not crash. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -277,6 +278,70 @@ static void test_killed_holder(void **state)
     assert_int_equal(weft_store_unlink(name, NULL), 0);
 }
 
+/* An unsealed object left by a dead client, its descriptor corrupt (its
+ * block far outside the data area): the next open is -EPROTO and
+ * weft_store_check() -EUCLEAN, and neither reclaims the client (which
+ * would free that block) until the segment is sound again. Both used to
+ * reclaim the dead first and check after, and the reclaim's free of the
+ * block at the descriptor's offset crashed the process (SIGSEGV) before
+ * the check could refuse the segment. */
+static void test_dead_client_corrupt(void **state)
+{
+    (void)state;
+    const char *name = st_name("deadcorrupt");
+    weft_store_opts o = st_opts(256u << 10, 0);
+    weft_store *st, *again;
+    assert_int_equal(weft_store_open(name, &o, &st), 0);
+    assert_int_equal(st_put_n(st, 1, 1000, 0), 0);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    weft_store_id two = st_id(2);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        weft_store *c;
+        void *p;
+        if (weft_store_open(name, NULL, &c) != 0 ||
+            weft_store_create(c, &two, 3000, 0, &p) != 0)
+            _exit(10);
+        char b = 1;
+        if (write(pipefd[1], &b, 1) != 1)
+            _exit(11);
+        alarm(60); /* gone even if the parent's test fails first */
+        pause();
+        _exit(12);
+    }
+    char b;
+    assert_int_equal(read(pipefd[0], &b, 1), 1);
+    kill(kid, SIGKILL);
+    assert_int_equal(st_wait(kid), 128 + SIGKILL);
+    st_desc *x = st_desc_at(st, st_find_locked(st, &two));
+    uint64_t off = atomic_load(&x->off);
+    atomic_store(&x->off, 1ull << 40);
+    assert_int_equal(weft_store_open(name, NULL, &again), -EPROTO);
+    char why[200];
+    assert_int_equal(weft_store_check(st, why, sizeof why), -EUCLEAN);
+    weft_store_stats s;
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.reclaims, 0);
+    assert_int_equal(s.clients, 2);
+    /* sound again: the dead client goes, with its unsealed object */
+    atomic_store(&x->off, off);
+    assert_int_equal(weft_store_check(st, why, sizeof why), 0);
+    weft_store_info info;
+    assert_int_equal(weft_store_stat(st, &two, &info), -ENOENT);
+    assert_int_equal(weft_store_stats_get(st, &s), 0);
+    assert_int_equal(s.reclaims, 1);
+    assert_int_equal(s.clients, 1);
+    assert_int_equal(s.objects, 1);
+    assert_int_equal(weft_store_open(name, NULL, &again), 0);
+    assert_int_equal(weft_store_close(again), 0);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_int_equal(weft_store_close(st), 0);
+    assert_int_equal(weft_store_unlink(name, NULL), 0);
+}
+
 /* The child of test_main_thread_gone: its main thread leaves by
  * pthread_exit(), this thread holds the reference on until told. */
 static weft_store *gone_st;
@@ -446,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_seal_between_look_and_sleep),
         cmocka_unit_test(test_unlinked_seals_evictable),
         cmocka_unit_test(test_killed_holder),
+        cmocka_unit_test(test_dead_client_corrupt),
         cmocka_unit_test(test_main_thread_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
