@@ -8,7 +8,9 @@
  * connecting side every heartbeat interval; messages not completely
  * written are sent again whole on the new stream (the receiver drops a
  * frame cut by the break), so a message written into a broken stream may
- * be lost. Heartbeats go out on idle streams; a peer silent for
+ * be lost, but none goes twice: what a stream took whole is done with,
+ * even when the stream was closed before its send's completion came
+ * (tx below). Heartbeats go out on idle streams; a peer silent for
  * dead_timeout_ms (or never met within join_timeout_ms) is failed for
  * good: its messages complete with -EHOSTDOWN and it is never accepted
  * again. A bad frame (wire.h) closes its stream, counted and logged. */
@@ -73,6 +75,11 @@ typedef struct peer {
     socklen_t addrlen;
     conn *c;           /* the stream in use, or NULL */
     txmsg *qh, *qt;    /* not yet completely written, in order */
+    /* the stream whose sendmsg of qh.. is in flight, or NULL. Only its
+     * completion says how much of the queue went out: until it comes, no
+     * other stream sends from the queue and qh->off stays as it is, even
+     * when that stream is closed meanwhile. */
+    conn *tx;
     uint64_t last_rx, last_tx, next_connect;
     bool joined, ever_joined;
     _Atomic bool failed; /* read by send on any thread */
@@ -193,8 +200,9 @@ static void conn_close(weft_transport *t, conn *c)
         peer *pe = &t->peers[c->rank];
         pe->c = NULL;
         pe->joined = false;
-        /* the message cut by the break goes again, whole */
-        if (pe->qh)
+        /* the message cut by the break goes again, whole (once the send
+         * in flight on c, if any, has said how much it wrote: on_send) */
+        if (pe->qh && pe->tx != c)
             pe->qh->off = 0;
     }
 }
@@ -259,7 +267,7 @@ static void peer_up(weft_transport *t, int rank, conn *c)
     pe->joined = true;
     pe->ever_joined = true;
     pe->last_rx = weft__now_ns();
-    if (pe->qh)
+    if (pe->qh && !pe->tx)
         pe->qh->off = 0;
     if (t->ev.peer_joined)
         t->ev.peer_joined(t->ev.ctx, rank);
@@ -373,7 +381,7 @@ static void drain(weft_transport *t)
 static void kick_send(weft_transport *t, peer *pe)
 {
     conn *c = pe->c;
-    if (!c || !pe->joined || c->sending || c->closing || !pe->qh)
+    if (!c || !pe->joined || c->sending || c->closing || !pe->qh || pe->tx)
         return;
     int n = 0;
     for (txmsg *m = pe->qh; m && n < MAX_IOV; m = m->next) {
@@ -399,6 +407,7 @@ static void kick_send(weft_transport *t, peer *pe)
     io_uring_prep_sendmsg(s, c->fd, &c->mh, MSG_NOSIGNAL);
     set_data(s, c, OP_SEND);
     c->sending = true;
+    pe->tx = c;
     c->inflight++;
     pe->last_tx = weft__now_ns();
 }
@@ -426,13 +435,25 @@ static void sent(peer *pe, size_t res)
 static void on_send(weft_transport *t, conn *c, int res)
 {
     c->sending = false;
-    if (c->closing)
+    peer *pe = &t->peers[c->rank];
+    pe->tx = NULL; /* (a sending stream is its peer's tx: kick_send) */
+    if (c->closing) {
+        /* The stream was closed (by this side: a bad frame, a newer
+         * stream) after the kernel took these bytes. The messages they
+         * complete went out and the peer may have read them: they are
+         * done, not sent again on the next stream, where they would be
+         * delivered twice. The one cut goes again whole. */
+        if (res > 0)
+            sent(pe, (size_t)res);
+        if (pe->qh)
+            pe->qh->off = 0;
+        kick_send(t, pe); /* a newer stream may be waiting for the queue */
         return;
+    }
     if (res < 0) {
         conn_close(t, c);
         return;
     }
-    peer *pe = &t->peers[c->rank];
     sent(pe, (size_t)res);
     kick_send(t, pe);
 }
@@ -697,7 +718,9 @@ static uint64_t tick(weft_transport *t)
         }
         if (pe->joined && now - pe->last_tx >= hb)
             beat(t, pe, r);
-        if (!pe->c && r < t->rank && now >= pe->next_connect) {
+        /* (not while a closed stream's send is in flight: the hello
+         * goes in front of the queue that send is still taking from) */
+        if (!pe->c && !pe->tx && r < t->rank && now >= pe->next_connect) {
             pe->next_connect = now + hb;
             dial(t, r);
         }
