@@ -35,8 +35,15 @@
 #define RX_CAP (256u << 10)
 #define MAX_IOV 64
 #define MAX_RANKS 4096
+/* An accept that failed for want of descriptors or memory is tried again
+ * after this long (ns). */
+#define ACCEPT_PAUSE_NS 100000000
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CONNECT, OP_WAKE, OP_MASK = 7 };
+enum {
+    OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CONNECT, OP_WAKE,
+    OP_ACCEPT_PAUSE, /* the pause before an accept is tried again */
+    OP_MASK = 7
+};
 
 typedef struct txmsg {
     struct txmsg *next;
@@ -100,6 +107,8 @@ struct weft_transport {
     bool ring_up; /* io_uring_queue_init succeeded */
     struct sockaddr_storage acc_addr;
     socklen_t acc_len;
+    struct __kernel_timespec acc_pause;
+    bool acc_failing; /* logged: accepts fail for want of resources */
 };
 
 static struct io_uring_sqe *sqe_get(weft_transport *t)
@@ -635,17 +644,46 @@ static void arm_wake(weft_transport *t)
     set_data(s, NULL, OP_WAKE);
 }
 
+/* Try the accept again in ACCEPT_PAUSE_NS (OP_ACCEPT_PAUSE). false when
+ * the ring has no room for the timeout. */
+static bool pause_accept(weft_transport *t)
+{
+    struct io_uring_sqe *s = sqe_get(t);
+    if (!s)
+        return false;
+    t->acc_pause = (struct __kernel_timespec){0, ACCEPT_PAUSE_NS};
+    io_uring_prep_timeout(s, &t->acc_pause, 0, 0);
+    set_data(s, NULL, OP_ACCEPT_PAUSE);
+    return true;
+}
+
 static void on_accept(weft_transport *t, int res)
 {
     if (res >= 0) {
+        t->acc_failing = false;
         conn *c = conn_new(t, res, -1, false);
         if (c)
             arm_recv(t, c);
         else
             close(res);
     }
-    if (!t->closing)
-        arm_accept(t);
+    if (t->closing)
+        return;
+    /* Out of descriptors (this process's or the system's) or of memory:
+     * the connection stays in the backlog, and an accept armed at once
+     * fails at once again, for as long as the shortage lasts, with this
+     * thread spinning on it. Pause, as servers do. */
+    if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+        res == -ENOMEM) {
+        if (!t->acc_failing)
+            weft__log("net: tcp: cannot accept a connection: %s; trying "
+                      "again every %d ms", strerror(-res),
+                      ACCEPT_PAUSE_NS / 1000000);
+        t->acc_failing = true;
+        if (pause_accept(t))
+            return;
+    }
+    arm_accept(t);
 }
 
 static void dial(weft_transport *t, int rank)
@@ -750,6 +788,10 @@ static void complete(weft_transport *t, struct io_uring_cqe *cqe)
     conn *c = (conn *)(uintptr_t)(d & ~(uint64_t)OP_MASK);
     switch (op) {
     case OP_ACCEPT: on_accept(t, cqe->res); return;
+    case OP_ACCEPT_PAUSE:
+        if (!t->closing)
+            arm_accept(t);
+        return;
     case OP_WAKE:
         if (!t->closing)
             arm_wake(t);

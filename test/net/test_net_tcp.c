@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -228,11 +229,74 @@ static void test_no_resend_of_written(void **state)
     close(s);
 }
 
+/* An accept that fails for want of descriptors (EMFILE here; ENFILE for
+ * the whole system alike) leaves the connection in the backlog, so a new
+ * accept fails at once again: the transport must wait a while before it
+ * tries again, not spin its thread, and take the connection once
+ * descriptors are back. Counted: the turns of progress (each waiting up
+ * to 20 ms when nothing happens) in 300 ms with no descriptor to give;
+ * a spinning transport makes thousands. */
+static void test_accept_backoff(void **state)
+{
+    (void)state;
+    const weft_transport_ops *ops = weft_transport_find("tcp");
+    int port = free_port();
+    assert_true(port > 0);
+    char peers[64];
+    snprintf(peers, sizeof peers, "127.0.0.1:%d,127.0.0.1:1", port);
+    weft_transport_params p = weft_net_config_default().params;
+    p.peers = peers;
+    p.rank = 0;
+    p.heartbeat_ms = 60000; /* no other reason to wake */
+    p.dead_timeout_ms = 120000;
+    weft_transport_events ev = {NULL, on_recv, on_joined, on_failed, NULL};
+    weft_transport *t;
+    assert_int_equal(ops->open(&t, &p, &ev), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int s1 = socket(AF_INET, SOCK_STREAM, 0);
+    int s2 = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s1 >= 0 && s2 >= 0);
+    /* no descriptor left: the limit at the lowest free one */
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int low = dup(0);
+    assert_true(low >= 0);
+    close(low);
+    struct rlimit lim = {(rlim_t)low, old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+    /* the accept armed before may still take one (the limit it was
+     * prepared with); the one after it cannot */
+    joined = -1;
+    assert_int_equal(connect(s1, (struct sockaddr *)&a, sizeof a), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ops->progress(t, 0), 0);
+    assert_int_equal(connect(s2, (struct sockaddr *)&a, sizeof a), 0);
+    put_frame(s2, WEFT__FK_HELLO, 0);
+    int turns = 0;
+    for (uint64_t end = weft__now_ns() + 300 * MS; weft__now_ns() < end;
+         turns++)
+        if (ops->progress(t, 20 * MS))
+            break;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_in_range(turns, 0, 99);
+    assert_int_equal(joined, -1);
+    /* descriptors again: the connection is taken */
+    for (int i = 0; i < 20000 && joined < 0; i++)
+        assert_int_equal(ops->progress(t, MS), 0);
+    assert_int_equal(joined, 1);
+    ops->close(t);
+    close(s1);
+    close(s2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stalled_stream_released),
         cmocka_unit_test(test_no_resend_of_written),
+        cmocka_unit_test(test_accept_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
