@@ -146,7 +146,8 @@ typedef struct weft_transport_params {
      * rank of a job. A node never sends more: a task's argument, an
      * actor message (name and data) over it is refused (-EMSGSIZE), and
      * a task's result, an ask's reply or a served object over it fails
-     * the requester's future with -EMSGSIZE. */
+     * the requester's future with -EMSGSIZE. mpi carries less than 2 GiB
+     * whatever this says: a bigger one is refused and fails the same. */
     uint64_t max_payload;
     uint64_t reserved[8];
 } weft_transport_params;
@@ -206,7 +207,8 @@ typedef struct weft_transport_ops {
      * before send returns), payload the iovcnt (<= 8) buffers of iov,
      * which must stay valid until done is called. Non-blocking. Returns 0
      * (done will be called) or a negative errno (-EINVAL, -EHOSTDOWN for a
-     * failed peer, -ENOMEM; done will not be called). */
+     * failed peer, -ENOMEM, -EMSGSIZE for a payload larger than the
+     * backend can carry (mpi: 2 GiB or more); done will not be called). */
     int (*send)(weft_transport *t, int dst, unsigned handler,
                 const void *hdr, size_t hdrlen, const struct iovec *iov,
                 int iovcnt, weft_send_done done, void *done_arg);

@@ -730,8 +730,10 @@ static int mpi_send(weft_transport *t, int dst, unsigned handler,
     size_t pay = 0;
     for (int i = 0; i < iovcnt; i++)
         pay += iov[i].iov_len;
+    /* MPI counts are ints: more is refused for good, not as a shortage
+     * of memory that sending again would get past */
     if (pay > (size_t)INT32_MAX)
-        return -ENOMEM;
+        return -EMSGSIZE;
     if (tl_held == t) /* a callback inside our own pass */
         return send_locked(t, dst, handler, hdr, hdrlen, iov, iovcnt, pay,
                            done, arg);

@@ -332,6 +332,15 @@ static int send_msg_in(weft_node *n, resend *slot, void *owner, int dst,
         return slot ? 1 : 0;
     if (done)
         done(arg, rc);
+    /* A payload under max_payload that the transport cannot carry (mpi:
+     * 2 GiB or more): the peer waits for this answer, so it gets the
+     * error instead, as for one over max_payload (too_big). */
+    if (rc == -EMSGSIZE && len && awaited(m->handler)) {
+        weft__msg e = *m;
+        e.status = -EMSGSIZE;
+        e.hasres = 0;
+        return send_msg_in(n, slot, owner, dst, &e, NULL, 0, NULL, NULL);
+    }
     return rc;
 }
 

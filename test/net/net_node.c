@@ -38,7 +38,10 @@
  *             frames). Each answer is right or -ENOMEM, none is lost (a
  *             lost one hangs), and afterwards every task works: the
  *             streams are still in step. Needs a build with
- *             -Dalloc_faults=true; skipped elsewhere. */
+ *             -Dalloc_faults=true; skipped elsewhere.
+ *   big       (mpi) max_payload is 4 GiB; rank 0 runs a task on rank 1
+ *             whose result is 2 GiB (never touched), over what MPI's int
+ *             counts carry: rank 0 must hear -EMSGSIZE, not wait. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -109,6 +112,16 @@ static int t_fail(const void *arg, size_t len, weft_bytes **res)
     return 9;
 }
 WEFT_REMOTE(t_fail)
+
+/* A 2 GiB result, allocated but never written: no memory is used. */
+static int t_big(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    *res = weft_bytes_new((size_t)1 << 31);
+    return *res ? 0 : -ENOMEM;
+}
+WEFT_REMOTE(t_big)
 
 static int t_extra(const void *arg, size_t len, weft_bytes **res)
 {
@@ -807,6 +820,22 @@ static void kill_run(weft_node *n)
     CHECK(!weft_net_barrier(n, LONG_WAIT));
 }
 
+static void big(weft_node *n)
+{
+    if (g_rank == 0) {
+        weft_remote_opts o = weft_remote_opts_default();
+        o.node = 1;
+        weft_future *f;
+        CHECK(!weft_submit_remote(n, "t_big", NULL, 0, &o, &f));
+        /* bounded only to fail rather than hang: answered at once */
+        int st = weft_future_get(f, 20ll * 1000000000ll, NULL);
+        printf("rank 0: a 2 GiB result: %s\n", strerror(-st));
+        CHECK(st == -EMSGSIZE);
+        weft_future_release(f);
+    }
+    CHECK(!weft_net_barrier(n, LONG_WAIT));
+}
+
 static void garbage(weft_node *n)
 {
     if (g_rank == 0) {
@@ -849,6 +878,8 @@ int main(int argc, char **argv)
     weft_net_config nc = weft_net_config_default();
     nc.params.dead_timeout_ms = 1500;
     nc.join_timeout_ms = 60000;
+    if (!strcmp(sc, "big"))
+        nc.params.max_payload = 4ull << 30;
     weft_node *n = NULL;
     int rc = weft_net_create(&n, rt, &nc);
     if (!strcmp(sc, "mismatch")) {
@@ -874,6 +905,8 @@ int main(int argc, char **argv)
         storm(n);
     else if (!strcmp(sc, "famine"))
         skipped = famine(n);
+    else if (!strcmp(sc, "big"))
+        big(n);
     else
         CHECK(!"unknown scenario");
     g_node = NULL;

@@ -1333,6 +1333,9 @@ static _Atomic int wrap_die;
 typedef bool swallow_fn(int src, int dst, unsigned handler);
 static swallow_fn *_Atomic wrap_swallow;
 static _Atomic int wrap_broken = -1;
+/* > 0: sends with more payload than this are refused (-EMSGSIZE), as mpi
+ * refuses 2 GiB and more */
+static _Atomic size_t wrap_cap;
 
 static int w_open(weft_transport **out, const weft_transport_params *p,
                   const weft_transport_events *ev)
@@ -1382,6 +1385,11 @@ static int w_send(weft_transport *t, int dst, unsigned h, const void *hdr,
         }
         return -EHOSTDOWN;
     }
+    size_t pay = 0, cap = atomic_load(&wrap_cap);
+    for (int i = 0; i < n; i++)
+        pay += iov[i].iov_len;
+    if (cap && pay > cap)
+        return -EMSGSIZE;
     swallow_fn *sw = atomic_load(&wrap_swallow);
     if (sw && sw(w->rank, dst, h)) {
         if (done)
@@ -1678,6 +1686,61 @@ static void test_oversized(void **state)
     }
     /* the peer is fine */
     assert_int_equal(weft_net_alive(wnodes[0], 1), 1);
+    stop_wrapped(2);
+}
+
+/* A payload under max_payload that the transport cannot carry (mpi: 2
+ * GiB or more, when max_payload is raised over that): its send fails
+ * with -EMSGSIZE, for good. A result, an ask's reply or an object that
+ * meets it fails whoever waits for it with -EMSGSIZE, as one over
+ * max_payload does; the reply used to be dropped (mpi said -ENOMEM
+ * instead, and the node held it and tried again for ever), and its
+ * waiter waited for ever. */
+static void answered(weft_future *f)
+{
+    weft_future_get(f, 10000 * MS, NULL);
+    assert_int_equal(weft_future_done(f), 1);
+}
+
+static void test_transport_refuses_size(void **state)
+{
+    (void)state;
+    assert_int_equal(start_wrapped(2, "cap"), 0);
+    atomic_store(&wrap_cap, PAYMAX);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *f;
+    long len;
+    /* (answered: bounded only to fail rather than hang) */
+    for (uint32_t want = PAYMAX; want <= PAYMAX + 1; want++) {
+        int st = want > PAYMAX ? -EMSGSIZE : 0;
+        long rlen = want > PAYMAX ? -1 : (long)want;
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_sized", &want,
+                                            sizeof want, &o, &f), 0);
+        answered(f);
+        assert_int_equal(sized_status(f, &len), st);
+        assert_true(len == rlen);
+        weft_actor *a;
+        assert_int_equal(weft_actor_spawn(rts[1], &SIZED, NULL, NULL, &a),
+                         0);
+        assert_int_equal(weft_net_actor_publish(wnodes[1], "sized", a), 0);
+        weft_actor_release(a);
+        assert_int_equal(weft_net_ask(wnodes[0], 1, "sized", &want,
+                                      sizeof want, &f), 0);
+        answered(f);
+        assert_int_equal(sized_status(f, &len), st);
+        assert_true(len == rlen);
+        assert_int_equal(weft_net_actor_unpublish(wnodes[1], "sized"), 0);
+        static unsigned char big[PAYMAX + 1];
+        uint8_t id[WEFT_OBJECT_ID_LEN] = {'C', 'A', 'P', (uint8_t)want};
+        assert_int_equal(weft_net_object_put(wnodes[1], id, big, want), 0);
+        assert_int_equal(weft_net_object_fetch(wnodes[0], id, 1, &f), 0);
+        answered(f);
+        assert_int_equal(sized_status(f, &len), st);
+        assert_true(len == rlen);
+    }
+    assert_int_equal(weft_net_alive(wnodes[0], 1), 1);
+    atomic_store(&wrap_cap, 0);
     stop_wrapped(2);
 }
 
@@ -2016,6 +2079,7 @@ int main(void)
         cmocka_unit_test(test_transport_breaks),
         cmocka_unit_test(test_create_fails_with_task),
         cmocka_unit_test(test_oversized),
+        cmocka_unit_test(test_transport_refuses_size),
         cmocka_unit_test(test_inline_waits),
         cmocka_unit_test(test_steal_past_64),
     };
