@@ -112,7 +112,8 @@ typedef struct mregion {
 
 typedef struct txmsg {
     struct txmsg *next;
-    int dst, nreq;
+    int dst, nreq;     /* nreq: the requests MPI started */
+    int err;           /* 0, or the status its done hears: not sent */
     MPI_Request req[2];
     unsigned char *buf; /* frame + header (+ inline payload): after m */
     size_t buflen;
@@ -542,14 +543,21 @@ static void mpi_isend(weft_transport *t, txmsg *m, bool ringed)
 {
     int rc = MPI_SUCCESS;
     m->nreq = 0;
-    if (!ringed)
-        rc = MPI_Isend(m->buf, (int)m->buflen, MPI_BYTE, m->dst, TAG_AM,
-                       t->comm, &m->req[m->nreq++]);
+    /* a request counts once MPI started it: a failed MPI_Isend leaves
+     * none (MPI_Testall on it aborted the job: MPI_ERR_REQUEST) */
+    if (!ringed && (rc = MPI_Isend(m->buf, (int)m->buflen, MPI_BYTE,
+                                   m->dst, TAG_AM, t->comm,
+                                   &m->req[m->nreq])) == MPI_SUCCESS)
+        m->nreq++;
     WEFT__NET_EV(WEFT__EV_ISEND);
-    if (rc == MPI_SUCCESS && m->paylen)
-        rc = MPI_Isend(m->pay, (int)m->paylen, MPI_BYTE, m->dst, TAG_PAY,
-                       t->comm, &m->req[m->nreq++]);
+    if (rc == MPI_SUCCESS && m->paylen &&
+        (rc = MPI_Isend(m->pay, (int)m->paylen, MPI_BYTE, m->dst, TAG_PAY,
+                        t->comm, &m->req[m->nreq])) == MPI_SUCCESS)
+        m->nreq++;
     if (rc != MPI_SUCCESS) {
+        /* not sent: done hears so, once a part MPI did start is through
+         * with the buffers */
+        m->err = -EHOSTDOWN;
         weft__log("net: mpi: a send to rank %d failed", m->dst);
         if (t->ev.peer_failed)
             t->ev.peer_failed(t->ev.ctx, m->dst, -EHOSTDOWN);
@@ -557,7 +565,7 @@ static void mpi_isend(weft_transport *t, txmsg *m, bool ringed)
     int flag = 0;
     MPI_Testall(m->nreq, m->req, &flag, MPI_STATUSES_IGNORE);
     if (flag) {
-        msg_end(m, 0);
+        msg_end(m, m->err);
         return;
     }
     m->next = t->active;
@@ -775,7 +783,7 @@ static bool test_sends(weft_transport *t)
             continue;
         }
         *p = m->next;
-        msg_end(m, 0);
+        msg_end(m, m->err);
         any = true;
     }
     return any;

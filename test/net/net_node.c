@@ -41,7 +41,11 @@
  *             -Dalloc_faults=true; skipped elsewhere.
  *   big       (mpi) max_payload is 4 GiB; rank 0 runs a task on rank 1
  *             whose result is 2 GiB (never touched), over what MPI's int
- *             counts carry: rank 0 must hear -EMSGSIZE, not wait. */
+ *             counts carry: rank 0 must hear -EMSGSIZE, not wait.
+ *   isendfail (mpi, WEFT_MPI_SHM=0) the transport alone: rank 0's next
+ *             MPI_Isend fails (this file wraps it, through MPI's
+ *             profiling interface); the send's done must hear an error,
+ *             not 0. Skipped without MPI. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -57,6 +61,10 @@
 
 #ifdef WEFT_ALLOC_FAULTS
 #include "alloc.h"
+#endif
+#ifdef WEFT_TEST_MPI
+#include <mpi.h>
+#include <stdatomic.h>
 #endif
 
 #define LONG_WAIT (120ll * 1000000000ll)
@@ -853,6 +861,61 @@ static void garbage(weft_node *n)
     basic(n);
 }
 
+#ifdef WEFT_TEST_MPI
+/* Scenario isendfail: the next MPI_Isend of this process fails, the
+ * others go to MPI (PMPI_Isend). */
+static atomic_int isend_fail;
+
+int MPI_Isend(const void *buf, int count, MPI_Datatype type, int dst,
+              int tag, MPI_Comm comm, MPI_Request *req)
+{
+    if (atomic_exchange(&isend_fail, 0))
+        return MPI_ERR_OTHER;
+    return PMPI_Isend(buf, count, type, dst, tag, comm, req);
+}
+
+static void isend_done(void *arg, int status)
+{
+    *(int *)arg = status;
+}
+
+static void ignore_recv(void *ctx, weft_am *m)
+{
+    (void)ctx;
+    (void)m;
+}
+
+static int isendfail_run(void)
+{
+    const weft_transport_ops *ops = weft_transport_find("mpi");
+    CHECK(ops);
+    weft_net_config nc = weft_net_config_default();
+    weft_transport_events ev = {NULL, ignore_recv, NULL, NULL, NULL};
+    weft_transport *t;
+    CHECK(!ops->open(&t, &nc.params, &ev));
+    if (ops->rank(t) == 0) {
+        int st = 1;
+        static char pay[64];
+        struct iovec iov = {pay, sizeof pay};
+        atomic_store(&isend_fail, 1);
+        CHECK(!ops->send(t, 1, 1, NULL, 0, &iov, 1, isend_done, &st));
+        for (int i = 0; i < 10000 && st == 1; i++)
+            CHECK(!ops->progress(t, 1000000));
+        printf("rank 0: a send whose MPI_Isend failed: status %d\n", st);
+        CHECK(st < 0);
+    }
+    ops->close(t);
+    printf("rank %d: ok\n", g_rank);
+    return 0;
+}
+#else
+static int isendfail_run(void)
+{
+    printf("no MPI in this build: skipped\n");
+    return 77;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     const char *sc = argc > 1 ? argv[1] : "basic";
@@ -868,6 +931,8 @@ int main(int argc, char **argv)
     g_stop = !strcmp(sc, "stop");
     if (!strcmp(sc, "rma"))
         return rma_run();
+    if (!strcmp(sc, "isendfail"))
+        return isendfail_run();
     if (!strcmp(sc, "mismatch") && g_rank == 1)
         weft_remote_register("t_extra", t_extra);
     weft_config c = weft_config_default();
