@@ -766,12 +766,18 @@ static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
                       r->arg ? r->arg->len : 0, rec_sent, r);
     if (!rc)
         return;
-    /* Not sent: take it back, unless a peer_failed got there first. */
+    /* Not sent: take it back, unless a peer_failed got there first. Not
+     * to the queue while the node is being destroyed: nothing runs it
+     * then, and a job that waits for it would keep the destroy waiting
+     * for ever (node_close waits for the jobs before it empties the
+     * queue); it is cancelled, as the queue is. */
     pthread_mutex_lock(&n->lock);
     rec *mine = tab_take(n, id, dst, R_TASK);
-    bool requeue = mine && idem;
+    bool requeue = mine && idem && !n->closing;
     if (requeue)
         aq_push(n, mine, true);
+    else if (mine && idem)
+        rc = -ECANCELED;
     pthread_mutex_unlock(&n->lock);
     if (mine && !requeue)
         rec_finish(mine, rc, NULL);
@@ -785,12 +791,14 @@ static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
 static void dispatch(weft_node *n, rec *r, int dst, bool stolen)
 {
     pthread_mutex_lock(&n->lock);
-    bool on = dispatch_locked(n, r, dst);
-    if (!on)
+    bool on = dispatch_locked(n, r, dst), closing = n->closing;
+    if (!on && !closing)
         aq_push(n, r, true);
     pthread_mutex_unlock(&n->lock);
     if (on)
         dispatch_send(n, r, dst, stolen);
+    else if (closing) /* as in dispatch_send: nothing would run it */
+        rec_finish(r, -ECANCELED, NULL);
     else
         pump(n);
 }

@@ -1336,6 +1336,9 @@ static _Atomic int wrap_broken = -1;
 /* > 0: sends with more payload than this are refused (-EMSGSIZE), as mpi
  * refuses 2 GiB and more */
 static _Atomic size_t wrap_cap;
+/* 1: the next task rank 0 sends waits in send (wrap_stall is 2 then)
+ * until wrap_stall_go, and then fails for want of memory (-ENOMEM) */
+static _Atomic int wrap_stall, wrap_stall_go;
 
 static int w_open(weft_transport **out, const weft_transport_params *p,
                   const weft_transport_events *ev)
@@ -1384,6 +1387,13 @@ static int w_send(weft_transport *t, int dst, unsigned h, const void *hdr,
             sleep_ms(1);
         }
         return -EHOSTDOWN;
+    }
+    int armed = 1;
+    if (w->rank == 0 && h == WEFT__H_TASK &&
+        atomic_compare_exchange_strong(&wrap_stall, &armed, 2)) {
+        while (!atomic_load(&wrap_stall_go))
+            sleep_ms(1);
+        return -ENOMEM;
     }
     size_t pay = 0, cap = atomic_load(&wrap_cap);
     for (int i = 0; i < n; i++)
@@ -1744,6 +1754,86 @@ static void test_transport_refuses_size(void **state)
     stop_wrapped(2);
 }
 
+/* ---- a task taken back while its node is being destroyed ---- */
+
+/* An idempotent task whose send fails for want of memory goes back to
+ * the node's queue, to run here or be sent again. When that happens
+ * while the node is being destroyed, nothing takes it off the queue any
+ * more until the destroy's end, and the destroy first waits for the
+ * node's jobs: a job that waits for that task waited for ever, and so
+ * did weft_net_destroy. It must fail instead (-ECANCELED). */
+static weft_node *n0_alias; /* rank 0's node, for its job and the test */
+static _Atomic int sub_status = 1;
+
+/* On rank 0: an idempotent t_square on rank 1 (whose send stalls, then
+ * fails), waited for; its status in sub_status. The wait is bounded only
+ * to fail rather than hang. */
+static int t_sub_idem(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    o.flags = WEFT_REMOTE_IDEMPOTENT;
+    uint64_t x = 3;
+    weft_future *f;
+    int rc = weft_submit_remote(n0_alias, "t_square", &x, sizeof x, &o, &f);
+    if (!rc) {
+        rc = weft_future_get(f, 10000 * MS, NULL);
+        weft_future_release(f);
+    }
+    atomic_store(&sub_status, rc);
+    return 0;
+}
+WEFT_REMOTE(t_sub_idem)
+
+static void *destroy_0(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)weft_net_destroy(&wnodes[0]);
+}
+
+static void test_requeue_while_closing(void **state)
+{
+    (void)state;
+    assert_int_equal(start_wrapped(2, "requeue"), 0);
+    n0_alias = wnodes[0];
+    atomic_store(&wrap_stall, 1);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 0; /* a job of rank 0: its destroy waits for it */
+    weft_future *job;
+    assert_int_equal(weft_submit_remote(n0_alias, "t_sub_idem", NULL, 0, &o,
+                                        &job), 0);
+    while (atomic_load(&wrap_stall) != 2) /* its task is in send */
+        sleep_ms(1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_0, NULL), 0);
+    /* until the destroy has begun: a task for rank 0 is then cancelled
+     * (the node lives on while its job runs) */
+    for (;;) {
+        uint64_t x = 2;
+        weft_future *f;
+        assert_int_equal(weft_submit_remote(n0_alias, "t_square", &x,
+                                            sizeof x, &o, &f), 0);
+        int st = weft_future_get(f, LONG_WAIT, NULL);
+        weft_future_release(f);
+        if (st == -ECANCELED)
+            break;
+        assert_int_equal(st, 0);
+    }
+    atomic_store(&wrap_stall_go, 1); /* the send fails: -ENOMEM */
+    void *rc;
+    pthread_join(th, &rc);
+    assert_null(rc);
+    assert_int_equal(atomic_load(&sub_status), -ECANCELED);
+    assert_int_equal(weft_future_get(job, LONG_WAIT, NULL), 0);
+    weft_future_release(job);
+    atomic_store(&wrap_stall, 0);
+    atomic_store(&wrap_stall_go, 0);
+    stop_wrapped(2);
+}
+
 /* ---- a cheap task that waits, on its communication thread ---- */
 
 /* On a worker of rank 1: t_square(7) on rank 0, waited for there (a
@@ -2080,6 +2170,7 @@ int main(void)
         cmocka_unit_test(test_create_fails_with_task),
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_transport_refuses_size),
+        cmocka_unit_test(test_requeue_while_closing),
         cmocka_unit_test(test_inline_waits),
         cmocka_unit_test(test_steal_past_64),
     };
