@@ -356,8 +356,11 @@ WEFT_API int weft_net_create(weft_node **out, weft_runtime *rt,
                              const weft_net_config *cfg);
 
 /* Leave the job and free the node; sets *np to NULL. Remote tasks not yet
- * answered complete with -ECANCELED. Peers see this node as gone; call
- * weft_net_barrier() first for an orderly end. Not from rt's workers. */
+ * answered complete with -ECANCELED. Peers see this node as gone; tasks
+ * that reach it while it is destroyed are refused, not run, and their
+ * senders take them as lost with a dead node (idempotent ones run again
+ * elsewhere, the others fail with -EHOSTDOWN). Call weft_net_barrier()
+ * first for an orderly end. Not from rt's workers. */
 WEFT_API int weft_net_destroy(weft_node **np);
 
 /* This node's rank (0..size-1), or -EINVAL. Any thread. */
@@ -410,8 +413,9 @@ WEFT_API weft_remote_opts weft_remote_opts_default(void);
 /* Run the remote function registered as name with arg[0..len) (copied),
  * where opts says. On success *out holds one reference to a future whose
  * status is the function's return value (or -EHOSTDOWN when its node
- * died and it was not idempotent, -ECANCELED when this node is destroyed
- * first, -EMSGSIZE when its result was over the running node's
+ * died, or refused it while being destroyed, and it was not idempotent,
+ * -ECANCELED when this node is destroyed first, -EMSGSIZE when its
+ * result was over the running node's
  * max_payload) and whose result is a weft_bytes * (NULL when the
  * function left none), owned by the future. Idempotent tasks whose node dies run again
  * on any live node (this one included). Returns 0, -EINVAL (bad opts or
@@ -596,8 +600,9 @@ typedef struct weft_net_stats {
     uint64_t dropped;        /* malformed messages dropped */
     uint64_t tasks_remote;   /* tasks this node ran for others */
     uint64_t tasks_stolen;   /* of those, taken by stealing */
-    uint64_t tasks_rerun;    /* idempotent tasks sent again after a death */
-    uint64_t tasks_failed;   /* tasks failed by a dead node */
+    uint64_t tasks_rerun;    /* idempotent tasks sent again after a death
+                                (or refused by a node being destroyed) */
+    uint64_t tasks_failed;   /* tasks failed by a dead (or leaving) node */
     uint64_t peers_failed;
     uint64_t actor_msgs;     /* peers' sends and asks this node received */
     uint64_t actor_dropped;  /* peers' sends dropped: unknown name, a

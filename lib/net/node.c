@@ -1001,6 +1001,19 @@ static void reply_failed(weft_node *n, int src, uint64_t id, int st)
     send_plain(n, src, &m);
 }
 
+/* Task id from src is refused, not run: this node is being destroyed.
+ * Dropped, its sender would wait for this node to go, and the transport
+ * closes only once this node's jobs have ended: with two nodes destroyed
+ * at once, a job of each waiting for a task it sent the other, each
+ * destroy waited for the other's for ever. The sender takes the refusal
+ * as the task lost with a dead peer (on_refused). */
+static void reply_refused(weft_node *n, int src, uint64_t id)
+{
+    weft__msg m = {.handler = WEFT__H_REPLY, .id = id,
+                   .status = -ECANCELED, .hasres = WEFT__REPLY_REFUSED};
+    send_plain(n, src, &m);
+}
+
 static void on_task(weft_node *n, int src, const weft__msg *m,
                     weft_am *am)
 {
@@ -1018,9 +1031,10 @@ static void on_task(weft_node *n, int src, const weft__msg *m,
     pthread_mutex_unlock(&n->lock);
     if (!ok) {
         weft__free(in);
-        /* closing: the owner sees this node go and re-runs or fails it;
-         * out of memory: the owner must hear it, or it waits for ever */
-        if (!closing)
+        /* the owner must hear it, or it waits for ever */
+        if (closing)
+            reply_refused(n, src, m->id);
+        else
             reply_failed(n, src, m->id, -ENOMEM);
         return;
     }
@@ -1063,9 +1077,37 @@ static int reply_kind(unsigned handler)
            : handler == WEFT__H_OBJ_DATA ? R_FETCH : R_ASK;
 }
 
+/* Task id, sent to src, was refused there, not run (src is being
+ * destroyed): as when src dies with it (on_failed), an idempotent task
+ * runs again elsewhere and the others fail with -EHOSTDOWN; but while
+ * this node is being destroyed too, an idempotent one is cancelled, as
+ * in dispatch_send (nothing would run it). It goes back to this node's
+ * queue, which src, closing, steals nothing from. */
+static void on_refused(weft_node *n, int src, uint64_t id)
+{
+    pthread_mutex_lock(&n->lock);
+    rec *r = tab_take(n, id, src, R_TASK);
+    bool idem = r && (r->flags & WEFT_REMOTE_IDEMPOTENT);
+    bool requeue = idem && !n->closing;
+    if (requeue)
+        aq_push(n, r, true);
+    pthread_mutex_unlock(&n->lock);
+    if (!r)
+        return; /* cancelled, or failed with src meanwhile */
+    if (requeue) {
+        count(&n->st.rerun, 1);
+        pump(n);
+        return;
+    }
+    count(&n->st.failed, 1);
+    rec_finish(r, idem ? -ECANCELED : -EHOSTDOWN, NULL);
+}
+
 static void on_reply(weft_node *n, int src, const weft__msg *m,
                      weft_am *am)
 {
+    if (m->handler == WEFT__H_REPLY && m->hasres == WEFT__REPLY_REFUSED)
+        return on_refused(n, src, m->id);
     pthread_mutex_lock(&n->lock);
     rec *r = tab_take(n, m->id, src, reply_kind(m->handler));
     weft_object_hooks h = n->hooks;

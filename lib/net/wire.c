@@ -151,6 +151,8 @@ int weft__msg_decode(unsigned handler, const void *hdr, size_t len,
         m->id = weft__get64(p);
         m->status = (int32_t)weft__get32(p + 8);
         m->hasres = weft__get32(p + 12);
+        if (handler == WEFT__H_REPLY && m->hasres == WEFT__REPLY_REFUSED)
+            return 0;
         return m->hasres > 1 ? -EPROTO : 0;
     case WEFT__H_ACT_MSG:
         m->id = weft__get64(p);

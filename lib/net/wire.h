@@ -5,10 +5,11 @@
  *      magic u32 'WEFT' | version u8 | kind u8 | handler u16 |
  *      src u32 | hdrlen u32 | paylen u64 | check u32
  *    then hdrlen header bytes, then paylen payload bytes. check is a hash
- *    of the 28 bytes before it, so random bytes fail fast. Version 3
- *    (version 1 had no actor messages, version 2 a slower check: a peer
- *    of another version is refused at its first frame, with
- *    -EPROTONOSUPPORT, rather than misread message by message).
+ *    of the 28 bytes before it, so random bytes fail fast. Version 4
+ *    (version 1 had no actor messages, version 2 a slower check, version
+ *    3 no refused tasks (WEFT__REPLY_REFUSED); a peer of another version
+ *    is refused at its first frame, with -EPROTONOSUPPORT, rather than
+ *    misread message by message).
  *  - the node's messages (the header of an active message), one fixed
  *    layout per handler, decoded by weft__msg_decode.
  *
@@ -26,7 +27,7 @@
 #include "internal.h"
 
 #define WEFT__WIRE_MAGIC 0x54464557u /* "WEFT" little-endian */
-#define WEFT__WIRE_VERSION 3
+#define WEFT__WIRE_VERSION 4
 #define WEFT__FRAME_LEN 32
 
 enum weft__frame_kind {
@@ -110,6 +111,11 @@ enum weft__handler {
     WEFT__H_ACT_REPLY = 12, /* id u64, status i32, hasres u32; payload */
     WEFT__H_COUNT = 13,
 };
+
+/* REPLY's hasres: 0, no result; 1, a result (the payload); and, for a
+ * task only, WEFT__REPLY_REFUSED: the task was not run, its node is
+ * being destroyed (status says nothing then). ACT_REPLY's is 0 or 1. */
+#define WEFT__REPLY_REFUSED 2u
 
 /* ACT_MSG flags: the message is an ask (a reply is owed). */
 #define WEFT__ACT_ASK (1u << 0)

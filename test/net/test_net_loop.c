@@ -5,7 +5,8 @@
  * stores (weft_net_use_store), actors published by name and sent to or
  * asked from other nodes, a node cut off while it holds tasks
  * (idempotent ones run again elsewhere, the others fail) and asks, the
- * barrier, bad arguments, and destroying with work outstanding. The loop
+ * barrier, bad arguments, destroying with work outstanding, and tasks
+ * that reach a node being destroyed (two destroyed at once). The loop
  * transport can be polled: threads that wait for replies deliver
  * messages themselves, concurrently with the communication threads, and
  * a node destroyed while threads wait (and poll) for its replies. */
@@ -1339,6 +1340,9 @@ static _Atomic size_t wrap_cap;
 /* 1: the next task rank 0 sends waits in send (wrap_stall is 2 then)
  * until wrap_stall_go, and then fails for want of memory (-ENOMEM) */
 static _Atomic int wrap_stall, wrap_stall_go;
+/* 1: every task sent (by any rank) waits in send, counted in
+ * wrap_gated, until wrap_gate_open; then it goes as usual */
+static _Atomic int wrap_gate, wrap_gated, wrap_gate_open;
 
 static int w_open(weft_transport **out, const weft_transport_params *p,
                   const weft_transport_events *ev)
@@ -1394,6 +1398,11 @@ static int w_send(weft_transport *t, int dst, unsigned h, const void *hdr,
         while (!atomic_load(&wrap_stall_go))
             sleep_ms(1);
         return -ENOMEM;
+    }
+    if (h == WEFT__H_TASK && atomic_load(&wrap_gate)) {
+        atomic_fetch_add(&wrap_gated, 1);
+        while (!atomic_load(&wrap_gate_open))
+            sleep_ms(1);
     }
     size_t pay = 0, cap = atomic_load(&wrap_cap);
     for (int i = 0; i < n; i++)
@@ -1834,6 +1843,179 @@ static void test_requeue_while_closing(void **state)
     stop_wrapped(2);
 }
 
+/* ---- tasks that reach a node being destroyed ---- */
+
+/* A task that reaches a node being destroyed is not run there. It used
+ * to be dropped, its sender left to see the node go; but the node's
+ * transport closes only once its jobs have ended. Two nodes destroyed
+ * at once, each with a job waiting for a task it sent the other that
+ * arrived after the other's destroy began, waited for each other: both
+ * destroys hung. The task must be refused at once instead, and its
+ * sender treat it as lost with a dead peer: a task that is not
+ * idempotent fails with -EHOSTDOWN; an idempotent one runs again
+ * elsewhere, or is cancelled when the sender is being destroyed too. */
+static _Atomic int cross_status[2] = {1, 1}, cross_done[2];
+
+/* On rank me of two: t_square on the other rank, with the flags arg
+ * gives, waited for; its status in cross_status[me]. Then it waits for
+ * the other rank's to be answered too, so that neither node goes (which
+ * would fail the other's task as lost with it) before both heard their
+ * refusal. The waits are bounded only to fail rather than hang. */
+static int t_cross(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)res;
+    unsigned flags = 0;
+    if (len == sizeof flags)
+        memcpy(&flags, arg, sizeof flags);
+    int me = my_rank();
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1 - me;
+    o.flags = flags;
+    uint64_t x = 5;
+    weft_future *f;
+    int rc = weft_submit_remote(wnodes[me], "t_square", &x, sizeof x, &o,
+                                &f);
+    if (!rc) {
+        rc = weft_future_get(f, 10000 * MS, NULL);
+        weft_future_release(f);
+    }
+    atomic_store(&cross_status[me], rc);
+    atomic_fetch_add(&cross_done[me], 1);
+    for (int i = 0; i < 10000 && !atomic_load(&cross_done[1 - me]); i++)
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_cross)
+
+/* Until wnodes[i]'s destroy has begun: a task pinned there is then
+ * cancelled (the node lives on while one of its jobs runs). */
+static void until_closing(int i)
+{
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = i;
+    for (;;) {
+        uint64_t x = 2;
+        weft_future *f;
+        assert_int_equal(weft_submit_remote(wnodes[i], "t_square", &x,
+                                            sizeof x, &o, &f), 0);
+        int st = weft_future_get(f, LONG_WAIT, NULL);
+        weft_future_release(f);
+        if (st == -ECANCELED)
+            return;
+        assert_int_equal(st, 0);
+        sleep_ms(1);
+    }
+}
+
+static void *destroy_w(void *arg)
+{
+    return (void *)(intptr_t)weft_net_destroy(&wnodes[(intptr_t)arg]);
+}
+
+static void test_destroyed_together(void **state)
+{
+    (void)state;
+    for (unsigned flags = 0; flags <= WEFT_REMOTE_IDEMPOTENT; flags++) {
+        assert_int_equal(start_wrapped(2, "cross"), 0);
+        atomic_store(&wrap_gate, 1);
+        weft_future *job[2];
+        for (int i = 0; i < 2; i++) {
+            weft_remote_opts o = weft_remote_opts_default();
+            o.node = i; /* a job of rank i: its destroy waits for it */
+            atomic_store(&cross_status[i], 1);
+            atomic_store(&cross_done[i], 0);
+            assert_int_equal(weft_submit_remote(wnodes[i], "t_cross",
+                                                &flags, sizeof flags, &o,
+                                                &job[i]), 0);
+        }
+        while (atomic_load(&wrap_gated) != 2) /* both sub-tasks in send */
+            sleep_ms(1);
+        pthread_t th[2];
+        for (intptr_t i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, destroy_w,
+                                            (void *)i), 0);
+        until_closing(0);
+        until_closing(1);
+        atomic_store(&wrap_gate_open, 1); /* each reaches a closing node */
+        for (int i = 0; i < 2; i++) {
+            void *rc;
+            pthread_join(th[i], &rc);
+            assert_null(rc);
+            assert_null(wnodes[i]);
+        }
+        int want = flags ? -ECANCELED : -EHOSTDOWN;
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(atomic_load(&cross_status[i]), want);
+            assert_int_equal(atomic_load(&cross_done[i]), 1);
+            assert_int_equal(weft_future_get(job[i], LONG_WAIT, NULL), 0);
+            weft_future_release(job[i]);
+        }
+        atomic_store(&wrap_gate, 0);
+        atomic_store(&wrap_gated, 0);
+        atomic_store(&wrap_gate_open, 0);
+        stop_wrapped(2);
+    }
+}
+
+/* Holds rank 1's destroy (a job of rank 1) until close_gate opens. */
+static _Atomic int close_gate;
+
+static int t_close_gate(const void *arg, size_t len, weft_bytes **res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    while (!atomic_load(&close_gate))
+        sleep_ms(1);
+    return 0;
+}
+WEFT_REMOTE(t_close_gate)
+
+/* The same refusal seen by a sender that is not being destroyed: its
+ * tasks for the closing rank 1 are answered while rank 1's destroy still
+ * waits for its job (they used to wait for that job's end, and for rank
+ * 1 to go): one that is not idempotent fails with -EHOSTDOWN, an
+ * idempotent one runs again, here (rank 1 steals nothing while it
+ * closes). */
+static void test_refused_while_closing(void **state)
+{
+    (void)state;
+    assert_int_equal(start_wrapped(2, "refuse"), 0);
+    weft_remote_opts o = weft_remote_opts_default();
+    o.node = 1;
+    weft_future *hold, *f;
+    assert_int_equal(weft_submit_remote(wnodes[1], "t_close_gate", NULL, 0,
+                                        &o, &hold), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, destroy_w, (void *)1), 0);
+    until_closing(1);
+    for (unsigned flags = 0; flags <= WEFT_REMOTE_IDEMPOTENT; flags++) {
+        o.flags = flags;
+        assert_int_equal(weft_submit_remote(wnodes[0], "t_where", NULL, 0,
+                                            &o, &f), 0);
+        /* bounded only to fail rather than hang */
+        weft_future_get(f, 10000 * MS, NULL);
+        assert_int_equal(weft_future_done(f), 1);
+        int st, where = get_int(f, &st);
+        if (flags) {
+            assert_int_equal(st, 0);
+            assert_int_equal(where, 0);
+        } else {
+            assert_int_equal(st, -EHOSTDOWN);
+        }
+    }
+    weft_net_stats s;
+    assert_int_equal(weft_net_stats_get(wnodes[0], &s), 0);
+    assert_true(s.tasks_rerun == 1 && s.tasks_failed == 1);
+    atomic_store(&close_gate, 1);
+    void *rc;
+    pthread_join(th, &rc);
+    assert_null(rc);
+    assert_int_equal(weft_future_get(hold, LONG_WAIT, NULL), 0);
+    weft_future_release(hold);
+    stop_wrapped(2);
+}
+
 /* ---- a cheap task that waits, on its communication thread ---- */
 
 /* On a worker of rank 1: t_square(7) on rank 0, waited for there (a
@@ -2171,6 +2353,8 @@ int main(void)
         cmocka_unit_test(test_oversized),
         cmocka_unit_test(test_transport_refuses_size),
         cmocka_unit_test(test_requeue_while_closing),
+        cmocka_unit_test(test_destroyed_together),
+        cmocka_unit_test(test_refused_while_closing),
         cmocka_unit_test(test_inline_waits),
         cmocka_unit_test(test_steal_past_64),
     };

@@ -43,7 +43,11 @@ static void test_frame_refused(void **state)
         assert_int_equal(rc, bit / 8 == 4 ? -EPROTONOSUPPORT : -EPROTO);
     }
     memcpy(c, b, sizeof c); /* another version, properly checked */
-    c[4] = WEFT__WIRE_VERSION - 1; /* version 2: another check */
+    c[4] = WEFT__WIRE_VERSION - 1; /* version 3: no refused tasks */
+    weft__put32(c + 28, weft__frame_check(c));
+    assert_int_equal(weft__frame_decode(c, sizeof c, 1ull << 30, &g),
+                     -EPROTONOSUPPORT);
+    c[4] = 2; /* version 2: another check */
     weft__put32(c + 28, weft__frame_check(c));
     assert_int_equal(weft__frame_decode(c, sizeof c, 1ull << 30, &g),
                      -EPROTONOSUPPORT);
@@ -94,6 +98,13 @@ static void test_messages(void **state)
     n = weft__msg_encode(b, &m);
     assert_int_equal(weft__msg_decode(WEFT__H_REPLY, b, n, &d), 0);
     assert_int_equal(d.status, -3);
+    m.hasres = WEFT__REPLY_REFUSED; /* a task's reply only (actor: below) */
+    weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_REPLY, b, n, &d), 0);
+    assert_int_equal(d.hasres, WEFT__REPLY_REFUSED);
+    m.hasres = 3;
+    weft__msg_encode(b, &m);
+    assert_int_equal(weft__msg_decode(WEFT__H_REPLY, b, n, &d), -EPROTO);
     m = (weft__msg){.handler = WEFT__H_OBJ_DATA, .id = 5, .status = 4};
     n = weft__msg_encode(b, &m);
     assert_int_equal(weft__msg_decode(WEFT__H_OBJ_DATA, b, n, &d), -EPROTO);
