@@ -145,7 +145,9 @@ static inline long weft_status_failed_dep(int status)
  * return these codes itself: weft_future_done() tells them apart). When
  * result is not NULL, *result receives the task's result (NULL if it set
  * none), borrowed: it stays valid while the caller holds its reference and
- * has not taken it. -EINVAL for a NULL or released future.
+ * has not taken it. -EINVAL for a NULL or released future; -ENOTSUP in a
+ * forked child for a future of its parent's runtime that was not done at
+ * the fork (nothing will finish it there: weft/runtime.h, "fork()").
  * From inside a task, waiting runs other work; a task waiting on a future
  * that is queued but not started runs it at once, on its own stack. */
 WEFT_API int weft_future_get(weft_future *f, int64_t timeout_ns,
@@ -196,7 +198,9 @@ WEFT_API int weft_future_release(weft_future *f);
  * not NULL it holds the indices of the futures found done, ascending, and
  * *nready (when not NULL) their number; these may be more than k.
  * Returns 0 when at least k are done, -ETIMEDOUT when fewer, -EINVAL (fs
- * NULL with n > 0, k > n, a NULL or released future), -ENOMEM. Like
+ * NULL with n > 0, k > n, a NULL or released future), -ENOMEM, -ENOTSUP
+ * (a forked child must wait, with a timeout other than 0, while one of
+ * them is a future of its parent's runtime not done at the fork). Like
  * ray.wait(). A k of 0 returns 0 at once. */
 WEFT_API int weft_wait(weft_future *const *fs, size_t n, size_t k,
                        int64_t timeout_ns, size_t *ready, size_t *nready);

@@ -296,7 +296,9 @@ WEFT_API int weft_map_isolated_store(weft_store **out);
 
 /* Stop the isolated-mode worker processes of rt; the next isolated map
  * forks fresh ones (which then see the caller's memory as it is now).
- * Returns 0, or -EINVAL for a NULL rt, -EBUSY while an isolated map runs. */
+ * Returns 0, or -EINVAL for a NULL rt, -EBUSY while an isolated map runs,
+ * -ENOTSUP in a process forked from rt's (the processes are the parent's:
+ * see weft/runtime.h, "fork"). */
 WEFT_API int weft_map_isolated_reset(weft_runtime *rt);
 
 #ifdef __cplusplus

@@ -1,7 +1,19 @@
 /* weft runtime: the pool of worker threads every kind of work runs on.
  *
  * Conventions of every weft call: it returns 0 or a negative errno value;
- * on failure it changes nothing the caller owns. Handles are opaque. */
+ * on failure it changes nothing the caller owns. Handles are opaque.
+ *
+ * fork() without exec. The child has only the thread that forked, so a
+ * runtime it inherited has no workers there, and the runtime's object
+ * store, statistics segment and isolated map processes stay the parent's.
+ * In the child, calls on such a runtime that would need its workers or
+ * touch what it shares return -ENOTSUP at once instead of waiting for
+ * ever or breaking the parent's: weft_run, weft_runtime_destroy (which
+ * then changes nothing: the child's copy goes when it exits or execs),
+ * submits, graph runs, maps, actor spawns, sends, asks and stops,
+ * weft_runtime_store, and the waits and gets of futures that were not
+ * done at the fork (one that was done can still be read). A runtime the
+ * child creates itself works as usual. */
 #ifndef WEFT_RUNTIME_H
 #define WEFT_RUNTIME_H
 
@@ -81,7 +93,8 @@ WEFT_API int weft_runtime_create(weft_runtime **out, const weft_config *cfg);
  * destroy begins, or the program must order their calls before its
  * return (as with pthread_mutex_destroy). -ESHUTDOWN is what a call that
  * overlaps destroy gets, not a way to find out that it ran. Must not be
- * called from one of this runtime's own workers (-EDEADLK). A NULL rtp or
+ * called from one of this runtime's own workers (-EDEADLK); in a process
+ * forked from rt's it returns -ENOTSUP (see "fork()" above). A NULL rtp or
  * *rtp is a no-op returning 0. */
 WEFT_API int weft_runtime_destroy(weft_runtime **rtp);
 

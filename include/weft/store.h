@@ -295,15 +295,16 @@ WEFT_API int weft_store_id_parse(const char *hex, weft_store_id *id);
  * holds a lock (every attached client holds one on its slot).
  * Errors: -EINVAL (NULL argument), and those of weft_store_open() (-ENOSPC
  * when /dev/shm has no room for the capacity); a later call tries again.
- * Any thread of the runtime's process, at any time before destroy. */
+ * Any thread of the runtime's process, at any time before destroy; in a
+ * forked child it returns -ENOTSUP (weft/runtime.h, "fork()"). */
 WEFT_API int weft_runtime_store(weft_runtime *rt, weft_store **out);
 
 /* Makes st, a store the caller opened, rt's store, before rt has one
  * (before the first weft_runtime_store() or isolated map). rt does not
  * own st: the caller closes it, after weft_runtime_destroy(rt) returned.
  * Returns 0 (also when st is rt's store already), -EINVAL (NULL
- * argument), -EEXIST (rt has another store, its own or an attached one).
- * Any thread. */
+ * argument), -EEXIST (rt has another store, its own or an attached one),
+ * -ENOTSUP in a process forked from rt's. Any thread. */
 WEFT_API int weft_runtime_set_store(weft_runtime *rt, weft_store *st);
 
 #ifdef __cplusplus

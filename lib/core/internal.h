@@ -363,13 +363,22 @@ WEFT__HIDDEN int weft__ext_make(weft_runtime *rt, int slot,
                                 weft__ext_stats_fn stats_fn, void **out);
 WEFT__HIDDEN int weft__enter(weft_runtime *rt);
 WEFT__HIDDEN void weft__leave(weft_runtime *rt);
-/* Set in a process weft forked (an isolated map's worker, lib/map): the
- * runtimes it inherited have no workers there, so work handed to one
- * would wait for ever. weft__enter and weft_run refuse them. */
+/* Set in a forked child (any fork after the first runtime was made, by
+ * the handler weft__watch_forks registers, and an isolated map's worker,
+ * lib/map): the runtimes it inherited have no workers there, so work
+ * handed to one would wait for ever, and their shared resources are the
+ * parent's. weft__enter, weft_run, destroy and the waits refuse them. */
 extern WEFT__HIDDEN bool weft__forked;
+/* This process's pid, set with weft__forked: getpid() is a system call
+ * (1.3 us on the loaded 2-core VM), too dear for every submission of a child
+ * that makes a runtime of its own. */
+extern WEFT__HIDDEN pid_t weft__forked_pid;
+/* Register the fork handler that sets weft__forked, once per process:
+ * 0, or -ENOMEM (weft_runtime_create fails then). */
+WEFT__HIDDEN int weft__watch_forks(void);
 static inline bool weft__foreign(const weft_runtime *rt)
 {
-    return WEFT_UNLIKELY(weft__forked) && rt->pid != getpid();
+    return WEFT_UNLIKELY(weft__forked) && rt->pid != weft__forked_pid;
 }
 
 /* publish.c */

@@ -413,6 +413,40 @@ void weft__jobs_quiesce(weft_runtime *rt)
 /* ---- entering from outside ---- */
 
 bool weft__forked;
+pid_t weft__forked_pid;
+
+/* fork() without exec in a program with a runtime (Python's
+ * multiprocessing, a daemon, a helper that shells out): the child has
+ * only the forking thread, so its copies of the parent's runtimes have
+ * no workers, and their store, statistics segment and isolated worker
+ * processes are the parent's. Work handed to one there waited for ever,
+ * and a destroy there (an atexit handler in the child) closed and
+ * unlinked the parent's store, told the parent's isolated processes to
+ * exit, or hung on the publisher's condition variable. So every fork
+ * marks the child, as the isolated map's own children mark themselves,
+ * and the calls refuse such runtimes (weft__foreign). The handler only
+ * notes the child's pid (getpid is async-signal-safe, as what a child
+ * handler calls must be) and the flag. */
+static void on_fork_child(void)
+{
+    weft__forked_pid = getpid();
+    weft__forked = true;
+}
+
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool fork_watched;
+
+int weft__watch_forks(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&fork_lock);
+    if (!fork_watched) { /* a failure is tried again by the next create */
+        rc = -pthread_atfork(NULL, NULL, on_fork_child);
+        fork_watched = rc == 0;
+    }
+    pthread_mutex_unlock(&fork_lock);
+    return rc;
+}
 
 /* A thread about to add work to rt from outside its tasks: refused once
  * destroy began. Pairs with weft__leave(); destroy waits for every

@@ -304,6 +304,8 @@ int weft_runtime_create(weft_runtime **out, const weft_config *cfg)
     int rc = apply_env(&c);
     if (rc || (rc = check_config(&c)))
         return rc;
+    if ((rc = weft__watch_forks()))
+        return rc;
     size_t size = (sizeof(weft_runtime) + WEFT__CACHELINE - 1) &
                   ~(size_t)(WEFT__CACHELINE - 1);
     weft_runtime *rt = weft__aligned_alloc(WEFT__CACHELINE, size);
@@ -328,6 +330,10 @@ int weft_runtime_destroy(weft_runtime **rtp)
     if (!rtp || !*rtp)
         return 0;
     weft_runtime *rt = *rtp;
+    /* a forked child's copy: its workers, store, statistics segment and
+     * isolated processes are the parent's, not to be stopped from here */
+    if (weft__foreign(rt))
+        return -ENOTSUP;
     if (weft__self && weft__self->rt == rt)
         return -EDEADLK;
     weft__store_seqcst(&rt->stopping, 1);

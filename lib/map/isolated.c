@@ -563,6 +563,8 @@ int weft_map_isolated_reset(weft_runtime *rt)
 {
     if (!rt)
         return -EINVAL;
+    if (weft__foreign(rt)) /* the processes are the parent's */
+        return -ENOTSUP;
     iso_pool *p = weft__load_acquire(&rt->ext[WEFT__EXT_ISOLATED]);
     if (!p)
         return 0;

@@ -210,6 +210,11 @@ int weft_runtime_store(weft_runtime *rt, weft_store **out)
 {
     if (!rt || !out)
         return -EINVAL;
+    *out = NULL;
+    /* a forked child: the parent's handle is not the child's to use, and
+     * a store opened here for the parent's runtime would be nobody's */
+    if (weft__foreign(rt))
+        return -ENOTSUP;
     void *e;
     int rc = weft__ext_make(rt, WEFT__EXT_STORE, make_own, NULL,
                             rt_store_free, rt_store_stats, &e);
@@ -221,6 +226,8 @@ int weft_runtime_set_store(weft_runtime *rt, weft_store *st)
 {
     if (!rt || !st)
         return -EINVAL;
+    if (weft__foreign(rt))
+        return -ENOTSUP;
     void *e;
     int rc = weft__ext_make(rt, WEFT__EXT_STORE, make_attached, st,
                             rt_store_free, rt_store_stats, &e);

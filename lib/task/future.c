@@ -1015,6 +1015,8 @@ static int wait_one(fut *f, int64_t timeout_ns)
     weft__before_wait();
     if (timeout_ns == 0)
         return -ETIMEDOUT;
+    if (weft__foreign(f->rt)) /* a forked child: nothing will finish f */
+        return -ENOTSUP;
     uint64_t deadline = deadline_of(timeout_ns);
     if (!is_worker_of(f->rt))
         return sleep_until_done(f, deadline);
@@ -1068,6 +1070,8 @@ int weft_future_take(weft_future *h, void **result)
     int rc = wait_one(f, -1);
     if (rc)
         return rc;
+    if (weft__foreign(f->rt) && !no_readers(f))
+        return -ENOTSUP; /* a forked child: its readers never finish */
     wait_readers(f);
     *result = f->result;
     f->result = NULL;
@@ -1270,6 +1274,16 @@ static int resolve_all(weft_future *const *hs, size_t n, fut **fs)
     return 0;
 }
 
+/* Whether one of fs[0..n) that is not done belongs to a runtime of the
+ * parent of this forked child: nothing will finish it here. */
+static bool waits_on_foreign(fut **fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (weft__foreign(fs[i]->rt) && !fut_done(fs[i]))
+            return true;
+    return false;
+}
+
 int weft_wait(weft_future *const *hs, size_t n, size_t k,
               int64_t timeout_ns, size_t *ready, size_t *nready)
 {
@@ -1285,7 +1299,9 @@ int weft_wait(weft_future *const *hs, size_t n, size_t k,
     size_t c = rc ? 0 : scan_done(fs, n, NULL);
     if (!rc && c < k) {
         weft__before_wait(); /* as in wait_one */
-        if (timeout_ns != 0)
+        if (timeout_ns != 0 && waits_on_foreign(fs, n))
+            rc = -ENOTSUP;
+        else if (timeout_ns != 0)
             rc = wait_group(fs, n, k, deadline_of(timeout_ns),
                             waits_as_worker(fs, n));
     }
