@@ -1,6 +1,8 @@
 /* Runtime life cycle and bad input: every wrong argument is a negative
  * errno, never a crash; 1000 create/destroy cycles leak nothing (ASan);
- * several runtimes live in one process. */
+ * several runtimes live in one process; a destroy that meets another
+ * destroy of the same runtime, or that a callback of a call in flight on
+ * the same thread makes, is an error, not a hang. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -10,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "work.h"
+#include "test_future_util.h"
 
 static int create_with(weft_config c)
 {
@@ -205,6 +207,69 @@ static void test_destroy_while_stealing(void **s)
     assert_int_equal(bad[0] + bad[1], 0);
 }
 
+/* A second destroy while the first one runs, from another thread or from
+ * a callback the first one runs (an actor's fini): it used to go through
+ * the whole destroy again, joining the stopped workers a second time and
+ * freeing the runtime twice; the first destroy's thread hung or the
+ * process crashed. The header says a call that overlaps destroy gets
+ * -ESHUTDOWN: so does destroy. */
+static weft_runtime *g_dying;
+static _Atomic int g_fini_rc = 1;
+
+static void fini_destroys(void *st)
+{
+    (void)st;
+    weft_runtime *rt = g_dying;
+    atomic_store(&g_fini_rc, weft_runtime_destroy(&rt));
+}
+
+static int recv_nop(weft_actor_ctx *cx, void *st, void *msg, size_t n)
+{
+    (void)cx, (void)st, (void)msg, (void)n;
+    return 0;
+}
+
+struct destroyer { weft_runtime *rt; int rc; };
+
+static void *destroy_thread(void *arg)
+{
+    struct destroyer *d = arg;
+    d->rc = weft_runtime_destroy(&d->rt);
+    return NULL;
+}
+
+static void test_destroy_twice(void **s)
+{
+    (void)s;
+    static const weft_actor_class cls = {.receive = recv_nop,
+                                         .fini = fini_destroys};
+    struct gate g = {0};
+    weft_future *f;
+    weft_actor *a;
+    struct destroyer d = {.rt = test_runtime(2, NULL)};
+    assert_non_null(d.rt);
+    g_dying = d.rt;
+    assert_int_equal(weft_actor_spawn(d.rt, &cls, NULL, NULL, &a), 0);
+    weft_actor_release(a); /* alive until destroy runs its fini */
+    assert_int_equal(weft_submit(d.rt, gate_fn, &g, NULL, &f), 0);
+    weft_future_release(f);
+    assert_int_equal(gate_wait_entered(&g, 1), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, destroy_thread, &d), 0);
+    /* the first destroy has begun once new calls are refused; it waits
+     * for the gated task, so the handle stays valid meanwhile */
+    while (weft_run(g_dying, ret42, NULL) != -ESHUTDOWN)
+        sched_yield();
+    weft_runtime *copy = g_dying;
+    assert_int_equal(weft_runtime_destroy(&copy), -ESHUTDOWN);
+    assert_ptr_equal(copy, g_dying); /* a failed call changes nothing */
+    gate_open(&g);
+    pthread_join(t, NULL);
+    assert_int_equal(d.rc, 0);
+    assert_null(d.rt);
+    assert_int_equal(atomic_load(&g_fini_rc), -ESHUTDOWN);
+}
+
 /* Two runtimes at once; a task of one calls into the other. */
 struct two { weft_runtime *other; long r; };
 static int cross(void *a)
@@ -239,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_cycles),
         cmocka_unit_test(test_two_runtimes),
         cmocka_unit_test(test_destroy_while_stealing),
+        cmocka_unit_test(test_destroy_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

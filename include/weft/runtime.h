@@ -92,10 +92,12 @@ WEFT_API int weft_runtime_create(weft_runtime **out, const weft_config *cfg);
  * two apart by itself: other threads must stop calling into rt before
  * destroy begins, or the program must order their calls before its
  * return (as with pthread_mutex_destroy). -ESHUTDOWN is what a call that
- * overlaps destroy gets, not a way to find out that it ran. Must not be
- * called from one of this runtime's own workers (-EDEADLK); in a process
- * forked from rt's it returns -ENOTSUP (see "fork()" above). A NULL rtp or
- * *rtp is a no-op returning 0. */
+ * overlaps destroy gets, not a way to find out that it ran; a second
+ * destroy that overlaps the first (from another thread, or from a
+ * callback the first runs, such as an actor's fini) gets it too, and
+ * leaves *rtp alone. Must not be called from one of this runtime's own
+ * workers (-EDEADLK); in a process forked from rt's it returns -ENOTSUP
+ * (see "fork()" above). A NULL rtp or *rtp is a no-op returning 0. */
 WEFT_API int weft_runtime_destroy(weft_runtime **rtp);
 
 /* Run fn(arg) as a task on rt and return when it is done.

@@ -336,7 +336,14 @@ int weft_runtime_destroy(weft_runtime **rtp)
         return -ENOTSUP;
     if (weft__self && weft__self->rt == rt)
         return -EDEADLK;
-    weft__store_seqcst(&rt->stopping, 1);
+    /* One destroy: a second one, from another thread or from a callback
+     * the first runs (an actor's fini), overlaps it like any other call,
+     * and going on would join the stopped workers and free rt twice.
+     * seq_cst, as the store it replaces: pairs with the load after the
+     * inflight increment in weft__enter and weft_run. */
+    int idle = 0;
+    if (!weft__cas_seqcst(&rt->stopping, &idle, 1))
+        return -ESHUTDOWN;
     /* every weft_run in flight finishes; its caller's last access to rt
      * is the decrement, so polling (not a futex on rt) is what is safe */
     struct timespec nap = {0, 50000};
