@@ -270,6 +270,60 @@ static void test_destroy_twice(void **s)
     assert_int_equal(atomic_load(&g_fini_rc), -ESHUTDOWN);
 }
 
+/* A destroy from a callback that a call on the same runtime runs on the
+ * calling thread, which is not a worker: an actor's init in
+ * weft_actor_spawn, an isolated map's progress. Destroy waits for the
+ * calls in flight to leave, the caller's own among them: it waited for
+ * ever. Like a destroy from a worker, it is -EDEADLK now. */
+static _Atomic int g_cb_rc = 1;
+
+static int init_destroys(void *st, void *arg)
+{
+    (void)st;
+    weft_runtime *rt = arg;
+    atomic_store(&g_cb_rc, weft_runtime_destroy(&rt));
+    return 0;
+}
+
+static void progress_destroys(const weft_map_progress *p, void *ctx)
+{
+    (void)p;
+    weft_runtime *rt = ctx;
+    int rc = weft_runtime_destroy(&rt);
+    int expect = 1;
+    atomic_compare_exchange_strong(&g_cb_rc, &expect, rc); /* the first */
+}
+
+static int nop_item(size_t i, void *ctx)
+{
+    (void)i, (void)ctx;
+    return 0;
+}
+
+static void test_destroy_in_callback(void **s)
+{
+    (void)s;
+    static const weft_actor_class cls = {.receive = recv_nop,
+                                         .init = init_destroys};
+    weft_runtime *rt = test_runtime(2, NULL);
+    assert_non_null(rt);
+    weft_actor *a;
+    assert_int_equal(weft_actor_spawn(rt, &cls, rt, NULL, &a), 0);
+    assert_int_equal(atomic_load(&g_cb_rc), -EDEADLK);
+    weft_actor_release(a);
+
+    atomic_store(&g_cb_rc, 1);
+    weft_map_opts o = weft_map_opts_default();
+    o.workers = 1;
+    o.flags = WEFT_MAP_ISOLATED | WEFT_MAP_QUIET;
+    o.progress = progress_destroys; /* its last call comes at the end */
+    o.progress_ctx = rt;
+    assert_int_equal(weft_for(rt, 0, 4, nop_item, NULL, &o, NULL), 0);
+    assert_int_equal(atomic_load(&g_cb_rc), -EDEADLK);
+    assert_int_equal(weft_run(rt, ret42, NULL), 42); /* still whole */
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+}
+
 /* Two runtimes at once; a task of one calls into the other. */
 struct two { weft_runtime *other; long r; };
 static int cross(void *a)
@@ -305,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_two_runtimes),
         cmocka_unit_test(test_destroy_while_stealing),
         cmocka_unit_test(test_destroy_twice),
+        cmocka_unit_test(test_destroy_in_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -363,6 +363,9 @@ WEFT__HIDDEN int weft__ext_make(weft_runtime *rt, int slot,
                                 weft__ext_stats_fn stats_fn, void **out);
 WEFT__HIDDEN int weft__enter(weft_runtime *rt);
 WEFT__HIDDEN void weft__leave(weft_runtime *rt);
+/* Whether the calling thread is between a weft__enter(rt) and its leave
+ * (a callback of that call runs on it): destroy refuses, -EDEADLK. */
+WEFT__HIDDEN bool weft__holds(const weft_runtime *rt);
 /* Set in a forked child (any fork after the first runtime was made, by
  * the handler weft__watch_forks registers, and an isolated map's worker,
  * lib/map): the runtimes it inherited have no workers there, so work

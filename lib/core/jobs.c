@@ -448,6 +448,43 @@ int weft__watch_forks(void)
     return rc;
 }
 
+/* The runtimes the calling thread is inside a call of (between
+ * weft__enter and weft__leave), with how many such calls of each: a
+ * callback that such a call runs on this thread (an actor's init in
+ * weft_actor_spawn, an isolated map's progress or delivery) and that
+ * destroys the runtime would wait for its own caller to leave, for ever
+ * (weft__holds). Calls nest only through such callbacks, so a few slots
+ * do; a thread inside calls of more runtimes at once goes unchecked.
+ * Owner thread only. */
+#define HELD_MAX 4
+static WEFT__TLS _Thread_local struct held {
+    weft_runtime *rt;
+    int n;
+} held[HELD_MAX];
+
+static void hold(weft_runtime *rt, int d)
+{
+    struct held *empty = NULL;
+    for (int i = 0; i < HELD_MAX; i++) {
+        if (held[i].n && held[i].rt == rt) {
+            held[i].n += d;
+            return;
+        }
+        if (!held[i].n && !empty)
+            empty = &held[i];
+    }
+    if (d > 0 && empty) /* else: not recorded, its leave finds nothing */
+        *empty = (struct held){rt, 1};
+}
+
+bool weft__holds(const weft_runtime *rt)
+{
+    for (int i = 0; i < HELD_MAX; i++)
+        if (held[i].n && held[i].rt == rt)
+            return true;
+    return false;
+}
+
 /* A thread about to add work to rt from outside its tasks: refused once
  * destroy began. Pairs with weft__leave(); destroy waits for every
  * caller in between before it checks the tokens. */
@@ -463,14 +500,17 @@ int weft__enter(weft_runtime *rt)
         weft__sub_release(&rt->inflight, 1);
         return -ESHUTDOWN;
     }
+    hold(rt, 1);
     return 0;
 }
 
 void weft__leave(weft_runtime *rt)
 {
     weft__worker *w = weft__self;
-    if (!(w && w->rt == rt))
+    if (!(w && w->rt == rt)) {
+        hold(rt, -1);
         weft__sub_release(&rt->inflight, 1);
+    }
 }
 
 /* ---- extension slots ---- */

@@ -334,7 +334,9 @@ int weft_runtime_destroy(weft_runtime **rtp)
      * isolated processes are the parent's, not to be stopped from here */
     if (weft__foreign(rt))
         return -ENOTSUP;
-    if (weft__self && weft__self->rt == rt)
+    /* a worker of rt, or a callback that a call on rt runs on this
+     * thread: destroy would wait for that call, which waits for it */
+    if ((weft__self && weft__self->rt == rt) || weft__holds(rt))
         return -EDEADLK;
     /* One destroy: a second one, from another thread or from a callback
      * the first runs (an actor's fini), overlaps it like any other call,
