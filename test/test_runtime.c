@@ -324,6 +324,96 @@ static void test_destroy_in_callback(void **s)
     assert_int_equal(weft_runtime_destroy(&rt), 0);
 }
 
+/* A parallel map from an outside thread that is in flight when destroy
+ * begins returns normally, and destroy waits for all of it: the map
+ * touched the runtime (its count of maps) after its weft_run had let
+ * destroy go, once its reduce had combined the workers' accumulators on
+ * the calling thread, and destroy had freed the runtime by then (ASan:
+ * heap-use-after-free in weft__map_end; TSan: a race with the free). The
+ * first item holds the map's run until destroy has begun; the combine
+ * then waits (at most a second) for the destroy to return, which it did
+ * at once before. */
+struct map_in_flight {
+    weft_runtime *rt;
+    struct gate gate;
+    _Atomic int destroyed;
+    int waited; /* only the first combine waits */
+    long sum;
+    int rc;
+};
+
+static int sum_init(void *acc, void *ctx)
+{
+    (void)ctx;
+    *(long *)acc = 0;
+    return 0;
+}
+
+static int sum_body(void *acc, size_t lo, size_t hi, void *ctx)
+{
+    struct map_in_flight *m = ctx;
+    for (size_t i = lo; i < hi; i++) {
+        if (i == 0 && gate_fn(NULL, &m->gate))
+            return -ETIMEDOUT;
+        *(long *)acc += (long)i;
+    }
+    return 0;
+}
+
+static int sum_combine(void *into, const void *from, void *ctx)
+{
+    struct map_in_flight *m = ctx;
+    int64_t end = now_ns() + 1000 * MS;
+    /* combines run one after the other on the calling thread */
+    while (!m->waited && !atomic_load(&m->destroyed) && now_ns() < end)
+        sched_yield();
+    m->waited = 1;
+    *(long *)into += *(const long *)from;
+    return 0;
+}
+
+static void *map_thread(void *arg)
+{
+    static const weft_reducer red = {.size = sizeof(long), .init = sum_init,
+                                     .body = sum_body,
+                                     .combine = sum_combine};
+    struct map_in_flight *m = arg;
+    weft_map_opts o = weft_map_opts_default();
+    o.flags = WEFT_MAP_QUIET;
+    m->rc = weft_map_reduce(m->rt, 0, 100, &red, m, &m->sum, &o, NULL);
+    return NULL;
+}
+
+static void *open_when_stopping(void *arg)
+{
+    struct map_in_flight *m = arg;
+    /* destroy has begun once new calls are refused; the gated item
+     * keeps it from returning meanwhile */
+    while (weft_run(m->rt, ret42, NULL) != -ESHUTDOWN)
+        sched_yield();
+    gate_open(&m->gate);
+    return NULL;
+}
+
+static void test_destroy_during_map(void **s)
+{
+    (void)s;
+    static struct map_in_flight m;
+    m.rt = test_runtime(2, NULL);
+    assert_non_null(m.rt);
+    pthread_t t, o;
+    assert_int_equal(pthread_create(&t, NULL, map_thread, &m), 0);
+    assert_int_equal(gate_wait_entered(&m.gate, 1), 0);
+    assert_int_equal(pthread_create(&o, NULL, open_when_stopping, &m), 0);
+    weft_runtime *rt = m.rt;
+    assert_int_equal(weft_runtime_destroy(&rt), 0);
+    atomic_store(&m.destroyed, 1);
+    pthread_join(o, NULL);
+    pthread_join(t, NULL);
+    assert_int_equal(m.rc, 0);
+    assert_int_equal(m.sum, 99 * 100 / 2);
+}
+
 /* Two runtimes at once; a task of one calls into the other. */
 struct two { weft_runtime *other; long r; };
 static int cross(void *a)
@@ -360,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_destroy_while_stealing),
         cmocka_unit_test(test_destroy_twice),
         cmocka_unit_test(test_destroy_in_callback),
+        cmocka_unit_test(test_destroy_during_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,10 +97,10 @@ WEFT_API int weft_runtime_create(weft_runtime **out, const weft_config *cfg);
  * callback the first runs, such as an actor's fini) gets it too, and
  * leaves *rtp alone. Must not be called from one of this runtime's own
  * workers, nor from a callback that a call on rt runs on the calling
- * thread (an actor's init in weft_actor_spawn, an isolated map's progress
- * or delivery), which destroy would wait for: -EDEADLK. In a process
- * forked from rt's it returns -ENOTSUP (see "fork()" above). A NULL rtp
- * or *rtp is a no-op returning 0. */
+ * thread (an actor's init in weft_actor_spawn, a map's progress, delivery
+ * or reduce callbacks there), which destroy would wait for: -EDEADLK. In
+ * a process forked from rt's it returns -ENOTSUP (see "fork()" above). A
+ * NULL rtp or *rtp is a no-op returning 0. */
 WEFT_API int weft_runtime_destroy(weft_runtime **rtp);
 
 /* Run fn(arg) as a task on rt and return when it is done.

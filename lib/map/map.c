@@ -829,9 +829,26 @@ static int map_finish(map_run *m, int run_rc, weft_map_report *rep)
     return weft__map_end(m, run_rc, ok, failed, rep);
 }
 
+/* Fills rep for a call refused before anything ran. */
+static void report_refused(const map_run *m, weft_map_report *rep)
+{
+    if (rep)
+        *rep = (weft_map_report){.skipped = m->end - m->begin,
+                                 .first_index = SIZE_MAX};
+}
+
+/* The call holds rt from start to end, not only for its weft_run: after
+ * the run, the reduce's init and combine run here, and weft__map_end
+ * counts the map on rt; a destroy that waited only for the run freed rt
+ * under them. */
 static int map_go(map_run *m, weft_map_report *rep, void *result)
 {
-    int rc = map_start(m);
+    int rc = weft__enter(m->rt);
+    if (rc) {
+        report_refused(m, rep);
+        return rc;
+    }
+    rc = map_start(m);
     if (rc == 0 && m->end > m->begin)
         rc = weft_run(m->rt, map_root, m);
     int red_rc = 0;
@@ -842,12 +859,12 @@ static int map_go(map_run *m, weft_map_report *rep, void *result)
     }
     if (m->slots && m->t_start)
         rc = map_finish(m, rc, rep);
-    else if (rep)
-        *rep = (weft_map_report){.skipped = m->end - m->begin,
-                                 .first_index = SIZE_MAX};
+    else
+        report_refused(m, rep);
     rc = rc ? rc : red_rc;
     free_slots(m);
     pthread_mutex_destroy(&m->lock);
+    weft__leave(m->rt);
     return rc;
 }
 
