@@ -87,29 +87,41 @@ static void put_frame(int s, unsigned kind, uint64_t paylen)
     assert_int_equal(send(s, b, sizeof b, MSG_NOSIGNAL), (ssize_t)sizeof b);
 }
 
+/* The transport as rank 0 of two, on a free loopback port, with the
+ * timing of p (rank 1 is this test, over a plain socket); *a gets rank
+ * 0's address. The events are this file's. */
+static weft_transport *open_rank0(const weft_transport_ops *ops,
+                                  weft_transport_params p,
+                                  struct sockaddr_in *a)
+{
+    int port = free_port();
+    assert_true(port > 0);
+    char peers[64];
+    snprintf(peers, sizeof peers, "127.0.0.1:%d,127.0.0.1:1", port);
+    p.peers = peers; /* parsed by open */
+    p.rank = 0;
+    weft_transport_events ev = {NULL, on_recv, on_joined, on_failed, NULL};
+    weft_transport *t;
+    assert_int_equal(ops->open(&t, &p, &ev), 0);
+    *a = (struct sockaddr_in){.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    return t;
+}
+
 static void test_stalled_stream_released(void **state)
 {
     (void)state;
     const weft_transport_ops *ops = weft_transport_find("tcp");
     assert_non_null(ops);
-    int port = free_port();
-    assert_true(port > 0);
-    char peers[64];
-    snprintf(peers, sizeof peers, "127.0.0.1:%d,127.0.0.1:1", port);
     weft_transport_params p = weft_net_config_default().params;
-    p.peers = peers;
-    p.rank = 0;
     p.heartbeat_ms = 10;
     p.dead_timeout_ms = 100;
     p.max_payload = UINT64_MAX;
-    weft_transport_events ev = {NULL, on_recv, on_joined, on_failed, NULL};
-    weft_transport *t;
-    assert_int_equal(ops->open(&t, &p, &ev), 0);
+    struct sockaddr_in a;
+    weft_transport *t = open_rank0(ops, p, &a);
     int fds = count_fds();
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
     /* who we are, then a payload no one can hold: the stream stalls */
     put_frame(s, WEFT__FK_HELLO, 0);
@@ -174,21 +186,11 @@ static void test_no_resend_of_written(void **state)
 {
     (void)state;
     const weft_transport_ops *ops = weft_transport_find("tcp");
-    int port = free_port();
-    assert_true(port > 0);
-    char peers[64];
-    snprintf(peers, sizeof peers, "127.0.0.1:%d,127.0.0.1:1", port);
     weft_transport_params p = weft_net_config_default().params;
-    p.peers = peers;
-    p.rank = 0;
     p.heartbeat_ms = 60000; /* no beats, nothing else on the streams */
     p.dead_timeout_ms = 120000;
-    weft_transport_events ev = {NULL, on_recv, on_joined, on_failed, NULL};
-    weft_transport *t;
-    assert_int_equal(ops->open(&t, &p, &ev), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a;
+    weft_transport *t = open_rank0(ops, p, &a);
     joined = -1;
     int s = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof a), 0);
@@ -240,21 +242,11 @@ static void test_accept_backoff(void **state)
 {
     (void)state;
     const weft_transport_ops *ops = weft_transport_find("tcp");
-    int port = free_port();
-    assert_true(port > 0);
-    char peers[64];
-    snprintf(peers, sizeof peers, "127.0.0.1:%d,127.0.0.1:1", port);
     weft_transport_params p = weft_net_config_default().params;
-    p.peers = peers;
-    p.rank = 0;
     p.heartbeat_ms = 60000; /* no other reason to wake */
     p.dead_timeout_ms = 120000;
-    weft_transport_events ev = {NULL, on_recv, on_joined, on_failed, NULL};
-    weft_transport *t;
-    assert_int_equal(ops->open(&t, &p, &ev), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a;
+    weft_transport *t = open_rank0(ops, p, &a);
     int s1 = socket(AF_INET, SOCK_STREAM, 0);
     int s2 = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(s1 >= 0 && s2 >= 0);
