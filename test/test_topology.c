@@ -36,6 +36,33 @@ static void test_victim_order(void **s)
     weft_runtime_destroy(&rt);
 }
 
+/* Placement on a larger machine with two PUs per core: one worker per
+ * core by default, on the core's first PU, and round-robin over the
+ * cores when there are more workers than cores. */
+#define TOPO_SMT "package:2 numa:2 core:16 pu:2"
+
+static void check_placement(int workers, int expect)
+{
+    weft_runtime *rt = test_runtime(workers, TOPO_SMT);
+    assert_non_null(rt);
+    assert_int_equal(rt->nworkers, expect);
+    for (int i = 0; i < expect; i++) {
+        weft__worker *w = rt->workers[i];
+        int core = i % 64;
+        assert_non_null(w->pu);
+        assert_int_equal(w->pu->logical_index, 2 * core);
+        assert_int_equal(w->numa, core / 16);
+    }
+    weft_runtime_destroy(&rt);
+}
+
+static void test_smt_placement(void **s)
+{
+    (void)s;
+    check_placement(0, 64);
+    check_placement(80, 80);
+}
+
 static int uts_root(void *a) { *(long *)a = uts(7, 0); return 0; }
 
 /* Steals from the own node, out of all steals, over 10 UTS runs on a
@@ -91,6 +118,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_victim_order),
+        cmocka_unit_test(test_smt_placement),
         cmocka_unit_test(test_prefers_own_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,35 +108,63 @@ static hwloc_bitmap_t allowed_set(weft_runtime *rt)
     return set;
 }
 
-/* The first allowed PU of the n-th core (cores counted among those with an
- * allowed PU), or NULL when there are fewer cores. */
-static hwloc_obj_t nth_core_pu(weft_runtime *rt, hwloc_const_bitmap_t set,
-                               int n)
+/* The first allowed PU of every core that has one, in core order: a new
+ * array in *out (the caller frees it; NULL when there are none), their
+ * number in *n. One walk over the PUs, each looking up its core: finding
+ * the n-th core's PU afresh for every n walked all cores, and all PUs
+ * for each core, so that counting cores and placing workers were
+ * quadratic in hwloc walks (0.8 s for 512 synthetic cores, 65 s for 2400,
+ * whatever the workers asked for). */
+static int core_pus(weft_runtime *rt, hwloc_const_bitmap_t set,
+                    hwloc_obj_t **out, int *n)
 {
-    hwloc_obj_t core = NULL;
-    while ((core = hwloc_get_next_obj_by_type(rt->topo, HWLOC_OBJ_CORE,
-                                              core))) {
-        hwloc_obj_t pu = hwloc_get_next_obj_inside_cpuset_by_type(
-            rt->topo, core->cpuset, HWLOC_OBJ_PU, NULL);
-        for (; pu; pu = hwloc_get_next_obj_inside_cpuset_by_type(
-                 rt->topo, core->cpuset, HWLOC_OBJ_PU, pu))
-            if (hwloc_bitmap_isset(set, (unsigned)pu->os_index))
-                break;
-        if (pu && n-- == 0)
-            return pu;
+    *out = NULL;
+    *n = 0;
+    int ncores = hwloc_get_nbobjs_by_type(rt->topo, HWLOC_OBJ_CORE);
+    if (ncores <= 0)
+        return 0;
+    hwloc_obj_t *first = weft__calloc((size_t)ncores, sizeof *first);
+    if (!first)
+        return -ENOMEM;
+    hwloc_obj_t pu = NULL;
+    while ((pu = hwloc_get_next_obj_by_type(rt->topo, HWLOC_OBJ_PU, pu))) {
+        if (!hwloc_bitmap_isset(set, (unsigned)pu->os_index))
+            continue;
+        hwloc_obj_t core =
+            hwloc_get_ancestor_obj_by_type(rt->topo, HWLOC_OBJ_CORE, pu);
+        /* PUs come in logical order: the first one seen is the first */
+        if (core && core->logical_index < (unsigned)ncores &&
+            !first[core->logical_index])
+            first[core->logical_index] = pu;
     }
-    return NULL;
+    for (int i = 0; i < ncores; i++)
+        if (first[i])
+            first[(*n)++] = first[i]; /* in place: *n <= i */
+    if (*n)
+        *out = first;
+    else
+        weft__free(first);
+    return 0;
 }
 
-int weft__topo_count_cores(weft_runtime *rt, int *ncores)
+/* The allowed set's cores, with their first PUs (core_pus). */
+static int allowed_cores(weft_runtime *rt, hwloc_obj_t **pus, int *n)
 {
     hwloc_bitmap_t set = allowed_set(rt);
     if (!set)
         return -ENOMEM;
-    int n = 0;
-    while (nth_core_pu(rt, set, n))
-        n++;
+    int rc = core_pus(rt, set, pus, n);
     hwloc_bitmap_free(set);
+    return rc;
+}
+
+int weft__topo_count_cores(weft_runtime *rt, int *ncores)
+{
+    hwloc_obj_t *pus;
+    int n, rc = allowed_cores(rt, &pus, &n);
+    if (rc)
+        return rc;
+    weft__free(pus);
     if (n == 0) { /* no core objects (odd XML): fall back to PUs */
         n = hwloc_get_nbobjs_by_type(rt->topo, HWLOC_OBJ_PU);
     }
@@ -158,20 +186,18 @@ static int numa_of(weft_runtime *rt, hwloc_obj_t pu)
  * workers than cores. */
 int weft__topo_place(weft_runtime *rt)
 {
-    hwloc_bitmap_t set = allowed_set(rt);
-    if (!set)
-        return -ENOMEM;
-    int ncores = 0;
-    while (nth_core_pu(rt, set, ncores))
-        ncores++;
+    hwloc_obj_t *pus;
+    int ncores, rc = allowed_cores(rt, &pus, &ncores);
+    if (rc)
+        return rc;
     for (int i = 0; i < rt->nworkers; i++) {
         weft__worker *w = rt->workers[i];
-        w->pu = ncores ? nth_core_pu(rt, set, i % ncores)
+        w->pu = ncores ? pus[i % ncores]
                        : hwloc_get_obj_by_type(rt->topo, HWLOC_OBJ_PU, 0);
         w->numa = w->pu ? numa_of(rt, w->pu) : 0;
         w->cpu = rt->pinned && w->pu ? (int)w->pu->os_index : -1;
     }
-    hwloc_bitmap_free(set);
+    weft__free(pus);
     return 0;
 }
 
