@@ -366,9 +366,9 @@ WEFT__HIDDEN void weft__leave(weft_runtime *rt);
 /* Whether the calling thread is between a weft__enter(rt) and its leave
  * (a callback of that call runs on it): destroy refuses, -EDEADLK. */
 WEFT__HIDDEN bool weft__holds(const weft_runtime *rt);
-/* Set in a forked child (any fork after the first runtime was made, by
- * the handler weft__watch_forks registers, and an isolated map's worker,
- * lib/map): the runtimes it inherited have no workers there, so work
+/* Set in a forked child (any fork after the first runtime was made, an
+ * isolated map's workers included, by the handler weft__watch_forks
+ * registers): the runtimes it inherited have no workers there, so work
  * handed to one would wait for ever, and their shared resources are the
  * parent's. weft__enter, weft_run, destroy and the waits refuse them. */
 extern WEFT__HIDDEN bool weft__forked;

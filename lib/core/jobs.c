@@ -423,8 +423,9 @@ pid_t weft__forked_pid;
  * and a destroy there (an atexit handler in the child) closed and
  * unlinked the parent's store, told the parent's isolated processes to
  * exit, or hung on the publisher's condition variable. So every fork
- * marks the child, as the isolated map's own children mark themselves,
- * and the calls refuse such runtimes (weft__foreign). The handler only
+ * marks the child (the isolated map's worker processes too, which need
+ * no mark of their own), and the calls refuse such runtimes
+ * (weft__foreign). The handler only
  * notes the child's pid (getpid is async-signal-safe, as what a child
  * handler calls must be) and the flag. */
 static void on_fork_child(void)

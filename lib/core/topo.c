@@ -113,8 +113,8 @@ static hwloc_bitmap_t allowed_set(weft_runtime *rt)
  * number in *n. One walk over the PUs, each looking up its core: finding
  * the n-th core's PU afresh for every n walked all cores, and all PUs
  * for each core, so that counting cores and placing workers were
- * quadratic in hwloc walks (0.8 s for 512 synthetic cores, 65 s for 2400,
- * whatever the workers asked for). */
+ * quadratic in hwloc walks (0.7 s for 512 synthetic cores, 72 s for
+ * 2400, whatever the workers asked for: bench/RESULTS.md). */
 static int core_pus(weft_runtime *rt, hwloc_const_bitmap_t set,
                     hwloc_obj_t **out, int *n)
 {

@@ -397,11 +397,11 @@ static void child_on_exit(int status, void *arg)
 static _Noreturn void child_main(iso_pool *p, int slot, uint32_t seen)
 {
     iso_ctl *c = &p->sh->ctl[slot];
-    /* not a worker here, whatever thread forked us: weft calls on the
+    /* not a worker here, whatever thread forked us; the fork handler
+     * (weft__watch_forks) has marked this process, so weft calls on the
      * caller's runtimes fail fast (-ENOTSUP) instead of waiting for
      * workers this process does not have */
     weft__self = NULL;
-    weft__forked = true;
     child_parent = p->parent;
     child_signals();
 #if defined(__GLIBC__)

@@ -549,6 +549,20 @@ static void aq_push(weft_node *n, rec *r, bool front)
     n->aq_len++;
 }
 
+/* Under lock: task r, taken back from a node that did not run it (a send
+ * that failed, a refusal, a death), goes back to the front of the queue
+ * to run elsewhere when it is idempotent, unless this node is being
+ * destroyed (nothing would run it then: node_close waits for the jobs
+ * before it empties the queue). True when it went; the caller finishes
+ * it otherwise. */
+static bool requeue_locked(weft_node *n, rec *r)
+{
+    if (!(r->flags & WEFT_REMOTE_IDEMPOTENT) || n->closing)
+        return false;
+    aq_push(n, r, true);
+    return true;
+}
+
 /* under lock */
 static rec *aq_pop(weft_node *n)
 {
@@ -766,17 +780,13 @@ static void dispatch_send(weft_node *n, rec *r, int dst, bool stolen)
                       r->arg ? r->arg->len : 0, rec_sent, r);
     if (!rc)
         return;
-    /* Not sent: take it back, unless a peer_failed got there first. Not
-     * to the queue while the node is being destroyed: nothing runs it
-     * then, and a job that waits for it would keep the destroy waiting
-     * for ever (node_close waits for the jobs before it empties the
-     * queue); it is cancelled, as the queue is. */
+    /* Not sent: take it back, unless a peer_failed got there first. An
+     * idempotent one not queued again is cancelled, as the queue is at
+     * destroy. */
     pthread_mutex_lock(&n->lock);
     rec *mine = tab_take(n, id, dst, R_TASK);
-    bool requeue = mine && idem && !n->closing;
-    if (requeue)
-        aq_push(n, mine, true);
-    else if (mine && idem)
+    bool requeue = mine && requeue_locked(n, mine);
+    if (mine && !requeue && idem)
         rc = -ECANCELED;
     pthread_mutex_unlock(&n->lock);
     if (mine && !requeue)
@@ -1087,10 +1097,7 @@ static void on_refused(weft_node *n, int src, uint64_t id)
 {
     pthread_mutex_lock(&n->lock);
     rec *r = tab_take(n, id, src, R_TASK);
-    bool idem = r && (r->flags & WEFT_REMOTE_IDEMPOTENT);
-    bool requeue = idem && !n->closing;
-    if (requeue)
-        aq_push(n, r, true);
+    bool requeue = r && requeue_locked(n, r);
     pthread_mutex_unlock(&n->lock);
     if (!r)
         return; /* cancelled, or failed with src meanwhile */
@@ -1100,7 +1107,9 @@ static void on_refused(weft_node *n, int src, uint64_t id)
         return;
     }
     count(&n->st.failed, 1);
-    rec_finish(r, idem ? -ECANCELED : -EHOSTDOWN, NULL);
+    rec_finish(r, (r->flags & WEFT_REMOTE_IDEMPOTENT) ? -ECANCELED
+                                                   : -EHOSTDOWN,
+               NULL);
 }
 
 static void on_reply(weft_node *n, int src, const weft__msg *m,
@@ -1701,9 +1710,7 @@ static void on_failed(void *ctx, int rank, int reason)
     while (lost) {
         rec *r = lost;
         lost = r->next;
-        if (r->kind == R_TASK && (r->flags & WEFT_REMOTE_IDEMPOTENT) &&
-            !n->closing) {
-            aq_push(n, r, true);
+        if (r->kind == R_TASK && requeue_locked(n, r)) {
             rerun++;
         } else {
             r->next = fail;
